@@ -1,0 +1,61 @@
+// Element types, numbered as in onnx.proto's TensorProto.DataType so the importer and the
+// engine file can store the ONNX code directly.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace unirt {
+
+enum class DType : int32_t {
+  Undefined = 0,
+  Float32 = 1,
+  Uint8 = 2,
+  Int8 = 3,
+  Int32 = 6,
+  Int64 = 7,
+  Bool = 9,
+  Float16 = 10,
+  Float64 = 11,
+};
+
+inline size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::Float32: return 4;
+    case DType::Uint8: return 1;
+    case DType::Int8: return 1;
+    case DType::Int32: return 4;
+    case DType::Int64: return 8;
+    case DType::Bool: return 1;
+    case DType::Float16: return 2;
+    case DType::Float64: return 8;
+    default: return 0;
+  }
+}
+
+inline const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::Float32: return "float32";
+    case DType::Uint8: return "uint8";
+    case DType::Int8: return "int8";
+    case DType::Int32: return "int32";
+    case DType::Int64: return "int64";
+    case DType::Bool: return "bool";
+    case DType::Float16: return "float16";
+    case DType::Float64: return "float64";
+    default: return "undefined";
+  }
+}
+
+// True for the ONNX codes unirt can hold in a tensor.
+inline bool dtype_supported(int32_t code) {
+  switch (static_cast<DType>(code)) {
+    case DType::Float32: case DType::Uint8: case DType::Int8: case DType::Int32:
+    case DType::Int64: case DType::Bool: case DType::Float16: case DType::Float64:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace unirt

@@ -1,0 +1,33 @@
+#include "runtime/kernel.h"
+
+namespace unirt {
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::FP16: return "fp16";
+    case Precision::INT8: return "int8";
+    case Precision::FP8: return "fp8";
+  }
+  return "?";
+}
+
+KernelRegistry& KernelRegistry::get(const std::string& backend) {
+  static std::map<std::string, KernelRegistry> registries;
+  return registries[backend];
+}
+
+void KernelRegistry::add(const std::string& op_type, KernelFactory f) { factories_[op_type] = std::move(f); }
+
+const KernelFactory* KernelRegistry::find(const std::string& op_type) const {
+  auto it = factories_.find(op_type);
+  return it == factories_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> KernelRegistry::ops() const {
+  std::vector<std::string> v;
+  for (const auto& kv : factories_) v.push_back(kv.first);
+  return v;
+}
+
+}  // namespace unirt

@@ -1,0 +1,118 @@
+// The boundary between the backend-independent runtime and a backend (CPU, CUDA).
+// A backend provides memory and one OpKernel per node; the runtime owns shapes, planning and
+// scheduling, so a new backend plugs into the same IR, passes and plan.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace unirt {
+
+enum class Precision : int32_t { FP32 = 0, FP16 = 1, INT8 = 2, FP8 = 3 };
+const char* precision_name(Precision p);
+
+// A concrete tensor as a kernel sees it: memory of the backend (host for CPU, device for CUDA).
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::Undefined;
+  std::vector<int64_t> shape;
+  // Host copy of the elements for small integer tensors known at plan time (shape values such
+  // as Reshape's target or Pad's amounts, and integer constants). nullptr otherwise.
+  const int64_t* host_values = nullptr;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+  size_t bytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  template <typename T> T* as() const { return static_cast<T*>(data); }
+};
+
+struct RunContext {
+  void* stream = nullptr;     // cudaStream_t for the CUDA backend
+  void* workspace = nullptr;  // scratch of the size the kernel asked for in prepare()
+  size_t workspace_bytes = 0;
+  int threads = 1;            // CPU backend: OpenMP threads for this run
+};
+
+class OpKernel {
+ public:
+  virtual ~OpKernel() = default;
+  // Once per input-shape signature, before run(), with concrete shapes (data pointers null).
+  // Returns the scratch bytes run() needs. Must not allocate on the device.
+  virtual size_t prepare(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) {
+    (void)inputs;
+    (void)outputs;
+    return 0;
+  }
+  // Must not allocate or synchronise: the CUDA backend captures run() into CUDA graphs.
+  virtual void run(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs,
+                   const RunContext& ctx) = 0;
+};
+
+struct KernelCreateArgs {
+  const Graph& graph;
+  const Node& node;
+  Precision precision;
+};
+
+using KernelFactory = std::function<std::unique_ptr<OpKernel>(const KernelCreateArgs&)>;
+
+// One registry per backend name ("cpu", "cuda"); kernels register by ONNX op type (or the
+// name of a fused op such as "unirt.LayerNorm"), so "how does the CPU run Pad" is a search for
+// UNIRT_REGISTER_KERNEL(cpu, Pad).
+class KernelRegistry {
+ public:
+  static KernelRegistry& get(const std::string& backend);
+  void add(const std::string& op_type, KernelFactory f);
+  const KernelFactory* find(const std::string& op_type) const;
+  std::vector<std::string> ops() const;
+
+ private:
+  std::map<std::string, KernelFactory> factories_;
+};
+
+struct KernelRegistrar {
+  KernelRegistrar(const char* backend, const char* op_type, KernelFactory f) {
+    KernelRegistry::get(backend).add(op_type, std::move(f));
+  }
+};
+
+#define UNIRT_CONCAT_INNER(a, b) a##b
+#define UNIRT_CONCAT(a, b) UNIRT_CONCAT_INNER(a, b)
+// UNIRT_REGISTER_KERNEL(cpu, Conv, ConvKernel): ConvKernel has a ctor (const KernelCreateArgs&).
+#define UNIRT_REGISTER_KERNEL(backend, op_type, Class)                                    \
+  static ::unirt::KernelRegistrar UNIRT_CONCAT(unirt_reg_##backend##_, __LINE__)(         \
+      #backend, #op_type, [](const ::unirt::KernelCreateArgs& a) -> std::unique_ptr<::unirt::OpKernel> { \
+        return std::make_unique<Class>(a);                                                \
+      })
+
+// Memory and synchronisation of a backend.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void free(void* p) = 0;
+  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() {}
+  RunContext& context() { return ctx_; }
+
+ protected:
+  RunContext ctx_;
+};
+
+std::unique_ptr<Backend> make_cpu_backend(int threads);
+// Defined only when built with CUDA; throws Error when no GPU is usable.
+std::unique_ptr<Backend> make_cuda_backend();
+bool cuda_backend_available(std::string* why_not);
+
+}  // namespace unirt
