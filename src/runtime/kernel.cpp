@@ -1,5 +1,7 @@
 #include "runtime/kernel.h"
 
+#include <chrono>
+
 namespace unirt {
 
 const char* precision_name(Precision p) {
@@ -10,6 +12,14 @@ const char* precision_name(Precision p) {
     case Precision::FP8: return "fp8";
   }
   return "?";
+}
+
+double Backend::elapsed_ms(const std::function<void()>& fn) {
+  synchronize();
+  auto t0 = std::chrono::steady_clock::now();
+  fn();
+  synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 KernelRegistry& KernelRegistry::get(const std::string& backend) {

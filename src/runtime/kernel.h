@@ -104,6 +104,15 @@ class Backend {
   virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
+  // CUDA graphs: record the work `fn` enqueues into a replayable graph (nullptr when the backend
+  // cannot), then replay it. The session keeps one per input-shape signature.
+  virtual std::shared_ptr<void> capture(const std::function<void()>& fn) {
+    (void)fn;
+    return nullptr;
+  }
+  virtual void replay(const std::shared_ptr<void>& graph) { (void)graph; }
+  // Device-side timing for `unirt bench --profile`: an opaque event recorded on the stream.
+  virtual double elapsed_ms(const std::function<void()>& fn);
   RunContext& context() { return ctx_; }
 
  protected:
