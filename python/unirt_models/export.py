@@ -1,0 +1,133 @@
+"""PyTorch -> ONNX with dynamic batch/height/width, verified against ONNX Runtime.
+
+    python -m unirt_models.export uniformer_small -o uniformer_small.onnx [--checkpoint ckpt.pth]
+
+The graph is written only if ONNX Runtime reproduces the PyTorch forward at every checked shape
+(batch > 1 included; for detectors an H/W that is a multiple of neither 14 nor 32).
+"""
+import argparse
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+
+from .uniformer import MODEL_NAMES, create_model, is_detector, load_checkpoint, randomize_
+
+CLASSIFIER_CHECK_SHAPES = [(1, 3, 224, 224), (2, 3, 160, 192), (3, 3, 256, 224)]
+DETECTOR_CHECK_SHAPES = [(1, 3, 200, 232), (2, 3, 256, 320), (1, 3, 229, 301)]
+
+
+def output_names(name):
+    return [f"feat{i}" for i in range(4)] if is_detector(name) else ["logits"]
+
+
+def build(name, checkpoint=None, seed=0):
+    model = create_model(name).eval()
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    else:
+        randomize_(model, seed)
+    return model
+
+
+def export_onnx(model, name, path, opset=17):
+    """Exports with the TorchScript-based exporter: it is present in every torch we run on
+    and writes the dynamic-shape arithmetic as Shape/Gather/Concat subgraphs, which unirt resolves."""
+    outs = output_names(name)
+    dyn = {"input": {0: "batch", 2: "height", 3: "width"}}
+    for o in outs:
+        dyn[o] = {0: "batch"} if o == "logits" else {0: "batch", 2: f"{o}_h", 3: f"{o}_w"}
+    example = torch.randn(1, 3, 224, 224) if not is_detector(name) else torch.randn(1, 3, 200, 232)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), path, dynamo=False, opset_version=opset, input_names=["input"],
+                          output_names=outs, dynamic_axes=dyn, do_constant_folding=True)
+
+
+def stats(out, ref):
+    diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    rel = diff / np.maximum(np.abs(ref), 1e-6)
+    return dict(max_abs=float(diff.max()), mean_abs=float(diff.mean()), median_abs=float(np.median(diff)),
+                max_rel_to_scale=float(diff.max() / scale), median_rel=float(np.median(rel)), scale=scale)
+
+
+def verify(model, name, path, shapes=None, tol=1e-4, seed=1):
+    """Runs ONNX Runtime and PyTorch at each shape; returns rows, raises if any disagrees."""
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(onnx.load(path))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    shapes = shapes or (DETECTOR_CHECK_SHAPES if is_detector(name) else CLASSIFIER_CHECK_SHAPES)
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for shape in shapes:
+        x = torch.randn(*shape, generator=g)
+        with torch.no_grad():
+            ref = model(x)
+        refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
+        got = sess.run(None, {"input": x.numpy()})
+        for oname, o, r in zip(output_names(name), got, refs):
+            if o.shape != r.shape:
+                raise RuntimeError(f"{name}: ONNX output '{oname}' has shape {o.shape}, PyTorch {r.shape} "
+                                   f"at input {shape}")
+            s = stats(o, r)
+            rows.append((shape, oname, s))
+            if s["max_rel_to_scale"] > tol:
+                raise RuntimeError(f"{name}: ONNX Runtime disagrees with PyTorch at input {shape}, output "
+                                   f"'{oname}': max abs error {s['max_abs']:.3e} (scale {s['scale']:.3g}, "
+                                   f"allowed {tol:.0e} x scale)")
+    return rows
+
+
+def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=None, verify_onnx=True, quiet=False):
+    model = build(name, checkpoint, seed)
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=d)
+    os.close(fd)
+    try:
+        export_onnx(model, name, tmp, opset)
+        if verify_onnx:
+            rows = verify(model, name, tmp, verify_shapes)
+            if not quiet:
+                print(f"{name}: ONNX Runtime vs PyTorch (float32)")
+                print(f"  {'input':>18s} {'output':>7s} {'max abs':>10s} {'mean abs':>10s} {'max/scale':>10s}")
+                for shape, oname, s in rows:
+                    print(f"  {'x'.join(map(str, shape)):>18s} {oname:>7s} {s['max_abs']:10.2e} "
+                          f"{s['mean_abs']:10.2e} {s['max_rel_to_scale']:10.2e}")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return model
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Export a UniFormer model to ONNX (dynamic batch/H/W), verified "
+                                            "with ONNX Runtime.")
+    p.add_argument("model", choices=MODEL_NAMES)
+    p.add_argument("-o", "--output", default=None)
+    p.add_argument("--checkpoint", default=None, help="official checkpoint (.pth); seeded random weights if absent")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime check (not recommended)")
+    a = p.parse_args(argv)
+    if a.opset < 17:
+        p.error("opset must be 17 or newer")
+    out = a.output or f"{a.model}.onnx"
+    try:
+        export_model(a.model, out, a.checkpoint, a.seed, a.opset, verify_onnx=not a.no_verify)
+    except RuntimeError as e:
+        print(f"unirt-export: error: {e}; nothing written", file=sys.stderr)
+        return 1
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
