@@ -108,6 +108,9 @@ Dim Dim::make(Op op, const Dim& a, const Dim& b) {
       if (b.is_const() && a.op() == Op::FloorDiv && a.rhs().is_const())
         return make(Op::FloorDiv, a.lhs(), Dim(a.rhs().value() * b.value()));
       if (a.equals(b)) return Dim(1);
+      // (x + c*k) // k == x // k + c: keeps conv output sizes such as (H-4)//4+1 short.
+      if (b.is_const() && b.value() > 0 && a.op() == Op::Add && a.rhs().is_const() && a.rhs().value() % b.value() == 0)
+        return make(Op::Add, make(Op::FloorDiv, a.lhs(), b), Dim(a.rhs().value() / b.value()));
       break;
     case Op::Mod:
       if (b.is_const(1)) return Dim(0);

@@ -1,0 +1,133 @@
+// One entry per ONNX op unirt accepts: its input/output counts and the attributes it understands.
+// An attribute outside the list is an error rather than something silently ignored.
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "onnx/importer.h"
+
+namespace unirt {
+namespace {
+
+struct OpSpec {
+  int min_inputs, max_inputs;
+  int min_outputs, max_outputs;
+  std::set<std::string> attrs;
+};
+
+const std::map<std::string, OpSpec>& op_table() {
+  static const std::map<std::string, OpSpec> t = {
+      {"Abs", {1, 1, 1, 1, {}}},
+      {"Add", {2, 2, 1, 1, {}}},
+      {"AveragePool", {1, 1, 1, 1, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", "dilations"}}},
+      {"BatchNormalization", {5, 5, 1, 1, {"epsilon", "momentum", "training_mode", "spatial"}}},
+      {"Cast", {1, 1, 1, 1, {"to", "saturate"}}},
+      {"Ceil", {1, 1, 1, 1, {}}},
+      {"Clip", {1, 3, 1, 1, {"min", "max"}}},
+      {"Concat", {1, 1 << 20, 1, 1, {"axis"}}},
+      {"Constant", {0, 0, 1, 1, {"value", "value_float", "value_floats", "value_int", "value_ints"}}},
+      {"ConstantOfShape", {1, 1, 1, 1, {"value"}}},
+      {"Conv", {2, 3, 1, 1, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}}},
+      {"Div", {2, 2, 1, 1, {}}},
+      {"Dropout", {1, 3, 1, 2, {"seed", "ratio"}}},
+      {"Equal", {2, 2, 1, 1, {}}},
+      {"Erf", {1, 1, 1, 1, {}}},
+      {"Exp", {1, 1, 1, 1, {}}},
+      {"Expand", {2, 2, 1, 1, {}}},
+      {"Flatten", {1, 1, 1, 1, {"axis"}}},
+      {"Floor", {1, 1, 1, 1, {}}},
+      {"Gather", {2, 2, 1, 1, {"axis"}}},
+      {"Gelu", {1, 1, 1, 1, {"approximate"}}},
+      {"Gemm", {2, 3, 1, 1, {"alpha", "beta", "transA", "transB"}}},
+      {"GlobalAveragePool", {1, 1, 1, 1, {}}},
+      {"Greater", {2, 2, 1, 1, {}}},
+      {"Identity", {1, 1, 1, 1, {}}},
+      {"LayerNormalization", {2, 3, 1, 3, {"axis", "epsilon", "stash_type"}}},
+      {"Less", {2, 2, 1, 1, {}}},
+      {"Log", {1, 1, 1, 1, {}}},
+      {"MatMul", {2, 2, 1, 1, {}}},
+      {"Max", {1, 1 << 20, 1, 1, {}}},
+      {"MaxPool", {1, 1, 1, 1, {"auto_pad", "ceil_mode", "kernel_shape", "pads", "strides", "dilations", "storage_order"}}},
+      {"Min", {1, 1 << 20, 1, 1, {}}},
+      {"Mod", {2, 2, 1, 1, {"fmod"}}},
+      {"Mul", {2, 2, 1, 1, {}}},
+      {"Neg", {1, 1, 1, 1, {}}},
+      {"Not", {1, 1, 1, 1, {}}},
+      {"Pad", {1, 4, 1, 1, {"mode", "pads", "value"}}},
+      {"Pow", {2, 2, 1, 1, {}}},
+      {"Range", {3, 3, 1, 1, {}}},
+      {"Reciprocal", {1, 1, 1, 1, {}}},
+      {"ReduceMax", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
+      {"ReduceMean", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
+      {"ReduceSum", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
+      {"Relu", {1, 1, 1, 1, {}}},
+      {"Reshape", {2, 2, 1, 1, {"allowzero"}}},
+      {"Shape", {1, 1, 1, 1, {"start", "end"}}},
+      {"Sigmoid", {1, 1, 1, 1, {}}},
+      {"Slice", {1, 5, 1, 1, {"starts", "ends", "axes"}}},  // attrs: opset < 10
+      {"Softmax", {1, 1, 1, 1, {"axis"}}},
+      {"Split", {1, 2, 1, 1 << 20, {"axis", "split", "num_outputs"}}},
+      {"Sqrt", {1, 1, 1, 1, {}}},
+      {"Squeeze", {1, 2, 1, 1, {"axes"}}},
+      {"Sub", {2, 2, 1, 1, {}}},
+      {"Tanh", {1, 1, 1, 1, {}}},
+      {"Tile", {2, 2, 1, 1, {}}},
+      {"Transpose", {1, 1, 1, 1, {"perm"}}},
+      {"Unsqueeze", {1, 2, 1, 1, {"axes"}}},
+      {"Where", {3, 3, 1, 1, {}}},
+  };
+  return t;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_onnx_ops() {
+  std::vector<std::string> v;
+  for (const auto& kv : op_table()) v.push_back(kv.first);
+  return v;
+}
+
+void check_node_supported(const Node& node, int64_t opset) {
+  const auto& t = op_table();
+  auto it = t.find(node.op_type);
+  if (!node.domain.empty() && node.domain != "ai.onnx")
+    throw Error("unsupported op '" + node.op_type + "' (domain '" + node.domain + "') at node '" + node.name +
+                "': unirt supports the default ONNX domain only");
+  if (it == t.end()) {
+    std::string all;
+    for (const auto& kv : t) all += (all.empty() ? "" : ", ") + kv.first;
+    throw Error("unsupported op '" + node.op_type + "' at node '" + node.name + "' (opset " + std::to_string(opset) +
+                "); unirt supports: " + all);
+  }
+  const OpSpec& s = it->second;
+  const int nin = node.num_inputs();
+  if (nin < s.min_inputs || nin > s.max_inputs)
+    throw Error(node.describe() + ": has " + std::to_string(nin) + " inputs, expected " +
+                std::to_string(s.min_inputs) + (s.max_inputs == s.min_inputs ? "" : ".." + std::to_string(s.max_inputs)));
+  for (int i = 0; i < s.min_inputs; ++i)
+    if (!node.has_input(i)) throw Error(node.describe() + ": required input " + std::to_string(i) + " is missing");
+  const int nout = static_cast<int>(node.outputs.size());
+  if (nout < s.min_outputs || nout > s.max_outputs)
+    throw Error(node.describe() + ": has " + std::to_string(nout) + " outputs, expected " + std::to_string(s.min_outputs) +
+                ".." + std::to_string(s.max_outputs));
+  for (const auto& kv : node.attrs)
+    if (!s.attrs.count(kv.first))
+      throw Error(node.describe() + ": attribute '" + kv.first + "' is not supported by unirt");
+  // Attribute values whose semantics unirt does not implement.
+  if (node.op_type == "BatchNormalization" && node.attr_i("training_mode", 0) != 0)
+    throw Error(node.describe() + ": training_mode=1 is not supported (inference engine)");
+  if ((node.op_type == "Conv" || node.op_type == "AveragePool" || node.op_type == "MaxPool")) {
+    const std::string ap = node.attr_s("auto_pad", "NOTSET");
+    if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
+      throw Error(node.describe() + ": auto_pad '" + ap + "' is not an ONNX value");
+  }
+  if (node.op_type == "MaxPool" && nout > 1)
+    throw Error(node.describe() + ": the Indices output of MaxPool is not supported");
+  if (node.op_type == "Pad") {
+    const std::string m = node.attr_s("mode", "constant");
+    if (m != "constant" && m != "reflect" && m != "edge")
+      throw Error(node.describe() + ": Pad mode '" + m + "' is not supported (constant, reflect, edge)");
+  }
+}
+
+}  // namespace unirt

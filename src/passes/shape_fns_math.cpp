@@ -1,0 +1,210 @@
+// Shape functions: elementwise math, normalisation, matmul, convolution, pooling, reductions.
+#include <cmath>
+
+#include "passes/shape_inference.h"
+
+namespace unirt {
+namespace {
+
+bool is_int(DType t) { return t == DType::Int64 || t == DType::Int32; }
+
+// Element-wise integer arithmetic on known values (shape arithmetic such as H // 4 or (14 - W % 14) % 14).
+std::optional<std::vector<Dim>> combine_values(ShapeCtx& c, const Shape& out, const std::function<Dim(Dim, Dim)>& f) {
+  auto a = c.values(0), b = c.values(1);
+  if (!a || !b || !is_int(c.dtype(0)) || !shape_numel(out).is_const()) return std::nullopt;
+  const size_t n = static_cast<size_t>(shape_numel(out).value());
+  if ((a->size() != n && a->size() != 1) || (b->size() != n && b->size() != 1)) return std::nullopt;
+  std::vector<Dim> r;
+  for (size_t i = 0; i < n; ++i) r.push_back(f((*a)[a->size() == 1 ? 0 : i], (*b)[b->size() == 1 ? 0 : i]));
+  return r;
+}
+
+void binary(ShapeCtx& c, const std::function<Dim(Dim, Dim)>& f, DType out_type = DType::Undefined) {
+  if (c.dtype(0) != c.dtype(1))
+    c.fail(std::string("inputs have different types: ") + dtype_name(c.dtype(0)) + " and " + dtype_name(c.dtype(1)));
+  Shape s = broadcast_shapes(c, c.shape(0), c.shape(1));
+  auto vals = f ? combine_values(c, s, f) : std::nullopt;
+  c.set(0, out_type == DType::Undefined ? c.dtype(0) : out_type, s, vals);
+}
+
+void same_as_input(ShapeCtx& c) { c.set(0, c.dtype(0), c.shape(0)); }
+
+Dim conv_out(const Dim& in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
+  Dim num = in + Dim(pb + pe - d * (k - 1) - 1);
+  return (ceil_mode ? ceildiv(num, Dim(s)) : floordiv(num, Dim(s))) + 1;
+}
+
+// Output spatial dims for Conv and the pools (explicit pads or auto_pad).
+Shape spatial_out(ShapeCtx& c, const Shape& x, const std::vector<int64_t>& k, bool ceil_mode) {
+  const size_t nsp = x.size() - 2;
+  auto strides = c.node().attr_ints("strides", std::vector<int64_t>(nsp, 1));
+  auto dil = c.node().attr_ints("dilations", std::vector<int64_t>(nsp, 1));
+  auto pads = c.node().attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
+  if (k.size() != nsp || strides.size() != nsp || dil.size() != nsp || pads.size() != 2 * nsp)
+    c.fail("kernel_shape/strides/dilations/pads do not match " + std::to_string(nsp) + " spatial dims");
+  const std::string ap = c.node().attr_s("auto_pad", "NOTSET");
+  Shape out;
+  for (size_t i = 0; i < nsp; ++i) {
+    const Dim& in = x[2 + i];
+    if (ap == "SAME_UPPER" || ap == "SAME_LOWER") out.push_back(ceildiv(in, Dim(strides[i])));
+    else if (ap == "VALID") out.push_back(conv_out(in, k[i], strides[i], dil[i], 0, 0, false));
+    else out.push_back(conv_out(in, k[i], strides[i], dil[i], pads[i], pads[i + nsp], ceil_mode));
+  }
+  return out;
+}
+
+void conv(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& w = c.shape(1);
+  if (x.size() < 3 || w.size() != x.size())
+    c.fail("input " + shape_str(x) + " and weight " + shape_str(w) + " ranks do not fit a convolution");
+  const int64_t group = c.node().attr_i("group", 1);
+  if (!w[1].is_const() || !w[0].is_const()) c.fail("weight shape " + shape_str(w) + " must be constant");
+  if (!(x[1].equals(w[1] * Dim(group))))
+    c.fail("input has " + x[1].str() + " channels, weight expects " + std::to_string(w[1].value() * group) +
+           " (" + w[1].str() + " x group " + std::to_string(group) + ")");
+  if (w[0].value() % group != 0) c.fail("output channels " + w[0].str() + " not divisible by group");
+  if (c.has(2) && !(c.rank(2) == 1 && c.shape(2)[0].equals(w[0])))
+    c.fail("bias shape " + shape_str(c.shape(2)) + ", expected [" + w[0].str() + "]");
+  std::vector<int64_t> k;
+  for (size_t i = 2; i < w.size(); ++i) k.push_back(w[i].value());
+  auto ks = c.node().attr_ints("kernel_shape", k);
+  if (ks != k) c.fail("kernel_shape attribute disagrees with the weight shape " + shape_str(w));
+  Shape out = {x[0], w[0]};
+  for (const Dim& d : spatial_out(c, x, k, false)) out.push_back(d);
+  c.set(0, c.dtype(0), out);
+}
+
+void pool(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  if (x.size() < 3) c.fail("input " + shape_str(x) + " needs rank >= 3");
+  auto k = c.node().attr_ints("kernel_shape");
+  if (k.empty()) c.fail("kernel_shape is required");
+  Shape out = {x[0], x[1]};
+  for (const Dim& d : spatial_out(c, x, k, c.node().attr_i("ceil_mode", 0) != 0)) out.push_back(d);
+  c.set(0, c.dtype(0), out);
+}
+
+void matmul(ShapeCtx& c) {
+  Shape a = c.shape(0), b = c.shape(1);
+  if (a.empty() || b.empty()) c.fail("MatMul inputs must have rank >= 1");
+  const bool a1 = a.size() == 1, b1 = b.size() == 1;
+  if (a1) a.insert(a.begin(), Dim(1));
+  if (b1) b.push_back(Dim(1));
+  if (!a.back().equals(b[b.size() - 2]))
+    c.fail("inner dimensions differ: " + shape_str(c.shape(0)) + " x " + shape_str(c.shape(1)));
+  Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
+  Shape out = broadcast_shapes(c, ba, bb);
+  if (!a1) out.push_back(a[a.size() - 2]);
+  if (!b1) out.push_back(b.back());
+  c.set(0, c.dtype(0), out);
+}
+
+void gemm(ShapeCtx& c) {
+  const Shape& a = c.shape(0);
+  const Shape& b = c.shape(1);
+  if (a.size() != 2 || b.size() != 2) c.fail("Gemm needs 2-D inputs, got " + shape_str(a) + " and " + shape_str(b));
+  const bool ta = c.node().attr_i("transA", 0), tb = c.node().attr_i("transB", 0);
+  Dim m = ta ? a[1] : a[0], k = ta ? a[0] : a[1], kb = tb ? b[1] : b[0], n = tb ? b[0] : b[1];
+  if (!k.equals(kb)) c.fail("inner dimensions differ: " + k.str() + " vs " + kb.str());
+  Shape out = {m, n};
+  if (c.has(2)) broadcast_shapes(c, out, c.shape(2));
+  c.set(0, c.dtype(0), out);
+}
+
+void reduce(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  std::vector<int64_t> axes;
+  if (c.has(1)) axes = c.need_ints(1, "axes");
+  else axes = c.node().attr_ints("axes");
+  const bool keep = c.node().attr_i("keepdims", 1) != 0;
+  if (axes.empty() && c.node().attr_i("noop_with_empty_axes", 0)) return c.set(0, c.dtype(0), x);
+  std::vector<bool> red(x.size(), axes.empty());
+  for (int64_t a : axes) red[c.axis(a, x.size())] = true;
+  Shape out;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (!red[i]) out.push_back(x[i]);
+    else if (keep) out.push_back(Dim(1));
+  }
+  c.set(0, c.dtype(0), out);
+}
+
+void layernorm(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const int64_t axis = c.axis(c.node().attr_i("axis", -1), x.size());
+  Shape norm(x.begin() + axis, x.end());
+  if (!shape_numel(c.shape(1)).equals(shape_numel(norm)) && !shape_numel(c.shape(1)).is_const(1))
+    c.fail("scale shape " + shape_str(c.shape(1)) + " does not match normalised dims " + shape_str(norm));
+  c.set(0, c.dtype(0), x);
+  Shape stat = x;
+  for (size_t i = axis; i < x.size(); ++i) stat[i] = Dim(1);
+  c.set(1, DType::Float32, stat);
+  c.set(2, DType::Float32, stat);
+}
+
+void batchnorm(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  if (x.size() < 2) c.fail("input needs rank >= 2");
+  for (int i = 1; i < 5; ++i)
+    if (!(c.rank(i) == 1 && c.shape(i)[0].equals(x[1])))
+      c.fail("parameter " + std::to_string(i) + " has shape " + shape_str(c.shape(i)) + ", expected [" + x[1].str() + "]");
+  c.set(0, c.dtype(0), x);
+}
+
+void variadic(ShapeCtx& c) {
+  Shape s = c.shape(0);
+  for (int i = 1; i < c.node().num_inputs(); ++i) s = broadcast_shapes(c, s, c.shape(i));
+  std::optional<std::vector<Dim>> vals;
+  if (c.node().num_inputs() == 2 && is_int(c.dtype(0))) {
+    const bool mx = c.node().op_type == "Max";
+    vals = combine_values(c, s, [mx](Dim a, Dim b) { return mx ? dmax(a, b) : dmin(a, b); });
+  }
+  c.set(0, c.dtype(0), s, vals);
+}
+
+void cast(ShapeCtx& c) {
+  const int64_t to = c.node().attr_i("to");
+  if (!dtype_supported(static_cast<int32_t>(to))) c.fail("cast to unsupported ONNX type " + std::to_string(to));
+  const DType t = static_cast<DType>(to);
+  std::optional<std::vector<Dim>> vals;
+  if ((t == DType::Int64 || t == DType::Int32) && (is_int(c.dtype(0)) || c.in(0).is_const())) vals = c.values(0);
+  c.set(0, t, c.shape(0), vals);
+}
+
+}  // namespace
+
+void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
+  m["Add"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return a + b; }); };
+  m["Sub"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return a - b; }); };
+  m["Mul"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return a * b; }); };
+  // Shape arithmetic is on non-negative sizes, where ONNX's truncating division equals floor division.
+  m["Div"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return floordiv(a, b); }); };
+  m["Mod"] = [](ShapeCtx& c) {
+    if (c.node().attr_i("fmod", 0)) return binary(c, nullptr);
+    binary(c, [](Dim a, Dim b) { return mod(a, b); });
+  };
+  m["Pow"] = [](ShapeCtx& c) { c.set(0, c.dtype(0), broadcast_shapes(c, c.shape(0), c.shape(1))); };
+  for (const char* op : {"Equal", "Less", "Greater"})
+    m[op] = [](ShapeCtx& c) { binary(c, nullptr, DType::Bool); };
+  for (const char* op : {"Min", "Max"}) m[op] = variadic;
+  for (const char* op : {"Sqrt", "Erf", "Gelu", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Reciprocal",
+                         "Floor", "Ceil", "Clip", "Softmax", "Not"})
+    m[op] = same_as_input;
+  m["Cast"] = cast;
+  m["Conv"] = conv;
+  m["AveragePool"] = pool;
+  m["MaxPool"] = pool;
+  m["GlobalAveragePool"] = [](ShapeCtx& c) {
+    Shape s = c.shape(0);
+    if (s.size() < 3) c.fail("input needs rank >= 3");
+    for (size_t i = 2; i < s.size(); ++i) s[i] = Dim(1);
+    c.set(0, c.dtype(0), s);
+  };
+  m["MatMul"] = matmul;
+  m["Gemm"] = gemm;
+  for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax"}) m[op] = reduce;
+  m["LayerNormalization"] = layernorm;
+  m["BatchNormalization"] = batchnorm;
+}
+
+}  // namespace unirt

@@ -1,0 +1,119 @@
+#include "passes/shape_inference.h"
+
+#include <map>
+#include <mutex>
+
+namespace unirt {
+namespace {
+
+std::map<std::string, ShapeFn>& shape_fns() {
+  static std::map<std::string, ShapeFn> m;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_shape_fns_math(m);
+    register_shape_fns_tensor(m);
+  });
+  return m;
+}
+
+bool is_int_type(DType t) {
+  return t == DType::Int64 || t == DType::Int32 || t == DType::Int8 || t == DType::Uint8 || t == DType::Bool;
+}
+
+}  // namespace
+
+void register_shape_fn(const std::string& op_type, ShapeFn fn) { shape_fns()[op_type] = std::move(fn); }
+
+const Value& ShapeCtx::in(int i) const {
+  if (!n_.has_input(i)) fail("input " + std::to_string(i) + " is missing");
+  const Value& v = g_.value(n_.inputs[i]);
+  if (!v.has_shape) fail("input '" + v.name + "' has no inferred shape");
+  return v;
+}
+
+std::optional<std::vector<Dim>> ShapeCtx::values(int i) const {
+  if (!has(i)) return std::nullopt;
+  const Value& v = in(i);
+  if (v.sym_value) return v.sym_value;
+  if (v.data && is_int_type(v.dtype) && v.data->numel() <= 1024) {
+    std::vector<Dim> out;
+    for (int64_t x : v.data->to_int64()) out.push_back(Dim(x));
+    return out;
+  }
+  return std::nullopt;
+}
+
+std::vector<Dim> ShapeCtx::need_values(int i, const char* role) const {
+  auto v = values(i);
+  if (!v)
+    fail(std::string("the ") + role + " (input '" + in(i).name +
+         "') depends on tensor data, not only on shapes: unirt needs it known when the engine is built");
+  return *v;
+}
+
+std::vector<int64_t> ShapeCtx::need_ints(int i, const char* role) const {
+  std::vector<int64_t> out;
+  for (const Dim& d : need_values(i, role)) {
+    if (!d.is_const()) fail(std::string("the ") + role + " must be constant, found '" + d.str() + "'");
+    out.push_back(d.value());
+  }
+  return out;
+}
+
+void ShapeCtx::set(int out, DType dtype, Shape shape, std::optional<std::vector<Dim>> sym) {
+  if (out >= static_cast<int>(n_.outputs.size()) || n_.outputs[out] < 0) return;
+  Value& v = g_.value(n_.outputs[out]);
+  v.dtype = dtype;
+  v.shape = std::move(shape);
+  v.has_shape = true;
+  if (sym && is_int_type(dtype)) {
+    if (!shape_numel(v.shape).is_const() || shape_numel(v.shape).value() != static_cast<int64_t>(sym->size()))
+      fail("internal: value count of '" + v.name + "' does not match its shape " + shape_str(v.shape));
+    v.sym_value = std::move(sym);
+  } else {
+    v.sym_value.reset();
+  }
+}
+
+void ShapeCtx::fail(const std::string& msg) const { throw Error(n_.describe() + ": " + msg); }
+
+int64_t ShapeCtx::axis(int64_t a, size_t r) const {
+  const int64_t rr = static_cast<int64_t>(r);
+  if (a < -rr || a >= rr)
+    fail("axis " + std::to_string(a) + " is out of range for rank " + std::to_string(r));
+  return a < 0 ? a + rr : a;
+}
+
+Shape broadcast_shapes(const ShapeCtx& ctx, const Shape& a, const Shape& b) {
+  const size_t r = std::max(a.size(), b.size());
+  Shape out(r);
+  for (size_t i = 0; i < r; ++i) {
+    const bool ha = i + a.size() >= r, hb = i + b.size() >= r;
+    Dim da = ha ? a[i + a.size() - r] : Dim(1);
+    Dim db = hb ? b[i + b.size() - r] : Dim(1);
+    if (da.is_const(1)) out[i] = db;
+    else if (db.is_const(1)) out[i] = da;
+    else if (da.equals(db)) out[i] = da.is_const() ? da : (db.is_const() ? db : da);
+    else
+      ctx.fail("cannot broadcast shapes " + shape_str(a) + " and " + shape_str(b) + " (dimension " +
+               std::to_string(i) + ": " + da.str() + " vs " + db.str() + ")");
+  }
+  return out;
+}
+
+void infer_shapes(Graph& g) {
+  auto& fns = shape_fns();
+  for (int idx : g.topo_order()) {
+    Node& n = g.nodes[idx];
+    auto it = fns.find(n.op_type);
+    if (it == fns.end()) throw Error(n.describe() + ": no shape function for this op");
+    ShapeCtx ctx(g, n);
+    it->second(ctx);
+    for (int o : n.outputs)
+      if (o >= 0 && !g.value(o).has_shape) ctx.fail("output '" + g.value(o).name + "' got no shape");
+  }
+  for (int o : g.outputs)
+    if (!g.value(o).has_shape) throw Error("graph output '" + g.value(o).name + "' has no shape");
+}
+
+}  // namespace unirt
