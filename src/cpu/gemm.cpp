@@ -1,0 +1,107 @@
+// MatMul (numpy semantics, broadcast batch dims) and Gemm through OpenBLAS sgemm.
+#include <cblas.h>
+
+#include "cpu/cpu_util.h"
+
+namespace unirt {
+namespace cpu {
+namespace {
+
+class MatMulKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "A");
+    expect_float(in[1], "B");
+    auto as = in[0].shape, bs = in[1].shape;
+    if (as.empty() || bs.empty()) fail("inputs must have rank >= 1");
+    if (as.size() == 1) as.insert(as.begin(), 1);
+    if (bs.size() == 1) bs.push_back(1);
+    const int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+    if (bs[bs.size() - 2] != K)
+      fail("inner dimensions differ: " + shape_text(in[0].shape) + " x " + shape_text(in[1].shape));
+    std::vector<int64_t> ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+    const size_t r = std::max(ab.size(), bb.size());
+    std::vector<int64_t> ob(r);
+    for (size_t i = 0; i < r; ++i) {
+      int64_t da = i + ab.size() >= r ? ab[i + ab.size() - r] : 1, db = i + bb.size() >= r ? bb[i + bb.size() - r] : 1;
+      if (da != db && da != 1 && db != 1) fail("batch dims do not broadcast: " + shape_text(in[0].shape) + " x " + shape_text(in[1].shape));
+      ob[i] = std::max(da, db);
+    }
+    int64_t batches = 1;
+    for (auto d : ob) batches *= d;
+    if (out[0].numel() != batches * M * N) fail("output shape " + shape_text(out[0].shape) + " does not match");
+    const float* A = in[0].as<float>();
+    const float* B = in[1].as<float>();
+    float* C = out[0].as<float>();
+    auto sa = broadcast_strides(ab, ob), sb = broadcast_strides(bb, ob);
+    // A batch of 2-D weights times one shared B: fold the batch into M (one large GEMM).
+    bool b_shared = true;
+    for (auto s : sb) b_shared &= s == 0;
+    bool a_dense = true;
+    for (size_t i = 0; i < ob.size(); ++i) a_dense &= (i + ab.size() >= r && ab[i + ab.size() - r] == ob[i]);
+    if (b_shared && a_dense) {
+      openblas_set_num_threads(ctx.threads);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(batches * M), static_cast<int>(N),
+                  static_cast<int>(K), 1.f, A, static_cast<int>(K), B, static_cast<int>(N), 0.f, C, static_cast<int>(N));
+      return;
+    }
+    openblas_set_num_threads(1);
+#pragma omp parallel for num_threads(ctx.threads)
+    for (int64_t bi = 0; bi < batches; ++bi) {
+      int64_t rem = bi, oa = 0, obb = 0;
+      for (int k = static_cast<int>(r) - 1; k >= 0; --k) {
+        const int64_t idx = rem % ob[k];
+        rem /= ob[k];
+        oa += idx * sa[k];
+        obb += idx * sb[k];
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
+                  1.f, A + oa * M * K, static_cast<int>(K), B + obb * K * N, static_cast<int>(N), 0.f, C + bi * M * N,
+                  static_cast<int>(N));
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, MatMul, MatMulKernel);
+
+class GemmKernel : public CpuKernel {
+ public:
+  explicit GemmKernel(const KernelCreateArgs& a)
+      : CpuKernel(a),
+        alpha_(a.node.attr_f("alpha", 1.f)),
+        beta_(a.node.attr_f("beta", 1.f)),
+        ta_(a.node.attr_i("transA", 0) != 0),
+        tb_(a.node.attr_i("transB", 0) != 0) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "A");
+    expect_float(in[1], "B");
+    const auto& as = in[0].shape;
+    const auto& bs = in[1].shape;
+    if (as.size() != 2 || bs.size() != 2) fail("A and B must be 2-D");
+    const int64_t M = ta_ ? as[1] : as[0], K = ta_ ? as[0] : as[1], N = tb_ ? bs[0] : bs[1];
+    if ((tb_ ? bs[1] : bs[0]) != K) fail("inner dimensions differ: " + shape_text(as) + " x " + shape_text(bs));
+    float* C = out[0].as<float>();
+    float beta = 0.f;
+    if (in.size() > 2 && in[2].data) {
+      expect_float(in[2], "C");
+      if (!broadcastable_to(in[2].shape, out[0].shape)) fail("C " + shape_text(in[2].shape) + " does not broadcast to [M,N]");
+      std::vector<int64_t> st[1] = {broadcast_strides(in[2].shape, out[0].shape)};
+      const float* c = in[2].as<float>();
+      for_each_broadcast<1>(out[0].shape, st, [&](int64_t i, const int64_t* off) { C[i] = c[off[0]]; });
+      beta = beta_;
+    }
+    openblas_set_num_threads(ctx.threads);
+    cblas_sgemm(CblasRowMajor, ta_ ? CblasTrans : CblasNoTrans, tb_ ? CblasTrans : CblasNoTrans, static_cast<int>(M),
+                static_cast<int>(N), static_cast<int>(K), alpha_, in[0].as<float>(), static_cast<int>(as[1]),
+                in[1].as<float>(), static_cast<int>(bs[1]), beta, C, static_cast<int>(N));
+  }
+
+ private:
+  float alpha_, beta_;
+  bool ta_, tb_;
+};
+UNIRT_REGISTER_KERNEL(cpu, Gemm, GemmKernel);
+
+}  // namespace
+}  // namespace cpu
+}  // namespace unirt
