@@ -41,3 +41,15 @@ std::vector<std::string> KernelRegistry::ops() const {
 }
 
 }  // namespace unirt
+
+#ifndef UNIRT_HAVE_CUDA
+namespace unirt {
+bool cuda_backend_available(std::string* why_not) {
+  if (why_not) *why_not = "this unirt was built without the CUDA backend";
+  return false;
+}
+std::unique_ptr<Backend> make_cuda_backend() {
+  throw Error("this unirt was built without the CUDA backend (rebuild with nvcc present)");
+}
+}  // namespace unirt
+#endif

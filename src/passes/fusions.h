@@ -1,0 +1,19 @@
+// Backend-independent fusions; each returns how many times it fired and notes the fused node.
+#pragma once
+#include "ir/graph.h"
+
+namespace unirt {
+
+// Conv -> BatchNormalization (constant statistics, conv output used only by the BN) becomes one
+// Conv with scaled weights and a shifted bias.
+int fold_conv_batchnorm(Graph& g);
+// x * 0.5 * (1 + Erf(x / sqrt(2))) in the orderings exporters emit becomes Gelu (opset-20 semantics).
+int fuse_gelu(Graph& g);
+
+// Helpers shared by the pattern matchers.
+// The only consumer of `value`, or -1 when it has none or several (or is a graph output).
+int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value);
+// True when `value` is a constant float scalar (any rank with one element) equal to `x` within tol.
+bool is_scalar_const(const Graph& g, int value, float x, float tol = 1e-4f);
+
+}  // namespace unirt

@@ -1,0 +1,32 @@
+#include "passes/pipeline.h"
+
+#include <chrono>
+
+#include "passes/fusions.h"
+#include "passes/shape_inference.h"
+
+namespace unirt {
+
+std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
+  std::vector<PassReport> reports;
+  auto run = [&](const char* name, const std::function<int()>& fn) {
+    auto t0 = std::chrono::steady_clock::now();
+    PassReport r;
+    r.pass = name;
+    r.changes = fn();
+    r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    reports.push_back(r);
+  };
+  run("infer_shapes", [&] { infer_shapes(g); return 0; });
+  run("fold_constants", [&] { return fold_constants(g); });
+  run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
+  if (o.fuse) {
+    run("fold_conv_batchnorm", [&] { return fold_conv_batchnorm(g); });
+    run("fuse_gelu", [&] { return fuse_gelu(g); });
+    run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
+  }
+  run("infer_shapes", [&] { infer_shapes(g); return 0; });
+  return reports;
+}
+
+}  // namespace unirt

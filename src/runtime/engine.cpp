@@ -1,0 +1,104 @@
+#include "runtime/engine.h"
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "onnx/importer.h"
+
+namespace unirt {
+
+std::string ShapeProfile::describe(const std::string& input) const {
+  auto fmt = [](const std::map<std::string, std::vector<int64_t>>& m, const std::string& k) {
+    auto it = m.find(k);
+    if (it == m.end()) return std::string("-");
+    std::string s;
+    for (size_t i = 0; i < it->second.size(); ++i) s += (i ? "x" : "") + std::to_string(it->second[i]);
+    return s;
+  };
+  return "profile for '" + input + "': min " + fmt(min, input) + ", opt " + fmt(opt, input) + ", max " + fmt(max, input);
+}
+
+Engine build_engine(Graph graph, const BuildOptions& opts) {
+  auto t0 = std::chrono::steady_clock::now();
+  for (const auto* m : {&opts.profile.min, &opts.profile.opt, &opts.profile.max})
+    for (const auto& kv : *m) {
+      int id = graph.find_value(kv.first);
+      bool is_input = false;
+      for (int i : graph.inputs) is_input |= (i == id);
+      if (!is_input) throw Error("shape profile names '" + kv.first + "', which is not a graph input");
+      if (graph.value(id).shape.size() != kv.second.size())
+        throw Error("shape profile for '" + kv.first + "' has rank " + std::to_string(kv.second.size()) +
+                    ", the input has rank " + std::to_string(graph.value(id).shape.size()));
+    }
+  for (const auto& kv : opts.profile.min) {
+    auto mx = opts.profile.max.find(kv.first);
+    if (mx == opts.profile.max.end()) continue;
+    for (size_t i = 0; i < kv.second.size(); ++i)
+      if (kv.second[i] > mx->second[i]) throw Error(opts.profile.describe(kv.first) + ": min exceeds max");
+  }
+  if (opts.backend != "cpu" && opts.backend != "cuda")
+    throw Error("unknown backend '" + opts.backend + "' (cpu or cuda)");
+  if (opts.backend == "cpu" && opts.precision != Precision::FP32)
+    throw Error(std::string("the CPU backend runs fp32 engines only; ") + precision_name(opts.precision) +
+                " needs --backend cuda");
+  if (opts.precision == Precision::INT8 || opts.precision == Precision::FP8)
+    throw Error(std::string(precision_name(opts.precision)) + " engines are not supported yet");
+  Engine e;
+  e.options = opts;
+  PipelineOptions po;
+  po.precision = opts.precision;
+  po.backend = opts.backend;
+  po.fuse = opts.fuse;
+  e.passes = run_passes(graph, po);
+  e.graph = std::move(graph);
+  e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return e;
+}
+
+Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& opts) {
+  Engine e = build_engine(import_onnx_file(onnx_path), opts);
+  e.source = onnx_path;
+  return e;
+}
+
+Engine load_model(const std::string& path, const BuildOptions& opts) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const std::string bytes = ss.str();
+  if (bytes.compare(0, 8, "UNIRTENG") == 0) return load_engine_bytes(bytes, path);
+  Engine e = build_engine(import_onnx_bytes(bytes, path), opts);
+  e.source = path;
+  return e;
+}
+
+std::map<std::string, std::vector<int64_t>> parse_shapes(const std::string& spec) {
+  std::map<std::string, std::vector<int64_t>> out;
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    const auto colon = item.rfind(':');
+    if (colon == std::string::npos || colon == 0)
+      throw Error("shape '" + item + "' should look like name:1x3x224x224");
+    std::vector<int64_t> dims;
+    std::stringstream ds(item.substr(colon + 1));
+    std::string d;
+    while (std::getline(ds, d, 'x')) {
+      try {
+        size_t used = 0;
+        long long v = std::stoll(d, &used);
+        if (used != d.size() || v < 0) throw std::invalid_argument(d);
+        dims.push_back(v);
+      } catch (const std::exception&) {
+        throw Error("shape '" + item + "': '" + d + "' is not a non-negative integer");
+      }
+    }
+    out[item.substr(0, colon)] = dims;
+  }
+  return out;
+}
+
+}  // namespace unirt

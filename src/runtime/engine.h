@@ -1,0 +1,48 @@
+// An engine: the graph after passes plus how it was built; and how to build, save and load one.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "passes/pipeline.h"
+#include "runtime/kernel.h"
+
+namespace unirt {
+
+// Per graph input name: min/opt/max concrete shapes (a missing input is unconstrained).
+struct ShapeProfile {
+  std::map<std::string, std::vector<int64_t>> min, opt, max;
+  bool empty() const { return min.empty() && opt.empty() && max.empty(); }
+  std::string describe(const std::string& input) const;
+};
+
+struct BuildOptions {
+  Precision precision = Precision::FP32;
+  std::string backend = "cpu";
+  ShapeProfile profile;
+  bool fuse = true;
+};
+
+struct Engine {
+  Graph graph;
+  BuildOptions options;
+  std::vector<PassReport> passes;
+  std::string source;
+  std::map<std::string, std::string> tactics;  // node name -> chosen implementation
+  double build_ms = 0;
+};
+
+Engine build_engine(Graph graph, const BuildOptions& opts);
+Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& opts);
+void save_engine(const Engine& e, const std::string& path);
+Engine load_engine(const std::string& path);
+Engine load_engine_bytes(const std::string& bytes, const std::string& what);
+// An .onnx (built now with opts) or an engine file, told apart by the file's first bytes.
+Engine load_model(const std::string& path, const BuildOptions& opts);
+// Parses "input:1x3x224x224,other:2x5" into name -> dims; throws Error on bad syntax.
+std::map<std::string, std::vector<int64_t>> parse_shapes(const std::string& spec);
+
+extern const uint32_t kEngineFormatVersion;
+
+}  // namespace unirt

@@ -1,0 +1,353 @@
+// Engine file: "UNIRTENG", u32 format version, u64 payload length, payload, u64 FNV-1a checksum of
+// the payload. The payload holds a JSON header (build options, pass reports) and the graph in a
+// compact binary form (symbolic dims as expression trees, constants as raw bytes).
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "runtime/engine.h"
+
+namespace unirt {
+
+const uint32_t kEngineFormatVersion = 1;
+
+namespace {
+
+uint64_t fnv1a(const char* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
+  return h;
+}
+
+class Writer {
+ public:
+  template <typename T> void pod(T v) { buf_.append(reinterpret_cast<const char*>(&v), sizeof(T)); }
+  void str(const std::string& s) {
+    pod<uint64_t>(s.size());
+    buf_.append(s);
+  }
+  void bytes(const std::vector<uint8_t>& b) {
+    pod<uint64_t>(b.size());
+    buf_.append(reinterpret_cast<const char*>(b.data()), b.size());
+  }
+  void ints(const std::vector<int64_t>& v) {
+    pod<uint64_t>(v.size());
+    for (auto x : v) pod(x);
+  }
+  void dim(const Dim& d) {
+    pod<uint8_t>(static_cast<uint8_t>(d.op()));
+    if (d.op() == Dim::Op::Const) pod<int64_t>(d.value());
+    else if (d.op() == Dim::Op::Sym) str(d.symbol_name());
+    else {
+      dim(d.lhs());
+      dim(d.rhs());
+    }
+  }
+  void dims(const std::vector<Dim>& v) {
+    pod<uint64_t>(v.size());
+    for (const auto& d : v) dim(d);
+  }
+  void tensor(const TensorData& t) {
+    pod<int32_t>(static_cast<int32_t>(t.dtype));
+    ints(t.shape);
+    bytes(t.bytes);
+  }
+  std::string& buf() { return buf_; }
+
+ private:
+  std::string buf_;
+};
+
+class Reader {
+ public:
+  Reader(const std::string& b, size_t pos, size_t end, const std::string& what) : b_(b), pos_(pos), end_(end), what_(what) {}
+  template <typename T> T pod() {
+    need(sizeof(T), "value");
+    T v;
+    std::memcpy(&v, b_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  uint64_t count(uint64_t elem_size) {
+    uint64_t n = pod<uint64_t>();
+    if (elem_size && n > (end_ - pos_) / elem_size) fail("a length field (" + std::to_string(n) + ") runs past the end");
+    return n;
+  }
+  std::string str() {
+    uint64_t n = count(1);
+    std::string s = b_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  std::vector<uint8_t> bytes() {
+    uint64_t n = count(1);
+    std::vector<uint8_t> v(b_.begin() + pos_, b_.begin() + pos_ + n);
+    pos_ += n;
+    return v;
+  }
+  std::vector<int64_t> ints() {
+    uint64_t n = count(8);
+    std::vector<int64_t> v(n);
+    for (auto& x : v) x = pod<int64_t>();
+    return v;
+  }
+  Dim dim(int depth = 0) {
+    if (depth > 256) fail("symbolic dimension nested too deeply");
+    auto op = static_cast<Dim::Op>(pod<uint8_t>());
+    switch (op) {
+      case Dim::Op::Const: return Dim(pod<int64_t>());
+      case Dim::Op::Sym: return Dim::symbol(str());
+      case Dim::Op::Add: { Dim a = dim(depth + 1); return a + dim(depth + 1); }
+      case Dim::Op::Sub: { Dim a = dim(depth + 1); return a - dim(depth + 1); }
+      case Dim::Op::Mul: { Dim a = dim(depth + 1); return a * dim(depth + 1); }
+      case Dim::Op::FloorDiv: { Dim a = dim(depth + 1); return floordiv(a, dim(depth + 1)); }
+      case Dim::Op::Mod: { Dim a = dim(depth + 1); return mod(a, dim(depth + 1)); }
+      case Dim::Op::Max: { Dim a = dim(depth + 1); return dmax(a, dim(depth + 1)); }
+      case Dim::Op::Min: { Dim a = dim(depth + 1); return dmin(a, dim(depth + 1)); }
+    }
+    fail("bad symbolic dimension tag");
+  }
+  std::vector<Dim> dims() {
+    uint64_t n = count(1);
+    std::vector<Dim> v;
+    for (uint64_t i = 0; i < n; ++i) v.push_back(dim());
+    return v;
+  }
+  TensorData tensor() {
+    TensorData t;
+    int32_t code = pod<int32_t>();
+    if (!dtype_supported(code)) fail("bad tensor type " + std::to_string(code));
+    t.dtype = static_cast<DType>(code);
+    t.shape = ints();
+    t.bytes = bytes();
+    for (auto d : t.shape)
+      if (d < 0) fail("negative tensor dimension");
+    if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype)) fail("tensor size does not match its shape");
+    return t;
+  }
+  [[noreturn]] void fail(const std::string& m) const {
+    throw Error(what_ + ": corrupted engine file (" + m + " at byte " + std::to_string(pos_) + ")");
+  }
+  size_t pos() const { return pos_; }
+
+ private:
+  void need(size_t n, const char* what) const {
+    if (pos_ + n > end_) fail(std::string("truncated while reading a ") + what);
+  }
+  const std::string& b_;
+  size_t pos_, end_;
+  std::string what_;
+};
+
+enum AttrTag : uint8_t { kInt, kFloat, kString, kInts, kFloats, kStrings, kTensor };
+
+void write_attr(Writer& w, const AttrValue& a) {
+  std::visit([&](const auto& v) {
+    using T = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<T, int64_t>) { w.pod<uint8_t>(kInt); w.pod(v); }
+    else if constexpr (std::is_same_v<T, float>) { w.pod<uint8_t>(kFloat); w.pod(v); }
+    else if constexpr (std::is_same_v<T, std::string>) { w.pod<uint8_t>(kString); w.str(v); }
+    else if constexpr (std::is_same_v<T, std::vector<int64_t>>) { w.pod<uint8_t>(kInts); w.ints(v); }
+    else if constexpr (std::is_same_v<T, std::vector<float>>) {
+      w.pod<uint8_t>(kFloats);
+      w.pod<uint64_t>(v.size());
+      for (float f : v) w.pod(f);
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      w.pod<uint8_t>(kStrings);
+      w.pod<uint64_t>(v.size());
+      for (const auto& s : v) w.str(s);
+    } else { w.pod<uint8_t>(kTensor); w.tensor(v); }
+  }, a);
+}
+
+AttrValue read_attr(Reader& r) {
+  switch (r.pod<uint8_t>()) {
+    case kInt: return r.pod<int64_t>();
+    case kFloat: return r.pod<float>();
+    case kString: return r.str();
+    case kInts: return r.ints();
+    case kFloats: {
+      uint64_t n = r.count(4);
+      std::vector<float> v(n);
+      for (auto& f : v) f = r.pod<float>();
+      return v;
+    }
+    case kStrings: {
+      uint64_t n = r.count(8);
+      std::vector<std::string> v;
+      for (uint64_t i = 0; i < n; ++i) v.push_back(r.str());
+      return v;
+    }
+    case kTensor: return r.tensor();
+  }
+  r.fail("bad attribute tag");
+}
+
+nlohmann::json header_of(const Engine& e) {
+  nlohmann::json h;
+  h["unirt_version"] = "0.1.0";
+  h["precision"] = precision_name(e.options.precision);
+  h["backend"] = e.options.backend;
+  h["fuse"] = e.options.fuse;
+  h["profile"] = {{"min", e.options.profile.min}, {"opt", e.options.profile.opt}, {"max", e.options.profile.max}};
+  h["source"] = e.source;
+  h["tactics"] = e.tactics;
+  h["build_ms"] = e.build_ms;
+  h["created"] = static_cast<int64_t>(std::time(nullptr));
+  nlohmann::json passes = nlohmann::json::array();
+  for (const auto& p : e.passes) passes.push_back({{"pass", p.pass}, {"changes", p.changes}, {"ms", p.ms}, {"details", p.details}});
+  h["passes"] = passes;
+  return h;
+}
+
+Precision precision_from(const std::string& s) {
+  if (s == "fp32") return Precision::FP32;
+  if (s == "fp16") return Precision::FP16;
+  if (s == "int8") return Precision::INT8;
+  if (s == "fp8") return Precision::FP8;
+  throw Error("engine header: unknown precision '" + s + "'");
+}
+
+}  // namespace
+
+void save_engine(const Engine& e, const std::string& path) {
+  Writer w;
+  w.str(header_of(e).dump());
+  const Graph& g = e.graph;
+  w.str(g.name);
+  w.pod<int64_t>(g.opset);
+  w.str(g.producer);
+  w.pod<uint64_t>(g.values.size());
+  for (const auto& v : g.values) {
+    w.str(v.name);
+    w.pod<int32_t>(static_cast<int32_t>(v.dtype));
+    w.pod<uint8_t>(v.has_shape);
+    w.dims(v.shape);
+    w.pod<uint8_t>(v.sym_value.has_value());
+    if (v.sym_value) w.dims(*v.sym_value);
+    w.pod<uint8_t>(v.data != nullptr);
+    if (v.data) w.tensor(*v.data);
+  }
+  w.pod<uint64_t>(g.nodes.size());
+  for (const auto& n : g.nodes) {
+    w.str(n.name);
+    w.str(n.op_type);
+    w.str(n.domain);
+    w.ints(std::vector<int64_t>(n.inputs.begin(), n.inputs.end()));
+    w.ints(std::vector<int64_t>(n.outputs.begin(), n.outputs.end()));
+    w.pod<uint64_t>(n.attrs.size());
+    for (const auto& kv : n.attrs) {
+      w.str(kv.first);
+      write_attr(w, kv.second);
+    }
+    w.pod<uint64_t>(n.notes.size());
+    for (const auto& s : n.notes) w.str(s);
+  }
+  w.ints(std::vector<int64_t>(g.inputs.begin(), g.inputs.end()));
+  w.ints(std::vector<int64_t>(g.outputs.begin(), g.outputs.end()));
+
+  const std::string& payload = w.buf();
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (!f) throw Error("cannot write engine file '" + path + "'");
+  f.write("UNIRTENG", 8);
+  f.write(reinterpret_cast<const char*>(&kEngineFormatVersion), 4);
+  const uint64_t len = payload.size(), sum = fnv1a(payload.data(), payload.size());
+  f.write(reinterpret_cast<const char*>(&len), 8);
+  f.write(payload.data(), static_cast<std::streamsize>(payload.size()));
+  f.write(reinterpret_cast<const char*>(&sum), 8);
+  if (!f) throw Error("failed writing engine file '" + path + "'");
+}
+
+Engine load_engine_bytes(const std::string& b, const std::string& what) {
+  if (b.size() < 8 || b.compare(0, 8, "UNIRTENG") != 0) throw Error(what + ": not a unirt engine file (bad magic)");
+  if (b.size() < 20) throw Error(what + ": engine file is truncated (" + std::to_string(b.size()) + " bytes, header incomplete)");
+  uint32_t version;
+  std::memcpy(&version, b.data() + 8, 4);
+  if (version != kEngineFormatVersion)
+    throw Error(what + ": engine format version " + std::to_string(version) + ", this unirt reads version " +
+                std::to_string(kEngineFormatVersion) + ": rebuild the engine with 'unirt build'");
+  uint64_t len;
+  std::memcpy(&len, b.data() + 12, 8);
+  if (len > b.size() - 20 || b.size() - 20 - len < 8)
+    throw Error(what + ": engine file is truncated (payload says " + std::to_string(len) + " bytes, file has " +
+                std::to_string(b.size()) + ")");
+  if (b.size() != 20 + len + 8) throw Error(what + ": engine file has " + std::to_string(b.size() - 28 - len) + " trailing bytes");
+  uint64_t sum;
+  std::memcpy(&sum, b.data() + 20 + len, 8);
+  if (fnv1a(b.data() + 20, len) != sum) throw Error(what + ": engine file is corrupted (checksum mismatch)");
+
+  Reader r(b, 20, 20 + len, what);
+  Engine e;
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(r.str());
+    e.options.precision = precision_from(h.at("precision"));
+    e.options.backend = h.at("backend");
+    e.options.fuse = h.at("fuse");
+    e.options.profile.min = h.at("profile").at("min").get<std::map<std::string, std::vector<int64_t>>>();
+    e.options.profile.opt = h.at("profile").at("opt").get<std::map<std::string, std::vector<int64_t>>>();
+    e.options.profile.max = h.at("profile").at("max").get<std::map<std::string, std::vector<int64_t>>>();
+    e.source = h.at("source");
+    e.tactics = h.at("tactics").get<std::map<std::string, std::string>>();
+    e.build_ms = h.at("build_ms");
+    for (const auto& p : h.at("passes"))
+      e.passes.push_back({p.at("pass"), p.at("changes"), p.at("ms"), p.at("details").get<std::vector<std::string>>()});
+  } catch (const nlohmann::json::exception& ex) {
+    throw Error(what + ": corrupted engine header (" + ex.what() + ")");
+  }
+  Graph& g = e.graph;
+  g.name = r.str();
+  g.opset = r.pod<int64_t>();
+  g.producer = r.str();
+  const uint64_t nv = r.count(8);
+  for (uint64_t i = 0; i < nv; ++i) {
+    std::string name = r.str();
+    int32_t dt = r.pod<int32_t>();
+    int id = g.add_value(name, static_cast<DType>(dt));
+    Value& v = g.value(id);
+    v.has_shape = r.pod<uint8_t>();
+    v.shape = r.dims();
+    if (r.pod<uint8_t>()) v.sym_value = r.dims();
+    if (r.pod<uint8_t>()) v.data = std::make_shared<TensorData>(r.tensor());
+  }
+  auto ids = [&](const std::vector<int64_t>& v) {
+    std::vector<int> out;
+    for (auto x : v) {
+      if (x < -1 || x >= static_cast<int64_t>(nv)) r.fail("value index out of range");
+      out.push_back(static_cast<int>(x));
+    }
+    return out;
+  };
+  const uint64_t nn = r.count(8);
+  for (uint64_t i = 0; i < nn; ++i) {
+    Node n;
+    n.name = r.str();
+    n.op_type = r.str();
+    n.domain = r.str();
+    n.inputs = ids(r.ints());
+    n.outputs = ids(r.ints());
+    const uint64_t na = r.count(2);
+    for (uint64_t k = 0; k < na; ++k) {
+      std::string key = r.str();
+      n.attrs[key] = read_attr(r);
+    }
+    const uint64_t nnotes = r.count(8);
+    for (uint64_t k = 0; k < nnotes; ++k) n.notes.push_back(r.str());
+    g.add_node(std::move(n));
+  }
+  g.inputs = ids(r.ints());
+  g.outputs = ids(r.ints());
+  return e;
+}
+
+Engine load_engine(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error("cannot open engine file '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return load_engine_bytes(ss.str(), path);
+}
+
+}  // namespace unirt

@@ -1,0 +1,130 @@
+#include "runtime/planner.h"
+
+#include <algorithm>
+
+namespace unirt {
+
+namespace {
+constexpr size_t kAlign = 256;
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+std::string dims_text(const std::vector<int64_t>& s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
+  return r.empty() ? "scalar" : r;
+}
+}  // namespace
+
+bool node_is_static(const Graph& g, const Node& n) {
+  for (int o : n.outputs) {
+    if (o < 0) continue;
+    const Value& v = g.value(o);
+    if (!v.is_const() && !v.sym_value) return false;
+  }
+  return true;
+}
+
+Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+  const Graph& g = e.graph;
+  const ShapeProfile& prof = e.options.profile;
+  Plan p;
+  for (int id : g.inputs) {
+    const Value& v = g.value(id);
+    auto it = input_shapes.find(v.name);
+    if (it == input_shapes.end()) throw Error("input '" + v.name + "' was not given");
+    const auto& s = it->second;
+    if (s.size() != v.shape.size())
+      throw Error("input '" + v.name + "' has rank " + std::to_string(s.size()) + " (" + dims_text(s) + "), the engine expects " +
+                  shape_str(v.shape));
+    auto mn = prof.min.find(v.name), mx = prof.max.find(v.name);
+    for (size_t i = 0; i < s.size(); ++i) {
+      const Dim& d = v.shape[i];
+      if (d.is_const() && d.value() != s[i])
+        throw Error("input '" + v.name + "' has shape " + dims_text(s) + ", dimension " + std::to_string(i) + " must be " +
+                    std::to_string(d.value()) + " (engine input " + shape_str(v.shape) + ")");
+      if ((mn != prof.min.end() && s[i] < mn->second[i]) || (mx != prof.max.end() && s[i] > mx->second[i]))
+        throw Error("input '" + v.name + "' shape " + dims_text(s) + " is outside the engine's " + prof.describe(v.name));
+      if (d.op() == Dim::Op::Sym) {
+        auto b = p.bindings.find(d.symbol_name());
+        if (b != p.bindings.end() && b->second != s[i])
+          throw Error("input '" + v.name + "' dimension " + std::to_string(i) + " ('" + d.symbol_name() + "') is " +
+                      std::to_string(s[i]) + " but another input set it to " + std::to_string(b->second));
+        p.bindings[d.symbol_name()] = s[i];
+      }
+    }
+  }
+  const size_t nv = g.values.size();
+  p.shapes.resize(nv);
+  p.host_values.resize(nv);
+  p.has_host_values.assign(nv, 0);
+  for (size_t i = 0; i < nv; ++i) {
+    const Value& v = g.value(static_cast<int>(i));
+    if (!v.has_shape) continue;
+    for (const Dim& d : v.shape) {
+      int64_t x = d.eval(p.bindings);
+      if (x < 0)
+        throw Error("value '" + v.name + "' gets a negative dimension (" + d.str() + " = " + std::to_string(x) +
+                    ") for these input shapes");
+      p.shapes[i].push_back(x);
+    }
+    if (v.sym_value) {
+      for (const Dim& d : *v.sym_value) p.host_values[i].push_back(d.eval(p.bindings));
+      p.has_host_values[i] = 1;
+    } else if (v.data && v.dtype == DType::Int64) {
+      p.host_values[i] = v.data->to_int64();
+      p.has_host_values[i] = 1;
+    }
+  }
+  // Lifetimes over the steps that run.
+  const int steps_end = static_cast<int>(g.nodes.size());
+  std::vector<int> first(nv, -2), last(nv, -2);
+  for (int id : g.inputs) first[id] = last[id] = -1;
+  for (int idx = 0; idx < steps_end; ++idx) {
+    const Node& n = g.nodes[idx];
+    if (node_is_static(g, n)) continue;
+    const int step = static_cast<int>(p.steps.size());
+    p.steps.push_back(idx);
+    for (int o : n.outputs)
+      if (o >= 0) first[o] = last[o] = step;
+    for (int i : n.inputs)
+      if (i >= 0 && first[i] != -2) last[i] = std::max(last[i], step);
+  }
+  const int end = static_cast<int>(p.steps.size());
+  for (int o : g.outputs)
+    if (first[o] != -2) last[o] = end;
+  struct Buf {
+    int value;
+    size_t size;
+  };
+  std::vector<Buf> bufs;
+  for (size_t i = 0; i < nv; ++i) {
+    if (first[i] == -2) continue;
+    const Value& v = g.value(static_cast<int>(i));
+    if (v.is_const() || v.sym_value) continue;
+    int64_t n = 1;
+    for (auto d : p.shapes[i]) n *= d;
+    bufs.push_back({static_cast<int>(i), align_up(std::max<size_t>(1, static_cast<size_t>(n) * dtype_size(v.dtype)))});
+  }
+  // Greedy by size: largest first, each at the lowest offset free during its whole lifetime.
+  std::sort(bufs.begin(), bufs.end(), [](const Buf& a, const Buf& b) { return a.size != b.size ? a.size > b.size : a.value < b.value; });
+  p.offsets.assign(nv, Plan::kNoBuffer);
+  std::vector<Buf> placed;
+  for (const Buf& b : bufs) {
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (const Buf& q : placed)
+      if (!(last[q.value] < first[b.value] || last[b.value] < first[q.value]))
+        busy.push_back({p.offsets[q.value], p.offsets[q.value] + q.size});
+    std::sort(busy.begin(), busy.end());
+    size_t off = 0;
+    for (const auto& r : busy) {
+      if (off + b.size <= r.first) break;
+      off = std::max(off, r.second);
+    }
+    p.offsets[b.value] = off;
+    p.arena_bytes = std::max(p.arena_bytes, off + b.size);
+    p.naive_bytes += b.size;
+    placed.push_back(b);
+  }
+  return p;
+}
+
+}  // namespace unirt

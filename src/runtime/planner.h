@@ -1,0 +1,31 @@
+// Per input-shape plan: concrete shapes, which nodes run, and where each activation lives in one
+// arena (buffers reused once their last reader has run).
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+
+namespace unirt {
+
+struct Plan {
+  std::map<std::string, int64_t> bindings;            // symbol -> size
+  std::vector<std::vector<int64_t>> shapes;           // per value
+  std::vector<std::vector<int64_t>> host_values;      // per value with a sym_value (else empty)
+  std::vector<char> has_host_values;
+  std::vector<int> steps;                             // node indices that run, in order
+  static constexpr size_t kNoBuffer = ~size_t{0};
+  std::vector<size_t> offsets;                        // per value: arena offset or kNoBuffer
+  size_t arena_bytes = 0;                             // peak activation bytes with reuse
+  size_t naive_bytes = 0;                             // without reuse, for comparison
+};
+
+// Binds the graph-input symbols from `input_shapes` (by input name), checks them against the
+// profile, evaluates every shape and plans memory. Throws Error naming the tensor and the profile.
+Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes);
+
+// True for nodes the planner never runs (their outputs are constants or shape values).
+bool node_is_static(const Graph& g, const Node& n);
+
+}  // namespace unirt

@@ -1,0 +1,305 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace unirt {
+
+struct Session::Prepared {
+  std::vector<std::vector<int64_t>> input_shapes;
+  Plan plan;
+  std::vector<std::vector<TensorView>> ins, outs;  // per step
+  size_t workspace = 0;
+  void* arena_base = nullptr;  // arena the views point into
+  std::shared_ptr<void> graph;  // captured CUDA graph
+  int runs = 0;
+  std::vector<void*> io_ptrs;   // input/output pointers the views were built with
+};
+
+Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> backend, SessionOptions o)
+    : engine_(std::move(engine)), backend_(std::move(backend)), opts_(o) {
+  const Graph& g = engine_->graph;
+  if (engine_->options.backend != backend_->name())
+    throw Error("engine was built for the " + engine_->options.backend + " backend, this session runs on " + backend_->name() +
+                ": rebuild with --backend " + backend_->name());
+  if (opts_.threads > 0) backend_->context().threads = opts_.threads;
+  const KernelRegistry& reg = KernelRegistry::get(backend_->name());
+  kernels_.resize(g.nodes.size());
+  const_ptrs_.assign(g.values.size(), nullptr);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (node_is_static(g, n)) continue;
+    const KernelFactory* f = reg.find(n.op_type);
+    if (!f) throw Error("no " + backend_->name() + " kernel for op " + n.op_type + " at node '" + n.name + "'");
+    kernels_[i] = (*f)(KernelCreateArgs{g, n, engine_->options.precision});
+    for (int in : n.inputs) {
+      if (in < 0 || const_ptrs_[in]) continue;
+      const Value& v = g.value(in);
+      if (!v.data) continue;
+      const size_t bytes = v.data->bytes.size();
+      const_ptrs_[in] = backend_->alloc(std::max<size_t>(bytes, 1));
+      if (bytes) backend_->copy_from_host(const_ptrs_[in], v.data->bytes.data(), bytes);
+      weight_bytes_ += bytes;
+    }
+  }
+}
+
+Session::~Session() {
+  for (void* p : const_ptrs_)
+    if (p) backend_->free(p);
+  if (arena_) backend_->free(arena_);
+  if (workspace_) backend_->free(workspace_);
+}
+
+void Session::check_input(const Value& v, const TensorView& t, size_t i) const {
+  if (t.dtype != v.dtype)
+    throw Error("input '" + v.name + "' has type " + dtype_name(t.dtype) + ", the engine expects " + dtype_name(v.dtype));
+}
+
+Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>& input_shapes) {
+  for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+    if ((*it)->input_shapes == input_shapes) {
+      if (it != cache_.begin()) cache_.splice(cache_.begin(), cache_, it);
+      last_ = cache_.front().get();
+      return *last_;
+    }
+  }
+  const Graph& g = engine_->graph;
+  std::map<std::string, std::vector<int64_t>> named;
+  for (size_t i = 0; i < g.inputs.size(); ++i) named[g.value(g.inputs[i]).name] = input_shapes[i];
+  auto pp = std::make_unique<Prepared>();
+  pp->input_shapes = input_shapes;
+  pp->plan = make_plan(*engine_, named);
+  const Plan& plan = pp->plan;
+  for (int idx : plan.steps) {
+    const Node& n = g.nodes[idx];
+    std::vector<TensorView> ins, outs;
+    for (int v : n.inputs) {
+      TensorView t;
+      if (v >= 0) {
+        t.dtype = g.value(v).dtype;
+        t.shape = plan.shapes[v];
+        if (plan.has_host_values[v]) t.host_values = plan.host_values[v].data();
+      }
+      ins.push_back(t);
+    }
+    for (int v : n.outputs) {
+      TensorView t;
+      if (v >= 0) {
+        t.dtype = g.value(v).dtype;
+        t.shape = plan.shapes[v];
+      }
+      outs.push_back(t);
+    }
+    pp->workspace = std::max(pp->workspace, kernels_[idx]->prepare(ins, outs));
+    pp->ins.push_back(std::move(ins));
+    pp->outs.push_back(std::move(outs));
+  }
+  if (plan.arena_bytes > arena_capacity_) {
+    if (arena_) backend_->free(arena_);
+    arena_ = backend_->alloc(plan.arena_bytes);
+    arena_capacity_ = plan.arena_bytes;
+    for (auto& c : cache_) c->graph.reset(), c->arena_base = nullptr;  // their pointers moved
+  }
+  if (pp->workspace > workspace_bytes_) {
+    if (workspace_) backend_->free(workspace_);
+    workspace_ = backend_->alloc(pp->workspace);
+    workspace_bytes_ = pp->workspace;
+    for (auto& c : cache_) c->graph.reset();
+  }
+  cache_.push_front(std::move(pp));
+  if (cache_.size() > opts_.max_cached_plans) cache_.pop_back();
+  last_ = cache_.front().get();
+  return *last_;
+}
+
+// Points every view at its buffer: arena offset, uploaded constant, or the host shape values.
+static void bind_views(const Graph& g, const Plan& plan, std::vector<std::vector<TensorView>>& ins,
+                       std::vector<std::vector<TensorView>>& outs, char* arena, const std::vector<void*>& consts,
+                       const std::map<int, void*>& io, bool host_backend) {
+  auto ptr = [&](int v) -> void* {
+    auto it = io.find(v);
+    if (it != io.end()) return it->second;
+    if (consts[v]) return consts[v];
+    if (plan.offsets[v] != Plan::kNoBuffer) return arena + plan.offsets[v];
+    if (plan.has_host_values[v] && host_backend) return const_cast<int64_t*>(plan.host_values[v].data());
+    return nullptr;
+  };
+  for (size_t s = 0; s < plan.steps.size(); ++s) {
+    const Node& n = g.nodes[plan.steps[s]];
+    for (size_t k = 0; k < n.inputs.size(); ++k)
+      if (n.inputs[k] >= 0) ins[s][k].data = ptr(n.inputs[k]);
+    for (size_t k = 0; k < n.outputs.size(); ++k)
+      if (n.outputs[k] >= 0) outs[s][k].data = ptr(n.outputs[k]);
+  }
+}
+
+void Session::launch(Prepared& pp) {
+  RunContext ctx = backend_->context();
+  ctx.workspace = workspace_;
+  ctx.workspace_bytes = workspace_bytes_;
+  auto body = [&] {
+    for (size_t s = 0; s < pp.plan.steps.size(); ++s) kernels_[pp.plan.steps[s]]->run(pp.ins[s], pp.outs[s], ctx);
+  };
+  if (opts_.cuda_graphs && backend_->name() == "cuda") {
+    ++pp.runs;
+    if (!pp.graph && pp.runs >= 2) pp.graph = backend_->capture(body);
+    if (pp.graph) {
+      backend_->replay(pp.graph);
+      return;
+    }
+  }
+  body();
+}
+
+void Session::execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) {
+  const Graph& g = engine_->graph;
+  if (inputs.size() != g.inputs.size())
+    throw Error("expected " + std::to_string(g.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+  if (outputs.size() != g.outputs.size())
+    throw Error("expected " + std::to_string(g.outputs.size()) + " outputs, got " + std::to_string(outputs.size()));
+  std::vector<std::vector<int64_t>> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    check_input(g.value(g.inputs[i]), inputs[i], i);
+    shapes.push_back(inputs[i].shape);
+  }
+  Prepared& pp = prepare_for(shapes);
+  std::map<int, void*> io;
+  std::vector<void*> ptrs;
+  for (size_t i = 0; i < inputs.size(); ++i) io[g.inputs[i]] = inputs[i].data;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const int v = g.outputs[i];
+    if (outputs[i].shape != pp.plan.shapes[v])
+      throw Error("output '" + g.value(v).name + "' buffer has the wrong shape");
+    if (pp.plan.offsets[v] != Plan::kNoBuffer && !io.count(v)) io[v] = outputs[i].data;
+  }
+  for (auto& kv : io) ptrs.push_back(kv.second);
+  if (pp.arena_base != arena_ || pp.io_ptrs != ptrs) {
+    bind_views(g, pp.plan, pp.ins, pp.outs, static_cast<char*>(arena_), const_ptrs_, io, backend_->name() == "cpu");
+    pp.arena_base = arena_;
+    pp.io_ptrs = ptrs;
+    pp.graph.reset();
+  }
+  launch(pp);
+  // Outputs no kernel writes: constants, shape values, or graph inputs passed straight through.
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const int v = g.outputs[i];
+    if (pp.plan.offsets[v] != Plan::kNoBuffer && io[v] == outputs[i].data) continue;
+    const Value& val = g.value(v);
+    const size_t bytes = outputs[i].bytes();
+    if (val.data) backend_->copy_from_host(outputs[i].data, val.data->bytes.data(), bytes);
+    else if (pp.plan.has_host_values[v]) {
+      std::vector<uint8_t> tmp(bytes);
+      for (size_t k = 0; k < pp.plan.host_values[v].size(); ++k) {
+        if (val.dtype == DType::Int64) reinterpret_cast<int64_t*>(tmp.data())[k] = pp.plan.host_values[v][k];
+        else if (val.dtype == DType::Int32) reinterpret_cast<int32_t*>(tmp.data())[k] = static_cast<int32_t>(pp.plan.host_values[v][k]);
+      }
+      backend_->copy_from_host(outputs[i].data, tmp.data(), bytes);
+    } else {
+      for (size_t k = 0; k < g.inputs.size(); ++k)
+        if (g.inputs[k] == v) {
+          std::vector<uint8_t> tmp(bytes);
+          backend_->copy_to_host(tmp.data(), inputs[k].data, bytes);
+          backend_->copy_from_host(outputs[i].data, tmp.data(), bytes);
+        }
+    }
+  }
+}
+
+std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
+  const Graph& g = engine_->graph;
+  std::vector<const HostTensor*> ordered(g.inputs.size(), nullptr);
+  for (const auto& t : inputs) {
+    bool found = false;
+    for (size_t i = 0; i < g.inputs.size(); ++i)
+      if (g.value(g.inputs[i]).name == t.name) ordered[i] = &t, found = true;
+    if (!found) {
+      std::string names;
+      for (int id : g.inputs) names += (names.empty() ? "'" : ", '") + g.value(id).name + "'";
+      throw Error("'" + t.name + "' is not an input of this engine (inputs: " + names + ")");
+    }
+  }
+  std::vector<std::vector<int64_t>> shapes;
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    if (!ordered[i]) throw Error("input '" + g.value(g.inputs[i]).name + "' was not given");
+    if (ordered[i]->bytes.size() != static_cast<size_t>(ordered[i]->numel()) * dtype_size(ordered[i]->dtype))
+      throw Error("input '" + ordered[i]->name + "' holds " + std::to_string(ordered[i]->bytes.size()) + " bytes, its shape needs " +
+                  std::to_string(ordered[i]->numel() * dtype_size(ordered[i]->dtype)));
+    if (ordered[i]->dtype != g.value(g.inputs[i]).dtype)
+      throw Error("input '" + ordered[i]->name + "' has type " + dtype_name(ordered[i]->dtype) + ", the engine expects " +
+                  dtype_name(g.value(g.inputs[i]).dtype));
+    shapes.push_back(ordered[i]->shape);
+  }
+  Prepared& pp = prepare_for(shapes);
+  const bool host = backend_->name() == "cpu";
+  std::vector<TensorView> in_views, out_views;
+  std::vector<void*> owned;
+  for (size_t i = 0; i < ordered.size(); ++i) {
+    TensorView t;
+    t.dtype = ordered[i]->dtype;
+    t.shape = ordered[i]->shape;
+    if (host) t.data = const_cast<uint8_t*>(ordered[i]->bytes.data());
+    else {
+      t.data = backend_->alloc(std::max<size_t>(1, ordered[i]->bytes.size()));
+      owned.push_back(t.data);
+      backend_->copy_from_host(t.data, ordered[i]->bytes.data(), ordered[i]->bytes.size());
+    }
+    in_views.push_back(t);
+  }
+  std::vector<HostTensor> results;
+  for (int v : g.outputs) {
+    HostTensor h;
+    h.name = g.value(v).name;
+    h.dtype = g.value(v).dtype;
+    h.shape = pp.plan.shapes[v];
+    h.bytes.resize(static_cast<size_t>(h.numel()) * dtype_size(h.dtype));
+    results.push_back(std::move(h));
+  }
+  for (auto& h : results) {
+    TensorView t;
+    t.dtype = h.dtype;
+    t.shape = h.shape;
+    if (host) t.data = h.bytes.data();
+    else {
+      t.data = backend_->alloc(std::max<size_t>(1, h.bytes.size()));
+      owned.push_back(t.data);
+    }
+    out_views.push_back(t);
+  }
+  execute(in_views, out_views);
+  if (!host) {
+    for (size_t i = 0; i < results.size(); ++i) backend_->copy_to_host(results[i].bytes.data(), out_views[i].data, results[i].bytes.size());
+    backend_->synchronize();
+    for (void* p : owned) backend_->free(p);
+  }
+  return results;
+}
+
+size_t Session::peak_activation_bytes() const { return last_ ? last_->plan.arena_bytes : 0; }
+size_t Session::naive_activation_bytes() const { return last_ ? last_->plan.naive_bytes : 0; }
+
+std::vector<std::vector<int64_t>> Session::output_shapes(const std::vector<std::vector<int64_t>>& input_shapes) {
+  Prepared& pp = prepare_for(input_shapes);
+  std::vector<std::vector<int64_t>> out;
+  for (int v : engine_->graph.outputs) out.push_back(pp.plan.shapes[v]);
+  return out;
+}
+
+std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& inputs, int iterations) {
+  run(inputs);  // plan, bind and warm up this shape
+  Prepared& pp = *last_;
+  RunContext ctx = backend_->context();
+  ctx.workspace = workspace_;
+  ctx.workspace_bytes = workspace_bytes_;
+  std::vector<LayerTiming> t;
+  for (size_t s = 0; s < pp.plan.steps.size(); ++s) {
+    const Node& n = engine_->graph.nodes[pp.plan.steps[s]];
+    double ms = backend_->elapsed_ms([&] {
+      for (int it = 0; it < iterations; ++it) kernels_[pp.plan.steps[s]]->run(pp.ins[s], pp.outs[s], ctx);
+    });
+    t.push_back({n.name, n.op_type, ms / std::max(1, iterations)});
+  }
+  return t;
+}
+
+}  // namespace unirt

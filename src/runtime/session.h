@@ -1,0 +1,85 @@
+// Runs an engine on a backend: kernels created once, constants uploaded once, one plan (and, on
+// CUDA, one captured graph) per input-shape signature.
+#pragma once
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/planner.h"
+
+namespace unirt {
+
+struct HostTensor {
+  std::string name;
+  DType dtype = DType::Float32;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+
+  int64_t numel() const {
+    int64_t n = 1;
+    for (auto d : shape) n *= d;
+    return n;
+  }
+  template <typename T> T* as() { return reinterpret_cast<T*>(bytes.data()); }
+  template <typename T> const T* as() const { return reinterpret_cast<const T*>(bytes.data()); }
+};
+
+struct SessionOptions {
+  int threads = 0;          // CPU backend; 0 = all cores
+  bool cuda_graphs = true;  // capture each input shape into a CUDA graph
+  size_t max_cached_plans = 16;
+};
+
+struct LayerTiming {
+  std::string node, op;
+  double ms = 0;
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> backend, SessionOptions o = {});
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Host in, host out; inputs matched by name.
+  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs);
+  // For callers that manage backend memory themselves (device pointers on CUDA): one view per
+  // graph input and output, in graph order. No allocation once this input shape has been seen.
+  void execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs);
+  // Output shapes for the given input shapes (graph order).
+  std::vector<std::vector<int64_t>> output_shapes(const std::vector<std::vector<int64_t>>& input_shapes);
+  // Per-layer device time, averaged over `iterations` runs of the last-used shape.
+  std::vector<LayerTiming> profile_layers(const std::vector<HostTensor>& inputs, int iterations);
+
+  size_t peak_activation_bytes() const;   // of the last planned input shape
+  size_t naive_activation_bytes() const;  // same buffers without reuse
+  size_t weight_bytes() const { return weight_bytes_; }
+  size_t workspace_bytes() const { return workspace_bytes_; }
+  const Engine& engine() const { return *engine_; }
+  Backend& backend() { return *backend_; }
+  void synchronize() { backend_->synchronize(); }
+
+ private:
+  struct Prepared;
+  Prepared& prepare_for(const std::vector<std::vector<int64_t>>& input_shapes);
+  void launch(Prepared& pp);
+  void check_input(const Value& v, const TensorView& t, size_t i) const;
+
+  std::shared_ptr<const Engine> engine_;
+  std::unique_ptr<Backend> backend_;
+  SessionOptions opts_;
+  std::vector<std::unique_ptr<OpKernel>> kernels_;  // per node index (null for static nodes)
+  std::vector<void*> const_ptrs_;                   // per value: uploaded constant
+  size_t weight_bytes_ = 0;
+  void* arena_ = nullptr;
+  size_t arena_capacity_ = 0;
+  void* workspace_ = nullptr;
+  size_t workspace_bytes_ = 0;
+  std::list<std::unique_ptr<Prepared>> cache_;  // most recent first
+  Prepared* last_ = nullptr;
+};
+
+}  // namespace unirt
