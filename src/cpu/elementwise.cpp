@@ -112,7 +112,6 @@ BINARY(Add);
 BINARY(Sub);
 BINARY(Mul);
 BINARY(Div);
-BINARY(Pow);
 BINARY(Mod);
 BINARY(Equal);
 BINARY(Less);
@@ -290,6 +289,31 @@ class CastKernel : public CpuKernel {
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel);
+
+// Pow allows different base and exponent types (opset 12+); computed in double, stored as the base's type.
+class PowKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    for (int i = 0; i < 2; ++i) {
+      if (in[i].dtype != DType::Float32 && in[i].dtype != DType::Float64 && in[i].dtype != DType::Int64 && in[i].dtype != DType::Int32)
+        fail(std::string("unsupported type ") + dtype_name(in[i].dtype));
+      if (!broadcastable_to(in[i].shape, out[0].shape)) fail("input " + std::to_string(i) + " does not broadcast to the output");
+    }
+    std::vector<int64_t> st[2] = {broadcast_strides(in[0].shape, out[0].shape), broadcast_strides(in[1].shape, out[0].shape)};
+    const TensorView& y = out[0];
+    for_each_broadcast<2>(y.shape, st, [&](int64_t i, const int64_t* off) {
+      const double v = std::pow(cast_one<double>(in[0], off[0]), cast_one<double>(in[1], off[1]));
+      switch (y.dtype) {
+        case DType::Float32: y.as<float>()[i] = static_cast<float>(v); break;
+        case DType::Float64: y.as<double>()[i] = v; break;
+        case DType::Int64: y.as<int64_t>()[i] = static_cast<int64_t>(v); break;
+        default: y.as<int32_t>()[i] = static_cast<int32_t>(v); break;
+      }
+    });
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, Pow, PowKernel);
 
 class WhereKernel : public CpuKernel {
  public:

@@ -95,7 +95,7 @@ class PoolKernel : public CpuKernel {
     const auto& xs = in[0].shape;
     const auto& ys = out[0].shape;
     const int nsp = static_cast<int>(xs.size()) - 2;
-    if (nsp < 1 || nsp > 2) fail("only 1-D and 2-D pooling are supported, input " + shape_text(xs));
+    if (nsp < 1 || nsp > 2) fail("3-D pooling is not supported (1-D and 2-D are), input " + shape_text(xs));
     auto k = node_.attr_ints("kernel_shape");
     auto s = node_.attr_ints("strides", std::vector<int64_t>(nsp, 1));
     auto d = node_.attr_ints("dilations", std::vector<int64_t>(nsp, 1));

@@ -118,8 +118,8 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& source_name
   for (const auto& op : model.opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
   if (g.opset == 0) throw Error(source_name + ": model imports no default-domain opset");
-  if (g.opset < 7 || g.opset > 23)
-    throw Error(source_name + ": opset " + std::to_string(g.opset) + " is outside what unirt reads (7..23)");
+  if (g.opset < 1 || g.opset > 23)
+    throw Error(source_name + ": opset " + std::to_string(g.opset) + " is outside what unirt reads (1..23)");
   const auto& gp = model.graph();
   g.name = gp.name();
 
@@ -192,7 +192,6 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& source_name
     if (id < 0) throw Error("graph output '" + out.name() + "' is not produced by any node");
     g.outputs.push_back(id);
   }
-  if (g.inputs.empty()) throw Error(source_name + ": graph has no runtime inputs");
   return g;
 }
 

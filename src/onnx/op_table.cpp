@@ -100,6 +100,23 @@ void check_node_supported(const Node& node, int64_t opset) {
                 "); unirt supports: " + all);
   }
   const OpSpec& s = it->second;
+  // Attribute values whose semantics unirt does not implement.
+  if (node.op_type == "BatchNormalization" && node.attr_i("training_mode", 0) != 0)
+    throw Error(node.describe() + ": training_mode=1 is not supported (inference engine)");
+  if ((node.op_type == "Conv" || node.op_type == "AveragePool" || node.op_type == "MaxPool")) {
+    const std::string ap = node.attr_s("auto_pad", "NOTSET");
+    if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
+      throw Error(node.describe() + ": auto_pad '" + ap + "' is not an ONNX value");
+  }
+  if (node.op_type == "MaxPool" && node.outputs.size() > 1 && node.outputs[1] >= 0)
+    throw Error(node.describe() + ": the Indices output of MaxPool is not supported");
+  if (node.op_type == "Pad") {
+    const std::string m = node.attr_s("mode", "constant");
+    if (m != "constant" && m != "reflect" && m != "edge")
+      throw Error(node.describe() + ": Pad mode '" + m + "' is not supported (constant, reflect, edge)");
+  }
+  if (node.op_type == "Dropout" && node.has_input(2))
+    throw Error(node.describe() + ": the training_mode input is not supported (inference engine)");
   const int nin = node.num_inputs();
   if (nin < s.min_inputs || nin > s.max_inputs)
     throw Error(node.describe() + ": has " + std::to_string(nin) + " inputs, expected " +
@@ -113,21 +130,6 @@ void check_node_supported(const Node& node, int64_t opset) {
   for (const auto& kv : node.attrs)
     if (!s.attrs.count(kv.first))
       throw Error(node.describe() + ": attribute '" + kv.first + "' is not supported by unirt");
-  // Attribute values whose semantics unirt does not implement.
-  if (node.op_type == "BatchNormalization" && node.attr_i("training_mode", 0) != 0)
-    throw Error(node.describe() + ": training_mode=1 is not supported (inference engine)");
-  if ((node.op_type == "Conv" || node.op_type == "AveragePool" || node.op_type == "MaxPool")) {
-    const std::string ap = node.attr_s("auto_pad", "NOTSET");
-    if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
-      throw Error(node.describe() + ": auto_pad '" + ap + "' is not an ONNX value");
-  }
-  if (node.op_type == "MaxPool" && nout > 1)
-    throw Error(node.describe() + ": the Indices output of MaxPool is not supported");
-  if (node.op_type == "Pad") {
-    const std::string m = node.attr_s("mode", "constant");
-    if (m != "constant" && m != "reflect" && m != "edge")
-      throw Error(node.describe() + ": Pad mode '" + m + "' is not supported (constant, reflect, edge)");
-  }
 }
 
 }  // namespace unirt
