@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "onnx/importer.h"
+#include "passes/fusions.h"
+#include "passes/pipeline.h"
+#include "passes/shape_inference.h"
+#include "runtime/session.h"
+#include "test_graphs.h"
+
+using namespace unirt;
+using namespace unirt::testing;
+
+namespace {
+std::vector<float> run_cpu(Graph g, bool fuse, const std::vector<float>& x, std::vector<int64_t> shape, Engine* keep = nullptr) {
+  BuildOptions o;
+  o.fuse = fuse;
+  auto e = std::make_shared<Engine>(build_engine(std::move(g), o));
+  if (keep) *keep = *e;
+  Session s(e, make_cpu_backend(1));
+  HostTensor t;
+  t.name = "x";
+  t.shape = shape;
+  t.bytes.resize(x.size() * 4);
+  std::memcpy(t.bytes.data(), x.data(), t.bytes.size());
+  auto out = s.run({t});
+  return std::vector<float>(out[0].as<float>(), out[0].as<float>() + out[0].numel());
+}
+}  // namespace
+
+TEST(FuseGelu, ErfPatternBecomesGeluAndMatches) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"n", "5"});
+  add_init(g, "sqrt2", {}, {1.4142135f});
+  add_init(g, "one", {}, {1.f});
+  add_init(g, "half", {}, {0.5f});
+  add_node(g, "Div", {"x", "sqrt2"}, {"d"});
+  add_node(g, "Erf", {"d"}, {"e"});
+  add_node(g, "Add", {"e", "one"}, {"a"});
+  add_node(g, "Mul", {"x", "a"}, {"m"});
+  add_node(g, "Mul", {"m", "half"}, {"y"});
+  g->add_output()->set_name("y");
+  const std::string bytes = model_bytes(m);
+  std::vector<float> x = {-3, -1, -0.5f, 0, 0.25f, 0.5f, 1, 2, 3, 4};
+  Engine fused;
+  auto a = run_cpu(import_onnx_bytes(bytes, "m"), true, x, {2, 5}, &fused);
+  auto b = run_cpu(import_onnx_bytes(bytes, "m"), false, x, {2, 5});
+  int gelus = 0;
+  for (const auto& n : fused.graph.nodes) gelus += n.op_type == "Gelu";
+  EXPECT_EQ(gelus, 1);
+  EXPECT_EQ(fused.graph.nodes.size(), 1u);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(a[i], b[i], 1e-6);
+    EXPECT_NEAR(a[i], 0.5 * x[i] * (1 + std::erf(x[i] / std::sqrt(2.0))), 1e-6);
+  }
+}
+
+TEST(FoldConvBatchNorm, FoldsAndMatches) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"1", "2", "4", "4"});
+  add_init(g, "w", {3, 2, 3, 3}, std::vector<float>(54, 0.f));
+  for (int i = 0; i < 54; ++i) g->mutable_initializer(0)->set_float_data(i, 0.01f * (i % 7) - 0.02f);
+  add_init(g, "b", {3}, {0.1f, -0.2f, 0.3f});
+  add_init(g, "gamma", {3}, {1.5f, 0.5f, 2.f});
+  add_init(g, "beta", {3}, {0.f, 1.f, -1.f});
+  add_init(g, "mean", {3}, {0.2f, -0.1f, 0.f});
+  add_init(g, "var", {3}, {1.f, 4.f, 0.25f});
+  add_ints(add_node(g, "Conv", {"x", "w", "b"}, {"c"}), "pads", {1, 1, 1, 1});
+  add_node(g, "BatchNormalization", {"c", "gamma", "beta", "mean", "var"}, {"y"});
+  g->add_output()->set_name("y");
+  const std::string bytes = model_bytes(m);
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = std::sin(0.3f * i);
+  Engine fused;
+  auto a = run_cpu(import_onnx_bytes(bytes, "m"), true, x, {1, 2, 4, 4}, &fused);
+  auto b = run_cpu(import_onnx_bytes(bytes, "m"), false, x, {1, 2, 4, 4});
+  EXPECT_EQ(fused.graph.nodes.size(), 1u);
+  EXPECT_EQ(fused.graph.nodes[0].op_type, "Conv");
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5);
+}

@@ -1,0 +1,114 @@
+// Small hand-built graphs and ONNX models shared by the unit tests.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "onnx.pb.h"
+
+namespace unirt::testing {
+
+// An ONNX node proto with int/ints attributes.
+inline onnx::NodeProto* add_node(onnx::GraphProto* g, const std::string& op, std::vector<std::string> in,
+                                 std::vector<std::string> out, const std::string& name = "") {
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(name.empty() ? op + "_" + std::to_string(g->node_size()) : name);
+  for (auto& s : in) n->add_input(s);
+  for (auto& s : out) n->add_output(s);
+  return n;
+}
+
+inline void add_ints(onnx::NodeProto* n, const std::string& k, std::vector<int64_t> v) {
+  auto* a = n->add_attribute();
+  a->set_name(k);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (auto x : v) a->add_ints(x);
+}
+
+inline void add_int(onnx::NodeProto* n, const std::string& k, int64_t v) {
+  auto* a = n->add_attribute();
+  a->set_name(k);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(v);
+}
+
+inline void add_init(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::FLOAT);
+  for (auto d : dims) t->add_dims(d);
+  for (auto x : v) t->add_float_data(x);
+}
+
+inline void add_init_i64(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> v) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_dims(static_cast<int64_t>(v.size()));
+  for (auto x : v) t->add_int64_data(x);
+}
+
+// Graph input with dims given as ints (>= 0) or names (dim_param).
+inline void add_input(onnx::GraphProto* g, const std::string& name, std::vector<std::string> dims) {
+  auto* in = g->add_input();
+  in->set_name(name);
+  auto* tt = in->mutable_type()->mutable_tensor_type();
+  tt->set_elem_type(onnx::TensorProto::FLOAT);
+  for (auto& d : dims) {
+    auto* dim = tt->mutable_shape()->add_dim();
+    if (!d.empty() && std::isdigit(static_cast<unsigned char>(d[0]))) dim->set_dim_value(std::stoll(d));
+    else dim->set_dim_param(d);
+  }
+}
+
+inline std::string model_bytes(onnx::ModelProto& m, int opset = 17) {
+  m.set_ir_version(8);
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(opset);
+  return m.SerializeAsString();
+}
+
+// x[N,C,H,W] -> depthwise 3x3 conv -> pad right/bottom to a multiple of 7 via Shape arithmetic -> y.
+// The exporter-style pad subgraph is what TensorRT could not resolve; unirt must keep it symbolic.
+inline onnx::ModelProto window_pad_model() {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  g->set_name("window_pad");
+  add_input(g, "x", {"batch", "4", "height", "width"});
+  std::vector<float> w(4 * 9, 0.1f);
+  add_init(g, "w", {4, 1, 3, 3}, w);
+  auto* conv = add_node(g, "Conv", {"x", "w"}, {"c"}, "dwconv");
+  add_int(conv, "group", 4);
+  add_ints(conv, "pads", {1, 1, 1, 1});
+  add_node(g, "Shape", {"c"}, {"s"}, "shape");
+  add_init_i64(g, "i2", {2});
+  add_init_i64(g, "i3", {3});
+  auto* gh = add_node(g, "Gather", {"s", "i2"}, {"h"}, "gather_h");
+  add_int(gh, "axis", 0);
+  auto* gw = add_node(g, "Gather", {"s", "i3"}, {"w_"}, "gather_w");
+  add_int(gw, "axis", 0);
+  add_init_i64(g, "seven", {7});
+  add_node(g, "Mod", {"h", "seven"}, {"hm"}, "hmod");
+  add_node(g, "Sub", {"seven", "hm"}, {"hp0"}, "hsub");
+  add_node(g, "Mod", {"hp0", "seven"}, {"hp"}, "hmod2");
+  add_node(g, "Mod", {"w_", "seven"}, {"wm"}, "wmod");
+  add_node(g, "Sub", {"seven", "wm"}, {"wp0"}, "wsub");
+  add_node(g, "Mod", {"wp0", "seven"}, {"wp"}, "wmod2");
+  add_init_i64(g, "zeros4", {0, 0, 0, 0});
+  add_init_i64(g, "zeros2", {0, 0});
+  add_node(g, "Concat", {"zeros4", "zeros2", "hp", "wp"}, {"pads"}, "concat_pads");
+  g->mutable_node(g->node_size() - 1)->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("axis");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(0);
+    return a;
+  }());
+  add_node(g, "Pad", {"c", "pads"}, {"y"}, "pad");
+  g->add_output()->set_name("y");
+  return m;
+}
+
+}  // namespace unirt::testing
