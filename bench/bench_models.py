@@ -73,7 +73,7 @@ def bench_model(args, name, shapes, workdir, rows):
     torch.manual_seed(0)
     model = create_model(name).eval().cuda()
     onnx_path = os.path.join(workdir, f"{name}.onnx")
-    export_model(name, onnx_path, verify=False)
+    export_model(name, onnx_path, verify_onnx=False, quiet=True)
     hs = [s[2] for s in shapes]
     ws = [s[3] for s in shapes]
     bs = [s[0] for s in shapes]

@@ -26,6 +26,7 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   }
   run("infer_shapes", [&] { infer_shapes(g); return 0; });
+  if (o.precision == Precision::FP16) run("assign_precision", [&] { return assign_precision(g, o.precision); });
   return reports;
 }
 

@@ -28,6 +28,8 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o);
 // Evaluates nodes whose inputs are all constant with the CPU kernels, and turns values whose
 // shape value is fully known into constants. Returns the number of nodes folded.
 int fold_constants(Graph& g);
+// FP16: float32 activations and weights become float16, with Casts at the graph boundary.
+int assign_precision(Graph& g, Precision p);
 // Removes nodes that no graph output depends on and rewires Identity/Dropout. Returns removed count.
 int eliminate_dead_code(Graph& g);
 

@@ -1,0 +1,291 @@
+// Data movement on the GPU: one strided-gather kernel serves Transpose, Slice, Expand and Gather;
+// Pad, Concat and Split have their own. Element size is all that matters (any dtype).
+#include <numeric>
+
+#include "cuda/cuda_common.h"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+inline int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535 * 8)); }
+
+// out[i] = in[base + sum_k idx_k(i) * stride_k]
+template <typename E>
+__global__ void strided_gather(const E* in, E* out, int64_t n, Dims od, Strides is, int64_t base) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, off = base;
+    for (int k = od.rank - 1; k >= 0; --k) {
+      off += (rem % od.d[k]) * is.s[k];
+      rem /= od.d[k];
+    }
+    out[i] = in[off];
+  }
+}
+
+// Tiled transpose of the last two dims of a [batch, R, C] view: coalesced reads and writes.
+template <typename E>
+__global__ void transpose_last2(const E* in, E* out, int64_t R, int64_t C) {
+  __shared__ E tile[32][33];
+  const int64_t b = blockIdx.z;
+  const int64_t r0 = blockIdx.y * 32, c0 = blockIdx.x * 32;
+  const E* src = in + b * R * C;
+  E* dst = out + b * R * C;
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    const int64_t r = r0 + j, c = c0 + threadIdx.x;
+    if (r < R && c < C) tile[j][threadIdx.x] = src[r * C + c];
+  }
+  __syncthreads();
+  for (int j = threadIdx.y; j < 32; j += 8) {
+    const int64_t c = c0 + j, r = r0 + threadIdx.x;
+    if (r < R && c < C) dst[c * R + r] = tile[threadIdx.x][j];
+  }
+}
+
+void launch_gather(const TensorView& in, const TensorView& out, const Strides& is, int64_t base, cudaStream_t s) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  const Dims od = dims_of(out.shape);
+  switch (dtype_size(out.dtype)) {
+    case 1: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint8_t>(), out.as<uint8_t>(), n, od, is, base); break;
+    case 2: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint16_t>(), out.as<uint16_t>(), n, od, is, base); break;
+    case 4: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint32_t>(), out.as<uint32_t>(), n, od, is, base); break;
+    default: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint64_t>(), out.as<uint64_t>(), n, od, is, base); break;
+  }
+}
+
+std::vector<int64_t> row_strides(const std::vector<int64_t>& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
+  return st;
+}
+
+// Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: a device copy with a new shape.
+class CopyKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (in[0].numel() != out[0].numel()) fail("element count changes from " + std::to_string(in[0].numel()) + " to " + std::to_string(out[0].numel()));
+    if (in[0].data != out[0].data && in[0].bytes())
+      UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Reshape, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Flatten, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Squeeze, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Unsqueeze, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Identity, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Dropout, CopyKernel);
+
+class TransposeKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const auto& xs = in[0].shape;
+    auto perm = node_.attr_ints("perm");
+    if (perm.empty())
+      for (int64_t i = static_cast<int64_t>(xs.size()) - 1; i >= 0; --i) perm.push_back(i);
+    // Drop size-1 dims' influence: a swap of the last two non-trivial dims with the rest in order
+    // is a batched 2-D transpose.
+    const size_t r = perm.size();
+    bool last2 = r >= 2 && perm[r - 1] == static_cast<int64_t>(r - 2) && perm[r - 2] == static_cast<int64_t>(r - 1);
+    for (size_t i = 0; i + 2 < r && last2; ++i) last2 = perm[i] == static_cast<int64_t>(i);
+    cudaStream_t s = stream_of(ctx);
+    if (last2 && (dtype_size(in[0].dtype) == 4 || dtype_size(in[0].dtype) == 2)) {
+      const int64_t R = xs[r - 2], C = xs[r - 1], B = R * C ? in[0].numel() / (R * C) : 0;
+      if (B == 0) return;
+      dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((R + 31) / 32), static_cast<unsigned>(B));
+      if (dtype_size(in[0].dtype) == 4) transpose_last2<<<grid, dim3(32, 8), 0, s>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), R, C);
+      else transpose_last2<<<grid, dim3(32, 8), 0, s>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), R, C);
+      check_launch(node_);
+      return;
+    }
+    auto st = row_strides(xs);
+    Strides is;
+    for (size_t i = 0; i < r; ++i) is.s[i] = st[perm[i]];
+    launch_gather(in[0], out[0], is, 0, s);
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Transpose, TransposeKernel);
+
+class SliceKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const auto& xs = in[0].shape;
+    std::vector<int64_t> starts, axes, steps;
+    if (opset_ < 10) {
+      starts = node_.attr_ints("starts");
+      axes = node_.attr_ints("axes");
+    } else {
+      starts = host_ints(in[1], "starts");
+      if (in.size() > 3 && in[3].host_values) axes = host_ints(in[3], "axes");
+      if (in.size() > 4 && in[4].host_values) steps = host_ints(in[4], "steps");
+    }
+    if (axes.empty()) {
+      axes.resize(starts.size());
+      std::iota(axes.begin(), axes.end(), 0);
+    }
+    if (steps.empty()) steps.assign(starts.size(), 1);
+    auto st = row_strides(xs);
+    Strides is;
+    for (size_t i = 0; i < xs.size(); ++i) is.s[i] = st[i];
+    int64_t base = 0;
+    for (size_t i = 0; i < starts.size(); ++i) {
+      int64_t a = axes[i] < 0 ? axes[i] + static_cast<int64_t>(xs.size()) : axes[i];
+      int64_t s0 = starts[i] < 0 ? starts[i] + xs[a] : starts[i];
+      s0 = steps[i] > 0 ? std::clamp<int64_t>(s0, 0, xs[a]) : std::clamp<int64_t>(s0, 0, xs[a] - 1);
+      base += s0 * st[a];
+      is.s[a] = st[a] * steps[i];
+    }
+    launch_gather(in[0], out[0], is, base, stream_of(ctx));
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Slice, SliceKernel);
+
+class ExpandKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    launch_gather(in[0], out[0], strides_for(in[0].shape, out[0].shape), 0, stream_of(ctx));
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Expand, ExpandKernel);
+
+// Gather with host-known indices (qkv[0], qkv[1], ... in attention): a strided copy per index.
+class GatherKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    auto idx = host_ints(in[1], "indices");
+    const auto& xs = in[0].shape;
+    int64_t axis = node_.attr_i("axis", 0);
+    if (axis < 0) axis += static_cast<int64_t>(xs.size());
+    int64_t outer = 1, inner = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= xs[i];
+    for (size_t i = axis + 1; i < xs.size(); ++i) inner *= xs[i];
+    const int64_t n = xs[axis], ni = static_cast<int64_t>(idx.size());
+    const size_t es = dtype_size(in[0].dtype);
+    for (int64_t j = 0; j < ni; ++j) {
+      const int64_t k = idx[j] < 0 ? idx[j] + n : idx[j];
+      if (k < 0 || k >= n) fail("index " + std::to_string(idx[j]) + " out of range");
+      // outer blocks of `inner` elements: a 2-D copy.
+      UNIRT_CUDA(cudaMemcpy2DAsync(out[0].as<char>() + j * inner * es, ni * inner * es, in[0].as<char>() + k * inner * es,
+                                   n * inner * es, inner * es, outer, cudaMemcpyDeviceToDevice, stream_of(ctx)));
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Gather, GatherKernel);
+
+template <typename E>
+__global__ void pad_constant(const E* in, E* out, int64_t n, Dims od, Dims id, Dims before, E value) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, off = 0, stride = 1;
+    bool inside = true;
+    for (int k = od.rank - 1; k >= 0; --k) {
+      const int64_t c = rem % od.d[k] - before.d[k];
+      rem /= od.d[k];
+      inside &= c >= 0 && c < id.d[k];
+      off += c * stride;
+      stride *= id.d[k];
+    }
+    out[i] = inside ? in[off] : value;
+  }
+}
+
+class PadKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (node_.attr_s("mode", "constant") != "constant") fail("the CUDA backend pads in constant mode only");
+    const auto& xs = in[0].shape;
+    std::vector<int64_t> pads = opset_ < 11 ? node_.attr_ints("pads") : host_ints(in[1], "pads");
+    std::vector<int64_t> axes;
+    if (in.size() > 3 && in[3].host_values) axes = host_ints(in[3], "axes");
+    else
+      for (size_t i = 0; i < xs.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    Dims before = dims_of(std::vector<int64_t>(xs.size(), 0));
+    for (size_t i = 0; i < axes.size(); ++i) before.d[axes[i] < 0 ? axes[i] + xs.size() : axes[i]] = pads[i];
+    // The pad value is a constant: read once, at the first run (before any graph capture).
+    if (in.size() > 2 && in[2].data && !value_read_) {
+      if (in[2].dtype == DType::Float16) {
+        __half hv;
+        UNIRT_CUDA(cudaMemcpy(&hv, in[2].data, 2, cudaMemcpyDeviceToHost));
+        value_ = __half2float(hv);
+      } else if (in[2].dtype == DType::Float32) {
+        UNIRT_CUDA(cudaMemcpy(&value_, in[2].data, 4, cudaMemcpyDeviceToHost));
+      } else {
+        fail("pad value must be a float");
+      }
+      value_read_ = true;
+    }
+    const float value = value_;
+    const int64_t n = out[0].numel();
+    if (n == 0) return;
+    cudaStream_t s = stream_of(ctx);
+    if (out[0].dtype == DType::Float16)
+      pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), n, dims_of(out[0].shape), dims_of(xs), before, __float2half(value));
+    else if (out[0].dtype == DType::Float32)
+      pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<float>(), out[0].as<float>(), n, dims_of(out[0].shape), dims_of(xs), before, value);
+    else fail(std::string("unsupported type ") + dtype_name(out[0].dtype));
+    check_launch(node_);
+  }
+
+ private:
+  float value_ = 0.f;
+  bool value_read_ = false;
+};
+UNIRT_REGISTER_KERNEL(cuda, Pad, PadKernel);
+
+class ConcatKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const auto& os = out[0].shape;
+    int64_t axis = node_.attr_i("axis");
+    if (axis < 0) axis += static_cast<int64_t>(os.size());
+    const size_t es = dtype_size(out[0].dtype);
+    int64_t outer = 1, inner = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= os[i];
+    for (size_t i = axis + 1; i < os.size(); ++i) inner *= os[i];
+    int64_t offset = 0;
+    for (const auto& t : in) {
+      const int64_t chunk = t.shape[axis] * inner;
+      if (chunk && outer)
+        UNIRT_CUDA(cudaMemcpy2DAsync(out[0].as<char>() + offset * es, os[axis] * inner * es, t.data, chunk * es, chunk * es, outer,
+                                     cudaMemcpyDeviceToDevice, stream_of(ctx)));
+      offset += chunk;
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Concat, ConcatKernel);
+
+class SplitKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const auto& xs = in[0].shape;
+    int64_t axis = node_.attr_i("axis", 0);
+    if (axis < 0) axis += static_cast<int64_t>(xs.size());
+    const size_t es = dtype_size(in[0].dtype);
+    int64_t outer = 1, inner = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= xs[i];
+    for (size_t i = axis + 1; i < xs.size(); ++i) inner *= xs[i];
+    int64_t offset = 0;
+    for (const auto& t : out) {
+      const int64_t chunk = t.shape[axis] * inner;
+      if (t.data && chunk && outer)
+        UNIRT_CUDA(cudaMemcpy2DAsync(t.data, chunk * es, in[0].as<char>() + offset * es, xs[axis] * inner * es, chunk * es, outer,
+                                     cudaMemcpyDeviceToDevice, stream_of(ctx)));
+      offset += chunk;
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Split, SplitKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt
