@@ -30,10 +30,12 @@ class ConvKernel : public CudaKernel {
   }
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
+    if (patchify(in)) return static_cast<size_t>(out[0].numel() / out[0].shape[1] * in[1].numel() / in[1].shape[0]) * dtype_size(in[0].dtype);
     return setup_for(in, out).workspace;
   }
 
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (patchify(in)) return run_patchify(in, out, ctx);
     auto it = setups_.find(in[0].shape);
     if (it == setups_.end()) fail("run() for an input shape prepare() never saw");
     const ConvSetup& c = it->second;
@@ -47,6 +49,35 @@ class ConvKernel : public CudaKernel {
   }
 
  private:
+  // Patch embedding (kernel == stride, no padding): gather patches into columns, then one GEMM per image.
+  bool patchify(const std::vector<TensorView>& in) const {
+    const auto& ws = in[1].shape;
+    if (ws.size() != 4 || node_.attr_i("group", 1) != 1 || node_.attr_s("auto_pad", "NOTSET") != "NOTSET") return false;
+    auto st = node_.attr_ints("strides", {1, 1});
+    for (auto v : node_.attr_ints("pads", {0, 0, 0, 0})) if (v != 0) return false;
+    for (auto v : node_.attr_ints("dilations", {1, 1})) if (v != 1) return false;
+    return st[0] == ws[2] && st[1] == ws[3] && ws[2] > 1;
+  }
+  void run_patchify(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) {
+    expect_floatish(in[0], "input");
+    const auto& xs = in[0].shape;
+    const auto& ws = in[1].shape;
+    const auto& ys = out[0].shape;
+    const int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], kh = ws[2], kw = ws[3], OH = ys[2], OW = ys[3], Cout = ws[0];
+    const int64_t K = C * kh * kw, P = OH * OW;
+    if (N * P == 0) return;
+    if (ctx.workspace_bytes < static_cast<size_t>(N * K * P) * dtype_size(in[0].dtype)) fail("workspace too small");
+    cudaStream_t s = stream_of(ctx);
+    // cols[n, c, ky, kx, oy, ox] = x[n, c, oy*kh + ky, ox*kw + kx]
+    strided_copy(in[0].data, ctx.workspace, in[0].dtype, {N, C, kh, kw, OH, OW}, {C * H * W, H * W, W, 1, kh * W, kw}, 0, s);
+    const bool bias = in.size() > 2 && in[2].data;
+    if (bias) fill_channel_bias(out[0].dtype, in[2].data, out[0].data, N * Cout * P, Cout, P, s);
+    cublasHandle_t h = handles().cublas;
+    UNIRT_CUBLAS(cublasSetStream(h, s));
+    gemm_rm(h, out[0].dtype, false, false, Cout, P, K, 1.f, in[1].data, K, 0, ctx.workspace, P, K * P, bias ? 1.f : 0.f, out[0].data, P,
+            Cout * P, N);
+  }
+
   const ConvSetup& setup_for(const std::vector<TensorView>& in, const std::vector<TensorView>& out) {
     auto it = setups_.find(in[0].shape);
     if (it != setups_.end()) return it->second;

@@ -49,6 +49,17 @@ Dims dims_of(const std::vector<int64_t>& shape);
 // Row-major strides; broadcast dims (size 1 where out is larger) get stride 0.
 Strides strides_for(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
 
+// Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, batched with element strides
+// (stride 0 shares an operand); float32 accumulation (tensor cores for float16).
+void gemm_rm(cublasHandle_t h, DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
+             int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, float beta, void* C, int64_t ldc, int64_t sc,
+             int64_t batch);
+// out[i] = in[base + sum_k idx_k(i) * in_strides[k]] over out_shape; any element size.
+void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>& out_shape,
+                  const std::vector<int64_t>& in_strides, int64_t base, cudaStream_t stream);
+// y[n, c, s] = bias[c] for an NCHW tensor with C channels of S elements each.
+void fill_channel_bias(DType t, const void* bias, void* y, int64_t n, int64_t C, int64_t S, cudaStream_t stream);
+
 class CudaKernel : public OpKernel {
  public:
   explicit CudaKernel(const KernelCreateArgs& a) : node_(a.node), opset_(a.graph.opset) {}

@@ -223,6 +223,19 @@ class CastKernel : public CudaKernel {
 };
 UNIRT_REGISTER_KERNEL(cuda, Cast, CastKernel);
 
+template <typename T>
+__global__ void channel_bias(const T* b, T* y, int64_t n, int64_t C, int64_t S) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = b[(i / S) % C];
+}
+
 }  // namespace
+
+void fill_channel_bias(DType t, const void* bias, void* y, int64_t n, int64_t C, int64_t S, cudaStream_t stream) {
+  if (n == 0) return;
+  if (t == DType::Float16) channel_bias<<<grid_for(n), 256, 0, stream>>>(static_cast<const __half*>(bias), static_cast<__half*>(y), n, C, S);
+  else channel_bias<<<grid_for(n), 256, 0, stream>>>(static_cast<const float*>(bias), static_cast<float*>(y), n, C, S);
+}
+
 }  // namespace cuda
 }  // namespace unirt

@@ -7,7 +7,8 @@ namespace {
 
 cudaDataType_t cuda_type(DType t) { return t == DType::Float16 ? CUDA_R_16F : CUDA_R_32F; }
 
-// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, batched with strides.
+}  // namespace
+
 void gemm_rm(cublasHandle_t h, DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A, int64_t lda,
              int64_t sa, const void* B, int64_t ldb, int64_t sb, float beta, void* C, int64_t ldc, int64_t sc, int64_t batch) {
   // Column-major view: C^T = op(B)^T op(A)^T.
@@ -17,6 +18,8 @@ void gemm_rm(cublasHandle_t h, DType t, bool ta, bool tb, int64_t M, int64_t N, 
                                           static_cast<int>(lda), sa, &beta, C, dt, static_cast<int>(ldc), sc, static_cast<int>(batch),
                                           CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
+
+namespace {
 
 class MatMulKernel : public CudaKernel {
  public:

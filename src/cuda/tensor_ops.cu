@@ -60,6 +60,22 @@ std::vector<int64_t> row_strides(const std::vector<int64_t>& s) {
   return st;
 }
 
+}  // namespace
+
+void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>& out_shape, const std::vector<int64_t>& in_strides,
+                  int64_t base, cudaStream_t stream) {
+  TensorView a, b;
+  a.data = const_cast<void*>(in);
+  a.dtype = b.dtype = t;
+  b.data = out;
+  b.shape = out_shape;
+  Strides st;
+  for (size_t i = 0; i < in_strides.size(); ++i) st.s[i] = in_strides[i];
+  launch_gather(a, b, st, base, stream);
+}
+
+namespace {
+
 // Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: a device copy with a new shape.
 class CopyKernel : public CudaKernel {
  public:
@@ -77,6 +93,23 @@ UNIRT_REGISTER_KERNEL(cuda, Unsqueeze, CopyKernel);
 UNIRT_REGISTER_KERNEL(cuda, Identity, CopyKernel);
 UNIRT_REGISTER_KERNEL(cuda, Dropout, CopyKernel);
 
+// Copies rows of `row` contiguous elements: out row r comes from in at offset(r) (int32 index math).
+template <typename E>
+__global__ void gather_rows(const E* in, E* out, int rows, int row, Dims od, Strides is) {
+  const int r = blockIdx.x * blockDim.y + threadIdx.y;
+  if (r >= rows) return;
+  int rem = r;
+  long long off = 0;
+  for (int k = od.rank - 1; k >= 0; --k) {
+    const int d = static_cast<int>(od.d[k]);
+    off += static_cast<long long>(rem % d) * is.s[k];
+    rem /= d;
+  }
+  const E* src = in + off;
+  E* dst = out + static_cast<long long>(r) * row;
+  for (int j = threadIdx.x; j < row; j += blockDim.x) dst[j] = src[j];
+}
+
 class TransposeKernel : public CudaKernel {
  public:
   using CudaKernel::CudaKernel;
@@ -85,25 +118,97 @@ class TransposeKernel : public CudaKernel {
     auto perm = node_.attr_ints("perm");
     if (perm.empty())
       for (int64_t i = static_cast<int64_t>(xs.size()) - 1; i >= 0; --i) perm.push_back(i);
-    // Drop size-1 dims' influence: a swap of the last two non-trivial dims with the rest in order
-    // is a batched 2-D transpose.
-    const size_t r = perm.size();
-    bool last2 = r >= 2 && perm[r - 1] == static_cast<int64_t>(r - 2) && perm[r - 2] == static_cast<int64_t>(r - 1);
-    for (size_t i = 0; i + 2 < r && last2; ++i) last2 = perm[i] == static_cast<int64_t>(i);
-    cudaStream_t s = stream_of(ctx);
-    if (last2 && (dtype_size(in[0].dtype) == 4 || dtype_size(in[0].dtype) == 2)) {
-      const int64_t R = xs[r - 2], C = xs[r - 1], B = R * C ? in[0].numel() / (R * C) : 0;
-      if (B == 0) return;
+    if (in[0].numel() == 0) return;
+    // Merge input dims that stay adjacent and in order in the output, and drop size-1 dims:
+    // NCHW->NHWC becomes [N, C, HW] -> [N, HW, C], a batched 2-D transpose.
+    std::vector<int64_t> dims;     // merged input dims
+    std::vector<int> group_of(xs.size(), -1);
+    std::vector<int64_t> order;    // output order of merged groups
+    for (size_t o = 0; o < perm.size(); ++o) {
+      const int64_t a = perm[o];
+      if (xs[a] == 1) continue;
+      if (!order.empty()) {
+        const int64_t prev = order.back();
+        // extend the previous group when input axis a directly follows its last axis
+        int64_t last_axis = -1;
+        for (size_t k = 0; k < xs.size(); ++k) if (group_of[k] == prev) last_axis = static_cast<int64_t>(k);
+        int64_t next = last_axis + 1;
+        while (next < a && xs[next] == 1) ++next;
+        if (next == a) {
+          group_of[a] = static_cast<int>(prev);
+          dims[prev] *= xs[a];
+          continue;
+        }
+      }
+      group_of[a] = static_cast<int>(dims.size());
+      order.push_back(static_cast<int64_t>(dims.size()));
+      dims.push_back(xs[a]);
+    }
+    // Groups are numbered in output order; their input order follows the first input axis of each.
+    const int g = static_cast<int>(dims.size());
+    std::vector<int64_t> first_axis(g, -1);
+    for (size_t k = 0; k < xs.size(); ++k)
+      if (group_of[k] >= 0 && first_axis[group_of[k]] < 0) first_axis[group_of[k]] = static_cast<int64_t>(k);
+    std::vector<int> in_order(g);
+    for (int i = 0; i < g; ++i) in_order[i] = i;
+    std::sort(in_order.begin(), in_order.end(), [&](int a, int b) { return first_axis[a] < first_axis[b]; });
+    std::vector<int64_t> in_stride(g);
+    int64_t s = 1;
+    for (int i = g - 1; i >= 0; --i) {
+      in_stride[in_order[i]] = s;
+      s *= dims[in_order[i]];
+    }
+    cudaStream_t st = stream_of(ctx);
+    const size_t es = dtype_size(in[0].dtype);
+    const int64_t n = in[0].numel();
+    if (g <= 1) {
+      UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, st));
+      return;
+    }
+    // Batched last-two swap: output groups (..., A, B) with input order (..., B, A).
+    bool last2 = in_stride[g - 2] == 1 && in_stride[g - 1] == dims[g - 2];
+    for (int i = 0; i + 2 < g && last2; ++i) last2 = in_order[i] == i;
+    if (last2 && (es == 2 || es == 4)) {
+      const int64_t R = dims[g - 1], C = dims[g - 2], B = n / (R * C);
       dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>((R + 31) / 32), static_cast<unsigned>(B));
-      if (dtype_size(in[0].dtype) == 4) transpose_last2<<<grid, dim3(32, 8), 0, s>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), R, C);
-      else transpose_last2<<<grid, dim3(32, 8), 0, s>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), R, C);
+      if (es == 4) transpose_last2<<<grid, dim3(32, 8), 0, st>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), R, C);
+      else transpose_last2<<<grid, dim3(32, 8), 0, st>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), R, C);
       check_launch(node_);
       return;
     }
-    auto st = row_strides(xs);
+    // The innermost output group is contiguous in the input: copy whole rows.
+    if (in_stride[g - 1] == 1 && n / dims[g - 1] < (int64_t{1} << 31)) {
+      const int row = static_cast<int>(dims[g - 1]);
+      const int rows = static_cast<int>(n / row);
+      Dims od;
+      od.rank = g - 1;
+      Strides is;
+      for (int i = 0; i < g - 1; ++i) {
+        od.d[i] = dims[i];
+        is.s[i] = in_stride[i];
+      }
+      const int tx = row >= 32 ? 32 : 8, ty = 256 / tx;
+      const unsigned grid = static_cast<unsigned>((rows + ty - 1) / ty);
+      if (es == 2 && row % 4 == 0) {  // 8-byte vectors of four halves
+        for (int i = 0; i < g - 1; ++i) is.s[i] /= 4;
+        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint2>(), out[0].as<uint2>(), rows, row / 4, od, is);
+      } else if (es == 4 && row % 2 == 0) {
+        for (int i = 0; i < g - 1; ++i) is.s[i] /= 2;
+        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint2>(), out[0].as<uint2>(), rows, row / 2, od, is);
+      } else if (es == 2) {
+        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), rows, row, od, is);
+      } else if (es == 4) {
+        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), rows, row, od, is);
+      } else {
+        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint64_t>(), out[0].as<uint64_t>(), rows, row, od, is);
+      }
+      check_launch(node_);
+      return;
+    }
+    auto rs = row_strides(xs);
     Strides is;
-    for (size_t i = 0; i < r; ++i) is.s[i] = st[perm[i]];
-    launch_gather(in[0], out[0], is, 0, s);
+    for (size_t i = 0; i < perm.size(); ++i) is.s[i] = rs[perm[i]];
+    launch_gather(in[0], out[0], is, 0, st);
     check_launch(node_);
   }
 };

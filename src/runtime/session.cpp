@@ -286,19 +286,46 @@ std::vector<std::vector<int64_t>> Session::output_shapes(const std::vector<std::
 }
 
 std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& inputs, int iterations) {
-  run(inputs);  // plan, bind and warm up this shape
+  // Bind the views to buffers that stay alive while the kernels are timed one by one.
+  const Graph& g = engine_->graph;
+  std::vector<TensorView> ins, outs;
+  std::vector<std::vector<int64_t>> shapes;
+  for (int id : g.inputs)
+    for (const auto& t : inputs)
+      if (t.name == g.value(id).name) {
+        TensorView v;
+        v.dtype = t.dtype;
+        v.shape = t.shape;
+        v.data = backend_->alloc(std::max<size_t>(1, t.bytes.size()));
+        backend_->copy_from_host(v.data, t.bytes.data(), t.bytes.size());
+        ins.push_back(v);
+        shapes.push_back(t.shape);
+      }
+  if (ins.size() != g.inputs.size()) throw Error("profile: every graph input must be given");
+  auto oshapes = output_shapes(shapes);
+  for (size_t i = 0; i < oshapes.size(); ++i) {
+    TensorView v;
+    v.dtype = g.value(g.outputs[i]).dtype;
+    v.shape = oshapes[i];
+    v.data = backend_->alloc(std::max<size_t>(1, v.bytes()));
+    outs.push_back(v);
+  }
+  execute(ins, outs);
   Prepared& pp = *last_;
   RunContext ctx = backend_->context();
   ctx.workspace = workspace_;
   ctx.workspace_bytes = workspace_bytes_;
   std::vector<LayerTiming> t;
   for (size_t s = 0; s < pp.plan.steps.size(); ++s) {
-    const Node& n = engine_->graph.nodes[pp.plan.steps[s]];
+    const Node& n = g.nodes[pp.plan.steps[s]];
     double ms = backend_->elapsed_ms([&] {
       for (int it = 0; it < iterations; ++it) kernels_[pp.plan.steps[s]]->run(pp.ins[s], pp.outs[s], ctx);
     });
     t.push_back({n.name, n.op_type, ms / std::max(1, iterations)});
   }
+  backend_->synchronize();
+  for (auto& v : ins) backend_->free(v.data);
+  for (auto& v : outs) backend_->free(v.data);
   return t;
 }
 

@@ -126,3 +126,24 @@ TEST_F(CudaOps, BroadcastAddTransposePadSlice) {
   EXPECT_LT(compare(t, {x2}, Precision::FP32), 1e-6);
   EXPECT_LT(compare(t, {x2}, Precision::FP16), 1e-2);
 }
+
+TEST_F(CudaOps, TransposeMergedRowsAndGeneral) {
+  struct P { std::vector<int64_t> shape, perm; } cases[] = {
+      {{2, 7, 3, 5, 64}, {2, 0, 3, 1, 4}},  // attention qkv split: rows of head_dim
+      {{2, 5, 49, 32}, {0, 2, 1, 3}},       // heads back to tokens
+      {{2, 64, 14, 14}, {0, 2, 3, 1}},      // NCHW -> NHWC (batched 2-D)
+      {{3, 5, 7}, {2, 0, 1}},               // general
+      {{2, 1, 6, 9}, {1, 3, 0, 2}}};        // with a size-1 dim
+  for (const auto& c : cases) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    std::vector<std::string> dims;
+    for (auto d : c.shape) dims.push_back(std::to_string(d));
+    add_input(g, "x", dims);
+    add_ints(add_node(g, "Transpose", {"x"}, {"y"}), "perm", c.perm);
+    g->add_output()->set_name("y");
+    auto x = random_input("x", c.shape, 9);
+    EXPECT_EQ(compare(m, {x}, Precision::FP32), 0.0);
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-3);
+  }
+}
