@@ -151,6 +151,9 @@ def main():
     if not torch.cuda.is_available():
         sys.exit("bench_models.py: no CUDA device: the benchmark runs on a GPU only")
     torch.backends.cudnn.benchmark = True
+    # "torch eager fp32" and the error reference are true FP32 (no TF32), like unirt's FP32 engine.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     rows = []
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models:

@@ -153,6 +153,11 @@ def randomize_(model, seed=0):
             m.weight.copy_(torch.randn(m.weight.shape, generator=g) / fan_in ** 0.5)
             if m.bias is not None:
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.02)
+    # Residual branches end in conv2 / fc2 / proj: damp them as training does, so activations stay in
+    # a trained network's range (undamped, the BN-stem variants reach 1e4 and overflow float16).
+    for name, mod in model.named_modules():
+        if name.endswith((".conv2", ".mlp.fc2", ".attn.proj")):
+            mod.weight.mul_(0.1)
     for name, p in model.named_parameters():
         if name.endswith("gamma_1") or name.endswith("gamma_2"):
             p.copy_(torch.rand(p.shape, generator=g) * 0.5 + 0.5)

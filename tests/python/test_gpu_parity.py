@@ -22,6 +22,9 @@ def gpu(unirt_bin):
     version = subprocess.run([unirt_bin, "--version"], capture_output=True, text=True).stdout
     if "cuda: available" not in version:
         pytest.skip(f"this unirt has no usable CUDA backend ({version.strip()})")
+    # The reference is true FP32: PyTorch would otherwise run convolutions in TF32.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     return True
 
 
