@@ -144,7 +144,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", [] {
     std::string why;
     const bool cuda = cuda_backend_available(&why);
-    return std::string("unirt 0.1.0 (engine format ") + std::to_string(kEngineFormatVersion) + "; cpu: available; cuda: " +
+    return std::string("unirt ") + kUnirtVersion + " (engine format " + std::to_string(kEngineFormatVersion) + "; cpu: available; cuda: " +
            (cuda ? "available" : "unavailable: " + why) + ")";
   });
   Common common;

@@ -1,6 +1,7 @@
 #include "runtime/engine.h"
 
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 
@@ -52,6 +53,8 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   po.fuse = opts.fuse;
   e.passes = run_passes(graph, po);
   e.graph = std::move(graph);
+  e.created = static_cast<int64_t>(std::time(nullptr));
+  e.unirt_version = kUnirtVersion;
   e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return e;
 }

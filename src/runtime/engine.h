@@ -31,6 +31,8 @@ struct Engine {
   std::string source;
   std::map<std::string, std::string> tactics;  // node name -> chosen implementation
   double build_ms = 0;
+  int64_t created = 0;         // unix time of the build
+  std::string unirt_version;   // of the unirt that built it
 };
 
 Engine build_engine(Graph graph, const BuildOptions& opts);
@@ -44,5 +46,6 @@ Engine load_model(const std::string& path, const BuildOptions& opts);
 std::map<std::string, std::vector<int64_t>> parse_shapes(const std::string& spec);
 
 extern const uint32_t kEngineFormatVersion;
+extern const char* const kUnirtVersion;
 
 }  // namespace unirt

@@ -12,6 +12,7 @@
 namespace unirt {
 
 const uint32_t kEngineFormatVersion = 1;
+const char* const kUnirtVersion = "0.1.0";
 
 namespace {
 
@@ -128,8 +129,9 @@ class Reader {
     return t;
   }
   [[noreturn]] void fail(const std::string& m) const {
-    throw Error(what_ + ": corrupted engine file (" + m + " at byte " + std::to_string(pos_) + ")");
+    throw Error(what_ + ": corrupted engine file (" + m + " in the " + section_ + " section at byte " + std::to_string(pos_) + ")");
   }
+  void section(const std::string& s) { section_ = s; }
   size_t pos() const { return pos_; }
 
  private:
@@ -139,6 +141,7 @@ class Reader {
   const std::string& b_;
   size_t pos_, end_;
   std::string what_;
+  std::string section_ = "header";
 };
 
 enum AttrTag : uint8_t { kInt, kFloat, kString, kInts, kFloats, kStrings, kTensor };
@@ -187,7 +190,7 @@ AttrValue read_attr(Reader& r) {
 
 nlohmann::json header_of(const Engine& e) {
   nlohmann::json h;
-  h["unirt_version"] = "0.1.0";
+  h["unirt_version"] = e.unirt_version.empty() ? kUnirtVersion : e.unirt_version;
   h["precision"] = precision_name(e.options.precision);
   h["backend"] = e.options.backend;
   h["fuse"] = e.options.fuse;
@@ -195,7 +198,7 @@ nlohmann::json header_of(const Engine& e) {
   h["source"] = e.source;
   h["tactics"] = e.tactics;
   h["build_ms"] = e.build_ms;
-  h["created"] = static_cast<int64_t>(std::time(nullptr));
+  h["created"] = e.created ? e.created : static_cast<int64_t>(std::time(nullptr));
   nlohmann::json passes = nlohmann::json::array();
   for (const auto& p : e.passes) passes.push_back({{"pass", p.pass}, {"changes", p.changes}, {"ms", p.ms}, {"details", p.details}});
   h["passes"] = passes;
@@ -292,19 +295,25 @@ Engine load_engine_bytes(const std::string& b, const std::string& what) {
     e.source = h.at("source");
     e.tactics = h.at("tactics").get<std::map<std::string, std::string>>();
     e.build_ms = h.at("build_ms");
+    e.created = h.at("created");
+    e.unirt_version = h.at("unirt_version");
     for (const auto& p : h.at("passes"))
       e.passes.push_back({p.at("pass"), p.at("changes"), p.at("ms"), p.at("details").get<std::vector<std::string>>()});
   } catch (const nlohmann::json::exception& ex) {
     throw Error(what + ": corrupted engine header (" + ex.what() + ")");
   }
   Graph& g = e.graph;
+  r.section("graph");
   g.name = r.str();
   g.opset = r.pod<int64_t>();
   g.producer = r.str();
+  r.section("values");
   const uint64_t nv = r.count(8);
   for (uint64_t i = 0; i < nv; ++i) {
     std::string name = r.str();
     int32_t dt = r.pod<int32_t>();
+    if (dt != 0 && !dtype_supported(dt)) r.fail("value '" + name + "' has unknown type " + std::to_string(dt));
+    if (g.find_value(name) >= 0) r.fail("value '" + name + "' appears twice");
     int id = g.add_value(name, static_cast<DType>(dt));
     Value& v = g.value(id);
     v.has_shape = r.pod<uint8_t>();
@@ -320,6 +329,7 @@ Engine load_engine_bytes(const std::string& b, const std::string& what) {
     }
     return out;
   };
+  r.section("nodes");
   const uint64_t nn = r.count(8);
   for (uint64_t i = 0; i < nn; ++i) {
     Node n;
@@ -337,8 +347,14 @@ Engine load_engine_bytes(const std::string& b, const std::string& what) {
     for (uint64_t k = 0; k < nnotes; ++k) n.notes.push_back(r.str());
     g.add_node(std::move(n));
   }
+  r.section("graph inputs/outputs");
   g.inputs = ids(r.ints());
   g.outputs = ids(r.ints());
+  for (int id : g.inputs)
+    if (id < 0) r.fail("missing graph input");
+  for (int id : g.outputs)
+    if (id < 0) r.fail("missing graph output");
+  if (r.pos() != 20 + len) r.fail(std::to_string(20 + len - r.pos()) + " unread bytes after the graph");
   return e;
 }
 

@@ -14,6 +14,12 @@ std::string dims_text(const std::vector<int64_t>& s) {
 }
 }  // namespace
 
+size_t planned_bytes(const Graph& g, const Plan& p, int value) {
+  int64_t n = 1;
+  for (auto d : p.shapes[value]) n *= d;
+  return align_up(std::max<size_t>(1, static_cast<size_t>(n) * dtype_size(g.value(value).dtype)));
+}
+
 bool node_is_static(const Graph& g, const Node& n) {
   for (int o : n.outputs) {
     if (o < 0) continue;
@@ -36,13 +42,19 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
       throw Error("input '" + v.name + "' has rank " + std::to_string(s.size()) + " (" + dims_text(s) + "), the engine expects " +
                   shape_str(v.shape));
     auto mn = prof.min.find(v.name), mx = prof.max.find(v.name);
+    // A profile of another rank can only come from a hand-edited engine; never index past it.
+    if (mn != prof.min.end() && mn->second.size() != s.size()) mn = prof.min.end();
+    if (mx != prof.max.end() && mx->second.size() != s.size()) mx = prof.max.end();
     for (size_t i = 0; i < s.size(); ++i) {
       const Dim& d = v.shape[i];
       if (d.is_const() && d.value() != s[i])
         throw Error("input '" + v.name + "' has shape " + dims_text(s) + ", dimension " + std::to_string(i) + " must be " +
                     std::to_string(d.value()) + " (engine input " + shape_str(v.shape) + ")");
+      if (s[i] < 0) throw Error("input '" + v.name + "' has a negative dimension (" + dims_text(s) + ")");
       if ((mn != prof.min.end() && s[i] < mn->second[i]) || (mx != prof.max.end() && s[i] > mx->second[i]))
-        throw Error("input '" + v.name + "' shape " + dims_text(s) + " is outside the engine's " + prof.describe(v.name));
+        throw Error("input '" + v.name + "' shape " + dims_text(s) + " is outside the engine's " + prof.describe(v.name) +
+                    " (dimension " + std::to_string(i) + " is " + std::to_string(s[i]) + "; engine input " + shape_str(v.shape) +
+                    "): rebuild with a wider --min-shapes/--max-shapes");
       if (d.op() == Dim::Op::Sym) {
         auto b = p.bindings.find(d.symbol_name());
         if (b != p.bindings.end() && b->second != s[i])
@@ -50,6 +62,24 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
                       std::to_string(s[i]) + " but another input set it to " + std::to_string(b->second));
         p.bindings[d.symbol_name()] = s[i];
       }
+    }
+  }
+  // Input dims that are expressions of other inputs' symbols must agree with the bound values.
+  for (int id : g.inputs) {
+    const Value& v = g.value(id);
+    const auto& s = input_shapes.at(v.name);
+    for (size_t i = 0; i < s.size(); ++i) {
+      const Dim& d = v.shape[i];
+      if (d.is_const() || d.op() == Dim::Op::Sym) continue;
+      int64_t want;
+      try {
+        want = d.eval(p.bindings);
+      } catch (const Error&) {
+        continue;  // its symbols are bound nowhere else: nothing to check against
+      }
+      if (want != s[i])
+        throw Error("input '" + v.name + "' has shape " + dims_text(s) + ", dimension " + std::to_string(i) + " must be " +
+                    d.str() + " = " + std::to_string(want) + " (engine input " + shape_str(v.shape) + ")");
     }
   }
   const size_t nv = g.values.size();
@@ -74,38 +104,44 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
       p.has_host_values[i] = 1;
     }
   }
-  // Lifetimes over the steps that run.
-  const int steps_end = static_cast<int>(g.nodes.size());
-  std::vector<int> first(nv, -2), last(nv, -2);
-  for (int id : g.inputs) first[id] = last[id] = -1;
-  for (int idx = 0; idx < steps_end; ++idx) {
+  // Lifetimes over the steps that run. Graph inputs and outputs stay out of the arena: the
+  // caller owns their memory.
+  std::vector<char> external(nv, 0);
+  for (int id : g.inputs) external[id] = 1;
+  for (int id : g.outputs) external[id] = 1;
+  p.first_step.assign(nv, -1);
+  p.last_step.assign(nv, -1);
+  p.written.assign(nv, 0);
+  auto& first = p.first_step;
+  auto& last = p.last_step;
+  for (int idx = 0; idx < static_cast<int>(g.nodes.size()); ++idx) {
     const Node& n = g.nodes[idx];
     if (node_is_static(g, n)) continue;
     const int step = static_cast<int>(p.steps.size());
     p.steps.push_back(idx);
     for (int o : n.outputs)
-      if (o >= 0) first[o] = last[o] = step;
+      if (o >= 0) {
+        p.written[o] = 1;
+        if (first[o] < 0) first[o] = step;
+        last[o] = std::max(last[o], step);
+      }
     for (int i : n.inputs)
-      if (i >= 0 && first[i] != -2) last[i] = std::max(last[i], step);
+      if (i >= 0 && first[i] >= 0) last[i] = std::max(last[i], step);
   }
-  const int end = static_cast<int>(p.steps.size());
-  for (int o : g.outputs)
-    if (first[o] != -2) last[o] = end;
   struct Buf {
     int value;
     size_t size;
   };
   std::vector<Buf> bufs;
   for (size_t i = 0; i < nv; ++i) {
-    if (first[i] == -2) continue;
     const Value& v = g.value(static_cast<int>(i));
-    if (v.is_const() || v.sym_value) continue;
-    int64_t n = 1;
-    for (auto d : p.shapes[i]) n *= d;
-    bufs.push_back({static_cast<int>(i), align_up(std::max<size_t>(1, static_cast<size_t>(n) * dtype_size(v.dtype)))});
+    if (!p.written[i] || external[i] || v.is_const() || v.sym_value) continue;
+    bufs.push_back({static_cast<int>(i), planned_bytes(g, p, static_cast<int>(i))});
   }
-  // Greedy by size: largest first, each at the lowest offset free during its whole lifetime.
-  std::sort(bufs.begin(), bufs.end(), [](const Buf& a, const Buf& b) { return a.size != b.size ? a.size > b.size : a.value < b.value; });
+  // Greedy by size, largest first; each buffer goes into the smallest gap that is free during
+  // its whole lifetime (best fit), else on top of the buffers it overlaps.
+  std::sort(bufs.begin(), bufs.end(),
+            [](const Buf& a, const Buf& b) { return a.size != b.size ? a.size > b.size : a.value < b.value; });
   p.offsets.assign(nv, Plan::kNoBuffer);
   std::vector<Buf> placed;
   for (const Buf& b : bufs) {
@@ -114,11 +150,12 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
       if (!(last[q.value] < first[b.value] || last[b.value] < first[q.value]))
         busy.push_back({p.offsets[q.value], p.offsets[q.value] + q.size});
     std::sort(busy.begin(), busy.end());
-    size_t off = 0;
+    size_t best = Plan::kNoBuffer, best_gap = Plan::kNoBuffer, top = 0;
     for (const auto& r : busy) {
-      if (off + b.size <= r.first) break;
-      off = std::max(off, r.second);
+      if (r.first > top && r.first - top >= b.size && r.first - top < best_gap) best = top, best_gap = r.first - top;
+      top = std::max(top, r.second);
     }
+    const size_t off = best != Plan::kNoBuffer ? best : top;
     p.offsets[b.value] = off;
     p.arena_bytes = std::max(p.arena_bytes, off + b.size);
     p.naive_bytes += b.size;

@@ -16,7 +16,11 @@ struct Plan {
   std::vector<char> has_host_values;
   std::vector<int> steps;                             // node indices that run, in order
   static constexpr size_t kNoBuffer = ~size_t{0};
-  std::vector<size_t> offsets;                        // per value: arena offset or kNoBuffer
+  // Per value: arena offset, or kNoBuffer for constants, shape values and graph inputs/outputs
+  // (those live in their own buffers, given by the caller, so results never alias the arena).
+  std::vector<size_t> offsets;
+  std::vector<char> written;                          // per value: some step in `steps` writes it
+  std::vector<int> first_step, last_step;             // per arena value: live range in `steps`
   size_t arena_bytes = 0;                             // peak activation bytes with reuse
   size_t naive_bytes = 0;                             // without reuse, for comparison
 };
@@ -27,5 +31,8 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
 
 // True for nodes the planner never runs (their outputs are constants or shape values).
 bool node_is_static(const Graph& g, const Node& n);
+
+// Bytes of one value at its planned shape, rounded up to the arena alignment (256).
+size_t planned_bytes(const Graph& g, const Plan& p, int value);
 
 }  // namespace unirt

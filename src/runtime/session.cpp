@@ -5,6 +5,14 @@
 
 namespace unirt {
 
+namespace {
+std::string dims_text(const std::vector<int64_t>& s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
+  return r.empty() ? "scalar" : r;
+}
+}  // namespace
+
 struct Session::Prepared {
   std::vector<std::vector<int64_t>> input_shapes;
   Plan plan;
@@ -141,9 +149,14 @@ void Session::launch(Prepared& pp) {
   auto body = [&] {
     for (size_t s = 0; s < pp.plan.steps.size(); ++s) kernels_[pp.plan.steps[s]]->run(pp.ins[s], pp.outs[s], ctx);
   };
-  if (opts_.cuda_graphs && backend_->name() == "cuda") {
+  // Capture on the second run of a shape (the first one may still be warming up libraries that
+  // allocate), then replay. A backend whose capture() returns null simply runs the kernels.
+  if (opts_.cuda_graphs && capture_supported_) {
     ++pp.runs;
-    if (!pp.graph && pp.runs >= 2) pp.graph = backend_->capture(body);
+    if (!pp.graph && pp.runs >= 2) {
+      pp.graph = backend_->capture(body);
+      if (!pp.graph) capture_supported_ = false;
+    }
     if (pp.graph) {
       backend_->replay(pp.graph);
       return;
@@ -169,9 +182,11 @@ void Session::execute(const std::vector<TensorView>& inputs, const std::vector<T
   for (size_t i = 0; i < inputs.size(); ++i) io[g.inputs[i]] = inputs[i].data;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
-    if (outputs[i].shape != pp.plan.shapes[v])
-      throw Error("output '" + g.value(v).name + "' buffer has the wrong shape");
-    if (pp.plan.offsets[v] != Plan::kNoBuffer && !io.count(v)) io[v] = outputs[i].data;
+    const Value& val = g.value(v);
+    if (outputs[i].shape != pp.plan.shapes[v] || outputs[i].dtype != val.dtype)
+      throw Error("output '" + val.name + "' buffer is " + dtype_name(outputs[i].dtype) + " " + dims_text(outputs[i].shape) +
+                  ", this input shape gives " + dtype_name(val.dtype) + " " + dims_text(pp.plan.shapes[v]));
+    if (pp.plan.written[v] && !io.count(v)) io[v] = outputs[i].data;
   }
   for (auto& kv : io) ptrs.push_back(kv.second);
   if (pp.arena_base != arena_ || pp.io_ptrs != ptrs) {
@@ -181,28 +196,31 @@ void Session::execute(const std::vector<TensorView>& inputs, const std::vector<T
     pp.graph.reset();
   }
   launch(pp);
-  // Outputs no kernel writes: constants, shape values, or graph inputs passed straight through.
+  // Outputs no kernel writes (constants, shape values, graph inputs passed straight through) and
+  // an output listed twice get copied; these never occur in exported classifiers.
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
-    if (pp.plan.offsets[v] != Plan::kNoBuffer && io[v] == outputs[i].data) continue;
+    if (pp.plan.written[v] && io[v] == outputs[i].data) continue;
     const Value& val = g.value(v);
     const size_t bytes = outputs[i].bytes();
-    if (val.data) backend_->copy_from_host(outputs[i].data, val.data->bytes.data(), bytes);
-    else if (pp.plan.has_host_values[v]) {
-      std::vector<uint8_t> tmp(bytes);
-      for (size_t k = 0; k < pp.plan.host_values[v].size(); ++k) {
+    std::vector<uint8_t> tmp(bytes);
+    if (pp.plan.written[v]) {
+      backend_->copy_to_host(tmp.data(), io[v], bytes);
+    } else if (val.data) {
+      std::memcpy(tmp.data(), val.data->bytes.data(), std::min(bytes, val.data->bytes.size()));
+    } else if (pp.plan.has_host_values[v]) {
+      for (size_t k = 0; k < pp.plan.host_values[v].size() && k < static_cast<size_t>(outputs[i].numel()); ++k) {
         if (val.dtype == DType::Int64) reinterpret_cast<int64_t*>(tmp.data())[k] = pp.plan.host_values[v][k];
         else if (val.dtype == DType::Int32) reinterpret_cast<int32_t*>(tmp.data())[k] = static_cast<int32_t>(pp.plan.host_values[v][k]);
+        else throw Error("output '" + val.name + "' is a shape value of type " + dtype_name(val.dtype) + ", expected int64 or int32");
       }
-      backend_->copy_from_host(outputs[i].data, tmp.data(), bytes);
     } else {
-      for (size_t k = 0; k < g.inputs.size(); ++k)
-        if (g.inputs[k] == v) {
-          std::vector<uint8_t> tmp(bytes);
-          backend_->copy_to_host(tmp.data(), inputs[k].data, bytes);
-          backend_->copy_from_host(outputs[i].data, tmp.data(), bytes);
-        }
+      bool found = false;
+      for (size_t k = 0; k < g.inputs.size() && !found; ++k)
+        if (g.inputs[k] == v) backend_->copy_to_host(tmp.data(), inputs[k].data, bytes), found = true;
+      if (!found) throw Error("output '" + val.name + "' is produced by no node of this engine");
     }
+    backend_->copy_from_host(outputs[i].data, tmp.data(), bytes);
   }
 }
 

@@ -80,6 +80,7 @@ class Session {
   size_t workspace_bytes_ = 0;
   std::list<std::unique_ptr<Prepared>> cache_;  // most recent first
   Prepared* last_ = nullptr;
+  bool capture_supported_ = true;  // false once the backend's capture() returned null
 };
 
 }  // namespace unirt
