@@ -1,6 +1,7 @@
 // Element-wise ops on the GPU: binary with broadcasting, unary math, Cast. float32 and float16
 // (computed in float32).
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/cuda_common.h"
 
@@ -24,6 +25,38 @@ __device__ __forceinline__ float apply(Bin op, float a, float b) {
     case Bin::Pow: return powf(a, b);
     case Bin::Min: return fminf(a, b);
     default: return fmaxf(a, b);
+  }
+}
+
+// Eight halves per 16-byte load/store; n8 = element count / 8.
+__global__ void binary_same_h8(Bin op, const uint4* a, const uint4* b, uint4* y, int n8) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) {
+    uint4 va = a[i], vb = b[i], vy;
+    const __half2* ha = reinterpret_cast<const __half2*>(&va);
+    const __half2* hb = reinterpret_cast<const __half2*>(&vb);
+    __half2* hy = reinterpret_cast<__half2*>(&vy);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]);
+      hy[k] = __floats2half2_rn(apply(op, fa.x, fb.x), apply(op, fa.y, fb.y));
+    }
+    y[i] = vy;
+  }
+}
+
+// b repeats every nb elements (nb % 8 == 0): bias over the channel-last dim of token tensors.
+__global__ void binary_tail_h8(Bin op, const uint4* a, const uint4* b, uint4* y, int n8, int nb8) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) {
+    uint4 va = a[i], vb = b[i % nb8], vy;
+    const __half2* ha = reinterpret_cast<const __half2*>(&va);
+    const __half2* hb = reinterpret_cast<const __half2*>(&vb);
+    __half2* hy = reinterpret_cast<__half2*>(&vy);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]);
+      hy[k] = __floats2half2_rn(apply(op, fa.x, fb.x), apply(op, fa.y, fb.y));
+    }
+    y[i] = vy;
   }
 }
 
@@ -66,6 +99,7 @@ __global__ void binary_general(Bin op, const T* a, const T* b, T* y, int64_t n, 
 }
 
 inline int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535 * 8)); }
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 class BinaryKernel : public CudaKernel {
  public:
@@ -89,7 +123,17 @@ class BinaryKernel : public CudaKernel {
     const T* b = in[1].as<T>();
     T* y = o.as<T>();
     const int64_t na = in[0].numel(), nb = in[1].numel();
-    if (na == n && nb == n) return binary_same<<<grid_for(n), 256, 0, s>>>(op_, a, b, y, n);
+    constexpr bool kHalf = std::is_same<T, __half>::value;
+    const bool vec = kHalf && n % 8 == 0 && n < (int64_t{1} << 31) && aligned16(a) && aligned16(b) && aligned16(y);
+    if (na == n && nb == n) {
+      if (vec) return binary_same_h8<<<grid_for(n / 8), 256, 0, s>>>(op_, reinterpret_cast<const uint4*>(a), reinterpret_cast<const uint4*>(b),
+                                                              reinterpret_cast<uint4*>(y), static_cast<int>(n / 8));
+      return binary_same<<<grid_for(n), 256, 0, s>>>(op_, a, b, y, n);
+    }
+    if (vec && na == n && nb % 8 == 0 && n % nb == 0 && in[1].shape.size() <= o.shape.size() &&
+        std::equal(in[1].shape.begin(), in[1].shape.end(), o.shape.end() - in[1].shape.size()))
+      return binary_tail_h8<<<grid_for(n / 8), 256, 0, s>>>(op_, reinterpret_cast<const uint4*>(a), reinterpret_cast<const uint4*>(b),
+                                                            reinterpret_cast<uint4*>(y), static_cast<int>(n / 8), static_cast<int>(nb / 8));
     // One operand full, the other a suffix of the output shape or a per-channel vector.
     for (int swap = 0; swap < 2; ++swap) {
       const TensorView& full = in[swap];
@@ -153,6 +197,20 @@ __device__ __forceinline__ float apply_un(Un op, float x) {
   }
 }
 
+__global__ void unary_h8(Un op, const uint4* x, uint4* y, int n8) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) {
+    uint4 v = x[i], r;
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+    __half2* o = reinterpret_cast<__half2*>(&r);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 f = __half22float2(h[k]);
+      o[k] = __floats2half2_rn(apply_un(op, f.x), apply_un(op, f.y));
+    }
+    y[i] = r;
+  }
+}
+
 template <typename T>
 __global__ void unary(Un op, const T* x, T* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
@@ -168,7 +226,9 @@ class UnaryKernel : public CudaKernel {
     expect_floatish(in[0], "input");
     const int64_t n = in[0].numel();
     if (n == 0) return;
-    if (in[0].dtype == DType::Float16) unary<<<grid_for(n), 256, 0, stream_of(ctx)>>>(op_, in[0].as<__half>(), out[0].as<__half>(), n);
+    if (in[0].dtype == DType::Float16 && n % 8 == 0 && n < (int64_t{1} << 31) && aligned16(in[0].data) && aligned16(out[0].data))
+      unary_h8<<<grid_for(n / 8), 256, 0, stream_of(ctx)>>>(op_, in[0].as<uint4>(), out[0].as<uint4>(), static_cast<int>(n / 8));
+    else if (in[0].dtype == DType::Float16) unary<<<grid_for(n), 256, 0, stream_of(ctx)>>>(op_, in[0].as<__half>(), out[0].as<__half>(), n);
     else unary<<<grid_for(n), 256, 0, stream_of(ctx)>>>(op_, in[0].as<float>(), out[0].as<float>(), n);
     check_launch(node_);
   }
