@@ -70,15 +70,27 @@ class ConvKernel : public CpuKernel {
     if (xs.size() < 3 || xs.size() > 5 || ws.size() != xs.size())
       fail("input " + shape_text(xs) + " / weight " + shape_text(ws) + ": unsupported conv rank");
     nsp_ = static_cast<int>(xs.size()) - 2;
+    if (ys.size() != xs.size()) fail("output shape " + shape_text(ys) + " has a different rank than input " + shape_text(xs));
     batch_ = xs[0];
     cin_ = xs[1];
     cout_ = ws[0];
+    if (group_ <= 0 || cout_ % group_ != 0)
+      fail("weight " + shape_text(ws) + " has " + std::to_string(cout_) + " output channels, not divisible by group " + std::to_string(group_));
+    if (in.size() > 2 && in[2].data && (in[2].dtype != DType::Float32 || in[2].shape != std::vector<int64_t>{cout_}))
+      fail("bias has shape " + shape_text(in[2].shape) + " (" + dtype_name(in[2].dtype) + "), expected float32 [" + std::to_string(cout_) + "]");
+    {
+      const auto ks = node_.attr_ints("kernel_shape");
+      if (!ks.empty() && std::vector<int64_t>(ws.begin() + 2, ws.end()) != ks)
+        fail("kernel_shape " + shape_text(ks) + " does not match weight " + shape_text(ws));
+    }
     if (ws[1] * group_ != cin_)
       fail("input has " + std::to_string(cin_) + " channels, weight " + shape_text(ws) + " with group " +
            std::to_string(group_) + " expects " + std::to_string(ws[1] * group_));
     auto strides = node_.attr_ints("strides", std::vector<int64_t>(nsp_, 1));
     auto dil = node_.attr_ints("dilations", std::vector<int64_t>(nsp_, 1));
     auto pads = node_.attr_ints("pads", std::vector<int64_t>(2 * nsp_, 0));
+    if (strides.size() != static_cast<size_t>(nsp_) || dil.size() != static_cast<size_t>(nsp_) || pads.size() != static_cast<size_t>(2 * nsp_))
+      fail("strides/dilations/pads do not match " + std::to_string(nsp_) + " spatial dims");
     ihw_ = ohw_ = 1;
     ckk_ = ws[1];
     for (int i = 0; i < 3; ++i) {
@@ -105,7 +117,7 @@ class ConvKernel : public CpuKernel {
       ohw_ *= out_[i];
       ckk_ *= k_[i];
     }
-    if (ys[0] != batch_ || ys[1] != cout_) fail("output shape " + shape_text(ys) + " does not match input/weight");
+    if (ys.size() != xs.size() || ys[0] != batch_ || ys[1] != cout_) fail("output shape " + shape_text(ys) + " does not match input/weight");
     depthwise_ = group_ == cin_ && group_ == cout_ && nsp_ == 2 && group_ > 1;
     pointwise_ = !depthwise_ && ckk_ == ws[1] && std::all_of(s_, s_ + 3, [](int64_t v) { return v == 1; }) &&
                  std::all_of(p_, p_ + 3, [](int64_t v) { return v == 0; }) && ihw_ == ohw_;

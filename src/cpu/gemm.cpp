@@ -30,7 +30,17 @@ class MatMulKernel : public CpuKernel {
     }
     int64_t batches = 1;
     for (auto d : ob) batches *= d;
-    if (out[0].numel() != batches * M * N) fail("output shape " + shape_text(out[0].shape) + " does not match");
+    {
+      std::vector<int64_t> want = ob;
+      if (in[0].shape.size() > 1) want.push_back(M);
+      if (in[1].shape.size() > 1) want.push_back(N);
+      expect_shape(out[0], want, "output");
+    }
+    if (batches * M * N == 0) return;
+    if (K == 0) {
+      std::memset(out[0].data, 0, out[0].bytes());
+      return;
+    }
     const float* A = in[0].as<float>();
     const float* B = in[1].as<float>();
     float* C = out[0].as<float>();
@@ -80,15 +90,27 @@ class GemmKernel : public CpuKernel {
     if (as.size() != 2 || bs.size() != 2) fail("A and B must be 2-D");
     const int64_t M = ta_ ? as[1] : as[0], K = ta_ ? as[0] : as[1], N = tb_ ? bs[0] : bs[1];
     if ((tb_ ? bs[1] : bs[0]) != K) fail("inner dimensions differ: " + shape_text(as) + " x " + shape_text(bs));
+    expect_shape(out[0], {M, N}, "output");
     float* C = out[0].as<float>();
     float beta = 0.f;
     if (in.size() > 2 && in[2].data) {
       expect_float(in[2], "C");
-      if (!broadcastable_to(in[2].shape, out[0].shape)) fail("C " + shape_text(in[2].shape) + " does not broadcast to [M,N]");
-      std::vector<int64_t> st[1] = {broadcast_strides(in[2].shape, out[0].shape)};
+      if (!broadcastable_to(in[2].shape, out[0].shape))
+        fail("C has shape " + shape_text(in[2].shape) + ", which does not broadcast to " + shape_text(out[0].shape));
+      const std::vector<int64_t>* s[1] = {&in[2].shape};
+      BroadcastPlan<1> p(out[0].shape, s);
       const float* c = in[2].as<float>();
-      for_each_broadcast<1>(out[0].shape, st, [&](int64_t i, const int64_t* off) { C[i] = c[off[0]]; });
+      for (int64_t r = 0; r < p.rows; ++r) {
+        int64_t off[1];
+        p.row_offsets(r, off);
+        for (int64_t i = 0; i < p.inner; ++i) C[r * p.inner + i] = c[off[0] + i * p.inner_stride(0)];
+      }
       beta = beta_;
+    }
+    if (M == 0 || N == 0) return;
+    if (K == 0) {  // sgemm leaves C untouched when K is 0: apply beta here
+      for (int64_t i = 0; i < M * N; ++i) C[i] *= beta;
+      return;
     }
     openblas_set_num_threads(ctx.threads);
     cblas_sgemm(CblasRowMajor, ta_ ? CblasTrans : CblasNoTrans, tb_ ? CblasTrans : CblasNoTrans, static_cast<int>(M),

@@ -1,4 +1,4 @@
-// BatchNormalization (inference), LayerNormalization, Softmax.
+// BatchNormalization (inference mode) and LayerNormalization (opset 17).
 #include <cmath>
 
 #include "cpu/cpu_util.h"
@@ -9,103 +9,126 @@ namespace {
 
 class BatchNormalizationKernel : public CpuKernel {
  public:
-  using CpuKernel::CpuKernel;
+  explicit BatchNormalizationKernel(const KernelCreateArgs& a) : CpuKernel(a), eps_(a.node.attr_f("epsilon", 1e-5f)) {
+    if (a.node.attr_i("training_mode", 0) != 0)
+      fail("training_mode=1 is not supported (inference only: running mean/var are used)");
+    if (a.node.has_attr("is_test") && a.node.attr_i("is_test", 1) == 0) fail("is_test=0 (training) is not supported");
+  }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    for (int i = 0; i < 5; ++i) expect_float(in[i], "input");
+    if (in.size() < 5) fail("expects 5 inputs (X, scale, B, mean, var), got " + std::to_string(in.size()));
+    for (size_t i = 1; i < out.size(); ++i)
+      if (out[i].data) fail("training outputs (running mean/var) are not supported");
+    static const char* names[5] = {"X", "scale", "B", "input_mean", "input_var"};
+    for (int i = 0; i < 5; ++i) expect_float(in[i], names[i]);
     const auto& xs = in[0].shape;
-    const int64_t N = xs[0], C = xs[1], S = in[0].numel() / std::max<int64_t>(1, N * C);
+    if (xs.size() < 2) fail("X must have rank >= 2, has shape " + shape_text(xs));
+    expect_shape(out[0], xs, "output");
+    const int64_t N = xs[0], C = xs[1], S = (N * C) != 0 ? in[0].numel() / (N * C) : 0;
     for (int i = 1; i < 5; ++i)
-      if (in[i].numel() != C) fail("parameter " + std::to_string(i) + " has " + std::to_string(in[i].numel()) + " values, expected " + std::to_string(C));
-    const float eps = node_.attr_f("epsilon", 1e-5f);
+      if (in[i].numel() != C) fail(std::string(names[i]) + " has shape " + shape_text(in[i].shape) + ", expected [" + std::to_string(C) + "]");
     const float *x = in[0].as<float>(), *g = in[1].as<float>(), *b = in[2].as<float>(), *m = in[3].as<float>(), *v = in[4].as<float>();
     float* y = out[0].as<float>();
-#pragma omp parallel for num_threads(ctx.threads)
+    const float eps = eps_;
+#pragma omp parallel for num_threads(ctx.threads) if (N * C * S > 16384)
     for (int64_t nc = 0; nc < N * C; ++nc) {
       const int64_t c = nc % C;
       const float sc = g[c] / std::sqrt(v[c] + eps), sh = b[c] - m[c] * sc;
-      for (int64_t i = 0; i < S; ++i) y[nc * S + i] = x[nc * S + i] * sc + sh;
+      const float* xr = x + nc * S;
+      float* yr = y + nc * S;
+      for (int64_t i = 0; i < S; ++i) yr[i] = xr[i] * sc + sh;
     }
   }
+
+ private:
+  float eps_;
 };
 UNIRT_REGISTER_KERNEL(cpu, BatchNormalization, BatchNormalizationKernel);
 
+// Normalises over the dims from `axis` on. Scale/B broadcast to those dims. Statistics are
+// accumulated in double, which satisfies stash_type=1 (float32) with margin.
 class LayerNormalizationKernel : public CpuKernel {
  public:
-  using CpuKernel::CpuKernel;
+  explicit LayerNormalizationKernel(const KernelCreateArgs& a)
+      : CpuKernel(a), axis_(a.node.attr_i("axis", -1)), eps_(a.node.attr_f("epsilon", 1e-5f)) {}
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "X");
     expect_float(in[1], "Scale");
     const auto& xs = in[0].shape;
-    int64_t axis = node_.attr_i("axis", -1);
-    if (axis < 0) axis += static_cast<int64_t>(xs.size());
+    const int64_t rank = static_cast<int64_t>(xs.size());
+    const int64_t axis = norm_axis(axis_, rank);
+    expect_shape(out[0], xs, "output");
+    std::vector<int64_t> norm_shape(xs.begin() + axis, xs.end());
     int64_t D = 1;
-    for (size_t i = axis; i < xs.size(); ++i) D *= xs[i];
+    for (auto d : norm_shape) D *= d;
     const int64_t rows = D ? in[0].numel() / D : 0;
-    if (in[1].numel() != D && in[1].numel() != 1) fail("Scale has " + std::to_string(in[1].numel()) + " values, expected " + std::to_string(D));
     const bool has_b = in.size() > 2 && in[2].data;
-    const float eps = node_.attr_f("epsilon", 1e-5f);
-    const float *x = in[0].as<float>(), *g = in[1].as<float>(), *b = has_b ? in[2].as<float>() : nullptr;
-    const bool gs = in[1].numel() == 1, bsc = has_b && in[2].numel() == 1;
+    if (has_b) expect_float(in[2], "B");
+    std::vector<float> gbuf, bbuf;
+    const float* g = expand(in[1], norm_shape, D, "Scale", gbuf);
+    const float* b = has_b ? expand(in[2], norm_shape, D, "B", bbuf) : nullptr;
+    std::vector<int64_t> stat_shape(xs.begin(), xs.begin() + axis);
+    stat_shape.resize(xs.size(), 1);
+    float* mean_out = nullptr;
+    float* rstd_out = nullptr;
+    if (out.size() > 1 && out[1].data) {
+      expect_float(out[1], "Mean");
+      expect_shape(out[1], stat_shape, "Mean output");
+      mean_out = out[1].as<float>();
+    }
+    if (out.size() > 2 && out[2].data) {
+      expect_float(out[2], "InvStdDev");
+      expect_shape(out[2], stat_shape, "InvStdDev output");
+      rstd_out = out[2].as<float>();
+    }
+    const float* x = in[0].as<float>();
     float* y = out[0].as<float>();
-    float* mean_out = out.size() > 1 && out[1].data ? out[1].as<float>() : nullptr;
-    float* rstd_out = out.size() > 2 && out[2].data ? out[2].as<float>() : nullptr;
-#pragma omp parallel for num_threads(ctx.threads)
+    const double eps = eps_;
+#pragma omp parallel for num_threads(ctx.threads) if (rows * D > 16384)
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * D;
       double s = 0;
       for (int64_t i = 0; i < D; ++i) s += xr[i];
       const double mean = s / D;
       double ss = 0;
-      for (int64_t i = 0; i < D; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+      for (int64_t i = 0; i < D; ++i) {
+        const double d = xr[i] - mean;
+        ss += d * d;
+      }
       const float rstd = static_cast<float>(1.0 / std::sqrt(ss / D + eps));
+      const float mf = static_cast<float>(mean);
       float* yr = y + r * D;
-      for (int64_t i = 0; i < D; ++i)
-        yr[i] = static_cast<float>(xr[i] - mean) * rstd * g[gs ? 0 : i] + (b ? b[bsc ? 0 : i] : 0.f);
-      if (mean_out) mean_out[r] = static_cast<float>(mean);
+      if (b) {
+        for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mf) * rstd * g[i] + b[i];
+      } else {
+        for (int64_t i = 0; i < D; ++i) yr[i] = (xr[i] - mf) * rstd * g[i];
+      }
+      if (mean_out) mean_out[r] = mf;
       if (rstd_out) rstd_out[r] = rstd;
     }
   }
+
+ private:
+  // Scale/B as D contiguous values; broadcast ones ([1], [C] over [H, C], ...) are expanded.
+  const float* expand(const TensorView& t, const std::vector<int64_t>& norm_shape, int64_t D, const char* what,
+                      std::vector<float>& buf) const {
+    if (t.shape == norm_shape || (t.numel() == D && t.shape.size() <= norm_shape.size())) return t.as<float>();
+    if (!broadcastable_to(t.shape, norm_shape))
+      fail(std::string(what) + " has shape " + shape_text(t.shape) + ", which does not broadcast to the normalised shape " +
+           shape_text(norm_shape));
+    buf.resize(static_cast<size_t>(D));
+    const std::vector<int64_t>* s[1] = {&t.shape};
+    BroadcastPlan<1> p(norm_shape, s);
+    for (int64_t r = 0; r < p.rows; ++r) {
+      int64_t off[1];
+      p.row_offsets(r, off);
+      for (int64_t i = 0; i < p.inner; ++i) buf[r * p.inner + i] = t.as<float>()[off[0] + i * p.inner_stride(0)];
+    }
+    return buf.data();
+  }
+  int64_t axis_;
+  float eps_;
 };
 UNIRT_REGISTER_KERNEL(cpu, LayerNormalization, LayerNormalizationKernel);
-
-class SoftmaxKernel : public CpuKernel {
- public:
-  using CpuKernel::CpuKernel;
-  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    expect_float(in[0], "input");
-    const auto& xs = in[0].shape;
-    const int64_t r = static_cast<int64_t>(xs.size());
-    int64_t axis = node_.attr_i("axis", opset_ >= 13 ? -1 : 1);
-    if (axis < 0) axis += r;
-    if (axis < 0 || axis >= std::max<int64_t>(r, 1)) fail("axis out of range for rank " + std::to_string(r));
-    // opset >= 13: softmax along one axis; before: over the flattened dims from `axis` on.
-    int64_t outer = 1, len = 1, inner = 1;
-    for (int64_t i = 0; i < r; ++i) {
-      if (i < axis) outer *= xs[i];
-      else if (i == axis || opset_ < 13) len *= xs[i];
-      else inner *= xs[i];
-    }
-    const float* x = in[0].as<float>();
-    float* y = out[0].as<float>();
-#pragma omp parallel for num_threads(ctx.threads)
-    for (int64_t oi = 0; oi < outer * inner; ++oi) {
-      const int64_t o = oi / inner, i = oi % inner;
-      const float* xr = x + o * len * inner + i;
-      float* yr = y + o * len * inner + i;
-      float mx = -INFINITY;
-      for (int64_t k = 0; k < len; ++k) mx = std::max(mx, xr[k * inner]);
-      double s = 0;
-      for (int64_t k = 0; k < len; ++k) {
-        const float e = std::exp(xr[k * inner] - mx);
-        yr[k * inner] = e;
-        s += e;
-      }
-      const float inv = static_cast<float>(1.0 / s);
-      for (int64_t k = 0; k < len; ++k) yr[k * inner] *= inv;
-    }
-  }
-};
-UNIRT_REGISTER_KERNEL(cpu, Softmax, SoftmaxKernel);
 
 }  // namespace
 }  // namespace cpu

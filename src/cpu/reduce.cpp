@@ -1,5 +1,8 @@
-// ReduceMean/ReduceSum/ReduceMax and the pools (GlobalAveragePool, AveragePool, MaxPool).
+// ReduceMean / ReduceSum / ReduceMax. Axes are an attribute in older opsets and an optional
+// input in newer ones (ReduceSum from 13, the rest from 18); both are accepted.
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 #include "cpu/cpu_util.h"
 
@@ -9,159 +12,108 @@ namespace {
 
 enum class Red { Mean, Sum, Max };
 
+template <Red R>
 class ReduceKernel : public CpuKernel {
  public:
-  ReduceKernel(const KernelCreateArgs& a, Red r) : CpuKernel(a), red_(r) {}
+  explicit ReduceKernel(const KernelCreateArgs& a)
+      : CpuKernel(a), keepdims_(a.node.attr_i("keepdims", 1) != 0), noop_empty_(a.node.attr_i("noop_with_empty_axes", 0) != 0) {}
+
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    expect_float(in[0], "input");
     const auto& xs = in[0].shape;
-    std::vector<int64_t> axes = in.size() > 1 && (in[1].data || in[1].host_values) ? ints(in[1]) : node_.attr_ints("axes");
-    std::vector<bool> red(xs.size(), axes.empty());
-    if (axes.empty() && node_.attr_i("noop_with_empty_axes", 0)) {
-      std::memcpy(out[0].data, in[0].data, in[0].bytes());
+    const int64_t rank = static_cast<int64_t>(xs.size());
+    std::vector<int64_t> axes = present(in, 1) ? ints(in[1]) : node_.attr_ints("axes");
+    if (in[0].dtype != out[0].dtype) fail("output type differs from the input's");
+    if (axes.empty() && noop_empty_) {
+      expect_shape(out[0], xs, "output");
+      if (in[0].bytes()) std::memcpy(out[0].data, in[0].data, in[0].bytes());
       return;
     }
-    for (int64_t a : axes) {
-      if (a < 0) a += static_cast<int64_t>(xs.size());
-      if (a < 0 || a >= static_cast<int64_t>(xs.size())) fail("axis out of range");
-      red[a] = true;
+    std::vector<bool> red(xs.size(), axes.empty());
+    for (int64_t a : axes) red[norm_axis(a, rank)] = true;
+    std::vector<int64_t> want;
+    for (int64_t i = 0; i < rank; ++i) {
+      if (!red[i]) want.push_back(xs[i]);
+      else if (keepdims_) want.push_back(1);
     }
-    // Output element index from an input index: drop reduced dims.
-    std::vector<int64_t> ostride(xs.size(), 0);
-    int64_t s = 1, count = 1;
-    for (int i = static_cast<int>(xs.size()) - 1; i >= 0; --i) {
-      if (red[i]) count *= xs[i];
-      else {
-        ostride[i] = s;
-        s *= xs[i];
-      }
+    expect_shape(out[0], want, "output");
+    switch (in[0].dtype) {
+      case DType::Float32: return go<float, double>(in[0], out[0], red, ctx);
+      case DType::Float64: return go<double, double>(in[0], out[0], red, ctx);
+      case DType::Int64: return go<int64_t, int64_t>(in[0], out[0], red, ctx);
+      case DType::Int32: return go<int32_t, int64_t>(in[0], out[0], red, ctx);
+      default: unsupported_type(in[0], "input");
     }
-    if (out[0].numel() != s) fail("output shape " + shape_text(out[0].shape) + " does not match the reduction");
-    float* y = out[0].as<float>();
-    std::vector<double> acc(static_cast<size_t>(s), red_ == Red::Max ? -INFINITY : 0.0);
-    const float* x = in[0].as<float>();
-    std::vector<int64_t> st[1] = {ostride};
-    // Reuse the broadcast walker: iterate the input, map to output offsets.
-    for_each_broadcast<1>(xs, st, [&](int64_t i, const int64_t* off) {
-      if (red_ == Red::Max) acc[off[0]] = std::max(acc[off[0]], static_cast<double>(x[i]));
-      else acc[off[0]] += x[i];
-    });
-    for (int64_t i = 0; i < s; ++i) y[i] = static_cast<float>(red_ == Red::Mean ? acc[i] / count : acc[i]);
   }
 
  private:
-  Red red_;
+  template <typename T, typename Acc>
+  void go(const TensorView& in, const TensorView& out, const std::vector<bool>& red, const RunContext& ctx) {
+    const auto& xs = in.shape;
+    const auto st = strides_of(xs);
+    // Kept dims enumerate outputs; reduced dims give the offsets summed into each output.
+    std::vector<int64_t> kdim, kst;
+    int64_t count = 1;
+    std::vector<int64_t> rdim, rst;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      if (red[i]) {
+        rdim.push_back(xs[i]);
+        rst.push_back(st[i]);
+        count *= xs[i];
+      } else {
+        kdim.push_back(xs[i]);
+        kst.push_back(st[i]);
+      }
+    }
+    const int64_t nout = out.numel();
+    const T* x = in.as<T>();
+    T* y = out.as<T>();
+    // Reduced dims forming the contiguous tail (LayerNorm-style means) need no offset table.
+    bool tail = true;
+    for (size_t i = 0, seen = 0; i < xs.size(); ++i) {
+      if (red[i]) seen = 1;
+      else if (seen && xs[i] != 1) tail = false;
+    }
+    std::vector<int64_t> roff;
+    if (!tail) {
+      roff.resize(static_cast<size_t>(count));
+      for (int64_t k = 0; k < count; ++k) {
+        int64_t rem = k, off = 0;
+        for (int j = static_cast<int>(rdim.size()) - 1; j >= 0; --j) {
+          off += (rem % rdim[j]) * rst[j];
+          rem /= rdim[j];
+        }
+        roff[k] = off;
+      }
+    }
+    const int64_t* ro = roff.data();
+    if (R == Red::Max && count == 0 && nout > 0) fail("ReduceMax over an empty dimension has no value");
+#pragma omp parallel for num_threads(ctx.threads) if (nout * count > 16384 && nout > 1)
+    for (int64_t o = 0; o < nout; ++o) {
+      int64_t rem = o, base = 0;
+      for (int j = static_cast<int>(kdim.size()) - 1; j >= 0; --j) {
+        base += (rem % kdim[j]) * kst[j];
+        rem /= kdim[j];
+      }
+      Acc acc = R == Red::Max ? static_cast<Acc>(std::numeric_limits<T>::lowest()) : Acc{0};
+      if constexpr (R == Red::Max && std::is_floating_point<T>::value) acc = -INFINITY;
+      const T* xb = x + base;
+      for (int64_t k = 0; k < count; ++k) {
+        const Acc v = static_cast<Acc>(tail ? xb[k] : xb[ro[k]]);
+        if constexpr (R == Red::Max) acc = (v > acc || v != v) ? v : acc;
+        else acc += v;
+      }
+      if constexpr (R == Red::Mean) acc = count ? static_cast<Acc>(acc / static_cast<Acc>(count)) : acc;
+      y[o] = static_cast<T>(acc);
+    }
+  }
+  bool keepdims_, noop_empty_;
 };
-class ReduceMeanKernel : public ReduceKernel {
- public:
-  explicit ReduceMeanKernel(const KernelCreateArgs& a) : ReduceKernel(a, Red::Mean) {}
-};
-class ReduceSumKernel : public ReduceKernel {
- public:
-  explicit ReduceSumKernel(const KernelCreateArgs& a) : ReduceKernel(a, Red::Sum) {}
-};
-class ReduceMaxKernel : public ReduceKernel {
- public:
-  explicit ReduceMaxKernel(const KernelCreateArgs& a) : ReduceKernel(a, Red::Max) {}
-};
+using ReduceMeanKernel = ReduceKernel<Red::Mean>;
+using ReduceSumKernel = ReduceKernel<Red::Sum>;
+using ReduceMaxKernel = ReduceKernel<Red::Max>;
 UNIRT_REGISTER_KERNEL(cpu, ReduceMean, ReduceMeanKernel);
 UNIRT_REGISTER_KERNEL(cpu, ReduceSum, ReduceSumKernel);
 UNIRT_REGISTER_KERNEL(cpu, ReduceMax, ReduceMaxKernel);
-
-class GlobalAveragePoolKernel : public CpuKernel {
- public:
-  using CpuKernel::CpuKernel;
-  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    expect_float(in[0], "input");
-    const int64_t nc = in[0].shape[0] * in[0].shape[1], sp = nc ? in[0].numel() / nc : 0;
-    const float* x = in[0].as<float>();
-    float* y = out[0].as<float>();
-#pragma omp parallel for num_threads(ctx.threads)
-    for (int64_t i = 0; i < nc; ++i) {
-      double s = 0;
-      for (int64_t j = 0; j < sp; ++j) s += x[i * sp + j];
-      y[i] = static_cast<float>(s / sp);
-    }
-  }
-};
-UNIRT_REGISTER_KERNEL(cpu, GlobalAveragePool, GlobalAveragePoolKernel);
-
-// 2-D (and 1-D as H=1) average/max pooling with pads, strides, dilations, ceil_mode.
-class PoolKernel : public CpuKernel {
- public:
-  PoolKernel(const KernelCreateArgs& a, bool is_max) : CpuKernel(a), max_(is_max) {}
-  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    expect_float(in[0], "input");
-    const auto& xs = in[0].shape;
-    const auto& ys = out[0].shape;
-    const int nsp = static_cast<int>(xs.size()) - 2;
-    if (nsp < 1 || nsp > 2) fail("3-D pooling is not supported (1-D and 2-D are), input " + shape_text(xs));
-    auto k = node_.attr_ints("kernel_shape");
-    auto s = node_.attr_ints("strides", std::vector<int64_t>(nsp, 1));
-    auto d = node_.attr_ints("dilations", std::vector<int64_t>(nsp, 1));
-    auto p = node_.attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
-    const std::string ap = node_.attr_s("auto_pad", "NOTSET");
-    auto dim = [&](const std::vector<int64_t>& v, int i, int64_t dflt) { return i < nsp ? v[i] : dflt; };
-    const int64_t H = nsp == 2 ? xs[2] : 1, W = xs[nsp == 2 ? 3 : 2], OH = nsp == 2 ? ys[2] : 1, OW = ys[nsp == 2 ? 3 : 2];
-    int64_t KH = nsp == 2 ? k[0] : 1, KW = k[nsp - 1], SH = nsp == 2 ? s[0] : 1, SW = s[nsp - 1];
-    int64_t DH = nsp == 2 ? d[0] : 1, DW = d[nsp - 1];
-    int64_t PH = nsp == 2 ? p[0] : 0, PW = p[nsp - 1], PHe = nsp == 2 ? p[2] : 0, PWe = p[2 * nsp - 1];
-    (void)dim;
-    if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
-      auto same = [&](int64_t in, int64_t o, int64_t kk, int64_t st, int64_t dd, int64_t& pb, int64_t& pe) {
-        int64_t total = std::max<int64_t>(0, (o - 1) * st + dd * (kk - 1) + 1 - in);
-        pb = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
-        pe = total - pb;
-      };
-      same(H, OH, KH, SH, DH, PH, PHe);
-      same(W, OW, KW, SW, DW, PW, PWe);
-    } else if (ap == "VALID") {
-      PH = PW = PHe = PWe = 0;
-    }
-    const bool include_pad = node_.attr_i("count_include_pad", 0) != 0;
-    const int64_t NC = xs[0] * xs[1];
-    const float* x = in[0].as<float>();
-    float* y = out[0].as<float>();
-#pragma omp parallel for num_threads(ctx.threads)
-    for (int64_t nc = 0; nc < NC; ++nc) {
-      for (int64_t oy = 0; oy < OH; ++oy)
-        for (int64_t ox = 0; ox < OW; ++ox) {
-          float acc = max_ ? -INFINITY : 0.f;
-          int64_t cnt = 0;
-          for (int64_t ky = 0; ky < KH; ++ky) {
-            const int64_t iy = oy * SH - PH + ky * DH;
-            for (int64_t kx = 0; kx < KW; ++kx) {
-              const int64_t ix = ox * SW - PW + kx * DW;
-              const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-              // Padding counts for count_include_pad only inside the explicitly padded area.
-              const bool in_padded = iy >= -PH && iy < H + PHe && ix >= -PW && ix < W + PWe;
-              if (inside) {
-                const float v = x[(nc * H + iy) * W + ix];
-                acc = max_ ? std::max(acc, v) : acc + v;
-                ++cnt;
-              } else if (include_pad && in_padded) {
-                ++cnt;
-              }
-            }
-          }
-          y[(nc * OH + oy) * OW + ox] = max_ ? acc : (cnt ? acc / cnt : 0.f);
-        }
-    }
-  }
-
- private:
-  bool max_;
-};
-class AveragePoolKernel : public PoolKernel {
- public:
-  explicit AveragePoolKernel(const KernelCreateArgs& a) : PoolKernel(a, false) {}
-};
-class MaxPoolKernel : public PoolKernel {
- public:
-  explicit MaxPoolKernel(const KernelCreateArgs& a) : PoolKernel(a, true) {}
-};
-UNIRT_REGISTER_KERNEL(cpu, AveragePool, AveragePoolKernel);
-UNIRT_REGISTER_KERNEL(cpu, MaxPool, MaxPoolKernel);
 
 }  // namespace
 }  // namespace cpu

@@ -1,0 +1,332 @@
+// Unary element-wise ops: float math (Sqrt .. Gelu), Neg/Abs also on integers, Not, Clip,
+// Cast between the element types unirt holds, and the pass-through ops Identity and Dropout.
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "cpu/cpu_util.h"
+
+namespace unirt {
+namespace cpu {
+namespace {
+
+template <typename F>
+class FloatUnaryKernel : public CpuKernel {
+ public:
+  explicit FloatUnaryKernel(const KernelCreateArgs& a) : CpuKernel(a), f_(a.node) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "input");
+    expect_float(out[0], "output");
+    expect_shape(in[0], out[0].shape, "input");
+    const float* x = in[0].as<float>();
+    float* y = out[0].as<float>();
+    const int64_t n = in[0].numel();
+    const F f = f_;
+#pragma omp parallel for num_threads(ctx.threads) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  }
+
+ private:
+  F f_;
+};
+
+#define UNIRT_CPU_UNARY(OP, EXPR)                            \
+  struct OP##Fn {                                            \
+    explicit OP##Fn(const Node&) {}                          \
+    float operator()(float x) const { return EXPR; }         \
+  };                                                         \
+  using OP##Kernel = FloatUnaryKernel<OP##Fn>;               \
+  UNIRT_REGISTER_KERNEL(cpu, OP, OP##Kernel)
+UNIRT_CPU_UNARY(Sqrt, std::sqrt(x));
+UNIRT_CPU_UNARY(Erf, std::erf(x));
+UNIRT_CPU_UNARY(Relu, x > 0.f ? x : (std::isnan(x) ? x : 0.f));
+UNIRT_CPU_UNARY(Sigmoid, x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)));
+UNIRT_CPU_UNARY(Tanh, std::tanh(x));
+UNIRT_CPU_UNARY(Exp, std::exp(x));
+UNIRT_CPU_UNARY(Log, std::log(x));
+UNIRT_CPU_UNARY(Reciprocal, 1.f / x);
+UNIRT_CPU_UNARY(Floor, std::floor(x));
+UNIRT_CPU_UNARY(Ceil, std::ceil(x));
+#undef UNIRT_CPU_UNARY
+
+// Gelu (opset 20): approximate = "none" (exact, via erf) or "tanh".
+struct GeluFn {
+  bool tanh_approx;
+  explicit GeluFn(const Node& n) {
+    const std::string a = n.attr_s("approximate", "none");
+    if (a != "none" && a != "tanh") throw Error(n.describe() + ": approximate must be \"none\" or \"tanh\", found \"" + a + "\"");
+    tanh_approx = a == "tanh";
+  }
+  float operator()(float x) const {
+    if (tanh_approx) return 0.5f * x * (1.f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    return 0.5f * x * (1.f + std::erf(x * 0.7071067811865476f));
+  }
+};
+using GeluKernel = FloatUnaryKernel<GeluFn>;
+UNIRT_REGISTER_KERNEL(cpu, Gelu, GeluKernel);
+
+// Neg and Abs also serve integer shape arithmetic.
+template <bool NEG>
+class SignedUnaryKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_shape(in[0], out[0].shape, "input");
+    if (in[0].dtype != out[0].dtype) fail("input and output types differ");
+    switch (in[0].dtype) {
+      case DType::Float32: return go<float>(in[0], out[0], ctx);
+      case DType::Float64: return go<double>(in[0], out[0], ctx);
+      case DType::Int64: return go<int64_t>(in[0], out[0], ctx);
+      case DType::Int32: return go<int32_t>(in[0], out[0], ctx);
+      case DType::Int8: return go<int8_t>(in[0], out[0], ctx);
+      case DType::Uint8:
+        if (!NEG) return go<uint8_t>(in[0], out[0], ctx);
+        [[fallthrough]];
+      default: unsupported_type(in[0], "input");
+    }
+  }
+
+ private:
+  template <typename T>
+  void go(const TensorView& in, const TensorView& out, const RunContext& ctx) {
+    const T* x = in.as<T>();
+    T* y = out.as<T>();
+    const int64_t n = in.numel();
+#pragma omp parallel for num_threads(ctx.threads) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) {
+      if constexpr (NEG) y[i] = static_cast<T>(-x[i]);
+      else if constexpr (std::is_unsigned<T>::value) y[i] = x[i];
+      else y[i] = x[i] < 0 ? static_cast<T>(-x[i]) : x[i];
+    }
+  }
+};
+using NegKernel = SignedUnaryKernel<true>;
+using AbsKernel = SignedUnaryKernel<false>;
+UNIRT_REGISTER_KERNEL(cpu, Neg, NegKernel);
+UNIRT_REGISTER_KERNEL(cpu, Abs, AbsKernel);
+
+class NotKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    expect_dtype(in[0], DType::Bool, "input");
+    expect_shape(in[0], out[0].shape, "input");
+    const uint8_t* x = in[0].as<uint8_t>();
+    uint8_t* y = out[0].as<uint8_t>();
+    for (int64_t i = 0; i < in[0].numel(); ++i) y[i] = x[i] ? 0 : 1;
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, Not, NotKernel);
+
+// Clip: bounds are attributes before opset 11 and optional scalar inputs from 11 on.
+class ClipKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_shape(in[0], out[0].shape, "input");
+    switch (in[0].dtype) {
+      case DType::Float32: return go<float>(in, out[0], ctx);
+      case DType::Float64: return go<double>(in, out[0], ctx);
+      case DType::Int64: return go<int64_t>(in, out[0], ctx);
+      case DType::Int32: return go<int32_t>(in, out[0], ctx);
+      case DType::Int8: return go<int8_t>(in, out[0], ctx);
+      case DType::Uint8: return go<uint8_t>(in, out[0], ctx);
+      default: unsupported_type(in[0], "input");
+    }
+  }
+
+ private:
+  template <typename T>
+  void go(const std::vector<TensorView>& in, const TensorView& out, const RunContext& ctx) {
+    T lo = std::numeric_limits<T>::lowest(), hi = std::numeric_limits<T>::max();
+    if (opset_ > 0 && opset_ < 11) {
+      lo = static_cast<T>(std::max<double>(node_.attr_f("min", -INFINITY), static_cast<double>(lo)));
+      hi = static_cast<T>(std::min<double>(node_.attr_f("max", INFINITY), static_cast<double>(hi)));
+    } else {
+      for (int k = 1; k <= 2; ++k) {
+        if (!(in.size() > static_cast<size_t>(k) && in[k].data)) continue;
+        if (in[k].dtype != in[0].dtype) fail(std::string(k == 1 ? "min" : "max") + " has type " + dtype_name(in[k].dtype) + ", input is " + dtype_name(in[0].dtype));
+        if (in[k].numel() != 1) fail(std::string(k == 1 ? "min" : "max") + " must be a scalar, has shape " + shape_text(in[k].shape));
+        (k == 1 ? lo : hi) = *in[k].as<T>();
+      }
+    }
+    const T* x = in[0].as<T>();
+    T* y = out.as<T>();
+    const int64_t n = in[0].numel();
+#pragma omp parallel for num_threads(ctx.threads) if (n > 16384)
+    for (int64_t i = 0; i < n; ++i) {
+      // min is applied first, so min > max gives max everywhere (as ONNX Runtime does).
+      const T v = x[i] < lo ? lo : x[i];
+      y[i] = v > hi ? hi : v;
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, Clip, ClipKernel);
+
+// Identity and Dropout (inference): same bytes. Dropout's optional mask output is all true.
+class PassThroughKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    if (in[0].dtype != out[0].dtype) fail(std::string("input type ") + dtype_name(in[0].dtype) + " differs from the output's");
+    expect_shape(in[0], out[0].shape, "input");
+    if (node_.op_type == "Dropout" && in.size() > 2 && in[2].data) {
+      const bool training = *in[2].as<bool>();
+      const float ratio = in.size() > 1 && in[1].data ? static_cast<float>(in[1].dtype == DType::Float64 ? *in[1].as<double>() : *in[1].as<float>()) : 0.5f;
+      if (training && ratio != 0.f) fail("training_mode=true is not supported (inference only)");
+    }
+    if (out[0].data != in[0].data && in[0].bytes()) std::memcpy(out[0].data, in[0].data, in[0].bytes());
+    if (out.size() > 1 && out[1].data) std::memset(out[1].data, 1, out[1].bytes());
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, Identity, PassThroughKernel);
+UNIRT_REGISTER_KERNEL(cpu, Dropout, PassThroughKernel);
+
+// ---- Cast ----
+template <typename To>
+inline To convert(double v) {
+  if constexpr (std::is_same<To, bool>::value) return v != 0.0;
+  else if constexpr (std::is_integral<To>::value) {
+    // Float to integer truncates toward zero; NaN and out-of-range values saturate instead of
+    // being undefined behaviour.
+    if (std::isnan(v)) return To{0};
+    if (v <= static_cast<double>(std::numeric_limits<To>::lowest())) return std::numeric_limits<To>::lowest();
+    if (v >= static_cast<double>(std::numeric_limits<To>::max())) return std::numeric_limits<To>::max();
+    return static_cast<To>(v);
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+template <typename From, typename To>
+void cast_loop(const void* src, void* dst, int64_t n) {
+  const From* x = static_cast<const From*>(src);
+  To* y = static_cast<To*>(dst);
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_integral<From>::value && std::is_integral<To>::value && !std::is_same<To, bool>::value)
+      y[i] = static_cast<To>(x[i]);  // integer narrowing wraps, as numpy's astype does
+    else if constexpr (std::is_same<From, float>::value && std::is_same<To, double>::value)
+      y[i] = x[i];
+    else
+      y[i] = convert<To>(static_cast<double>(x[i]));
+  }
+}
+
+template <typename From>
+void cast_from(const void* src, DType to, void* dst, int64_t n, bool& ok) {
+  switch (to) {
+    case DType::Float32: return cast_loop<From, float>(src, dst, n);
+    case DType::Float64: return cast_loop<From, double>(src, dst, n);
+    case DType::Int64: return cast_loop<From, int64_t>(src, dst, n);
+    case DType::Int32: return cast_loop<From, int32_t>(src, dst, n);
+    case DType::Int8: return cast_loop<From, int8_t>(src, dst, n);
+    case DType::Uint8: return cast_loop<From, uint8_t>(src, dst, n);
+    case DType::Bool: return cast_loop<From, bool>(src, dst, n);
+    default: ok = false;
+  }
+}
+
+class CastKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    const TensorView& x = in[0];
+    const TensorView& y = out[0];
+    expect_shape(x, y.shape, "input");
+    const int64_t n = x.numel();
+    if (x.dtype == y.dtype) {
+      if (x.bytes()) std::memcpy(y.data, x.data, x.bytes());
+      return;
+    }
+    // float16 goes through float32 with round-to-nearest-even on the way down.
+    if (y.dtype == DType::Float16) {
+      std::vector<float> tmp(static_cast<size_t>(n));
+      if (x.dtype != DType::Float32) {
+        bool ok = true;
+        cast_any(x.dtype, x.data, DType::Float32, tmp.data(), n, ok);
+        if (!ok) unsupported_type(x, "input");
+      } else {
+        std::memcpy(tmp.data(), x.data, n * sizeof(float));
+      }
+      uint16_t* h = y.as<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) h[i] = float_to_half(tmp[i]);
+      return;
+    }
+    if (x.dtype == DType::Float16) {
+      std::vector<float> tmp(static_cast<size_t>(n));
+      const uint16_t* h = x.as<uint16_t>();
+      for (int64_t i = 0; i < n; ++i) tmp[i] = half_to_float(h[i]);
+      bool ok = true;
+      cast_any(DType::Float32, tmp.data(), y.dtype, y.data, n, ok);
+      if (!ok) unsupported_type(y, "output");
+      return;
+    }
+    bool ok = true;
+    cast_any(x.dtype, x.data, y.dtype, y.data, n, ok);
+    if (!ok) fail(std::string("cannot cast ") + dtype_name(x.dtype) + " to " + dtype_name(y.dtype));
+  }
+
+ private:
+  static void cast_any(DType from, const void* src, DType to, void* dst, int64_t n, bool& ok) {
+    switch (from) {
+      case DType::Float32: return cast_from<float>(src, to, dst, n, ok);
+      case DType::Float64: return cast_from<double>(src, to, dst, n, ok);
+      case DType::Int64: return cast_from<int64_t>(src, to, dst, n, ok);
+      case DType::Int32: return cast_from<int32_t>(src, to, dst, n, ok);
+      case DType::Int8: return cast_from<int8_t>(src, to, dst, n, ok);
+      case DType::Uint8: return cast_from<uint8_t>(src, to, dst, n, ok);
+      case DType::Bool: return cast_from<bool>(src, to, dst, n, ok);
+      default: ok = false;
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel);
+
+}  // namespace
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal half: normalise into a float
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400u)) {
+        mant <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN stays a (quiet) NaN
+  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to inf
+  if (absx < 0x38800000u) {  // half subnormal or zero: scale to units of 2^-24, round to nearest even
+    float a;
+    std::memcpy(&a, &absx, 4);
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
+  }
+  const uint32_t mant = absx & 0x7fffffu;
+  const uint32_t exp = (absx >> 23) - 127 + 15;
+  uint32_t h = (exp << 10) | (mant >> 13);
+  const uint32_t rem = mant & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is correct
+  return static_cast<uint16_t>(sign | h);
+}
+
+}  // namespace cpu
+}  // namespace unirt
