@@ -5,10 +5,6 @@
 #include <fstream>
 #include <sstream>
 
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_FAILURE_USERMSG
-#include <stb_image.h>
-
 namespace unirt {
 namespace {
 
@@ -88,37 +84,6 @@ void write_npy(const std::string& path, const HostTensor& t) {
   f.write(reinterpret_cast<const char*>(&hl), 2);
   f.write(h.data(), static_cast<std::streamsize>(h.size()));
   f.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
-}
-
-HostTensor load_image(const std::string& path, const std::string& name, int size) {
-  int w, h, c;
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &c, 3);
-  if (!px) throw Error("cannot decode image '" + path + "': " + stbi_failure_reason());
-  const int short_side = size * 256 / 224;
-  const double scale = static_cast<double>(short_side) / std::min(w, h);
-  const int rw = std::max(size, static_cast<int>(std::lround(w * scale))), rh = std::max(size, static_cast<int>(std::lround(h * scale)));
-  const int x0 = (rw - size) / 2, y0 = (rh - size) / 2;
-  const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
-  HostTensor t;
-  t.name = name;
-  t.shape = {1, 3, size, size};
-  t.bytes.resize(3 * size * size * 4);
-  float* out = t.as<float>();
-  for (int y = 0; y < size; ++y)
-    for (int x = 0; x < size; ++x) {
-      // Bilinear sample of the resized image at the crop position.
-      const double sx = std::clamp((x + x0 + 0.5) / scale - 0.5, 0.0, w - 1.0), sy = std::clamp((y + y0 + 0.5) / scale - 0.5, 0.0, h - 1.0);
-      const int ix = static_cast<int>(sx), iy = static_cast<int>(sy);
-      const int ix1 = std::min(ix + 1, w - 1), iy1 = std::min(iy + 1, h - 1);
-      const double fx = sx - ix, fy = sy - iy;
-      for (int ch = 0; ch < 3; ++ch) {
-        auto p = [&](int xx, int yy) { return px[(yy * w + xx) * 3 + ch] / 255.0; };
-        const double v = (1 - fy) * ((1 - fx) * p(ix, iy) + fx * p(ix1, iy)) + fy * ((1 - fx) * p(ix, iy1) + fx * p(ix1, iy1));
-        out[(ch * size + y) * size + x] = static_cast<float>((v - mean[ch]) / stdv[ch]);
-      }
-    }
-  stbi_image_free(px);
-  return t;
 }
 
 }  // namespace unirt

@@ -1,4 +1,5 @@
-// .npy read/write (C order, little endian) for the CLI's inputs and outputs.
+// .npy read/write (C order, little endian) for the CLI's inputs and outputs: float32, float16,
+// float64, int64, int32, int8, uint8 and bool; Fortran order and other types are errors.
 #pragma once
 #include <string>
 
@@ -7,6 +8,4 @@
 namespace unirt {
 HostTensor read_npy(const std::string& path, const std::string& name);
 void write_npy(const std::string& path, const HostTensor& t);
-// ImageNet-style preprocessing: decode, resize shorter side to size*256/224, centre crop, normalise, NCHW.
-HostTensor load_image(const std::string& path, const std::string& name, int size);
 }  // namespace unirt

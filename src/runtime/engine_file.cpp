@@ -1,6 +1,7 @@
 // Engine file: "UNIRTENG", u32 format version, u64 payload length, payload, u64 FNV-1a checksum of
 // the payload. The payload holds a JSON header (build options, pass reports) and the graph in a
 // compact binary form (symbolic dims as expression trees, constants as raw bytes).
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -21,6 +22,8 @@ uint64_t fnv1a(const char* p, size_t n) {
   for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
   return h;
 }
+
+constexpr int64_t kMaxDimConst = int64_t{1} << 40;
 
 class Writer {
  public:
@@ -96,19 +99,28 @@ class Reader {
   }
   Dim dim(int depth = 0) {
     if (depth > 256) fail("symbolic dimension nested too deeply");
-    auto op = static_cast<Dim::Op>(pod<uint8_t>());
-    switch (op) {
-      case Dim::Op::Const: return Dim(pod<int64_t>());
-      case Dim::Op::Sym: return Dim::symbol(str());
-      case Dim::Op::Add: { Dim a = dim(depth + 1); return a + dim(depth + 1); }
-      case Dim::Op::Sub: { Dim a = dim(depth + 1); return a - dim(depth + 1); }
-      case Dim::Op::Mul: { Dim a = dim(depth + 1); return a * dim(depth + 1); }
-      case Dim::Op::FloorDiv: { Dim a = dim(depth + 1); return floordiv(a, dim(depth + 1)); }
-      case Dim::Op::Mod: { Dim a = dim(depth + 1); return mod(a, dim(depth + 1)); }
-      case Dim::Op::Max: { Dim a = dim(depth + 1); return dmax(a, dim(depth + 1)); }
-      case Dim::Op::Min: { Dim a = dim(depth + 1); return dmin(a, dim(depth + 1)); }
+    const auto op = static_cast<Dim::Op>(pod<uint8_t>());
+    if (op == Dim::Op::Const) {
+      // Sizes and the offsets shape arithmetic adds to them stay far below this; a larger value
+      // is damage, and would let the folding below overflow.
+      const int64_t v = pod<int64_t>();
+      if (v > kMaxDimConst || v < -kMaxDimConst) fail("dimension constant " + std::to_string(v) + " out of range");
+      return Dim(v);
     }
-    fail("bad symbolic dimension tag");
+    if (op == Dim::Op::Sym) return Dim::symbol(str());
+    if (op > Dim::Op::Min) fail("bad symbolic dimension tag " + std::to_string(static_cast<int>(op)));
+    const Dim a = dim(depth + 1), b = dim(depth + 1);
+    if ((op == Dim::Op::FloorDiv || op == Dim::Op::Mod) && b.is_const() && b.value() <= 0)
+      fail("symbolic dimension divides by " + std::to_string(b.value()));
+    switch (op) {
+      case Dim::Op::Add: return a + b;
+      case Dim::Op::Sub: return a - b;
+      case Dim::Op::Mul: return a * b;
+      case Dim::Op::FloorDiv: return floordiv(a, b);
+      case Dim::Op::Mod: return mod(a, b);
+      case Dim::Op::Max: return dmax(a, b);
+      default: return dmin(a, b);
+    }
   }
   std::vector<Dim> dims() {
     uint64_t n = count(1);
@@ -263,6 +275,8 @@ void save_engine(const Engine& e, const std::string& path) {
   if (!f) throw Error("failed writing engine file '" + path + "'");
 }
 
+static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what);
+
 Engine load_engine_bytes(const std::string& b, const std::string& what) {
   if (b.size() < 8 || b.compare(0, 8, "UNIRTENG") != 0) throw Error(what + ": not a unirt engine file (bad magic)");
   if (b.size() < 20) throw Error(what + ": engine file is truncated (" + std::to_string(b.size()) + " bytes, header incomplete)");
@@ -273,14 +287,33 @@ Engine load_engine_bytes(const std::string& b, const std::string& what) {
                 std::to_string(kEngineFormatVersion) + ": rebuild the engine with 'unirt build'");
   uint64_t len;
   std::memcpy(&len, b.data() + 12, 8);
-  if (len > b.size() - 20 || b.size() - 20 - len < 8)
-    throw Error(what + ": engine file is truncated (payload says " + std::to_string(len) + " bytes, file has " +
-                std::to_string(b.size()) + ")");
+  if (len > b.size() - 20)
+    throw Error(what + ": engine file is truncated at byte " + std::to_string(b.size()) + ", inside the payload (header + graph, " +
+                std::to_string(len) + " bytes from byte 20)");
+  if (b.size() - 20 - len < 8)
+    throw Error(what + ": engine file is truncated at byte " + std::to_string(b.size()) + ", inside the checksum (8 bytes from byte " +
+                std::to_string(20 + len) + ")");
   if (b.size() != 20 + len + 8) throw Error(what + ": engine file has " + std::to_string(b.size() - 28 - len) + " trailing bytes");
   uint64_t sum;
   std::memcpy(&sum, b.data() + 20 + len, 8);
-  if (fnv1a(b.data() + 20, len) != sum) throw Error(what + ": engine file is corrupted (checksum mismatch)");
+  const uint64_t actual = fnv1a(b.data() + 20, len);
+  if (actual != sum) {
+    char msg[96];
+    std::snprintf(msg, sizeof msg, "checksum mismatch: stored %016llx, contents give %016llx", static_cast<unsigned long long>(sum),
+                  static_cast<unsigned long long>(actual));
+    throw Error(what + ": engine file is corrupted (" + msg + ")");
+  }
 
+  try {
+    return parse_payload(b, len, what);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& ex) {  // e.g. symbolic arithmetic rejecting damaged dims
+    throw Error(what + ": corrupted engine file (" + ex.what() + ")");
+  }
+}
+
+static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what) {
   Reader r(b, 20, 20 + len, what);
   Engine e;
   nlohmann::json h;

@@ -1,0 +1,207 @@
+#include "cli.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "image.h"
+#include "npy.h"
+
+namespace fs = std::filesystem;
+
+namespace unirt::cli {
+
+void add_common(CLI::App* c, Common& o) {
+  c->add_option("--backend", o.backend, "auto, cpu or cuda (auto: cuda when this build has it and a GPU is usable)")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  c->add_flag("--fp16", o.fp16, "FP16 engine (CUDA backend)");
+  c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+}
+
+std::string resolve_backend(const std::string& b) {
+  if (b == "cpu" || b == "cuda") return b;
+  if (b != "auto") throw Error("unknown backend '" + b + "' (auto, cpu, cuda)");
+  std::string why;
+  return cuda_backend_available(&why) ? "cuda" : "cpu";
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& b, int threads) {
+  if (b == "cuda") {
+    std::string why;
+    if (!cuda_backend_available(&why)) throw Error("the CUDA backend is not usable: " + why);
+    return make_cuda_backend();
+  }
+  return make_cpu_backend(threads);
+}
+
+BuildOptions build_options(const Common& c) {
+  BuildOptions o;
+  o.backend = resolve_backend(c.backend);
+  o.precision = c.fp16 ? Precision::FP16 : Precision::FP32;
+  return o;
+}
+
+std::shared_ptr<Engine> load(const std::string& path, const Common& c) {
+  return std::make_shared<Engine>(load_model(path, build_options(c)));
+}
+
+std::string sanitize(const std::string& n) {
+  std::string s = n;
+  for (char& ch : s)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-')) ch = '_';
+  return s;
+}
+
+std::string dims_text(const std::vector<int64_t>& s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
+  return r.empty() ? "scalar" : r;
+}
+
+std::string human_bytes(double b) {
+  char buf[32];
+  if (b >= 1 << 30) std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1 << 30));
+  else if (b >= 1 << 20) std::snprintf(buf, sizeof buf, "%.2f MiB", b / (1 << 20));
+  else std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024);
+  return buf;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const double k = (v.size() - 1) * p / 100.0;
+  const size_t lo = static_cast<size_t>(k);
+  return v[lo] + (v[std::min(lo + 1, v.size() - 1)] - v[lo]) * (k - lo);
+}
+
+std::vector<int64_t> input_shape(const Engine& e, const Value& v, const std::map<std::string, std::vector<int64_t>>& shapes) {
+  auto it = shapes.find(v.name);
+  if (it != shapes.end()) return it->second;
+  auto opt = e.options.profile.opt.find(v.name);
+  if (opt != e.options.profile.opt.end()) return opt->second;
+  std::vector<int64_t> s;
+  for (const Dim& d : v.shape) {
+    if (!d.is_const())
+      throw Error("input '" + v.name + "' has dynamic shape " + shape_str(v.shape) + ": give --shapes " + v.name + ":<dims>, e.g. " +
+                  v.name + ":1x3x224x224");
+    s.push_back(d.value());
+  }
+  return s;
+}
+
+std::vector<HostTensor> random_inputs(const Engine& e, const std::map<std::string, std::vector<int64_t>>& shapes, uint32_t seed) {
+  for (const auto& kv : shapes) {
+    bool known = false;
+    for (int id : e.graph.inputs) known |= e.graph.value(id).name == kv.first;
+    if (!known) throw Error("--shapes names '" + kv.first + "', which is not an input of this model");
+  }
+  std::vector<HostTensor> in;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (int id : e.graph.inputs) {
+    const Value& v = e.graph.value(id);
+    HostTensor t;
+    t.name = v.name;
+    t.dtype = v.dtype;
+    t.shape = input_shape(e, v, shapes);
+    t.bytes.resize(static_cast<size_t>(t.numel()) * dtype_size(t.dtype));
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      switch (t.dtype) {
+        case DType::Float32: t.as<float>()[i] = nd(rng); break;
+        case DType::Int64: t.as<int64_t>()[i] = rng() % 10; break;
+        case DType::Int32: t.as<int32_t>()[i] = static_cast<int32_t>(rng() % 10); break;
+        default:
+          throw Error("random inputs cover float32, int64 and int32; input '" + v.name + "' is " + dtype_name(v.dtype) +
+                      ": pass --input " + v.name + "=FILE.npy");
+      }
+    }
+    in.push_back(std::move(t));
+  }
+  return in;
+}
+
+std::vector<HostTensor> gather_inputs(const Engine& e, const std::vector<std::string>& specs, const std::string& image, int size,
+                                      const std::string& shapes, uint32_t seed) {
+  std::vector<HostTensor> in;
+  for (const auto& s : specs) {
+    auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--input '" + s + "' should be NAME=FILE.npy");
+    in.push_back(read_npy(s.substr(eq + 1), s.substr(0, eq)));
+  }
+  if (!image.empty()) {
+    if (!in.empty()) throw Error("give either --input or --image, not both");
+    in.push_back(load_image(image, e.graph.value(e.graph.inputs.at(0)).name, size));
+  }
+  if (in.empty()) return random_inputs(e, parse_shapes(shapes), seed);
+  return in;
+}
+
+namespace {
+float half_to_float(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0x1f) bits = sign | 0x7f800000u | (man << 13);  // inf / nan
+  else if (exp != 0) bits = sign | ((exp + 112) << 23) | (man << 13);
+  else if (man == 0) bits = sign;
+  else {  // subnormal: renormalise
+    int e = -1;
+    uint32_t m = man;
+    do {
+      ++e;
+      m <<= 1;
+    } while (!(m & 0x400));
+    bits = sign | ((112 - e) << 23) | ((m & 0x3ff) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+}  // namespace
+
+std::vector<double> to_doubles(const HostTensor& t) {
+  const size_t n = static_cast<size_t>(t.numel());
+  if (t.bytes.size() < n * dtype_size(t.dtype)) throw Error("tensor '" + t.name + "' holds fewer bytes than its shape needs");
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) {
+    switch (t.dtype) {
+      case DType::Float32: v[i] = t.as<float>()[i]; break;
+      case DType::Float16: v[i] = half_to_float(t.as<uint16_t>()[i]); break;
+      case DType::Float64: v[i] = t.as<double>()[i]; break;
+      case DType::Int64: v[i] = static_cast<double>(t.as<int64_t>()[i]); break;
+      case DType::Int32: v[i] = t.as<int32_t>()[i]; break;
+      case DType::Int8: v[i] = t.as<int8_t>()[i]; break;
+      case DType::Uint8: case DType::Bool: v[i] = t.as<uint8_t>()[i]; break;
+      default: throw Error("tensor '" + t.name + "' has type " + dtype_name(t.dtype) + ", which cannot be compared");
+    }
+  }
+  return v;
+}
+
+HostTensor to_float32(const HostTensor& t) {
+  if (t.dtype != DType::Float16 && t.dtype != DType::Float64) return t;
+  const auto v = to_doubles(t);
+  HostTensor f;
+  f.name = t.name;
+  f.shape = t.shape;
+  f.bytes.resize(v.size() * 4);
+  for (size_t i = 0; i < v.size(); ++i) f.as<float>()[i] = static_cast<float>(v[i]);
+  return f;
+}
+
+std::string repo_file(const char* argv0, const std::string& rel) {
+  std::vector<fs::path> bases;
+  if (const char* d = std::getenv("UNIRT_HOME")) bases.push_back(d);
+  std::error_code ec;
+  fs::path exe = fs::canonical("/proc/self/exe", ec);
+  if (ec) exe = fs::absolute(argv0);
+  for (fs::path p = exe.parent_path(); !p.empty() && p != p.root_path(); p = p.parent_path()) bases.push_back(p);
+  bases.push_back(fs::current_path());
+  for (const auto& b : bases)
+    if (fs::exists(b / rel)) return (b / rel).string();
+  return rel;
+}
+
+}  // namespace unirt::cli

@@ -1,0 +1,69 @@
+// Shared pieces of the unirt CLI: backend choice, model loading, inputs, statistics, repo files.
+// Each subcommand lives in its own cmd_<name>.cpp and registers itself with add_<name>_command.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/session.h"
+
+namespace unirt::cli {
+
+// Options every model-consuming subcommand takes.
+struct Common {
+  std::string backend = "auto";
+  bool fp16 = false;
+  int threads = 0;
+};
+void add_common(CLI::App* c, Common& o);
+
+// What main() runs once the command line parsed: the chosen subcommand's action.
+using Action = std::function<int()>;
+struct Registry {
+  std::map<const CLI::App*, Action> actions;
+  const char* argv0 = "unirt";
+};
+
+void add_build_command(CLI::App& app, Registry& r);
+void add_run_command(CLI::App& app, Registry& r);
+void add_bench_command(CLI::App& app, Registry& r);
+void add_compare_command(CLI::App& app, Registry& r);
+void add_inspect_command(CLI::App& app, Registry& r);
+void add_classify_command(CLI::App& app, Registry& r);
+
+// "auto" -> "cuda" when this binary has CUDA and a GPU is usable, else "cpu".
+std::string resolve_backend(const std::string& b);
+std::unique_ptr<Backend> make_backend(const std::string& b, int threads);
+BuildOptions build_options(const Common& c);
+// An engine file as saved (its own backend and precision), or an .onnx built now with `c`.
+std::shared_ptr<Engine> load(const std::string& path, const Common& c);
+
+// Output file names: characters outside [A-Za-z0-9_.-] become '_'.
+std::string sanitize(const std::string& name);
+std::string dims_text(const std::vector<int64_t>& s);
+std::string human_bytes(double bytes);
+double percentile(std::vector<double> v, double p);
+
+// Shape of each graph input: from `shapes`, else the profile's opt shape, else the static shape.
+std::vector<int64_t> input_shape(const Engine& e, const Value& v, const std::map<std::string, std::vector<int64_t>>& shapes);
+// Normal(0, 1) float32 inputs (uniform integers 0..9 for integer inputs), reproducible by seed.
+std::vector<HostTensor> random_inputs(const Engine& e, const std::map<std::string, std::vector<int64_t>>& shapes, uint32_t seed);
+// NAME=FILE.npy specs, an image for the first input, or random inputs of `shapes`.
+std::vector<HostTensor> gather_inputs(const Engine& e, const std::vector<std::string>& specs, const std::string& image, int size,
+                                      const std::string& shapes, uint32_t seed);
+
+// A file of the source tree (python/..., assets/...): $UNIRT_HOME, then beside the binary and
+// its parents (the binary lives in <repo>/build*/), then the current directory.
+std::string repo_file(const char* argv0, const std::string& rel);
+
+}  // namespace unirt::cli
+
+namespace unirt::cli {
+// Elements widened to double (float32/float16/float64/int64/int32/int8/uint8/bool).
+std::vector<double> to_doubles(const HostTensor& t);
+// float16/float64 tensors converted to float32 (other types returned unchanged).
+HostTensor to_float32(const HostTensor& t);
+}  // namespace unirt::cli

@@ -1,0 +1,45 @@
+// unirt build MODEL.onnx -o MODEL.engine [--fp16|--int8] [--backend cpu|cuda] [--min/opt/max-shapes ...]
+#include <cstdio>
+
+#include "cli.h"
+
+namespace unirt::cli {
+
+void add_build_command(CLI::App& app, Registry& r) {
+  struct Opts {
+    Common common;
+    std::string onnx, out, min_s, opt_s, max_s;
+    bool no_fuse = false, int8 = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = app.add_subcommand("build", "ONNX -> engine file (passes run once; the engine serves every shape in its profile)");
+  c->add_option("model", o->onnx, "ONNX model")->required();
+  c->add_option("-o,--output", o->out, "engine file to write")->required();
+  c->add_option("--min-shapes", o->min_s, "smallest input shapes, e.g. input:1x3x224x224 (comma-separated per input)");
+  c->add_option("--opt-shapes", o->opt_s, "typical input shapes (default for bench/compare), e.g. input:8x3x224x224");
+  c->add_option("--max-shapes", o->max_s, "largest input shapes, e.g. input:64x3x448x448");
+  c->add_flag("--no-fuse", o->no_fuse, "skip fusion passes");
+  c->add_flag("--int8", o->int8, "INT8 engine");
+  add_common(c, o->common);
+  r.actions[c] = [o] {
+    BuildOptions b = build_options(o->common);
+    if (o->int8) b.precision = Precision::INT8;
+    b.fuse = !o->no_fuse;
+    b.profile.min = parse_shapes(o->min_s);
+    b.profile.opt = parse_shapes(o->opt_s);
+    b.profile.max = parse_shapes(o->max_s);
+    Engine e = build_engine_from_onnx(o->onnx, b);
+    save_engine(e, o->out);
+    size_t weights = 0;
+    for (const auto& v : e.graph.values)
+      if (v.data) weights += v.data->bytes.size();
+    int fired = 0;
+    for (const auto& p : e.passes) fired += p.changes;
+    std::printf("built %s: %zu nodes, %s weights, %s, backend %s, %d pass changes, %.1f ms\n", o->out.c_str(), e.graph.nodes.size(),
+                human_bytes(static_cast<double>(weights)).c_str(), precision_name(b.precision), b.backend.c_str(), fired, e.build_ms);
+    for (int id : e.graph.inputs) std::printf("  input %s: %s\n", e.graph.value(id).name.c_str(), b.profile.describe(e.graph.value(id).name).c_str());
+    return 0;
+  };
+}
+
+}  // namespace unirt::cli

@@ -1,0 +1,92 @@
+// unirt inspect MODEL [--shapes ...]: inputs/outputs with symbolic shapes, per-layer table with
+// fusion notes and weight sizes, pass reports, engine header, planned memory at given shapes.
+#include <cstdio>
+#include <ctime>
+#include <map>
+
+#include "cli.h"
+#include "runtime/planner.h"
+
+namespace unirt::cli {
+
+void add_inspect_command(CLI::App& app, Registry& r) {
+  struct Opts {
+    Common common;
+    std::string model, shapes;
+    bool all = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* c = app.add_subcommand("inspect", "layers, shapes, fusions, weights, passes, memory");
+  c->add_option("model", o->model, "engine or ONNX file")->required();
+  c->add_option("--shapes", o->shapes, "also plan memory for these input shapes, e.g. input:1x3x224x224");
+  c->add_flag("--all", o->all, "also list the shape-only nodes the planner evaluates");
+  add_common(c, o->common);
+  r.actions[c] = [o] {
+    auto e = load(o->model, o->common);
+    const Graph& g = e->graph;
+    std::printf("model: %s%s\n", o->model.c_str(), e->source.empty() || e->source == o->model ? "" : (" (built from " + e->source + ")").c_str());
+    char when[64] = "-";
+    if (e->created) {
+      const std::time_t t = static_cast<std::time_t>(e->created);
+      std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
+    }
+    std::printf("engine: backend %s, precision %s, fusions %s, built by unirt %s at %s in %.1f ms\n", e->options.backend.c_str(),
+                precision_name(e->options.precision), e->options.fuse ? "on" : "off",
+                e->unirt_version.empty() ? kUnirtVersion : e->unirt_version.c_str(), when, e->build_ms);
+    std::printf("graph '%s': opset %lld, producer '%s'\n", g.name.c_str(), static_cast<long long>(g.opset), g.producer.c_str());
+    for (int id : g.inputs)
+      std::printf("input  %-12s %-8s %-32s %s\n", g.value(id).name.c_str(), dtype_name(g.value(id).dtype), shape_str(g.value(id).shape).c_str(),
+                  e->options.profile.describe(g.value(id).name).c_str());
+    for (int id : g.outputs)
+      std::printf("output %-12s %-8s %s\n", g.value(id).name.c_str(), dtype_name(g.value(id).dtype), shape_str(g.value(id).shape).c_str());
+    size_t weights = 0, nconst = 0;
+    for (const auto& v : g.values)
+      if (v.data) weights += v.data->bytes.size(), ++nconst;
+    std::printf("weights: %s in %zu constants\n", human_bytes(static_cast<double>(weights)).c_str(), nconst);
+
+    std::printf("\npasses:\n");
+    for (const auto& p : e->passes) {
+      std::printf("  %-24s changes %5d  %8.2f ms\n", p.pass.c_str(), p.changes, p.ms);
+      for (const auto& d : p.details) std::printf("      %s\n", d.c_str());
+    }
+    if (!e->tactics.empty()) {
+      std::printf("\ntactics:\n");
+      for (const auto& kv : e->tactics) std::printf("  %-48s %s\n", kv.first.c_str(), kv.second.c_str());
+    }
+
+    std::map<std::string, int> ops;
+    int runtime_nodes = 0, static_nodes = 0;
+    for (const auto& n : g.nodes) (node_is_static(g, n) ? static_nodes : runtime_nodes)++;
+    std::printf("\nlayers: %d run%s", runtime_nodes, static_nodes ? "" : "\n");
+    if (static_nodes)
+      std::printf(", %d shape-only nodes evaluated by the planner%s\n", static_nodes, o->all ? " (marked *)" : " (--all lists them)");
+    std::printf("  %-48s %-20s %-40s %10s  %s\n", "name", "op", "output shape", "weights", "notes");
+    for (const auto& n : g.nodes) {
+      const bool st = node_is_static(g, n);
+      if (!st) ++ops[n.op_type];
+      if (st && !o->all) continue;
+      std::string out = n.outputs.empty() || n.outputs[0] < 0 ? "" : shape_str(g.value(n.outputs[0]).shape);
+      size_t w = 0;
+      for (int in : n.inputs)
+        if (in >= 0 && g.value(in).data) w += g.value(in).data->bytes.size();
+      std::string notes;
+      for (const auto& s : n.notes) notes += (notes.empty() ? "" : "; ") + s;
+      const std::string op = n.domain.empty() || n.op_type.rfind(n.domain + ".", 0) == 0 ? n.op_type : n.domain + "." + n.op_type;
+      std::printf("%s %-48s %-20s %-40s %10s  %s\n", st ? "*" : " ", n.name.substr(0, 48).c_str(), op.c_str(), out.c_str(),
+                  w ? human_bytes(static_cast<double>(w)).c_str() : "-", notes.c_str());
+    }
+    std::printf("\nlayers by op:");
+    for (const auto& kv : ops) std::printf(" %s=%d", kv.first.c_str(), kv.second);
+    std::printf("\n");
+    if (!o->shapes.empty()) {
+      const Plan p = make_plan(*e, parse_shapes(o->shapes));
+      std::printf("plan at %s: %zu kernels, peak activations %s (without reuse %s), weights %s\n", o->shapes.c_str(), p.steps.size(),
+                  human_bytes(static_cast<double>(p.arena_bytes)).c_str(), human_bytes(static_cast<double>(p.naive_bytes)).c_str(),
+                  human_bytes(static_cast<double>(weights)).c_str());
+      for (int id : g.outputs) std::printf("  output %s: %s\n", g.value(id).name.c_str(), dims_text(p.shapes[id]).c_str());
+    }
+    return 0;
+  };
+}
+
+}  // namespace unirt::cli
