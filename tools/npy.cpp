@@ -58,7 +58,16 @@ HostTensor read_npy(const std::string& path, const std::string& name) {
   std::stringstream sh(shape);
   std::string d;
   while (std::getline(sh, d, ','))
-    if (d.find_first_not_of(' ') != std::string::npos) t.shape.push_back(std::stoll(d));
+    if (d.find_first_not_of(" \t") != std::string::npos) {
+      try {
+        size_t used = 0;
+        const long long v = std::stoll(d, &used);
+        if (v < 0 || d.find_first_not_of(" \tL", used) != std::string::npos) throw std::invalid_argument(d);
+        t.shape.push_back(v);
+      } catch (const std::exception&) {
+        throw Error(path + ": bad .npy shape '(" + shape + ")'");
+      }
+    }
   const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype);
   if (start + hlen + bytes != b.size())
     throw Error(path + ": .npy holds " + std::to_string(b.size() - start - hlen) + " data bytes, shape needs " + std::to_string(bytes));

@@ -40,11 +40,11 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   }
   if (opts.backend != "cpu" && opts.backend != "cuda")
     throw Error("unknown backend '" + opts.backend + "' (cpu or cuda)");
+  if (opts.precision == Precision::INT8 || opts.precision == Precision::FP8)
+    throw Error(std::string(precision_name(opts.precision)) + " engines are not supported yet");
   if (opts.backend == "cpu" && opts.precision != Precision::FP32)
     throw Error(std::string("the CPU backend runs fp32 engines only; ") + precision_name(opts.precision) +
                 " needs --backend cuda");
-  if (opts.precision == Precision::INT8 || opts.precision == Precision::FP8)
-    throw Error(std::string(precision_name(opts.precision)) + " engines are not supported yet");
   Engine e;
   e.options = opts;
   PipelineOptions po;
