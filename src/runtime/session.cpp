@@ -57,6 +57,8 @@ Session::~Session() {
     if (p) backend_->free(p);
   if (arena_) backend_->free(arena_);
   if (workspace_) backend_->free(workspace_);
+  for (auto& st : staging_)
+    if (st.first) backend_->free(st.first);
 }
 
 void Session::check_input(const Value& v, const TensorView& t, size_t i) const {
@@ -224,6 +226,19 @@ void Session::execute(const std::vector<TensorView>& inputs, const std::vector<T
   }
 }
 
+// Device buffers for run()'s inputs and outputs, one per graph input/output slot, grown only: the
+// pointers stay put from run to run, so a captured CUDA graph of the shape stays valid.
+void* Session::staging(size_t slot, size_t bytes) {
+  if (slot >= staging_.size()) staging_.resize(slot + 1, {nullptr, 0});
+  auto& s = staging_[slot];
+  if (s.second < bytes || !s.first) {
+    if (s.first) backend_->free(s.first);
+    s.first = backend_->alloc(std::max<size_t>(1, bytes));
+    s.second = std::max<size_t>(1, bytes);
+  }
+  return s.first;
+}
+
 std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
   const Graph& g = engine_->graph;
   std::vector<const HostTensor*> ordered(g.inputs.size(), nullptr);
@@ -251,15 +266,13 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
   Prepared& pp = prepare_for(shapes);
   const bool host = backend_->name() == "cpu";
   std::vector<TensorView> in_views, out_views;
-  std::vector<void*> owned;
   for (size_t i = 0; i < ordered.size(); ++i) {
     TensorView t;
     t.dtype = ordered[i]->dtype;
     t.shape = ordered[i]->shape;
     if (host) t.data = const_cast<uint8_t*>(ordered[i]->bytes.data());
     else {
-      t.data = backend_->alloc(std::max<size_t>(1, ordered[i]->bytes.size()));
-      owned.push_back(t.data);
+      t.data = staging(i, ordered[i]->bytes.size());
       backend_->copy_from_host(t.data, ordered[i]->bytes.data(), ordered[i]->bytes.size());
     }
     in_views.push_back(t);
@@ -279,8 +292,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
     t.shape = h.shape;
     if (host) t.data = h.bytes.data();
     else {
-      t.data = backend_->alloc(std::max<size_t>(1, h.bytes.size()));
-      owned.push_back(t.data);
+      t.data = staging(ordered.size() + out_views.size(), h.bytes.size());
     }
     out_views.push_back(t);
   }
@@ -288,7 +300,6 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
   if (!host) {
     for (size_t i = 0; i < results.size(); ++i) backend_->copy_to_host(results[i].bytes.data(), out_views[i].data, results[i].bytes.size());
     backend_->synchronize();
-    for (void* p : owned) backend_->free(p);
   }
   return results;
 }

@@ -80,7 +80,9 @@ class Session {
   size_t workspace_bytes_ = 0;
   std::list<std::unique_ptr<Prepared>> cache_;  // most recent first
   Prepared* last_ = nullptr;
-  bool capture_supported_ = true;  // false once the backend's capture() returned null
+  bool capture_supported_ = true;
+  std::vector<std::pair<void*, size_t>> staging_;  // run()'s device copies of inputs/outputs
+  void* staging(size_t slot, size_t bytes);  // false once the backend's capture() returned null
 };
 
 }  // namespace unirt
