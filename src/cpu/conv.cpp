@@ -1,9 +1,8 @@
 // Conv: depthwise convs run a direct loop (UniFormer's 3x3/5x5 position and attention convs);
 // everything else is im2col + OpenBLAS sgemm per group (1x1 stride-1 convs skip im2col).
-#include <cblas.h>
-
 #include <algorithm>
 
+#include "cpu/blas.h"
 #include "cpu/cpu_util.h"
 
 namespace unirt {
@@ -38,9 +37,13 @@ class ConvKernel : public CpuKernel {
       scratch.resize(static_cast<size_t>(ckk_ * ohw_));
       col = scratch.data();
     }
-    openblas_set_num_threads(ctx.threads);
     const int64_t cin_g = cin_ / group_, cout_g = cout_ / group_;
     for (int64_t n = 0; n < batch_; ++n) {
+      float* yn = y + n * cout_ * ohw_;
+      if (b) {  // the bias seeds the output and the GEMM accumulates onto it (beta = 1)
+#pragma omp parallel for num_threads(ctx.threads) if (cout_ * ohw_ > 32768)
+        for (int64_t c = 0; c < cout_; ++c) std::fill(yn + c * ohw_, yn + (c + 1) * ohw_, b[c]);
+      }
       for (int64_t g = 0; g < group_; ++g) {
         const float* xg = x + (n * cin_ + g * cin_g) * ihw_;
         const float* src = xg;
@@ -48,16 +51,8 @@ class ConvKernel : public CpuKernel {
           im2col(xg, cin_g, col, ctx);
           src = col;
         }
-        float* yg = y + (n * cout_ + g * cout_g) * ohw_;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(cout_g), static_cast<int>(ohw_),
-                    static_cast<int>(ckk_), 1.f, w + g * cout_g * ckk_, static_cast<int>(ckk_), src,
-                    static_cast<int>(ohw_), 0.f, yg, static_cast<int>(ohw_));
-      }
-      if (b) {
-        float* yn = y + n * cout_ * ohw_;
-#pragma omp parallel for num_threads(ctx.threads)
-        for (int64_t c = 0; c < cout_; ++c)
-          for (int64_t i = 0; i < ohw_; ++i) yn[c * ohw_ + i] += b[c];
+        sgemm(false, false, cout_g, ohw_, ckk_, 1.f, w + g * cout_g * ckk_, ckk_, src, ohw_, b ? 1.f : 0.f,
+              yn + g * cout_g * ohw_, ohw_, ctx.threads);
       }
     }
   }

@@ -1,6 +1,5 @@
 // MatMul (numpy semantics, broadcast batch dims) and Gemm through OpenBLAS sgemm.
-#include <cblas.h>
-
+#include "cpu/blas.h"
 #include "cpu/cpu_util.h"
 
 namespace unirt {
@@ -51,13 +50,13 @@ class MatMulKernel : public CpuKernel {
     bool a_dense = true;
     for (size_t i = 0; i < ob.size(); ++i) a_dense &= (i + ab.size() >= r && ab[i + ab.size() - r] == ob[i]);
     if (b_shared && a_dense) {
-      openblas_set_num_threads(ctx.threads);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(batches * M), static_cast<int>(N),
-                  static_cast<int>(K), 1.f, A, static_cast<int>(K), B, static_cast<int>(N), 0.f, C, static_cast<int>(N));
+      sgemm(false, false, batches * M, N, K, 1.f, A, K, B, N, 0.f, C, N, ctx.threads);
       return;
     }
-    openblas_set_num_threads(1);
-#pragma omp parallel for num_threads(ctx.threads)
+    // Few batches: each GEMM uses every thread. Many (attention heads): one thread per GEMM.
+    const bool per_batch = batches >= ctx.threads;
+    const int inner_threads = per_batch ? 1 : ctx.threads;
+#pragma omp parallel for num_threads(ctx.threads) if (per_batch && batches > 1)
     for (int64_t bi = 0; bi < batches; ++bi) {
       int64_t rem = bi, oa = 0, obb = 0;
       for (int k = static_cast<int>(r) - 1; k >= 0; --k) {
@@ -66,9 +65,7 @@ class MatMulKernel : public CpuKernel {
         oa += idx * sa[k];
         obb += idx * sb[k];
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K),
-                  1.f, A + oa * M * K, static_cast<int>(K), B + obb * K * N, static_cast<int>(N), 0.f, C + bi * M * N,
-                  static_cast<int>(N));
+      sgemm(false, false, M, N, K, 1.f, A + oa * M * K, K, B + obb * K * N, N, 0.f, C + bi * M * N, N, inner_threads);
     }
   }
 };
@@ -112,10 +109,7 @@ class GemmKernel : public CpuKernel {
       for (int64_t i = 0; i < M * N; ++i) C[i] *= beta;
       return;
     }
-    openblas_set_num_threads(ctx.threads);
-    cblas_sgemm(CblasRowMajor, ta_ ? CblasTrans : CblasNoTrans, tb_ ? CblasTrans : CblasNoTrans, static_cast<int>(M),
-                static_cast<int>(N), static_cast<int>(K), alpha_, in[0].as<float>(), static_cast<int>(as[1]),
-                in[1].as<float>(), static_cast<int>(bs[1]), beta, C, static_cast<int>(N));
+    sgemm(ta_, tb_, M, N, K, alpha_, in[0].as<float>(), as[1], in[1].as<float>(), bs[1], beta, C, N, ctx.threads);
   }
 
  private:
