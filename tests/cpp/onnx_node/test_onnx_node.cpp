@@ -38,28 +38,38 @@ std::vector<std::string> test_dirs() {
 struct Summary {
   int passed = 0, failed = 0;
   std::map<std::string, int> skipped;
+  std::map<std::string, int> outside_ops;  // op type -> tests skipped for it
   ~Summary() {
     int sk = 0;
     for (const auto& kv : skipped) sk += kv.second;
     std::printf("\nONNX node tests: %d passed, %d failed, %d skipped (of %d)\n", passed, failed, sk, passed + failed + sk);
     for (const auto& kv : skipped) std::printf("  skipped %4d: %s\n", kv.second, kv.first.c_str());
+    std::string list;
+    for (const auto& kv : outside_ops) list += (list.empty() ? "" : ", ") + kv.first + " (" + std::to_string(kv.second) + ")";
+    if (!list.empty()) std::printf("  ops outside unirt's list, by tests: %s\n", list.c_str());
   }
 } summary;
 
-// Why unirt does not run this model, or "" when it should.
-std::string unsupported_reason(const onnx::ModelProto& m) {
+// Why unirt does not run this model, or "" when it should. `detail` names the op or tensor.
+std::string unsupported_reason(const onnx::ModelProto& m, std::string& detail) {
   std::set<std::string> ops;
   for (const auto& s : supported_onnx_ops()) ops.insert(s);
   const auto& reg = KernelRegistry::get("cpu");
   for (const auto& n : m.graph().node()) {
+    detail = n.op_type();
     if (!n.domain().empty() && n.domain() != "ai.onnx") return "op outside the default domain";
     if (!ops.count(n.op_type())) return "op not in unirt's op list";
     if (n.op_type() != "Constant" && !reg.find(n.op_type())) return "no CPU kernel";
   }
-  for (const auto& i : m.graph().input())
+  for (const auto& i : m.graph().input()) {
+    detail = i.name() + " of element type " + std::to_string(i.type().tensor_type().elem_type());
     if (!dtype_supported(i.type().tensor_type().elem_type())) return "input element type unirt does not hold (string/bfloat16/complex/uint16...)";
-  for (const auto& o : m.graph().output())
+  }
+  for (const auto& o : m.graph().output()) {
+    detail = o.name() + " of element type " + std::to_string(o.type().tensor_type().elem_type());
     if (!dtype_supported(o.type().tensor_type().elem_type())) return "output element type unirt does not hold";
+  }
+  detail.clear();
   return "";
 }
 
@@ -113,10 +123,12 @@ TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
   const fs::path dir = fs::path(UNIRT_ONNX_TESTDATA) / GetParam();
   onnx::ModelProto m;
   if (!m.ParseFromString(slurp(dir / "model.onnx"))) FAIL() << "cannot parse " << dir;
-  const std::string why = unsupported_reason(m);
+  std::string detail;
+  const std::string why = unsupported_reason(m, detail);
   if (!why.empty()) {
     ++summary.skipped[why];
-    GTEST_SKIP() << why;
+    if (why == "op not in unirt's op list" || why == "op outside the default domain") ++summary.outside_ops[detail];
+    GTEST_SKIP() << why << ": " << detail;
   }
   std::shared_ptr<Engine> e;
   try {
