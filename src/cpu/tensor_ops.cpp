@@ -328,8 +328,11 @@ UNIRT_REGISTER_KERNEL(cpu, Tile, TileKernel);
 class PadKernel : public CpuKernel {
  public:
   explicit PadKernel(const KernelCreateArgs& a) : CpuKernel(a), mode_(a.node.attr_s("mode", "constant")) {
-    if (mode_ != "constant" && mode_ != "reflect" && mode_ != "edge" && mode_ != "wrap")
-      fail("mode \"" + mode_ + "\" is not supported (constant, reflect, edge, wrap)");
+    if (mode_ == "constant") kind_ = Mode::Constant;
+    else if (mode_ == "reflect") kind_ = Mode::Reflect;
+    else if (mode_ == "edge") kind_ = Mode::Edge;
+    else if (mode_ == "wrap") kind_ = Mode::Wrap;
+    else fail("mode \"" + mode_ + "\" is not supported (constant, reflect, edge, wrap)");
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     const auto& xs = in[0].shape;
@@ -350,12 +353,12 @@ class PadKernel : public CpuKernel {
       const int64_t a = norm_axis(axes[i], r);
       pb[a] = pads[i];
       want[a] = xs[a] + pads[i] + pads[i + axes.size()];
-      if (mode_ != "constant" && xs[a] == 0 && want[a] > 0) fail("cannot " + mode_ + "-pad an empty dimension");
+      if (kind_ != Mode::Constant && xs[a] == 0 && want[a] > 0) fail("cannot " + mode_ + "-pad an empty dimension");
     }
     expect_shape(out[0], want, "output");
     const size_t es = dtype_size(in[0].dtype);
     std::vector<char> value(es, 0);
-    if (mode_ == "constant") {
+    if (kind_ == Mode::Constant) {
       if (attr_form) {
         const float v = node_.attr_f("value", 0.f);
         if (in[0].dtype == DType::Float32) std::memcpy(value.data(), &v, 4);
@@ -376,7 +379,7 @@ class PadKernel : public CpuKernel {
     const int64_t xin = r ? xs[r - 1] : 1, pin = r ? pb[r - 1] : 0;
     const char* x = in[0].as<char>();
     char* y = out[0].as<char>();
-    const bool constant = mode_ == "constant";
+    const bool constant = kind_ == Mode::Constant;
 #pragma omp parallel for num_threads(ctx.threads) if (n > 65536)
     for (int64_t row = 0; row < rows; ++row) {
       char* d = y + row * inner * es;
@@ -410,18 +413,20 @@ class PadKernel : public CpuKernel {
   // Input coordinate for padded coordinate c (may lie outside [0, n)).
   int64_t map(int64_t c, int64_t n, bool& outside) const {
     if (c >= 0 && c < n) return c;
-    if (mode_ == "constant") {
+    if (kind_ == Mode::Constant) {
       outside = true;
       return 0;
     }
-    if (mode_ == "edge") return c < 0 ? 0 : n - 1;
-    if (mode_ == "wrap") return ((c % n) + n) % n;
+    if (kind_ == Mode::Edge) return c < 0 ? 0 : n - 1;
+    if (kind_ == Mode::Wrap) return ((c % n) + n) % n;
     const int64_t period = 2 * (n - 1);  // reflect, without repeating the edge
     if (period == 0) return 0;
     c = ((c % period) + period) % period;
     return c >= n ? period - c : c;
   }
+  enum class Mode { Constant, Reflect, Edge, Wrap };
   std::string mode_;
+  Mode kind_ = Mode::Constant;
 };
 UNIRT_REGISTER_KERNEL(cpu, Pad, PadKernel);
 
