@@ -4,15 +4,12 @@
 #include <type_traits>
 
 #include "cuda/cuda_common.h"
+#include "cuda/half_io.cuh"
 
 namespace unirt {
 namespace cuda {
 namespace {
 
-template <typename T> __device__ __forceinline__ float ld(const T* p, int64_t i) { return static_cast<float>(p[i]); }
-template <> __device__ __forceinline__ float ld<__half>(const __half* p, int64_t i) { return __half2float(p[i]); }
-template <typename T> __device__ __forceinline__ void st(T* p, int64_t i, float v) { p[i] = static_cast<T>(v); }
-template <> __device__ __forceinline__ void st<__half>(__half* p, int64_t i, float v) { p[i] = __float2half(v); }
 
 enum class Bin { Add, Sub, Mul, Div, Pow, Min, Max };
 
@@ -28,36 +25,28 @@ __device__ __forceinline__ float apply(Bin op, float a, float b) {
   }
 }
 
-// Eight halves per 16-byte load/store; n8 = element count / 8.
-__global__ void binary_same_h8(Bin op, const uint4* a, const uint4* b, uint4* y, int n8) {
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) {
-    uint4 va = a[i], vb = b[i], vy;
-    const __half2* ha = reinterpret_cast<const __half2*>(&va);
-    const __half2* hb = reinterpret_cast<const __half2*>(&vb);
-    __half2* hy = reinterpret_cast<__half2*>(&vy);
+// Eight halves per 16-byte load/store.
+__device__ __forceinline__ uint4 apply8(Bin op, uint4 va, uint4 vb) {
+  uint4 vy;
+  const __half2* ha = reinterpret_cast<const __half2*>(&va);
+  const __half2* hb = reinterpret_cast<const __half2*>(&vb);
+  __half2* hy = reinterpret_cast<__half2*>(&vy);
 #pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]);
-      hy[k] = __floats2half2_rn(apply(op, fa.x, fb.x), apply(op, fa.y, fb.y));
-    }
-    y[i] = vy;
+  for (int k = 0; k < 4; ++k) {
+    const float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]);
+    hy[k] = __floats2half2_rn(apply(op, fa.x, fb.x), apply(op, fa.y, fb.y));
   }
+  return vy;
+}
+
+// n8 = element count / 8.
+__global__ void binary_same_h8(Bin op, const uint4* a, const uint4* b, uint4* y, int n8) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) y[i] = apply8(op, a[i], b[i]);
 }
 
 // b repeats every nb elements (nb % 8 == 0): bias over the channel-last dim of token tensors.
 __global__ void binary_tail_h8(Bin op, const uint4* a, const uint4* b, uint4* y, int n8, int nb8) {
-  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) {
-    uint4 va = a[i], vb = b[i % nb8], vy;
-    const __half2* ha = reinterpret_cast<const __half2*>(&va);
-    const __half2* hb = reinterpret_cast<const __half2*>(&vb);
-    __half2* hy = reinterpret_cast<__half2*>(&vy);
-#pragma unroll
-    for (int k = 0; k < 4; ++k) {
-      const float2 fa = __half22float2(ha[k]), fb = __half22float2(hb[k]);
-      hy[k] = __floats2half2_rn(apply(op, fa.x, fb.x), apply(op, fa.y, fb.y));
-    }
-    y[i] = vy;
-  }
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) y[i] = apply8(op, a[i], b[i % nb8]);
 }
 
 template <typename T>

@@ -3,15 +3,12 @@
 #include <cfloat>
 
 #include "cuda/cuda_common.h"
+#include "cuda/half_io.cuh"
 
 namespace unirt {
 namespace cuda {
 namespace {
 
-template <typename T> __device__ __forceinline__ float ld(const T* p, int64_t i) { return static_cast<float>(p[i]); }
-template <> __device__ __forceinline__ float ld<__half>(const __half* p, int64_t i) { return __half2float(p[i]); }
-template <typename T> __device__ __forceinline__ void st(T* p, int64_t i, float v) { p[i] = static_cast<T>(v); }
-template <> __device__ __forceinline__ void st<__half>(__half* p, int64_t i, float v) { p[i] = __float2half(v); }
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
