@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Everything the GPU machine does for unirt in one call: GPU unit tests, the GPU parity suite
 # (pytest: every variant FP32/FP16 vs PyTorch FP32), compute-sanitizer on one inference, and the
-# benchmark. Run from the repo root on the device with the CUDA build carried in build-gpu/:
+# benchmark. Build here (cmake -S . -B build-gpu -DUNIRT_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a),
+# copy build-gpu/unirt and build-gpu/unirt_tests_cuda into build-dev/ (strip them), carry build-dev,
+# and run from the repo root on the device:
 #   bash scripts/device-check.sh [tests|sanitize|bench|all]     (logs go to $OUT or artifacts/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 OUT=${OUT:-artifacts}
 mkdir -p "$OUT" artifacts
-export UNIRT_BIN="$PWD/build-gpu/unirt"
+BIN_DIR=${UNIRT_BUILD:-build-dev}
+export UNIRT_BIN="$PWD/$BIN_DIR/unirt"
 export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 status=0
@@ -16,9 +19,9 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 
 if [ "$what" = tests ] || [ "$what" = all ]; then
   echo "== CUDA unit tests"
-  ./build-gpu/unirt_tests_cuda --gtest_brief=1 2>&1 | tee "$OUT/cuda_tests.log" | tail -n 25 || status=1
+  "./$BIN_DIR/unirt_tests_cuda" --gtest_brief=1 2>&1 | tee "$OUT/cuda_tests.log" | tail -n 25 || status=1
   echo "== GPU parity (pytest)"
-  python3 -m pytest -q -x tests/python/test_gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.log" | tail -n 40 || status=1
+  UNIRT_RESULTS="$OUT/gpu_parity.md" python3 -m pytest -q -s tests/python/test_gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.log" | tail -n 40 || status=1
 fi
 if [ "$what" = sanitize ] || [ "$what" = all ]; then
   echo "== compute-sanitizer memcheck: one inference per model"
@@ -28,8 +31,8 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
     shape=input:1x3x224x224; case $m in *det*) shape=input:1x3x320x416;; esac
     for prec in "" --fp16; do
       echo "-- $m ${prec:-fp32}" | tee -a "$OUT/memcheck.log"
-      compute-sanitizer --tool memcheck --error-exitcode 9 "$UNIRT_BIN" bench "artifacts/$m.onnx" --backend cuda $prec \
-        --shapes "$shape" --iterations 1 --warmup 0 >> "$OUT/memcheck.log" 2>&1 || status=1
+      compute-sanitizer --tool memcheck --error-exitcode 9 "$UNIRT_BIN" run "artifacts/$m.onnx" --backend cuda $prec \
+        --shapes "$shape" --output-dir artifacts/memcheck >> "$OUT/memcheck.log" 2>&1 || status=1
       grep -E "ERROR SUMMARY" "$OUT/memcheck.log" | tail -n 1
     done
   done
