@@ -19,6 +19,7 @@ const std::map<std::string, OpSpec>& op_table() {
   static const std::map<std::string, OpSpec> t = {
       {"Abs", {1, 1, 1, 1, {}}},
       {"Add", {2, 2, 1, 1, {}}},
+      {"And", {2, 2, 1, 1, {}}},
       {"AveragePool", {1, 1, 1, 1, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", "dilations"}}},
       {"BatchNormalization", {5, 5, 1, 1, {"epsilon", "momentum", "training_mode", "spatial"}}},
       {"Cast", {1, 1, 1, 1, {"to", "saturate"}}},
@@ -53,6 +54,7 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Mul", {2, 2, 1, 1, {}}},
       {"Neg", {1, 1, 1, 1, {}}},
       {"Not", {1, 1, 1, 1, {}}},
+      {"Or", {2, 2, 1, 1, {}}},
       {"Pad", {1, 4, 1, 1, {"mode", "pads", "value"}}},
       {"Pow", {2, 2, 1, 1, {}}},
       {"Range", {3, 3, 1, 1, {}}},
@@ -75,6 +77,7 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Transpose", {1, 1, 1, 1, {"perm"}}},
       {"Unsqueeze", {1, 2, 1, 1, {"axes"}}},
       {"Where", {3, 3, 1, 1, {}}},
+      {"Xor", {2, 2, 1, 1, {}}},
   };
   return t;
 }

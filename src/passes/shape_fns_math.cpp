@@ -184,7 +184,7 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
     binary(c, [](Dim a, Dim b) { return mod(a, b); });
   };
   m["Pow"] = [](ShapeCtx& c) { c.set(0, c.dtype(0), broadcast_shapes(c, c.shape(0), c.shape(1))); };
-  for (const char* op : {"Equal", "Less", "Greater"})
+  for (const char* op : {"Equal", "Less", "Greater", "And", "Or", "Xor"})
     m[op] = [](ShapeCtx& c) { binary(c, nullptr, DType::Bool); };
   for (const char* op : {"Min", "Max"}) m[op] = variadic;
   for (const char* op : {"Sqrt", "Erf", "Gelu", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Reciprocal",
