@@ -1,14 +1,14 @@
-// Data movement on the GPU: one strided-gather kernel serves Transpose, Slice, Expand and Gather;
-// Pad, Concat and Split have their own. Element size is all that matters (any dtype).
+// Data movement: Transpose (dims merged first; tiled last-two swap, row copies, or a general
+// strided gather), Slice, Expand, Gather, Pad (constant), Concat, Split, Tile. Element size is all
+// that matters, so every dtype works.
 #include <numeric>
 
-#include "cuda/cuda_common.h"
+#include "cuda/cuda_context.h"
 
 namespace unirt {
 namespace cuda {
 namespace {
 
-inline int grid_for(int64_t n) { return static_cast<int>(std::min<int64_t>((n + 255) / 256, 65535 * 8)); }
 
 // out[i] = in[base + sum_k idx_k(i) * stride_k]
 template <typename E>
@@ -54,12 +54,6 @@ void launch_gather(const TensorView& in, const TensorView& out, const Strides& i
   }
 }
 
-std::vector<int64_t> row_strides(const std::vector<int64_t>& s) {
-  std::vector<int64_t> st(s.size(), 1);
-  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
-  return st;
-}
-
 }  // namespace
 
 void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>& out_shape, const std::vector<int64_t>& in_strides,
@@ -75,23 +69,6 @@ void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>
 }
 
 namespace {
-
-// Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout: a device copy with a new shape.
-class CopyKernel : public CudaKernel {
- public:
-  using CudaKernel::CudaKernel;
-  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    if (in[0].numel() != out[0].numel()) fail("element count changes from " + std::to_string(in[0].numel()) + " to " + std::to_string(out[0].numel()));
-    if (in[0].data != out[0].data && in[0].bytes())
-      UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
-  }
-};
-UNIRT_REGISTER_KERNEL(cuda, Reshape, CopyKernel);
-UNIRT_REGISTER_KERNEL(cuda, Flatten, CopyKernel);
-UNIRT_REGISTER_KERNEL(cuda, Squeeze, CopyKernel);
-UNIRT_REGISTER_KERNEL(cuda, Unsqueeze, CopyKernel);
-UNIRT_REGISTER_KERNEL(cuda, Identity, CopyKernel);
-UNIRT_REGISTER_KERNEL(cuda, Dropout, CopyKernel);
 
 // Copies rows of `row` contiguous elements: out row r comes from in at offset(r) (int32 index math).
 template <typename E>
@@ -260,33 +237,70 @@ class ExpandKernel : public CudaKernel {
 };
 UNIRT_REGISTER_KERNEL(cuda, Expand, ExpandKernel);
 
-// Gather with host-known indices (qkv[0], qkv[1], ... in attention): a strided copy per index.
+template <typename E, typename I>
+__global__ void gather_device(const E* in, const I* idx, E* out, int64_t n, int64_t ni, int64_t inner, int64_t axis_len) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t in_off = i % inner, j = (i / inner) % ni, o = i / (inner * ni);
+    int64_t k = static_cast<int64_t>(idx[j]);
+    k = k < 0 ? k + axis_len : k;
+    k = k < 0 ? 0 : (k >= axis_len ? axis_len - 1 : k);  // out-of-range indices are clamped, never read out of bounds
+    out[i] = in[(o * axis_len + k) * inner + in_off];
+  }
+}
+
+// Gather: host-known indices (qkv[0], qkv[1], ... in attention) become 2-D copies; indices on the
+// device go through a gather kernel.
 class GatherKernel : public CudaKernel {
  public:
   using CudaKernel::CudaKernel;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    auto idx = host_ints(in[1], "indices");
     const auto& xs = in[0].shape;
     int64_t axis = node_.attr_i("axis", 0);
     if (axis < 0) axis += static_cast<int64_t>(xs.size());
+    if (axis < 0 || axis >= static_cast<int64_t>(xs.size())) fail("axis out of range");
     int64_t outer = 1, inner = 1;
     for (int64_t i = 0; i < axis; ++i) outer *= xs[i];
     for (size_t i = axis + 1; i < xs.size(); ++i) inner *= xs[i];
-    const int64_t n = xs[axis], ni = static_cast<int64_t>(idx.size());
+    const int64_t n = xs[axis];
     const size_t es = dtype_size(in[0].dtype);
+    cudaStream_t s = stream_of(ctx);
+    if (!in[1].host_values) {
+      if (!in[1].data) fail("indices have neither host values nor device memory");
+      const int64_t total = out[0].numel(), ni = in[1].numel();
+      if (total == 0) return;
+      if (in[1].dtype != DType::Int64 && in[1].dtype != DType::Int32) fail("indices must be int32 or int64");
+      const bool i64 = in[1].dtype == DType::Int64;
+#define UNIRT_GATHER(E)                                                                                                     \
+  if (i64) gather_device<<<grid_for(total), 256, 0, s>>>(in[0].as<E>(), in[1].as<int64_t>(), out[0].as<E>(), total, ni, inner, n); \
+  else gather_device<<<grid_for(total), 256, 0, s>>>(in[0].as<E>(), in[1].as<int32_t>(), out[0].as<E>(), total, ni, inner, n);
+      switch (es) {
+        case 1: UNIRT_GATHER(uint8_t) break;
+        case 2: UNIRT_GATHER(uint16_t) break;
+        case 4: UNIRT_GATHER(uint32_t) break;
+        default: UNIRT_GATHER(uint64_t) break;
+      }
+#undef UNIRT_GATHER
+      check_launch(node_);
+      return;
+    }
+    auto idx = host_ints(in[1], "indices");
+    const int64_t ni = static_cast<int64_t>(idx.size());
+    if (outer * inner == 0) return;
     for (int64_t j = 0; j < ni; ++j) {
       const int64_t k = idx[j] < 0 ? idx[j] + n : idx[j];
-      if (k < 0 || k >= n) fail("index " + std::to_string(idx[j]) + " out of range");
-      // outer blocks of `inner` elements: a 2-D copy.
+      if (k < 0 || k >= n) fail("index " + std::to_string(idx[j]) + " out of range for axis of size " + std::to_string(n));
       UNIRT_CUDA(cudaMemcpy2DAsync(out[0].as<char>() + j * inner * es, ni * inner * es, in[0].as<char>() + k * inner * es,
-                                   n * inner * es, inner * es, outer, cudaMemcpyDeviceToDevice, stream_of(ctx)));
+                                   n * inner * es, inner * es, outer, cudaMemcpyDeviceToDevice, s));
     }
   }
 };
 UNIRT_REGISTER_KERNEL(cuda, Gather, GatherKernel);
 
+// The pad value comes from a device pointer (the optional constant_value input) or defaults to 0,
+// so nothing is read back to the host while a graph is being captured.
 template <typename E>
-__global__ void pad_constant(const E* in, E* out, int64_t n, Dims od, Dims id, Dims before, E value) {
+__global__ void pad_constant(const E* in, E* out, int64_t n, Dims od, Dims id, Dims before, const E* value_p) {
+  const E value = value_p ? *value_p : E(0);
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t rem = i, off = 0, stride = 1;
     bool inside = true;
@@ -305,43 +319,38 @@ class PadKernel : public CudaKernel {
  public:
   using CudaKernel::CudaKernel;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    if (node_.attr_s("mode", "constant") != "constant") fail("the CUDA backend pads in constant mode only");
+    const std::string mode = node_.attr_s("mode", "constant");
+    if (mode != "constant") fail("the CUDA backend pads in constant mode only, found mode '" + mode + "'");
     const auto& xs = in[0].shape;
     std::vector<int64_t> pads = opset_ < 11 ? node_.attr_ints("pads") : host_ints(in[1], "pads");
     std::vector<int64_t> axes;
-    if (in.size() > 3 && in[3].host_values) axes = host_ints(in[3], "axes");
+    if (in.size() > 3 && in[3].numel() > 0) axes = host_ints(in[3], "axes");
     else
       for (size_t i = 0; i < xs.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    if (pads.size() != 2 * axes.size())
+      fail("pads has " + std::to_string(pads.size()) + " values, expected " + std::to_string(2 * axes.size()));
     Dims before = dims_of(std::vector<int64_t>(xs.size(), 0));
     for (size_t i = 0; i < axes.size(); ++i) before.d[axes[i] < 0 ? axes[i] + xs.size() : axes[i]] = pads[i];
-    // The pad value is a constant: read once, at the first run (before any graph capture).
-    if (in.size() > 2 && in[2].data && !value_read_) {
-      if (in[2].dtype == DType::Float16) {
-        __half hv;
-        UNIRT_CUDA(cudaMemcpy(&hv, in[2].data, 2, cudaMemcpyDeviceToHost));
-        value_ = __half2float(hv);
-      } else if (in[2].dtype == DType::Float32) {
-        UNIRT_CUDA(cudaMemcpy(&value_, in[2].data, 4, cudaMemcpyDeviceToHost));
-      } else {
-        fail("pad value must be a float");
-      }
-      value_read_ = true;
+    const void* value = nullptr;
+    if (opset_ < 11) {
+      if (node_.attr_f("value", 0.f) != 0.f) fail("a non-zero 'value' attribute (opset < 11) is not supported on CUDA");
+    } else if (in.size() > 2 && in[2].numel() > 0) {
+      if (!in[2].data) fail("constant_value has no device memory");
+      if (in[2].dtype != in[0].dtype) fail("constant_value type differs from the data type");
+      value = in[2].data;
     }
-    const float value = value_;
     const int64_t n = out[0].numel();
     if (n == 0) return;
     cudaStream_t s = stream_of(ctx);
-    if (out[0].dtype == DType::Float16)
-      pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), n, dims_of(out[0].shape), dims_of(xs), before, __float2half(value));
-    else if (out[0].dtype == DType::Float32)
-      pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<float>(), out[0].as<float>(), n, dims_of(out[0].shape), dims_of(xs), before, value);
-    else fail(std::string("unsupported type ") + dtype_name(out[0].dtype));
+    const Dims od = dims_of(out[0].shape), id = dims_of(xs);
+    switch (dtype_size(out[0].dtype)) {
+      case 1: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint8_t>(), out[0].as<uint8_t>(), n, od, id, before, static_cast<const uint8_t*>(value)); break;
+      case 2: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), n, od, id, before, static_cast<const uint16_t*>(value)); break;
+      case 4: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), n, od, id, before, static_cast<const uint32_t*>(value)); break;
+      default: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint64_t>(), out[0].as<uint64_t>(), n, od, id, before, static_cast<const uint64_t*>(value)); break;
+    }
     check_launch(node_);
   }
-
- private:
-  float value_ = 0.f;
-  bool value_read_ = false;
 };
 UNIRT_REGISTER_KERNEL(cuda, Pad, PadKernel);
 
@@ -390,6 +399,42 @@ class SplitKernel : public CudaKernel {
   }
 };
 UNIRT_REGISTER_KERNEL(cuda, Split, SplitKernel);
+
+// Tile: out[i] = in[idx_k(i) % in_dim_k]; repeats are host-known.
+template <typename E>
+__global__ void tile_kernel(const E* in, E* out, int64_t n, Dims od, Dims id) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, off = 0, stride = 1;
+    for (int k = od.rank - 1; k >= 0; --k) {
+      off += (rem % od.d[k]) % id.d[k] * stride;
+      rem /= od.d[k];
+      stride *= id.d[k];
+    }
+    out[i] = in[off];
+  }
+}
+
+class TileKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const auto reps = host_ints(in[1], "repeats");
+    const auto& xs = in[0].shape;
+    if (reps.size() != xs.size()) fail("repeats has " + std::to_string(reps.size()) + " values for a rank-" + std::to_string(xs.size()) + " input");
+    const int64_t n = out[0].numel();
+    if (n == 0) return;
+    cudaStream_t s = stream_of(ctx);
+    const Dims od = dims_of(out[0].shape), id = dims_of(xs);
+    switch (dtype_size(out[0].dtype)) {
+      case 1: tile_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<uint8_t>(), out[0].as<uint8_t>(), n, od, id); break;
+      case 2: tile_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), n, od, id); break;
+      case 4: tile_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), n, od, id); break;
+      default: tile_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<uint64_t>(), out[0].as<uint64_t>(), n, od, id); break;
+    }
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Tile, TileKernel);
 
 }  // namespace
 }  // namespace cuda

@@ -1,24 +1,60 @@
-// FP16 engines: every float32 activation and weight becomes float16; graph inputs and outputs stay
-// float32 with a Cast at the boundary, so callers feed and read float32 as with an FP32 engine.
+// FP16 engines: every float32 activation becomes float16; graph inputs and outputs stay float32
+// with a Cast at the boundary, so callers feed and read float32 as with an FP32 engine.
+//
+// Constants: float32 weights read by float16 ops are converted once here (round to nearest even).
+// Normalisation parameters (LayerNormalization scale/bias, BatchNormalization scale/bias/mean/var)
+// stay float32: the CUDA kernels read them as float32 next to float16 activations, and a variance
+// or a small scale in float16 would cost accuracy for no speed (they are a few KiB).
 // Kernels accumulate statistics, softmax and GEMMs in float32.
+#include <cmath>
+#include <cstring>
+
+#include "passes/assign_precision.h"
 #include "passes/pipeline.h"
 #include "passes/shape_inference.h"
 
 namespace unirt {
 
-namespace cpu {
-uint16_t float_to_half(float f);
-}
-
 namespace {
+
+// IEEE binary16 from binary32, round to nearest even; overflow to inf, NaN stays NaN.
+uint16_t half_from_float(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t absx = x & 0x7fffffffu;
+  if (absx >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u));
+  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
+  if (absx < 0x38800000u) {                                               // subnormal half (or zero)
+    if (absx < 0x33000000u) return static_cast<uint16_t>(sign);          // below half the smallest subnormal
+    const uint32_t e = absx >> 23;
+    const uint32_t m = (absx & 0x7fffffu) | 0x800000u;
+    const uint32_t shift = 126 - e;  // result in units of 2^-24, the smallest subnormal
+    uint32_t r = m >> shift;
+    const uint32_t rem = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (r & 1u))) ++r;
+    return static_cast<uint16_t>(sign | r);
+  }
+  uint32_t r = ((absx - 0x38000000u) >> 13);  // rebias exponent 127 -> 15
+  const uint32_t rem = absx & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) ++r;
+  return static_cast<uint16_t>(sign | r);
+}
 
 std::shared_ptr<TensorData> to_half(const TensorData& t) {
   auto h = std::make_shared<TensorData>();
   h->dtype = DType::Float16;
   h->shape = t.shape;
   h->bytes.resize(static_cast<size_t>(t.numel()) * 2);
-  for (int64_t i = 0; i < t.numel(); ++i) h->as<uint16_t>()[i] = cpu::float_to_half(t.as<float>()[i]);
+  for (int64_t i = 0; i < t.numel(); ++i) h->as<uint16_t>()[i] = half_from_float(t.as<float>()[i]);
   return h;
+}
+
+// Inputs that kernels read as float32 whatever the activation type.
+bool keeps_float32(const Node& n, size_t input) {
+  if (n.op_type == "LayerNormalization") return input >= 1;
+  if (n.op_type == "BatchNormalization") return input >= 1;
+  return false;
 }
 
 Node make_cast(Graph& g, const std::string& base, int in, int out, DType to) {
@@ -34,39 +70,78 @@ Node make_cast(Graph& g, const std::string& base, int in, int out, DType to) {
 
 }  // namespace
 
+uint16_t float_to_fp16_bits(float f) { return half_from_float(f); }
+
 int assign_precision(Graph& g, Precision p) {
   if (p != Precision::FP16) return 0;
   int changes = 0;
-  for (auto& v : g.values) {
-    if (v.data && v.dtype == DType::Float32) {
-      v.data = to_half(*v.data);
-      v.dtype = DType::Float16;
+  const auto consumers = g.consumers();
+
+  // 1. Constants: convert unless every reader keeps float32.
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    Value& val = g.values[v];
+    if (!val.data || val.dtype != DType::Float32 || val.data->dtype != DType::Float32) continue;
+    bool all_fp32_readers = !consumers[v].empty();
+    for (int ni : consumers[v]) {
+      const Node& n = g.nodes[ni];
+      for (size_t i = 0; i < n.inputs.size(); ++i)
+        if (n.inputs[i] == static_cast<int>(v) && !keeps_float32(n, i)) all_fp32_readers = false;
+    }
+    if (all_fp32_readers || g.is_graph_output(static_cast<int>(v))) continue;
+    val.data = to_half(*val.data);
+    val.dtype = DType::Float16;
+    ++changes;
+  }
+
+  // 2. Ops that create float32 from nothing or from integers now create float16.
+  for (auto& n : g.nodes) {
+    if (n.op_type == "Cast" && n.attr_i("to", 0) == static_cast<int64_t>(DType::Float32)) {
+      n.attrs["to"] = static_cast<int64_t>(DType::Float16);
       ++changes;
+    } else if (n.op_type == "ConstantOfShape") {
+      if (!n.has_attr("value")) {
+        n.attrs["value"] = *to_half(TensorData::from_float({0.f}, {1}));
+        ++changes;
+      } else if (n.attr_t("value").dtype == DType::Float32) {
+        n.attrs["value"] = *to_half(n.attr_t("value"));
+        ++changes;
+      }
     }
   }
+
+  // 3. The float32 boundary: a Cast after each float input and before each float output.
   const size_t original_nodes = g.nodes.size();
   for (int in : std::vector<int>(g.inputs)) {
     if (g.value(in).dtype != DType::Float32) continue;
-    const int h = g.add_value(g.unique_name(g.value(in).name + "/fp16"), DType::Float16);
+    const std::string base = g.value(in).name;
+    const int h = g.add_value(g.unique_name(base + "/fp16"), DType::Float16);
     for (size_t i = 0; i < original_nodes; ++i)
       for (int& x : g.nodes[i].inputs)
         if (x == in) x = h;
-    g.add_node(make_cast(g, g.value(in).name, in, h, DType::Float16));
+    g.add_node(make_cast(g, base, in, h, DType::Float16));
     ++changes;
   }
-  for (int& out : g.outputs) {
-    Value& v = g.value(out);
+  for (int out : std::vector<int>(g.outputs)) {
+    const Value& v = g.value(out);
     if (v.dtype != DType::Float32 || v.is_const() || v.producer < 0) continue;
-    const int h = g.add_value(g.unique_name(g.value(out).name + "/fp16"), DType::Float16);
+    const std::string base = v.name;
+    const int h = g.add_value(g.unique_name(base + "/fp16"), DType::Float16);
     for (auto& n : g.nodes) {
       for (int& x : n.outputs)
         if (x == out) x = h;
-      if (n.op_type != "Cast" || n.outputs[0] != out)
-        for (int& x : n.inputs)
-          if (x == out) x = h;
+      for (int& x : n.inputs)
+        if (x == out) x = h;
     }
-    g.add_node(make_cast(g, g.value(out).name, h, out, DType::Float32));
+    g.add_node(make_cast(g, base, h, out, DType::Float32));
     ++changes;
+  }
+
+  // 4. Activations: every remaining float32 intermediate is float16; shape inference confirms.
+  for (size_t v = 0; v < g.values.size(); ++v) {
+    Value& val = g.values[v];
+    if (val.is_const() || val.dtype != DType::Float32 || val.producer < 0) continue;
+    if (g.is_graph_output(static_cast<int>(v))) continue;
+    val.dtype = DType::Float16;
   }
   g.relink();
   g.compact();

@@ -1,36 +1,30 @@
-// Shared by the CUDA kernels: error checks, the per-process library handles, and small helpers.
+// What every CUDA kernel shares: the process-wide library handles and device properties, the
+// kernel base class, and small launch helpers.
 #pragma once
-#include <cublas_v2.h>
 #include <cuda_fp16.h>
-#include <cuda_runtime.h>
-#include <cudnn.h>
 
 #include <string>
 #include <vector>
 
+#include "cuda/check.h"
 #include "runtime/kernel.h"
 
 namespace unirt {
 namespace cuda {
 
-void throw_cuda(cudaError_t e, const char* call, const char* where);
-void throw_cublas(cublasStatus_t s, const char* call, const char* where);
-void throw_cudnn(cudnnStatus_t s, const char* call, const char* where);
-
-#define UNIRT_CUDA(call) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) ::unirt::cuda::throw_cuda(e_, #call, __FILE__); } while (0)
-#define UNIRT_CUBLAS(call) do { cublasStatus_t s_ = (call); if (s_ != CUBLAS_STATUS_SUCCESS) ::unirt::cuda::throw_cublas(s_, #call, __FILE__); } while (0)
-#define UNIRT_CUDNN(call) do { cudnnStatus_t s_ = (call); if (s_ != CUDNN_STATUS_SUCCESS) ::unirt::cuda::throw_cudnn(s_, #call, __FILE__); } while (0)
-
-// Library handles shared by all kernels of the process (one stream per backend binds them per run).
-struct Handles {
-  cublasHandle_t cublas = nullptr;
+// One per process, created on first use on the current device. cuDNN is bound to the run's stream
+// by each kernel (cudnnSetStream) because the handle outlives any one backend.
+struct CudaContext {
+  int device = 0;
+  cudaDeviceProp props{};
+  cublasLtHandle_t lt = nullptr;
   cudnnHandle_t cudnn = nullptr;
 };
-Handles& handles();
+CudaContext& context();
 
 inline cudaStream_t stream_of(const RunContext& ctx) { return static_cast<cudaStream_t>(ctx.stream); }
 
-// Launch check after every kernel: a bad configuration names the node.
+// After every launch: a bad configuration names the node.
 inline void check_launch(const Node& n) {
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) throw Error(n.describe() + ": CUDA launch failed: " + cudaGetErrorString(e));
@@ -46,19 +40,22 @@ struct Strides {
 };
 
 Dims dims_of(const std::vector<int64_t>& shape);
-// Row-major strides; broadcast dims (size 1 where out is larger) get stride 0.
+// Row-major strides of `in` aligned to the right of `out`; broadcast dims get stride 0.
 Strides strides_for(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
+std::vector<int64_t> row_strides(const std::vector<int64_t>& shape);
+inline int grid_for(int64_t n, int threads = 256) {
+  return static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, int64_t{65535} * 8));
+}
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
-// Row-major C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C, batched with element strides
-// (stride 0 shares an operand); float32 accumulation (tensor cores for float16).
-void gemm_rm(cublasHandle_t h, DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const void* A,
-             int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, float beta, void* C, int64_t ldc, int64_t sc,
-             int64_t batch);
 // out[i] = in[base + sum_k idx_k(i) * in_strides[k]] over out_shape; any element size.
 void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>& out_shape,
                   const std::vector<int64_t>& in_strides, int64_t base, cudaStream_t stream);
-// y[n, c, s] = bias[c] for an NCHW tensor with C channels of S elements each.
+// y[n, c, s] = bias[c] for an NCHW tensor of n elements, C channels of S elements each.
 void fill_channel_bias(DType t, const void* bias, void* y, int64_t n, int64_t C, int64_t S, cudaStream_t stream);
+
+// out[o, i] = reduce_k x[o, k, i] (mode 0 mean, 1 sum, 2 max), float32 accumulation.
+void reduce_axes(DType t, const void* x, void* y, int64_t outer, int64_t K, int64_t inner, int mode, cudaStream_t stream);
 
 class CudaKernel : public OpKernel {
  public:
@@ -73,6 +70,15 @@ class CudaKernel : public OpKernel {
   std::vector<int64_t> host_ints(const TensorView& t, const char* what) const {
     if (!t.host_values) fail(std::string(what) + " must be known when the input shape is (a shape value or constant)");
     return std::vector<int64_t>(t.host_values, t.host_values + t.numel());
+  }
+  // A call wrapped so that library errors name this node.
+  template <typename F>
+  void guarded(const char* what, F&& f) const {
+    try {
+      f();
+    } catch (const Error& e) {
+      fail(std::string(what) + ": " + e.what());
+    }
   }
   Node node_;
   int64_t opset_;

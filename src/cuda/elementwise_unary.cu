@@ -1,0 +1,235 @@
+// Unary element-wise ops: math (Sqrt, Erf, Gelu, Relu, Sigmoid, Tanh, Exp, Log, Neg, Abs,
+// Reciprocal, Floor, Ceil), Clip, Not, Cast, Identity/Dropout. float32 and float16 (computed in
+// float32; 16-byte vectors for float16).
+#include <cfloat>
+#include <cmath>
+
+#include "cuda/cuda_context.h"
+#include "cuda/half_io.cuh"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+enum class Un { Sqrt, Erf, Gelu, GeluTanh, Relu, Sigmoid, Tanh, Exp, Log, Neg, Abs, Reciprocal, Floor, Ceil, Clip };
+
+__device__ __forceinline__ float apply_un(Un op, float x) {
+  switch (op) {
+    case Un::Sqrt: return sqrtf(x);
+    case Un::Erf: return erff(x);
+    case Un::Gelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case Un::GeluTanh: return 0.5f * x * (1.f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x)));
+    case Un::Relu: return fmaxf(x, 0.f);
+    case Un::Sigmoid: return 1.f / (1.f + __expf(-x));
+    case Un::Tanh: return tanhf(x);
+    case Un::Exp: return expf(x);
+    case Un::Log: return logf(x);
+    case Un::Neg: return -x;
+    case Un::Abs: return fabsf(x);
+    case Un::Reciprocal: return 1.f / x;
+    case Un::Floor: return floorf(x);
+    default: return ceilf(x);  // Clip is applied by its own kernel
+  }
+}
+
+__global__ void unary_h8(Un op, const uint4* x, uint4* y, int n8) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n8; i += gridDim.x * blockDim.x) {
+    uint4 v = x[i], r;
+    const __half2* h = reinterpret_cast<const __half2*>(&v);
+    __half2* o = reinterpret_cast<__half2*>(&r);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      const float2 f = __half22float2(h[k]);
+      o[k] = __floats2half2_rn(apply_un(op, f.x), apply_un(op, f.y));
+    }
+    y[i] = r;
+  }
+}
+
+template <typename T>
+__global__ void unary(Un op, const T* x, T* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st(y, i, apply_un(op, ld(x, i)));
+}
+
+class UnaryKernel : public CudaKernel {
+ public:
+  UnaryKernel(const KernelCreateArgs& a, Un op) : CudaKernel(a), op_(op) {
+    if (op == Un::Gelu && a.node.attr_s("approximate", "none") == "tanh") op_ = Un::GeluTanh;
+  }
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_floatish(in[0], "input");
+    const int64_t n = in[0].numel();
+    if (n == 0) return;
+    if (in[0].dtype == DType::Float16 && n % 8 == 0 && n < (int64_t{1} << 31) && aligned16(in[0].data) && aligned16(out[0].data))
+      unary_h8<<<grid_for(n / 8), 256, 0, stream_of(ctx)>>>(op_, in[0].as<uint4>(), out[0].as<uint4>(), static_cast<int>(n / 8));
+    else if (in[0].dtype == DType::Float16) unary<<<grid_for(n), 256, 0, stream_of(ctx)>>>(op_, in[0].as<__half>(), out[0].as<__half>(), n);
+    else unary<<<grid_for(n), 256, 0, stream_of(ctx)>>>(op_, in[0].as<float>(), out[0].as<float>(), n);
+    check_launch(node_);
+  }
+
+ private:
+  Un op_;
+};
+
+#define CUDA_UNARY(OP)                                                              \
+  class OP##Kernel : public UnaryKernel {                                           \
+   public:                                                                          \
+    explicit OP##Kernel(const KernelCreateArgs& a) : UnaryKernel(a, Un::OP) {}      \
+  };                                                                                \
+  UNIRT_REGISTER_KERNEL(cuda, OP, OP##Kernel)
+CUDA_UNARY(Sqrt);
+CUDA_UNARY(Erf);
+CUDA_UNARY(Gelu);
+CUDA_UNARY(Relu);
+CUDA_UNARY(Sigmoid);
+CUDA_UNARY(Tanh);
+CUDA_UNARY(Exp);
+CUDA_UNARY(Log);
+CUDA_UNARY(Neg);
+CUDA_UNARY(Abs);
+CUDA_UNARY(Reciprocal);
+CUDA_UNARY(Floor);
+CUDA_UNARY(Ceil);
+#undef CUDA_UNARY
+
+// Clip: bounds are optional inputs (opset 11+) living on the device, or attributes (older opsets).
+template <typename T>
+__global__ void clip_kernel(const T* x, T* y, int64_t n, const T* lo_p, const T* hi_p, float lo, float hi) {
+  if (lo_p) lo = ld(lo_p, 0);
+  if (hi_p) hi = ld(hi_p, 0);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st(y, i, fminf(fmaxf(ld(x, i), lo), hi));
+}
+
+class ClipKernel : public CudaKernel {
+ public:
+  explicit ClipKernel(const KernelCreateArgs& a)
+      : CudaKernel(a), lo_(a.node.attr_f("min", -FLT_MAX)), hi_(a.node.attr_f("max", FLT_MAX)) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_floatish(in[0], "input");
+    const int64_t n = in[0].numel();
+    const void* lo = in.size() > 1 ? in[1].data : nullptr;
+    const void* hi = in.size() > 2 ? in[2].data : nullptr;
+    for (int i = 1; i < static_cast<int>(in.size()); ++i)
+      if (in[i].data && in[i].dtype != in[0].dtype) fail("bound " + std::to_string(i) + " type differs from the input type");
+    if (n == 0) return;
+    cudaStream_t s = stream_of(ctx);
+    if (in[0].dtype == DType::Float16)
+      clip_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), n, static_cast<const __half*>(lo),
+                                              static_cast<const __half*>(hi), lo_, hi_);
+    else
+      clip_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<float>(), out[0].as<float>(), n, static_cast<const float*>(lo),
+                                              static_cast<const float*>(hi), lo_, hi_);
+    check_launch(node_);
+  }
+
+ private:
+  float lo_, hi_;
+};
+UNIRT_REGISTER_KERNEL(cuda, Clip, ClipKernel);
+
+__global__ void not_kernel(const bool* x, bool* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = !x[i];
+}
+
+class NotKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (in[0].dtype != DType::Bool) fail(std::string("input must be bool, found ") + dtype_name(in[0].dtype));
+    const int64_t n = in[0].numel();
+    if (n == 0) return;
+    not_kernel<<<grid_for(n), 256, 0, stream_of(ctx)>>>(in[0].as<bool>(), out[0].as<bool>(), n);
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Not, NotKernel);
+
+// Cast between the numeric types; float -> int truncates toward zero, float -> bool is x != 0,
+// float32 -> float16 rounds to nearest even (as the CPU backend).
+template <typename To> __device__ __forceinline__ To cast_to(double v) { return static_cast<To>(v); }
+template <> __device__ __forceinline__ __half cast_to<__half>(double v) { return __double2half(v); }
+template <> __device__ __forceinline__ bool cast_to<bool>(double v) { return v != 0.0; }
+template <typename From> __device__ __forceinline__ double cast_from(From v) { return static_cast<double>(v); }
+template <> __device__ __forceinline__ double cast_from<__half>(__half v) { return static_cast<double>(__half2float(v)); }
+
+template <typename A, typename B>
+__global__ void cast_kernel(const A* x, B* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = cast_to<B>(cast_from<A>(x[i]));
+}
+// The float16 boundary casts, the hot ones: no double round trip.
+__global__ void cast_f32_f16(const float* x, __half* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = __float2half_rn(x[i]);
+}
+__global__ void cast_f16_f32(const __half* x, float* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = __half2float(x[i]);
+}
+
+template <typename A>
+bool cast_from_type(const TensorView& in, const TensorView& out, int64_t n, cudaStream_t s) {
+  const A* x = in.as<A>();
+  switch (out.dtype) {
+    case DType::Float32: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<float>(), n); return true;
+    case DType::Float16: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<__half>(), n); return true;
+    case DType::Float64: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<double>(), n); return true;
+    case DType::Int32: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<int32_t>(), n); return true;
+    case DType::Int64: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<int64_t>(), n); return true;
+    case DType::Int8: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<int8_t>(), n); return true;
+    case DType::Uint8: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<uint8_t>(), n); return true;
+    case DType::Bool: cast_kernel<<<grid_for(n), 256, 0, s>>>(x, out.as<bool>(), n); return true;
+    default: return false;
+  }
+}
+
+class CastKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int64_t n = in[0].numel();
+    if (n == 0) return;
+    if (!in[0].data) fail("input has no device memory (a host shape value feeding a device Cast)");
+    cudaStream_t s = stream_of(ctx);
+    const DType a = in[0].dtype, b = out[0].dtype;
+    bool ok = true;
+    if (a == b) UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, s));
+    else if (a == DType::Float32 && b == DType::Float16) cast_f32_f16<<<grid_for(n), 256, 0, s>>>(in[0].as<float>(), out[0].as<__half>(), n);
+    else if (a == DType::Float16 && b == DType::Float32) cast_f16_f32<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<float>(), n);
+    else {
+      switch (a) {
+        case DType::Float32: ok = cast_from_type<float>(in[0], out[0], n, s); break;
+        case DType::Float16: ok = cast_from_type<__half>(in[0], out[0], n, s); break;
+        case DType::Float64: ok = cast_from_type<double>(in[0], out[0], n, s); break;
+        case DType::Int32: ok = cast_from_type<int32_t>(in[0], out[0], n, s); break;
+        case DType::Int64: ok = cast_from_type<int64_t>(in[0], out[0], n, s); break;
+        case DType::Int8: ok = cast_from_type<int8_t>(in[0], out[0], n, s); break;
+        case DType::Uint8: ok = cast_from_type<uint8_t>(in[0], out[0], n, s); break;
+        case DType::Bool: ok = cast_from_type<bool>(in[0], out[0], n, s); break;
+        default: ok = false;
+      }
+    }
+    if (!ok) fail(std::string("cast ") + dtype_name(a) + " -> " + dtype_name(b) + " is not supported on CUDA");
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Cast, CastKernel);
+
+// Identity, Dropout (inference): a device copy (a no-op when the planner gave both one buffer).
+class CopyKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (out.size() > 1 && out[1].data && out[1].numel()) {  // Dropout's mask: all true at inference
+      UNIRT_CUDA(cudaMemsetAsync(out[1].data, 1, out[1].bytes(), stream_of(ctx)));
+    }
+    if (in[0].data != out[0].data && in[0].bytes())
+      UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Identity, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Dropout, CopyKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt

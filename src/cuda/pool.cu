@@ -1,0 +1,101 @@
+// GlobalAveragePool, AveragePool and MaxPool (2-D, NCHW), float32 or float16 with float32 sums.
+#include <cfloat>
+
+#include "cuda/cuda_context.h"
+#include "cuda/half_io.cuh"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+class GlobalAveragePoolKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_floatish(in[0], "X");
+    const auto& xs = in[0].shape;
+    if (xs.size() < 3) fail("X must be N x C x spatial...");
+    int64_t K = 1;
+    for (size_t i = 2; i < xs.size(); ++i) K *= xs[i];
+    reduce_axes(in[0].dtype, in[0].data, out[0].data, xs[0] * xs[1], K, 1, 0, stream_of(ctx));
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, GlobalAveragePool, GlobalAveragePoolKernel);
+
+struct PoolGeom {
+  int kh, kw, sh, sw, pt, pl, dh, dw, pb, pr;
+};
+
+template <typename T, bool kMax>
+__global__ void pool2d(const T* x, T* y, int64_t n, int64_t H, int64_t W, int64_t OH, int64_t OW, PoolGeom g, bool count_pad) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t ox = i % OW, oy = (i / OW) % OH, plane = i / (OW * OH);
+    const T* xp = x + plane * H * W;
+    float acc = kMax ? -FLT_MAX : 0.f;
+    int count = 0;
+    for (int ky = 0; ky < g.kh; ++ky) {
+      const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
+      for (int kx = 0; kx < g.kw; ++kx) {
+        const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
+        const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+        if (kMax) {
+          if (inside) acc = fmaxf(acc, ld(xp, iy * W + ix));
+        } else {
+          // count_include_pad counts explicit padding, never the ceil_mode overhang past it.
+          if (inside) acc += ld(xp, iy * W + ix), ++count;
+          else if (count_pad && iy < H + g.pb && ix < W + g.pr) ++count;
+        }
+      }
+    }
+    st(y, i, kMax ? acc : (count ? acc / count : 0.f));
+  }
+}
+
+template <bool kMax>
+class Pool2dKernel : public CudaKernel {
+ public:
+  explicit Pool2dKernel(const KernelCreateArgs& a) : CudaKernel(a) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_floatish(in[0], "X");
+    const auto& xs = in[0].shape;
+    const auto& ys = out[0].shape;
+    if (xs.size() != 4) fail("the CUDA backend pools 2-D (NCHW) inputs only, X is " + std::to_string(xs.size()) + "-D");
+    if (out.size() > 1 && out[1].data) fail("MaxPool's Indices output is not supported on CUDA");
+    auto k = node_.attr_ints("kernel_shape");
+    auto s = node_.attr_ints("strides", {1, 1});
+    auto p = node_.attr_ints("pads", {0, 0, 0, 0});
+    auto d = node_.attr_ints("dilations", {1, 1});
+    if (k.size() != 2 || s.size() != 2 || p.size() != 4 || d.size() != 2) fail("pool attributes must describe 2 spatial dims");
+    const std::string ap = node_.attr_s("auto_pad", "NOTSET");
+    if (ap == "SAME_UPPER" || ap == "SAME_LOWER") {
+      for (int a = 0; a < 2; ++a) {
+        const int64_t total = std::max<int64_t>(0, (ys[2 + a] - 1) * s[a] + (k[a] - 1) * d[a] + 1 - xs[2 + a]);
+        p[a] = ap == "SAME_UPPER" ? total / 2 : total - total / 2;
+        p[a + 2] = total - p[a];
+      }
+    } else if (ap == "VALID") {
+      p = {0, 0, 0, 0};
+    }
+    PoolGeom g{static_cast<int>(k[0]), static_cast<int>(k[1]), static_cast<int>(s[0]), static_cast<int>(s[1]),
+               static_cast<int>(p[0]), static_cast<int>(p[1]), static_cast<int>(d[0]), static_cast<int>(d[1]),
+               static_cast<int>(p[2]), static_cast<int>(p[3])};
+    const bool count_pad = node_.attr_i("count_include_pad", 0) != 0;
+    const int64_t n = out[0].numel();
+    if (n == 0) return;
+    cudaStream_t st = stream_of(ctx);
+    if (in[0].dtype == DType::Float16)
+      pool2d<__half, kMax><<<grid_for(n), 256, 0, st>>>(in[0].as<__half>(), out[0].as<__half>(), n, xs[2], xs[3], ys[2], ys[3], g, count_pad);
+    else
+      pool2d<float, kMax><<<grid_for(n), 256, 0, st>>>(in[0].as<float>(), out[0].as<float>(), n, xs[2], xs[3], ys[2], ys[3], g, count_pad);
+    check_launch(node_);
+  }
+};
+using MaxPoolKernel = Pool2dKernel<true>;
+using AveragePoolKernel = Pool2dKernel<false>;
+UNIRT_REGISTER_KERNEL(cuda, MaxPool, MaxPoolKernel);
+UNIRT_REGISTER_KERNEL(cuda, AveragePool, AveragePoolKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt

@@ -1,0 +1,119 @@
+// ReduceMean, ReduceSum, ReduceMax over a run of adjacent axes (axes from the attribute, or from
+// the host-known input in newer opsets); float32 accumulation.
+#include <algorithm>
+
+#include "cuda/cuda_context.h"
+#include "cuda/reduce_util.cuh"
+
+namespace unirt {
+namespace cuda {
+
+namespace {
+
+// Reduction over a contiguous block of axes [a0, a1): out[o, i] = reduce_k x[o, k, i].
+template <typename T>
+__global__ void reduce_mid(const T* x, T* y, int64_t outer, int64_t K, int64_t inner, int mode) {
+  const int64_t n = outer * inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = t / inner, i = t % inner;
+    float acc = mode == 2 ? -FLT_MAX : 0.f;
+    for (int64_t k = 0; k < K; ++k) {
+      const float v = ld(x, (o * K + k) * inner + i);
+      acc = mode == 2 ? fmaxf(acc, v) : acc + v;
+    }
+    st(y, t, mode == 0 ? acc / K : acc);
+  }
+}
+
+// Last-axis reduction (the classifier's mean pool): one warp per output.
+template <typename T>
+__global__ void reduce_last(const T* x, T* y, int64_t rows, int64_t K, int mode) {
+  const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
+  if (row >= rows) return;
+  float acc = mode == 2 ? -FLT_MAX : 0.f;
+  for (int64_t k = threadIdx.x; k < K; k += 32) {
+    const float v = ld(x, row * K + k);
+    acc = mode == 2 ? fmaxf(acc, v) : acc + v;
+  }
+  acc = mode == 2 ? warp_max(acc) : warp_sum(acc);
+  if (threadIdx.x == 0) st(y, row, mode == 0 ? acc / K : acc);
+}
+
+}  // namespace
+
+void reduce_axes(DType t, const void* x, void* y, int64_t outer, int64_t K, int64_t inner, int mode, cudaStream_t s) {
+  if (outer * inner == 0) return;
+  const bool half = t == DType::Float16;
+  if (inner == 1) {
+    dim3 block(32, 8);
+    const unsigned grid = static_cast<unsigned>((outer + 7) / 8);
+    if (half) reduce_last<<<grid, block, 0, s>>>(static_cast<const __half*>(x), static_cast<__half*>(y), outer, K, mode);
+    else reduce_last<<<grid, block, 0, s>>>(static_cast<const float*>(x), static_cast<float*>(y), outer, K, mode);
+  } else {
+    if (half) reduce_mid<<<grid_for(outer * inner), 256, 0, s>>>(static_cast<const __half*>(x), static_cast<__half*>(y), outer, K, inner, mode);
+    else reduce_mid<<<grid_for(outer * inner), 256, 0, s>>>(static_cast<const float*>(x), static_cast<float*>(y), outer, K, inner, mode);
+  }
+}
+
+namespace {
+
+class ReduceKernel : public CudaKernel {
+ public:
+  ReduceKernel(const KernelCreateArgs& a, int mode) : CudaKernel(a), mode_(mode) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_floatish(in[0], "input");
+    const auto& xs = in[0].shape;
+    std::vector<int64_t> axes;
+    if (opset_ >= 18 || (mode_ == 1 && opset_ >= 13)) {  // axes became an input
+      if (in.size() > 1 && in[1].numel() > 0) axes = host_ints(in[1], "axes");
+    } else {
+      axes = node_.attr_ints("axes");
+    }
+    if (axes.empty()) {
+      if (node_.attr_i("noop_with_empty_axes", 0) != 0) {
+        if (in[0].bytes()) UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
+        return;
+      }
+      for (size_t i = 0; i < xs.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+    }
+    for (auto& a : axes) a = a < 0 ? a + static_cast<int64_t>(xs.size()) : a;
+    std::sort(axes.begin(), axes.end());
+    for (size_t i = 1; i < axes.size(); ++i)
+      if (axes[i] != axes[i - 1] + 1) fail("the CUDA backend reduces over adjacent axes only");
+    if (xs.empty()) {
+      if (in[0].bytes()) UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
+      return;
+    }
+    int64_t outer = 1, K = 1, inner = 1;
+    for (int64_t i = 0; i < static_cast<int64_t>(xs.size()); ++i) {
+      if (i < axes.front()) outer *= xs[i];
+      else if (i <= axes.back()) K *= xs[i];
+      else inner *= xs[i];
+    }
+    if (outer * inner == 0) return;
+    reduce_axes(in[0].dtype, in[0].data, out[0].data, outer, K, inner, mode_, stream_of(ctx));
+    check_launch(node_);
+  }
+
+ private:
+  int mode_;  // 0 mean, 1 sum, 2 max
+};
+class ReduceMeanKernel : public ReduceKernel {
+ public:
+  explicit ReduceMeanKernel(const KernelCreateArgs& a) : ReduceKernel(a, 0) {}
+};
+class ReduceSumKernel : public ReduceKernel {
+ public:
+  explicit ReduceSumKernel(const KernelCreateArgs& a) : ReduceKernel(a, 1) {}
+};
+class ReduceMaxKernel : public ReduceKernel {
+ public:
+  explicit ReduceMaxKernel(const KernelCreateArgs& a) : ReduceKernel(a, 2) {}
+};
+UNIRT_REGISTER_KERNEL(cuda, ReduceMean, ReduceMeanKernel);
+UNIRT_REGISTER_KERNEL(cuda, ReduceSum, ReduceSumKernel);
+UNIRT_REGISTER_KERNEL(cuda, ReduceMax, ReduceMaxKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt

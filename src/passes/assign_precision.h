@@ -1,0 +1,19 @@
+// Precision assignment (FP16 engines). Declared in passes/pipeline.h too; this header adds the
+// conversion helper that tests and weight converters share.
+#pragma once
+#include <cstdint>
+
+#include "ir/graph.h"
+#include "runtime/kernel.h"
+
+namespace unirt {
+
+// FP16: float32 activations become float16, float32 graph inputs/outputs stay float32 behind Casts,
+// float32 constants read by float16 ops become float16 (normalisation parameters stay float32).
+// Returns the number of changes. No-op for other precisions.
+int assign_precision(Graph& g, Precision p);
+
+// IEEE binary16 bits of f, rounded to nearest even.
+uint16_t float_to_fp16_bits(float f);
+
+}  // namespace unirt
