@@ -125,7 +125,10 @@ class ConvKernel : public CudaKernel {
       pt = pl = pb = pr = 0;
     }
     const bool depthwise = group_ == p.C && p.Cout == p.C && ws[1] == 1 && dil_[0] == 1 && dil_[1] == 1;
-    if (depthwise && !force_cudnn_dw_) {
+    // Measured (docs/kernels.md): the own kernel wins at stride 1 everywhere and at stride 2 on
+    // small maps; cuDNN wins stride 2 once the output passes ~1M elements.
+    const bool strided_large = (strides_[0] > 1 || strides_[1] > 1) && p.N * p.C * p.OH * p.OW >= (int64_t{1} << 20);
+    if (depthwise && !force_cudnn_dw_ && !strided_large) {
       p.dw = DepthwiseShape{p.N, p.C, p.H, p.W, p.OH, p.OW, static_cast<int>(p.kh), static_cast<int>(p.kw), static_cast<int>(strides_[0]),
                             static_cast<int>(strides_[1]), static_cast<int>(pt), static_cast<int>(pl)};
       if (depthwise_supported(p.dw)) {

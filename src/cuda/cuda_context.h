@@ -71,6 +71,8 @@ class CudaKernel : public OpKernel {
     if (!t.host_values) fail(std::string(what) + " must be known when the input shape is (a shape value or constant)");
     return std::vector<int64_t>(t.host_values, t.host_values + t.numel());
   }
+  // Optional inputs the node omits still get a (null, shape-less) view: ask the node.
+  bool has(size_t i) const { return node_.has_input(static_cast<int>(i)); }
   // A call wrapped so that library errors name this node.
   template <typename F>
   void guarded(const char* what, F&& f) const {

@@ -231,7 +231,7 @@ class GemmKernel : public CudaKernel {
     auto p = std::make_unique<Plan>();
     p->M = M;
     p->N = N;
-    const bool has_c = in.size() > 2 && (in[2].data || in[2].numel() > 0) && beta_ != 0.f;
+    const bool has_c = has(2) && beta_ != 0.f;
     if (has_c) {
       const auto& cs = in[2].shape;
       const int64_t cn = in[2].numel();

@@ -64,11 +64,10 @@ class ReduceKernel : public CudaKernel {
     expect_floatish(in[0], "input");
     const auto& xs = in[0].shape;
     std::vector<int64_t> axes;
-    if (opset_ >= 18 || (mode_ == 1 && opset_ >= 13)) {  // axes became an input
-      if (in.size() > 1 && in[1].numel() > 0) axes = host_ints(in[1], "axes");
-    } else {
-      axes = node_.attr_ints("axes");
-    }
+    // axes became an input (ReduceSum at opset 13, the others at 18); the attribute is honoured
+    // when the input is absent, as the CPU backend does.
+    if (has(1)) axes = host_ints(in[1], "axes");
+    else axes = node_.attr_ints("axes");
     if (axes.empty()) {
       if (node_.attr_i("noop_with_empty_axes", 0) != 0) {
         if (in[0].bytes()) UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));

@@ -42,6 +42,8 @@ __global__ void transpose_last2(const E* in, E* out, int64_t R, int64_t C) {
   }
 }
 
+inline bool aligned_to(const void* p, int64_t a) { return (reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(a)) == 0; }
+
 void launch_gather(const TensorView& in, const TensorView& out, const Strides& is, int64_t base, cudaStream_t s) {
   const int64_t n = out.numel();
   if (n == 0) return;
@@ -69,23 +71,6 @@ void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>
 }
 
 namespace {
-
-// Copies rows of `row` contiguous elements: out row r comes from in at offset(r) (int32 index math).
-template <typename E>
-__global__ void gather_rows(const E* in, E* out, int rows, int row, Dims od, Strides is) {
-  const int r = blockIdx.x * blockDim.y + threadIdx.y;
-  if (r >= rows) return;
-  int rem = r;
-  long long off = 0;
-  for (int k = od.rank - 1; k >= 0; --k) {
-    const int d = static_cast<int>(od.d[k]);
-    off += static_cast<long long>(rem % d) * is.s[k];
-    rem /= d;
-  }
-  const E* src = in + off;
-  E* dst = out + static_cast<long long>(r) * row;
-  for (int j = threadIdx.x; j < row; j += blockDim.x) dst[j] = src[j];
-}
 
 class TransposeKernel : public CudaKernel {
  public:
@@ -153,31 +138,29 @@ class TransposeKernel : public CudaKernel {
       check_launch(node_);
       return;
     }
-    // The innermost output group is contiguous in the input: copy whole rows.
-    if (in_stride[g - 1] == 1 && n / dims[g - 1] < (int64_t{1} << 31)) {
-      const int row = static_cast<int>(dims[g - 1]);
-      const int rows = static_cast<int>(n / row);
+    // The innermost output group is contiguous in the input (attention's head split keeps
+    // head_dim rows): gather in the widest vector unit dividing the row, one unit per thread, so
+    // even 64-element rows keep every lane busy.
+    if (in_stride[g - 1] == 1) {
+      const int64_t row_bytes = dims[g - 1] * static_cast<int64_t>(es);
+      int64_t unit = 16;
+      while (unit > 1 && (row_bytes % unit != 0 || !aligned_to(in[0].data, unit) || !aligned_to(out[0].data, unit))) unit >>= 1;
       Dims od;
-      od.rank = g - 1;
+      od.rank = g;
       Strides is;
       for (int i = 0; i < g - 1; ++i) {
         od.d[i] = dims[i];
-        is.s[i] = in_stride[i];
+        is.s[i] = in_stride[i] * static_cast<int64_t>(es) / unit;  // multiples of the row, hence of the unit
       }
-      const int tx = row >= 32 ? 32 : 8, ty = 256 / tx;
-      const unsigned grid = static_cast<unsigned>((rows + ty - 1) / ty);
-      if (es == 2 && row % 4 == 0) {  // 8-byte vectors of four halves
-        for (int i = 0; i < g - 1; ++i) is.s[i] /= 4;
-        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint2>(), out[0].as<uint2>(), rows, row / 4, od, is);
-      } else if (es == 4 && row % 2 == 0) {
-        for (int i = 0; i < g - 1; ++i) is.s[i] /= 2;
-        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint2>(), out[0].as<uint2>(), rows, row / 2, od, is);
-      } else if (es == 2) {
-        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), rows, row, od, is);
-      } else if (es == 4) {
-        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), rows, row, od, is);
-      } else {
-        gather_rows<<<grid, dim3(tx, ty), 0, st>>>(in[0].as<uint64_t>(), out[0].as<uint64_t>(), rows, row, od, is);
+      od.d[g - 1] = row_bytes / unit;
+      is.s[g - 1] = 1;
+      const int64_t units = n * static_cast<int64_t>(es) / unit;
+      switch (unit) {
+        case 16: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint4>(), out[0].as<uint4>(), units, od, is, 0); break;
+        case 8: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint2>(), out[0].as<uint2>(), units, od, is, 0); break;
+        case 4: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), units, od, is, 0); break;
+        case 2: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), units, od, is, 0); break;
+        default: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint8_t>(), out[0].as<uint8_t>(), units, od, is, 0); break;
       }
       check_launch(node_);
       return;
@@ -324,7 +307,7 @@ class PadKernel : public CudaKernel {
     const auto& xs = in[0].shape;
     std::vector<int64_t> pads = opset_ < 11 ? node_.attr_ints("pads") : host_ints(in[1], "pads");
     std::vector<int64_t> axes;
-    if (in.size() > 3 && in[3].numel() > 0) axes = host_ints(in[3], "axes");
+    if (has(3)) axes = host_ints(in[3], "axes");
     else
       for (size_t i = 0; i < xs.size(); ++i) axes.push_back(static_cast<int64_t>(i));
     if (pads.size() != 2 * axes.size())
@@ -334,7 +317,7 @@ class PadKernel : public CudaKernel {
     const void* value = nullptr;
     if (opset_ < 11) {
       if (node_.attr_f("value", 0.f) != 0.f) fail("a non-zero 'value' attribute (opset < 11) is not supported on CUDA");
-    } else if (in.size() > 2 && in[2].numel() > 0) {
+    } else if (has(2)) {
       if (!in[2].data) fail("constant_value has no device memory");
       if (in[2].dtype != in[0].dtype) fail("constant_value type differs from the data type");
       value = in[2].data;

@@ -75,11 +75,57 @@ void conv_model(onnx::ModelProto& m, int64_t c, int64_t cout, int64_t k, int64_t
   g->add_output()->set_name("y");
 }
 
+
+void add_float_attr(onnx::NodeProto* n, const std::string& k, float v) {
+  auto* a = n->add_attribute();
+  a->set_name(k);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(v);
+}
+
+std::vector<std::string> dims_str(const std::vector<int64_t>& shape) {
+  std::vector<std::string> d;
+  for (auto v : shape) d.push_back(std::to_string(v));
+  return d;
+}
+
+std::vector<float> randv(size_t n, uint32_t seed, float scale = 1.f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// One-node model: graph inputs "a", "b", ... of the given shapes, output "y".
+onnx::ModelProto one_op(const std::string& op, const std::vector<std::vector<int64_t>>& shapes, onnx::NodeProto** node = nullptr) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  std::vector<std::string> names;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    names.push_back(std::string(1, static_cast<char>('a' + i)));
+    add_input(g, names.back(), dims_str(shapes[i]));
+  }
+  auto* n = add_node(g, op, names, {"y"}, "op");
+  if (node) *node = n;
+  g->add_output()->set_name("y");
+  return m;
+}
+
+std::vector<HostTensor> inputs_for(const std::vector<std::vector<int64_t>>& shapes, uint32_t seed) {
+  std::vector<HostTensor> v;
+  for (size_t i = 0; i < shapes.size(); ++i) v.push_back(random_input(std::string(1, static_cast<char>('a' + i)), shapes[i], seed + i));
+  return v;
+}
+
 }  // namespace
 
 TEST_F(CudaOps, ConvDepthwiseDenseStrided) {
   struct C { int64_t c, cout, k, group, stride, pad, h; } cases[] = {
-      {64, 64, 3, 64, 1, 1, 56}, {64, 64, 5, 64, 1, 2, 56}, {64, 256, 1, 1, 1, 0, 56}, {3, 64, 4, 1, 4, 0, 224}, {128, 128, 3, 128, 1, 1, 19}};
+      {64, 64, 3, 64, 1, 1, 56},   {64, 64, 5, 64, 1, 2, 56},   {128, 128, 5, 128, 1, 2, 28}, {320, 320, 3, 320, 1, 1, 14},
+      {512, 512, 3, 512, 1, 1, 7},  {64, 64, 3, 64, 2, 1, 56},   {32, 32, 7, 32, 1, 3, 15},    {16, 16, 4, 16, 2, 1, 13},
+      {64, 256, 1, 1, 1, 0, 56},   {3, 64, 4, 1, 4, 0, 224},    {64, 128, 2, 1, 2, 0, 56},    {128, 128, 3, 128, 1, 1, 19},
+      {3, 32, 3, 1, 2, 1, 33},     {64, 64, 3, 4, 1, 1, 20}};
   for (const auto& cs : cases) {
     onnx::ModelProto m;
     conv_model(m, cs.c, cs.cout, cs.k, cs.group, cs.stride, cs.pad);
@@ -87,6 +133,261 @@ TEST_F(CudaOps, ConvDepthwiseDenseStrided) {
     EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-4) << "conv c=" << cs.c << " k=" << cs.k;
     EXPECT_LT(compare(m, {x}, Precision::FP16), 2e-2) << "conv fp16 c=" << cs.c << " k=" << cs.k;
   }
+}
+
+// The same depthwise shapes through cuDNN (the alternative the own kernel is measured against).
+TEST_F(CudaOps, ConvDepthwiseViaCudnn) {
+  setenv("UNIRT_CUDA_DEPTHWISE", "cudnn", 1);
+  for (int64_t k : {3, 5}) {
+    onnx::ModelProto m;
+    conv_model(m, 64, 64, k, 64, 1, k / 2);
+    auto x = random_input("x", {2, 64, 28, 30}, 2);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-4) << "k=" << k;
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 2e-2) << "k=" << k;
+  }
+  unsetenv("UNIRT_CUDA_DEPTHWISE");
+}
+
+TEST_F(CudaOps, MatMulBroadcasting) {
+  struct C { std::vector<int64_t> a, b; } cases[] = {
+      {{2, 5, 49, 64}, {2, 5, 64, 49}},  // attention scores
+      {{2, 196, 320}, {2, 320, 40}},     // plain batch
+      {{2, 1, 7, 8}, {3, 8, 5}},         // general broadcast: one GEMM per output matrix
+      {{8, 6}, {2, 6, 5}},               // shared A
+      {{4, 3, 8}, {8, 6}},               // shared B, folded into rows
+      {{8}, {2, 8, 3}},                  // 1-D A
+      {{2, 4, 8}, {8}}};                 // 1-D B
+  for (const auto& c : cases) {
+    auto m = one_op("MatMul", {c.a, c.b});
+    auto in = inputs_for({c.a, c.b}, 11);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << "MatMul " << c.a.size() << "-D x " << c.b.size() << "-D";
+    EXPECT_LT(compare(m, in, Precision::FP16), 1e-2);
+  }
+}
+
+TEST_F(CudaOps, MatMulConstantWeightAndGemm) {
+  {  // Linear layer: constant 2-D weight, token rows
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"batch", "196", "320"});
+    add_init(g, "w", {320, 1280}, randv(320 * 1280, 3, 0.05f));
+    add_node(g, "MatMul", {"x", "w"}, {"y"});
+    g->add_output()->set_name("y");
+    auto x = random_input("x", {2, 196, 320}, 4);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5);
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-2);
+  }
+  struct G { bool tb; std::vector<int64_t> c; float alpha, beta; } cases[] = {
+      {true, {1000}, 1.f, 1.f},      // classifier head: bias epilogue
+      {false, {1, 1000}, 0.5f, 1.f}, // bias epilogue with alpha
+      {true, {4, 1000}, 1.f, 0.5f},  // full C with beta
+      {false, {1}, 1.f, 2.f}};       // scalar C
+  for (const auto& c : cases) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"4", "512"});
+    add_init(g, "w", c.tb ? std::vector<int64_t>{1000, 512} : std::vector<int64_t>{512, 1000}, randv(512 * 1000, 5, 0.05f));
+    int64_t cn = 1;
+    for (auto d : c.c) cn *= d;
+    add_init(g, "c", c.c, randv(static_cast<size_t>(cn), 6));
+    auto* n = add_node(g, "Gemm", {"x", "w", "c"}, {"y"});
+    add_int(n, "transB", c.tb ? 1 : 0);
+    add_float_attr(n, "alpha", c.alpha);
+    add_float_attr(n, "beta", c.beta);
+    g->add_output()->set_name("y");
+    auto x = random_input("x", {4, 512}, 7);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5) << "Gemm C " << c.c.size() << "-D";
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-2);
+  }
+}
+
+TEST_F(CudaOps, OmittedOptionalInputs) {
+  {  // Gemm without C
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"3", "64"});
+    add_init(g, "w", {64, 10}, randv(640, 8, 0.1f));
+    add_node(g, "Gemm", {"x", "w"}, {"y"});
+    g->add_output()->set_name("y");
+    EXPECT_LT(compare(m, {random_input("x", {3, 64}, 9)}, Precision::FP32), 1e-5);
+  }
+  {  // Pad with the constant value and axes inputs left out (the exporters' window padding)
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"2", "5", "6", "4"});
+    add_init_i64(g, "pads", {0, 0, 0, 0, 0, 0, 1, 3});
+    add_node(g, "Pad", {"x", "pads"}, {"y"});
+    g->add_output()->set_name("y");
+    EXPECT_LT(compare(m, {random_input("x", {2, 5, 6, 4}, 10)}, Precision::FP32), 1e-7);
+    EXPECT_LT(compare(m, {random_input("x", {2, 5, 6, 4}, 10)}, Precision::FP16), 1e-3);
+  }
+}
+
+TEST_F(CudaOps, BinaryBroadcasting) {
+  const std::vector<std::vector<int64_t>> pairs[] = {
+      {{2, 64, 14, 14}, {2, 64, 14, 14}},  // same shape (residual adds)
+      {{2, 196, 320}, {320}},              // trailing bias
+      {{2, 64, 14, 14}, {64, 1, 1}},       // per channel
+      {{64, 1, 1}, {2, 64, 14, 14}},       // per channel, swapped
+      {{2, 3, 5}, {1}},                    // scalar
+      {{2, 1, 5}, {3, 1}},                 // general (both broadcast)
+      {{2, 49, 7}, {2, 49, 7}}};           // odd size (no vector path)
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Min", "Max"}) {
+    for (const auto& sh : pairs) {
+      auto m = one_op(op, sh);
+      auto in = inputs_for(sh, 21);
+      if (std::string(op) == "Div")  // keep divisors away from zero
+        for (int64_t i = 0; i < in[1].numel(); ++i) in[1].as<float>()[i] = 1.5f + std::fabs(in[1].as<float>()[i]);
+      EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << op;
+      EXPECT_LT(compare(m, in, Precision::FP16), 5e-3) << op;
+    }
+  }
+  {  // Pow with a constant exponent
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "a", {"2", "3", "8"});
+    add_init(g, "e", {1}, {2.f});
+    add_node(g, "Pow", {"a", "e"}, {"y"});
+    g->add_output()->set_name("y");
+    auto in = inputs_for({{2, 3, 8}}, 23);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-6);
+    EXPECT_LT(compare(m, in, Precision::FP16), 5e-3);
+  }
+}
+
+TEST_F(CudaOps, UnaryClipWhereCompare) {
+  for (const char* op : {"Erf", "Gelu", "Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Floor", "Ceil", "Identity"}) {
+    auto m = one_op(op, {{2, 5, 49, 33}});
+    auto in = inputs_for({{2, 5, 49, 33}}, 31);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << op;
+    // Floor/Ceil jump by 1 where float16 rounding of the input crosses an integer.
+    if (std::string(op) != "Floor" && std::string(op) != "Ceil") EXPECT_LT(compare(m, in, Precision::FP16), 1e-2) << op;
+  }
+  for (const char* op : {"Sqrt", "Log", "Reciprocal"}) {  // positive inputs
+    auto m = one_op(op, {{3, 7, 16}});
+    auto in = inputs_for({{3, 7, 16}}, 32);
+    for (int64_t i = 0; i < in[0].numel(); ++i) in[0].as<float>()[i] = 0.5f + std::fabs(in[0].as<float>()[i]);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << op;
+    EXPECT_LT(compare(m, in, Precision::FP16), 1e-2) << op;
+  }
+  {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "a", {"2", "64", "9"});
+    add_input(g, "b", {"64", "1"});
+    add_init(g, "lo", {}, {-0.5f});
+    add_init(g, "hi", {}, {0.75f});
+    add_node(g, "Clip", {"a", "lo", "hi"}, {"c"});
+    add_node(g, "Greater", {"a", "b"}, {"gt"});
+    add_node(g, "Less", {"a", "b"}, {"lt"});
+    add_node(g, "Where", {"gt", "c", "b"}, {"w"});
+    add_node(g, "Cast", {"lt"}, {"ltf"});
+    add_int(g->mutable_node(g->node_size() - 1), "to", 1);
+    add_node(g, "Add", {"w", "ltf"}, {"y"});
+    g->add_output()->set_name("y");
+    auto in = inputs_for({{2, 64, 9}, {64, 1}}, 33);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-6);
+    EXPECT_LT(compare(m, in, Precision::FP16), 5e-3);
+  }
+}
+
+TEST_F(CudaOps, NormalizationSoftmaxReduce) {
+  for (int64_t d : {64, 320, 512, 49, 1100}) {  // warp path (vector and scalar) and block path
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"batch", "37", std::to_string(d)});
+    add_init(g, "gamma", {d}, randv(d, 41));
+    add_init(g, "beta", {d}, randv(d, 42));
+    auto* n = add_node(g, "LayerNormalization", {"x", "gamma", "beta"}, {"y"});
+    add_float_attr(n, "epsilon", 1e-6f);
+    g->add_output()->set_name("y");
+    auto x = random_input("x", {3, 37, d}, 43);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5) << "LayerNorm D=" << d;
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-2) << "LayerNorm D=" << d;
+  }
+  for (int64_t l : {49, 196, 784, 3136}) {
+    auto m = one_op("Softmax", {{2, 5, 7, l}});
+    auto in = inputs_for({{2, 5, 7, l}}, 44);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << "Softmax L=" << l;
+    EXPECT_LT(compare(m, in, Precision::FP16), 2e-3) << "Softmax L=" << l;
+  }
+  {  // BatchNorm (not folded: no conv in front)
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"batch", "16", "7", "7"});
+    add_init(g, "s", {16}, randv(16, 45));
+    add_init(g, "b", {16}, randv(16, 46));
+    add_init(g, "mu", {16}, randv(16, 47));
+    auto var = randv(16, 48);
+    for (auto& v : var) v = 0.5f + std::fabs(v);
+    add_init(g, "var", {16}, var);
+    add_node(g, "BatchNormalization", {"x", "s", "b", "mu", "var"}, {"y"});
+    g->add_output()->set_name("y");
+    auto x = random_input("x", {2, 16, 7, 7}, 49);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5);
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-2);
+  }
+  struct R { const char* op; std::vector<int64_t> axes; } reds[] = {{"ReduceMean", {-1}}, {"ReduceMean", {1}}, {"ReduceSum", {2, 3}}, {"ReduceMax", {1}}};
+  for (const auto& r : reds) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"2", "64", "7", "9"});
+    auto* n = add_node(g, r.op, {"x"}, {"y"});
+    add_ints(n, "axes", r.axes);
+    add_int(n, "keepdims", 1);
+    g->add_output()->set_name("y");
+    auto x = random_input("x", {2, 64, 7, 9}, 50);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5) << r.op;
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-2) << r.op;
+  }
+}
+
+TEST_F(CudaOps, Pools) {
+  {
+    auto m = one_op("GlobalAveragePool", {{2, 64, 14, 14}});
+    auto in = inputs_for({{2, 64, 14, 14}}, 51);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-5);
+    EXPECT_LT(compare(m, in, Precision::FP16), 5e-3);
+  }
+  for (const char* op : {"MaxPool", "AveragePool"}) {
+    for (int include_pad : {0, 1}) {
+      onnx::NodeProto* n = nullptr;
+      auto m = one_op(op, {{2, 8, 15, 16}}, &n);
+      add_ints(n, "kernel_shape", {3, 3});
+      add_ints(n, "strides", {2, 2});
+      add_ints(n, "pads", {1, 1, 1, 1});
+      if (std::string(op) == "AveragePool") add_int(n, "count_include_pad", include_pad);
+      auto in = inputs_for({{2, 8, 15, 16}}, 52);
+      EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << op;
+      EXPECT_LT(compare(m, in, Precision::FP16), 5e-3) << op;
+    }
+  }
+}
+
+TEST_F(CudaOps, ConcatSplitTileExpandGatherPad) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"2", "6", "5"});
+  add_input(g, "b", {"2", "3", "5"});
+  add_int(add_node(g, "Concat", {"a", "b"}, {"c"}), "axis", 1);
+  add_init_i64(g, "sp", {4, 5});
+  add_int(add_node(g, "Split", {"c", "sp"}, {"s0", "s1"}), "axis", 1);
+  add_init_i64(g, "reps", {1, 2, 1});
+  add_node(g, "Tile", {"s0", "reps"}, {"t"});      // [2, 8, 5]
+  add_init_i64(g, "shp", {3, 2, 8, 5});
+  add_node(g, "Expand", {"t", "shp"}, {"e"});      // [3, 2, 8, 5]
+  add_init_i64(g, "idx", {1});
+  add_int(add_node(g, "Gather", {"e", "idx"}, {"ga"}), "axis", 2);  // [3, 2, 1, 5]
+  add_init_i64(g, "pads", {0, 0, 1, 2, 0, 1, 0, 0});
+  add_init(g, "pv", {}, {0.25f});
+  add_node(g, "Pad", {"ga", "pads", "pv"}, {"p"}); // [3, 3, 1, 7]
+  add_node(g, "ReduceSum", {"s1"}, {"r"});
+  add_int(g->mutable_node(g->node_size() - 1), "keepdims", 0);
+  add_node(g, "Add", {"p", "r"}, {"y"});
+  g->add_output()->set_name("y");
+  auto in = inputs_for({{2, 6, 5}, {2, 3, 5}}, 61);
+  EXPECT_LT(compare(m, in, Precision::FP32), 1e-6);
+  EXPECT_LT(compare(m, in, Precision::FP16), 5e-3);
 }
 
 TEST_F(CudaOps, MatMulSoftmaxLayerNormGelu) {

@@ -1,6 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "onnx/importer.h"
+#include "passes/assign_precision.h"
+#include "passes/shape_inference.h"
 #include "runtime/engine.h"
 #include "test_graphs.h"
 
@@ -36,4 +41,56 @@ TEST(AssignPrecision, CpuBackendRefusesFp16) {
   BuildOptions o;
   o.precision = Precision::FP16;
   EXPECT_THROW(build_engine(import_onnx_bytes(model_bytes(m), "w"), o), Error);
+}
+
+TEST(AssignPrecision, RoundsToNearestEven) {
+  EXPECT_EQ(float_to_fp16_bits(1.0f), 0x3c00);
+  EXPECT_EQ(float_to_fp16_bits(-2.0f), 0xc000);
+  EXPECT_EQ(float_to_fp16_bits(65504.f), 0x7bff);
+  EXPECT_EQ(float_to_fp16_bits(65520.f), 0x7c00);                 // ties to even: overflows to inf
+  EXPECT_EQ(float_to_fp16_bits(1.0f + 1.0f / 2048), 0x3c00);      // halfway, even stays
+  EXPECT_EQ(float_to_fp16_bits(1.0f + 3.0f / 2048), 0x3c02);      // halfway, odd rounds up
+  EXPECT_EQ(float_to_fp16_bits(5.960464477539063e-08f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(float_to_fp16_bits(2.98e-08f), 0x0000);               // below half of it
+  EXPECT_EQ(float_to_fp16_bits(6.1035156e-05f), 0x0400);          // smallest normal
+  EXPECT_EQ(float_to_fp16_bits(std::numeric_limits<float>::infinity()), 0x7c00);
+  EXPECT_EQ(float_to_fp16_bits(std::nanf("")) & 0x7c00, 0x7c00);
+}
+
+// LayerNorm parameters stay float32 (the CUDA kernels read them so); the Linear weight converts;
+// an internal Cast to float32 becomes a Cast to float16.
+TEST(AssignPrecision, NormParametersStayFloat32) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"batch", "4", "8"});
+  add_init(g, "gamma", {8}, std::vector<float>(8, 1.f));
+  add_init(g, "beta", {8}, std::vector<float>(8, 0.f));
+  add_node(g, "LayerNormalization", {"x", "gamma", "beta"}, {"l"});
+  add_init(g, "w", {8, 8}, std::vector<float>(64, 0.5f));
+  add_node(g, "MatMul", {"l", "w"}, {"mm"});
+  add_node(g, "Shape", {"mm"}, {"shp"});
+  add_node(g, "Cast", {"shp"}, {"shpf"});
+  add_int(g->mutable_node(g->node_size() - 1), "to", 1);
+  add_init_i64(g, "zero", {0});
+  add_node(g, "Gather", {"shpf", "zero"}, {"bf"});
+  add_node(g, "Mul", {"mm", "bf"}, {"y"});
+  g->add_output()->set_name("y");
+  Graph graph = import_onnx_bytes(model_bytes(m), "ln");
+  infer_shapes(graph);
+  EXPECT_GT(assign_precision(graph, Precision::FP16), 0);
+  for (const auto& n : graph.nodes) {
+    if (n.op_type == "LayerNormalization") {
+      EXPECT_EQ(graph.value(n.inputs[0]).dtype, DType::Float16);
+      EXPECT_EQ(graph.value(n.inputs[1]).dtype, DType::Float32);
+      EXPECT_EQ(graph.value(n.inputs[2]).dtype, DType::Float32);
+    }
+    if (n.op_type == "MatMul") {
+      EXPECT_EQ(graph.value(n.inputs[1]).dtype, DType::Float16);
+      EXPECT_EQ(graph.value(n.inputs[1]).data->dtype, DType::Float16);
+      EXPECT_EQ(graph.value(n.outputs[0]).dtype, DType::Float16);
+    }
+    if (n.op_type == "Mul") EXPECT_EQ(graph.value(n.inputs[1]).dtype, DType::Float16);
+  }
+  EXPECT_EQ(graph.value(graph.outputs[0]).dtype, DType::Float32);
+  EXPECT_EQ(assign_precision(graph, Precision::FP32), 0);
 }
