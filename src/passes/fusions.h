@@ -10,6 +10,10 @@ int fold_conv_batchnorm(Graph& g);
 // x * 0.5 * (1 + Erf(x / sqrt(2))) in the orderings exporters emit becomes Gelu (opset-20 semantics).
 int fuse_gelu(Graph& g);
 
+// softmax(q k^T * scale) v over a packed qkv projection, with its reshape/permute/gather and the
+// output transpose/reshape, becomes one unirt.Attention(qkv) node (head_dim <= 128).
+int fuse_attention(Graph& g);
+
 // Helpers shared by the pattern matchers.
 // The only consumer of `value`, or -1 when it has none or several (or is a graph output).
 int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value);

@@ -23,6 +23,7 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
   if (o.fuse) {
     run("fold_conv_batchnorm", [&] { return fold_conv_batchnorm(g); });
     run("fuse_gelu", [&] { return fuse_gelu(g); });
+    run("fuse_attention", [&] { return fuse_attention(g); });
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   }
   run("infer_shapes", [&] { infer_shapes(g); return 0; });

@@ -1,5 +1,6 @@
 // Small hand-built graphs and ONNX models shared by the unit tests.
 #pragma once
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,42 @@ inline void add_input(onnx::GraphProto* g, const std::string& name, std::vector<
     if (!d.empty() && std::isdigit(static_cast<unsigned char>(d[0]))) dim->set_dim_value(std::stoll(d));
     else dim->set_dim_param(d);
   }
+}
+
+inline void add_scalar_i64(onnx::GraphProto* g, const std::string& name, int64_t v) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(onnx::TensorProto::INT64);
+  t->add_int64_data(v);
+}
+
+// Multi-head attention as PyTorch exports it from a packed projection: x = qkv [b, n, 3*h*d] ->
+// reshape [b, n, 3, h, d] -> permute(2, 0, 3, 1, 4) -> q, k, v -> softmax(q k^T * d^-0.5) v ->
+// transpose(1, 2) -> reshape [b, n, h*d].
+inline onnx::ModelProto attention_model(int64_t heads, int64_t hd, const std::string& tokens) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", tokens, std::to_string(3 * heads * hd)});
+  add_init_i64(g, "split", {0, 0, 3, heads, hd});
+  add_init_i64(g, "merge", {0, 0, heads * hd});
+  add_scalar_i64(g, "i0", 0);
+  add_scalar_i64(g, "i1", 1);
+  add_scalar_i64(g, "i2", 2);
+  add_init(g, "scale", {}, {1.f / std::sqrt(static_cast<float>(hd))});
+  add_node(g, "Reshape", {"x", "split"}, {"r"});
+  add_ints(add_node(g, "Transpose", {"r"}, {"t"}), "perm", {2, 0, 3, 1, 4});
+  add_int(add_node(g, "Gather", {"t", "i0"}, {"q"}), "axis", 0);
+  add_int(add_node(g, "Gather", {"t", "i1"}, {"k"}), "axis", 0);
+  add_int(add_node(g, "Gather", {"t", "i2"}, {"v"}), "axis", 0);
+  add_ints(add_node(g, "Transpose", {"k"}, {"kt"}), "perm", {0, 1, 3, 2});
+  add_node(g, "MatMul", {"q", "kt"}, {"s"});
+  add_node(g, "Mul", {"s", "scale"}, {"ss"});
+  add_int(add_node(g, "Softmax", {"ss"}, {"p"}), "axis", -1);
+  add_node(g, "MatMul", {"p", "v"}, {"o"});
+  add_ints(add_node(g, "Transpose", {"o"}, {"ot"}), "perm", {0, 2, 1, 3});
+  add_node(g, "Reshape", {"ot", "merge"}, {"y"});
+  g->add_output()->set_name("y");
+  return m;
 }
 
 inline std::string model_bytes(onnx::ModelProto& m, int opset = 17) {

@@ -448,3 +448,19 @@ TEST_F(CudaOps, TransposeMergedRowsAndGeneral) {
     EXPECT_LT(compare(m, {x}, Precision::FP16), 1e-3);
   }
 }
+
+// The fused attention (tensor-core flash kernel for head_dim 32/64 in float16, scalar kernel for
+// other sizes and float32) against the CPU kernel, at the classifier's token counts (196, 49),
+// ragged lengths that leave partial query and key tiles, and a long sequence.
+TEST_F(CudaOps, FusedAttention) {
+  struct Case {
+    int64_t heads, hd, batch, tokens;
+  };
+  for (const Case& c : {Case{5, 64, 2, 196}, Case{8, 64, 3, 49}, Case{2, 32, 2, 70}, Case{2, 24, 2, 33}, Case{1, 64, 1, 1000}}) {
+    auto m = attention_model(c.heads, c.hd, "n");
+    auto in = random_input("x", {c.batch, c.tokens, 3 * c.heads * c.hd}, 11);
+    SCOPED_TRACE("heads " + std::to_string(c.heads) + " head_dim " + std::to_string(c.hd) + " tokens " + std::to_string(c.tokens));
+    EXPECT_LT(compare(m, {in}, Precision::FP32), 1e-5);
+    EXPECT_LT(compare(m, {in}, Precision::FP16), 2e-2);
+  }
+}

@@ -82,3 +82,33 @@ TEST(FoldConvBatchNorm, FoldsAndMatches) {
   EXPECT_EQ(fused.graph.nodes[0].op_type, "Conv");
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5);
 }
+
+
+TEST(FuseAttention, PackedQkvBecomesOneNodeAndMatches) {
+  auto m = attention_model(2, 3, "n");
+  const std::string bytes = model_bytes(m);
+  std::vector<float> x(2 * 5 * 18);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) * 2.f;
+  Engine fused;
+  auto a = run_cpu(import_onnx_bytes(bytes, "m"), true, x, {2, 5, 18}, &fused);
+  auto b = run_cpu(import_onnx_bytes(bytes, "m"), false, x, {2, 5, 18});
+  ASSERT_EQ(fused.graph.nodes.size(), 1u);
+  const Node& n = fused.graph.nodes[0];
+  EXPECT_EQ(n.op_type, "unirt.Attention");
+  EXPECT_EQ(n.attr_i("num_heads"), 2);
+  EXPECT_EQ(n.attr_i("head_dim"), 3);
+  EXPECT_NEAR(n.attr_f("scale", 0.f), 1 / std::sqrt(3.f), 1e-6);
+  ASSERT_EQ(a.size(), 2u * 5 * 6);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5) << i;
+}
+
+TEST(FuseAttention, LeavesOtherSoftmaxAlone) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"2", "3", "4", "4"});
+  add_int(add_node(g, "Softmax", {"x"}, {"y"}), "axis", -1);
+  g->add_output()->set_name("y");
+  auto gr = import_onnx_bytes(model_bytes(m), "m");
+  infer_shapes(gr);
+  EXPECT_EQ(fuse_attention(gr), 0);
+}

@@ -1,0 +1,279 @@
+// unirt.Attention (passes/fuse_attention.cpp): softmax(q k^T * scale) v for every batch and head,
+// q/k/v read in place from packed [b, n, 3, heads, head_dim] rows, output [b, n, heads*head_dim].
+//
+// float16, head_dim 32/64: a flash-attention kernel on tensor cores (mma.sync m16n8k16, float32
+// accumulation). A block owns 64 queries of one (batch, head), one warp per 16 queries; it streams
+// 64-key tiles of K and V through shared memory and keeps the running softmax (max, sum) and the
+// output in registers, so the [n, n] score matrix never leaves the SM and any sequence length
+// works (49 and 196 tokens in the classifiers, thousands in the detector's global blocks).
+// Other head sizes (<= 128) and float32 run a scalar online-softmax kernel: one thread per query.
+#include <cfloat>
+
+#include "cuda/cuda_context.h"
+#include "cuda/half_io.cuh"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+constexpr int kQueries = 64;  // per block (4 warps x 16)
+constexpr int kKeys = 64;     // per shared-memory tile
+constexpr int kScalarKeys = 32;  // float tiles of up to 128 columns stay within 32 KiB
+constexpr float kLog2e = 1.4426950408889634f;
+
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
+  __half2 h = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// rows x D halves from token rows (row stride `ld` halves) into shared memory (row stride D + 8),
+// zero past `valid` rows.
+template <int D>
+__device__ __forceinline__ void load_tile(__half* dst, const __half* src, int64_t ld, int valid) {
+  constexpr int kVec = D / 8;  // 16-byte pieces per row
+  for (int i = threadIdx.x; i < 64 * kVec; i += blockDim.x) {
+    const int r = i / kVec, c = (i % kVec) * 8;
+    uint4 v = make_uint4(0, 0, 0, 0);
+    if (r < valid) v = *reinterpret_cast<const uint4*>(src + r * ld + c);
+    *reinterpret_cast<uint4*>(dst + r * (D + 8) + c) = v;
+  }
+}
+
+template <int D>
+__global__ void __launch_bounds__(128) flash_attention_f16(const __half* __restrict__ qkv, __half* __restrict__ out, int N,
+                                                          int heads, float scale_log2) {
+  constexpr int LD = D + 8;  // padded rows: the 8 rows a quad reads fall in different banks
+  __shared__ __align__(16) __half sq[kQueries * LD];
+  __shared__ __align__(16) __half sk[kKeys * LD];
+  __shared__ __align__(16) __half sv[kKeys * LD];
+  const int C = heads * D;
+  const int64_t row_ld = 3 * int64_t(C);
+  const int bh = blockIdx.y, b = bh / heads, h = bh % heads;
+  const int q0 = blockIdx.x * kQueries;
+  const __half* base = qkv + int64_t(b) * N * row_ld + h * D;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+
+  load_tile<D>(sq, base + int64_t(q0) * row_ld, row_ld, N - q0);
+  __syncthreads();
+  uint32_t qa[D / 16][4];
+  {
+    const __half* qw = sq + warp * 16 * LD;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const int c = kk * 16 + 2 * t;
+      qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * LD + c);
+      qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * LD + c);
+      qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * LD + c + 8);
+      qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * LD + c + 8);
+    }
+  }
+  float o[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  float m0 = -FLT_MAX, m1 = -FLT_MAX, l0 = 0.f, l1 = 0.f;  // rows g and g + 8
+
+  for (int k0 = 0; k0 < N; k0 += kKeys) {
+    __syncthreads();  // the previous tile is consumed
+    load_tile<D>(sk, base + int64_t(k0) * row_ld + C, row_ld, N - k0);
+    load_tile<D>(sv, base + int64_t(k0) * row_ld + 2 * C, row_ld, N - k0);
+    __syncthreads();
+    float s[kKeys / 8][4];
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      const __half* kr = sk + (j * 8 + g) * LD + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + kk * 16);
+        const uint32_t b1 = *reinterpret_cast<const uint32_t*>(kr + kk * 16 + 8);
+        mma16816(s[j], qa[kk], b0, b1);
+      }
+    }
+    // Scale into the exp2 domain, mask keys past N, update the running max and sum.
+    float mx0 = m0, mx1 = m1;
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      const int key = k0 + j * 8 + 2 * t;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool valid = key + (e & 1) < N;
+        s[j][e] = valid ? s[j][e] * scale_log2 : -FLT_MAX;
+      }
+      mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
+    }
+#pragma unroll
+    for (int off = 1; off < 4; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
+    }
+    const float c0 = exp2f(m0 - mx0), c1 = exp2f(m1 - mx1);
+    m0 = mx0;
+    m1 = mx1;
+    float sum0 = 0.f, sum1 = 0.f;
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      s[j][0] = exp2f(s[j][0] - m0);
+      s[j][1] = exp2f(s[j][1] - m0);
+      s[j][2] = exp2f(s[j][2] - m1);
+      s[j][3] = exp2f(s[j][3] - m1);
+      sum0 += s[j][0] + s[j][1];
+      sum1 += s[j][2] + s[j][3];
+    }
+    l0 = l0 * c0 + sum0;  // per-thread partial sums; the quad is reduced once at the end
+    l1 = l1 * c1 + sum1;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j) {
+      o[j][0] *= c0;
+      o[j][1] *= c0;
+      o[j][2] *= c1;
+      o[j][3] *= c1;
+    }
+    // O += P V: the score accumulators of two key tiles are exactly one A fragment.
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      uint32_t pa[4];
+      pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
+      pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
+      pa[2] = pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pa[3] = pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int dt = 0; dt < D / 8; dt += 2) {
+        uint32_t vb[4];
+        const int key = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7);
+        ldmatrix_x4_trans(vb, sv + key * LD + (dt + (lane >> 4)) * 8);
+        mma16816(o[dt], pa, vb[0], vb[1]);
+        mma16816(o[dt + 1], pa, vb[2], vb[3]);
+      }
+    }
+  }
+#pragma unroll
+  for (int off = 1; off < 4; off <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+  }
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;
+  const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
+  __half* ob = out + int64_t(b) * N * C + h * D + 2 * t;
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) {
+    if (r0 < N) *reinterpret_cast<__half2*>(ob + int64_t(r0) * C + j * 8) = __floats2half2_rn(o[j][0] * inv0, o[j][1] * inv0);
+    if (r1 < N) *reinterpret_cast<__half2*>(ob + int64_t(r1) * C + j * 8) = __floats2half2_rn(o[j][2] * inv1, o[j][3] * inv1);
+  }
+}
+
+// Scalar path: one thread per query, K/V tiles staged in shared memory as float.
+template <typename T, int DMAX>
+__global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict__ qkv, T* __restrict__ out, int N, int heads,
+                                                             int D, float scale_log2) {
+  __shared__ float sk[kScalarKeys * DMAX];
+  __shared__ float sv[kScalarKeys * DMAX];
+  const int C = heads * D;
+  const int64_t row_ld = 3 * int64_t(C);
+  const int bh = blockIdx.y, b = bh / heads, h = bh % heads;
+  const int q = blockIdx.x * kQueries + threadIdx.x;
+  const T* base = qkv + int64_t(b) * N * row_ld + h * D;
+  float qr[DMAX], acc[DMAX];
+#pragma unroll
+  for (int d = 0; d < DMAX; ++d) {
+    qr[d] = (d < D && q < N) ? ld(base, int64_t(q) * row_ld + d) * scale_log2 : 0.f;
+    acc[d] = 0.f;
+  }
+  float m = -FLT_MAX, l = 0.f;
+  for (int k0 = 0; k0 < N; k0 += kScalarKeys) {
+    __syncthreads();
+    const int nk = min(kScalarKeys, N - k0);
+    for (int i = threadIdx.x; i < nk * D; i += blockDim.x) {
+      const int r = i / D, d = i % D;
+      sk[r * DMAX + d] = ld(base, int64_t(k0 + r) * row_ld + C + d);
+      sv[r * DMAX + d] = ld(base, int64_t(k0 + r) * row_ld + 2 * C + d);
+    }
+    __syncthreads();
+    for (int j = 0; j < nk; ++j) {
+      float s = 0.f;
+#pragma unroll
+      for (int d = 0; d < DMAX; ++d)
+        if (d < D) s += qr[d] * sk[j * DMAX + d];
+      const float mn = fmaxf(m, s), c = exp2f(m - mn), p = exp2f(s - mn);
+      l = l * c + p;
+      m = mn;
+#pragma unroll
+      for (int d = 0; d < DMAX; ++d)
+        if (d < D) acc[d] = acc[d] * c + p * sv[j * DMAX + d];
+    }
+  }
+  if (q >= N) return;
+  const float inv = 1.f / l;
+  T* orow = out + (int64_t(b) * N + q) * C + h * D;
+#pragma unroll
+  for (int d = 0; d < DMAX; ++d)
+    if (d < D) st(orow, d, acc[d] * inv);
+}
+
+class AttentionKernel : public CudaKernel {
+ public:
+  explicit AttentionKernel(const KernelCreateArgs& a)
+      : CudaKernel(a), heads_(a.node.attr_i("num_heads")), hd_(a.node.attr_i("head_dim")), scale_(a.node.attr_f("scale", 1.f)) {
+    if (heads_ <= 0 || hd_ <= 0 || hd_ > 128)
+      fail("num_heads " + std::to_string(heads_) + " and head_dim " + std::to_string(hd_) +
+           ": the CUDA attention kernel supports head_dim 1..128");
+  }
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
+    expect_floatish(in[0], "qkv");
+    const auto& s = in[0].shape;
+    if (s.size() != 3 || s[2] != 3 * heads_ * hd_)
+      fail("qkv has " + std::to_string(s.size() == 3 ? s[2] : -1) + " channels, expected [batch, tokens, " +
+           std::to_string(3 * heads_ * hd_) + "]");
+    if (out[0].shape != std::vector<int64_t>{s[0], s[1], heads_ * hd_}) fail("output shape does not match qkv");
+    if (s[1] > INT32_MAX || s[0] * heads_ > 65535) fail("more than 65535 batch x heads or 2^31 tokens");
+    return 0;
+  }
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int64_t B = in[0].shape[0], N = in[0].shape[1];
+    if (B * N == 0) return;
+    const dim3 grid(static_cast<unsigned>((N + kQueries - 1) / kQueries), static_cast<unsigned>(B * heads_));
+    const float sl2 = scale_ * kLog2e;
+    const int n = static_cast<int>(N), h = static_cast<int>(heads_), d = static_cast<int>(hd_);
+    cudaStream_t s = stream_of(ctx);
+    if (in[0].dtype == DType::Float16) {
+      const auto* x = in[0].as<__half>();
+      auto* y = out[0].as<__half>();
+      const bool vec = aligned16(x) && aligned16(y);
+      if (vec && d == 32) flash_attention_f16<32><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
+      else if (vec && d == 64) flash_attention_f16<64><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
+      else launch_scalar(x, y, grid, n, h, d, sl2, s);
+    } else {
+      launch_scalar(in[0].as<float>(), out[0].as<float>(), grid, n, h, d, sl2, s);
+    }
+    check_launch(node_);
+  }
+
+ private:
+  template <typename T>
+  void launch_scalar(const T* x, T* y, dim3 grid, int n, int h, int d, float sl2, cudaStream_t s) {
+    if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
+    else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
+    else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
+  }
+  int64_t heads_, hd_;
+  float scale_;
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt
