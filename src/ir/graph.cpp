@@ -214,9 +214,12 @@ bool Graph::is_graph_output(int value) const {
 
 void Graph::relink() {
   for (auto& v : values) v.producer = -1;
-  for (size_t i = 0; i < nodes.size(); ++i)
+  // Passes mark replaced nodes dead (empty op_type) and may hand their outputs to the new node.
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].op_type.empty()) continue;
     for (int o : nodes[i].outputs)
       if (o >= 0) values[o].producer = static_cast<int>(i);
+  }
 }
 
 void Graph::compact() {

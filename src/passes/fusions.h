@@ -14,6 +14,17 @@ int fuse_gelu(Graph& g);
 // output transpose/reshape, becomes one unirt.Attention(qkv) node (head_dim <= 128).
 int fuse_attention(Graph& g);
 
+// BatchNormalization feeding an unpadded one-group Conv folds into the conv's weights and bias.
+int fold_batchnorm_into_conv(Graph& g);
+// Channels-last convolution regions: Conv -> unirt.ConvNHWC / unirt.Linear (1x1) between
+// transposes that are then sunk and cancelled (see layout_nhwc.cpp). Returns the convs converted.
+int convert_to_nhwc(Graph& g);
+
+// MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear; see fuse_linear.cpp.
+int fuse_linear(Graph& g);
+// Add(unirt.Linear/ConvNHWC output, same-shape tensor) -> the layer's residual input.
+int fuse_residual(Graph& g);
+
 // Helpers shared by the pattern matchers.
 // The only consumer of `value`, or -1 when it has none or several (or is a graph output).
 int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value);

@@ -22,8 +22,13 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
   run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   if (o.fuse) {
     run("fold_conv_batchnorm", [&] { return fold_conv_batchnorm(g); });
+    run("fold_batchnorm_into_conv", [&] { return fold_batchnorm_into_conv(g); });
     run("fuse_gelu", [&] { return fuse_gelu(g); });
     run("fuse_attention", [&] { return fuse_attention(g); });
+    if (o.nhwc) run("convert_to_nhwc", [&] { return convert_to_nhwc(g); });
+    run("fuse_linear", [&] { return fuse_linear(g); });
+    run("infer_shapes", [&] { infer_shapes(g); return 0; });
+    run("fuse_residual", [&] { return fuse_residual(g); });
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   }
   run("infer_shapes", [&] { infer_shapes(g); return 0; });

@@ -19,6 +19,8 @@ struct PipelineOptions {
   Precision precision = Precision::FP32;
   std::string backend = "cpu";
   bool fuse = true;
+  // Channels-last convolution regions (convert_to_nhwc); the CUDA backend's default.
+  bool nhwc = false;
 };
 
 // infer_shapes -> fold_constants -> eliminate_dead_code -> fusions -> eliminate_dead_code ->

@@ -51,6 +51,9 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   po.precision = opts.precision;
   po.backend = opts.backend;
   po.fuse = opts.fuse;
+  if (opts.layout != "auto" && opts.layout != "nchw" && opts.layout != "nhwc")
+    throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");
+  po.nhwc = opts.fuse && (opts.layout == "nhwc" || (opts.layout == "auto" && opts.backend == "cuda"));
   e.passes = run_passes(graph, po);
   e.graph = std::move(graph);
   e.created = static_cast<int64_t>(std::time(nullptr));

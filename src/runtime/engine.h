@@ -22,6 +22,8 @@ struct BuildOptions {
   std::string backend = "cpu";
   ShapeProfile profile;
   bool fuse = true;
+  // "auto" (channels-last on CUDA, NCHW on CPU), "nchw" or "nhwc": layout of convolution regions.
+  std::string layout = "auto";
 };
 
 struct Engine {

@@ -206,6 +206,7 @@ nlohmann::json header_of(const Engine& e) {
   h["precision"] = precision_name(e.options.precision);
   h["backend"] = e.options.backend;
   h["fuse"] = e.options.fuse;
+  h["layout"] = e.options.layout;
   h["profile"] = {{"min", e.options.profile.min}, {"opt", e.options.profile.opt}, {"max", e.options.profile.max}};
   h["source"] = e.source;
   h["tactics"] = e.tactics;
@@ -322,6 +323,7 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     e.options.precision = precision_from(h.at("precision"));
     e.options.backend = h.at("backend");
     e.options.fuse = h.at("fuse");
+    e.options.layout = h.value("layout", std::string("auto"));
     e.options.profile.min = h.at("profile").at("min").get<std::map<std::string, std::vector<int64_t>>>();
     e.options.profile.opt = h.at("profile").at("opt").get<std::map<std::string, std::vector<int64_t>>>();
     e.options.profile.max = h.at("profile").at("max").get<std::map<std::string, std::vector<int64_t>>>();

@@ -1,6 +1,7 @@
 // Small hand-built graphs and ONNX models shared by the unit tests.
 #pragma once
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -147,5 +148,59 @@ inline onnx::ModelProto window_pad_model() {
   g->add_output()->set_name("y");
   return m;
 }
+
+inline std::vector<float> randn(size_t n, float sd, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.f, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+inline void add_conv(onnx::GraphProto* g, const std::string& x, const std::string& y, int64_t cin, int64_t cout, int64_t k, int64_t group,
+          int64_t stride, uint32_t seed) {
+  add_init(g, y + "_w", {cout, cin / group, k, k}, randn(cout * (cin / group) * k * k, 0.3f, seed));
+  add_init(g, y + "_b", {cout}, randn(cout, 0.1f, seed + 1));
+  auto* n = add_node(g, "Conv", {x, y + "_w", y + "_b"}, {y}, y);
+  add_int(n, "group", group);
+  add_ints(n, "strides", {stride, stride});
+  const int64_t p = stride == 1 ? k / 2 : 0;
+  add_ints(n, "pads", {p, p, p, p});
+}
+
+// x[b,8,h,w] -> patch conv 2x2/2 -> CBlock (pos dw3x3 + residual, BN -> 1x1 -> dw5x5 -> 1x1 +
+// residual, BN -> 1x1 -> Gelu -> 1x1 + residual) -> flatten(2).transpose(1, 2) -> tokens y[b, n, 16].
+inline onnx::ModelProto cblock_model() {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", "8", "h", "w"});
+  add_conv(g, "x", "p", 8, 16, 2, 1, 2, 1);
+  add_conv(g, "p", "pos", 16, 16, 3, 16, 1, 3);
+  add_node(g, "Add", {"p", "pos"}, {"x1"});
+  add_init(g, "gamma", {16}, randn(16, 0.2f, 5));
+  for (int i = 0; i < 16; ++i) g->mutable_initializer(g->initializer_size() - 1)->set_float_data(i, 1.f + 0.1f * (i % 3));
+  add_init(g, "beta", {16}, randn(16, 0.2f, 6));
+  add_init(g, "mean", {16}, randn(16, 0.2f, 7));
+  add_init(g, "var", {16}, std::vector<float>(16, 1.5f));
+  add_node(g, "BatchNormalization", {"x1", "gamma", "beta", "mean", "var"}, {"n1"});
+  add_conv(g, "n1", "c1", 16, 16, 1, 1, 1, 9);
+  add_conv(g, "c1", "dw", 16, 16, 5, 16, 1, 11);
+  add_conv(g, "dw", "c2", 16, 16, 1, 1, 1, 13);
+  add_node(g, "Add", {"x1", "c2"}, {"x2"});
+  add_conv(g, "x2", "fc1", 16, 32, 1, 1, 1, 15);
+  add_node(g, "Gelu", {"fc1"}, {"act"});
+  add_conv(g, "act", "fc2", 32, 16, 1, 1, 1, 17);
+  add_node(g, "Add", {"x2", "fc2"}, {"x3"});
+  add_node(g, "Shape", {"x3"}, {"s"});
+  add_init_i64(g, "i01", {0, 1});
+  add_int(add_node(g, "Gather", {"s", "i01"}, {"bc"}), "axis", 0);
+  add_init_i64(g, "m1", {-1});
+  add_int(add_node(g, "Concat", {"bc", "m1"}, {"target"}), "axis", 0);
+  add_node(g, "Reshape", {"x3", "target"}, {"flat"});
+  add_ints(add_node(g, "Transpose", {"flat"}, {"y"}), "perm", {0, 2, 1});
+  g->add_output()->set_name("y");
+  return m;
+}
+
 
 }  // namespace unirt::testing

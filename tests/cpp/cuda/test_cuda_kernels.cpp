@@ -464,3 +464,14 @@ TEST_F(CudaOps, FusedAttention) {
     EXPECT_LT(compare(m, {in}, Precision::FP16), 2e-2);
   }
 }
+
+// A CBlock in channels-last form on the GPU (patch conv as im2col + GEMM, depthwise kernels with the
+// residual, 1x1 convs as GEMMs with bias/residual epilogues) against the NCHW graph on the CPU.
+TEST_F(CudaOps, ChannelsLastCBlock) {
+  auto m = cblock_model();
+  for (auto shape : {std::vector<int64_t>{2, 8, 12, 10}, std::vector<int64_t>{3, 8, 30, 18}}) {
+    auto in = random_input("x", shape, 5);
+    EXPECT_LT(compare(m, {in}, Precision::FP32), 1e-5);
+    EXPECT_LT(compare(m, {in}, Precision::FP16), 1e-2);
+  }
+}

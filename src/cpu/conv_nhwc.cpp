@@ -1,0 +1,107 @@
+// unirt.ConvNHWC (passes/layout_nhwc.cpp): channels-last convolution, X [N, H, W, C], weights
+// [kh, kw, C/group, Cout], optional bias [Cout] and residual R [N, OH, OW, Cout].
+// group 1: per-image im2col rows (kh*kw*C columns) times the weight matrix; depthwise: direct.
+#include "cpu/blas.h"
+#include "cpu/cpu_util.h"
+
+namespace unirt {
+namespace cpu {
+namespace {
+
+class ConvNhwcKernel : public CpuKernel {
+ public:
+  explicit ConvNhwcKernel(const KernelCreateArgs& a)
+      : CpuKernel(a),
+        k_(a.node.attr_ints("kernel_shape")),
+        s_(a.node.attr_ints("strides", {1, 1})),
+        p_(a.node.attr_ints("pads", {0, 0, 0, 0})),
+        group_(a.node.attr_i("group", 1)) {
+    if (k_.size() != 2 || s_.size() != 2 || p_.size() != 4) fail("expects 2-D kernel_shape, strides and pads");
+  }
+
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
+    check(in, out);
+    if (group_ != 1) return 0;
+    return static_cast<size_t>(out[0].shape[1] * out[0].shape[2] * k_[0] * k_[1] * in[0].shape[3]) * sizeof(float);
+  }
+
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    check(in, out);
+    const int64_t N = in[0].shape[0], H = in[0].shape[1], W = in[0].shape[2], C = in[0].shape[3];
+    const int64_t OH = out[0].shape[1], OW = out[0].shape[2], CO = out[0].shape[3];
+    const float* x = in[0].as<float>();
+    const float* w = in[1].as<float>();
+    const float* b = present(in, 2) ? in[2].as<float>() : nullptr;
+    const float* r = present(in, 3) ? in[3].as<float>() : nullptr;
+    float* y = out[0].as<float>();
+    if (group_ == 1) {
+      const int64_t K = k_[0] * k_[1] * C, rows = OH * OW;
+      float* col = static_cast<float*>(ctx.workspace);
+      for (int64_t n = 0; n < N; ++n) {
+#pragma omp parallel for num_threads(ctx.threads) if (rows * K > 65536)
+        for (int64_t row = 0; row < rows; ++row) {
+          const int64_t oh = row / OW, ow = row % OW;
+          float* dst = col + row * K;
+          for (int64_t i = 0; i < k_[0]; ++i)
+            for (int64_t j = 0; j < k_[1]; ++j) {
+              const int64_t ih = oh * s_[0] - p_[0] + i, iw = ow * s_[1] - p_[1] + j;
+              float* d = dst + (i * k_[1] + j) * C;
+              if (ih < 0 || ih >= H || iw < 0 || iw >= W) std::memset(d, 0, C * sizeof(float));
+              else std::memcpy(d, x + ((n * H + ih) * W + iw) * C, C * sizeof(float));
+            }
+        }
+        sgemm(false, false, rows, CO, K, 1.f, col, K, w, CO, 0.f, y + n * rows * CO, CO, ctx.threads);
+      }
+    } else {
+#pragma omp parallel for num_threads(ctx.threads) if (N * OH > 1)
+      for (int64_t nh = 0; nh < N * OH; ++nh) {
+        const int64_t n = nh / OH, oh = nh % OH;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          float* yo = y + ((n * OH + oh) * OW + ow) * C;
+          for (int64_t c = 0; c < C; ++c) yo[c] = 0.f;
+          for (int64_t i = 0; i < k_[0]; ++i) {
+            const int64_t ih = oh * s_[0] - p_[0] + i;
+            if (ih < 0 || ih >= H) continue;
+            for (int64_t j = 0; j < k_[1]; ++j) {
+              const int64_t iw = ow * s_[1] - p_[1] + j;
+              if (iw < 0 || iw >= W) continue;
+              const float* xi = x + ((n * H + ih) * W + iw) * C;
+              const float* wt = w + (i * k_[1] + j) * C;
+              for (int64_t c = 0; c < C; ++c) yo[c] += xi[c] * wt[c];
+            }
+          }
+        }
+      }
+    }
+    const int64_t total = N * OH * OW;
+    if (b || r) {
+#pragma omp parallel for num_threads(ctx.threads) if (total * CO > 65536)
+      for (int64_t m = 0; m < total; ++m)
+        for (int64_t c = 0; c < CO; ++c) y[m * CO + c] += (b ? b[c] : 0.f) + (r ? r[m * CO + c] : 0.f);
+    }
+  }
+
+ private:
+  void check(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const {
+    expect_float(in[0], "X");
+    expect_float(in[1], "W");
+    const auto& xs = in[0].shape;
+    const auto& ws = in[1].shape;
+    if (xs.size() != 4 || ws.size() != 4) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
+    if (ws[0] != k_[0] || ws[1] != k_[1]) fail("weights " + shape_text(ws) + " do not match kernel_shape");
+    if (group_ == 1 ? ws[2] != xs[3] : (group_ != xs[3] || ws[2] != 1 || ws[3] != xs[3]))
+      fail("X " + shape_text(xs) + " and W " + shape_text(ws) + " with group " + std::to_string(group_) +
+           ": only one group or depthwise (group == channels) are supported");
+    const int64_t oh = (xs[1] + p_[0] + p_[2] - k_[0]) / s_[0] + 1, ow = (xs[2] + p_[1] + p_[3] - k_[1]) / s_[1] + 1;
+    expect_shape(out[0], {xs[0], oh, ow, ws[3]}, "output");
+    if (present(in, 2) && in[2].numel() != ws[3]) fail("bias must hold one value per output channel");
+    if (present(in, 3)) expect_shape(in[3], out[0].shape, "residual");
+  }
+  std::vector<int64_t> k_, s_, p_;
+  int64_t group_;
+};
+UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel);
+
+}  // namespace
+}  // namespace cpu
+}  // namespace unirt

@@ -1,0 +1,258 @@
+// unirt.ConvNHWC (passes/layout_nhwc.cpp): channels-last convolution, X [N, H, W, C], weights
+// [kh, kw, C/group, Cout], optional bias [Cout] and residual R [N, OH, OW, Cout].
+//  - depthwise (group == C): one thread per output pixel and 16-byte channel vector; the k x k
+//    taps of neighbouring threads overlap, so the input is read from L1/L2, and bias and the
+//    residual (UniFormer's x + pos_embed(x)) are applied before the single store.
+//  - one group (patch embeddings, any k/stride/pad): im2col rows of kh*kw*C contiguous channels
+//    into the workspace, then one cuBLASLt GEMM against the [kh*kw*C, Cout] weights with bias and
+//    residual in its epilogue.
+#include <map>
+#include <memory>
+#include <type_traits>
+
+#include "cuda/gemm.h"
+#include "cuda/half_io.cuh"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+struct ConvGeom {
+  int N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL;
+};
+
+template <typename T, int V>
+struct Vec;
+template <>
+struct Vec<__half, 8> {
+  using type = uint4;
+};
+template <>
+struct Vec<float, 4> {
+  using type = float4;
+};
+
+template <typename T, int V>
+__device__ __forceinline__ void load_vec(const T* p, float (&f)[V]) {
+  if constexpr (V == 1) {
+    f[0] = ld(p, 0);
+  } else {
+    typename Vec<T, V>::type raw = *reinterpret_cast<const typename Vec<T, V>::type*>(p);
+    if constexpr (std::is_same<T, __half>::value) {
+      const __half2* h = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+      for (int i = 0; i < V / 2; ++i) {
+        const float2 v = __half22float2(h[i]);
+        f[2 * i] = v.x;
+        f[2 * i + 1] = v.y;
+      }
+    } else {
+      f[0] = raw.x, f[1] = raw.y, f[2] = raw.z, f[3] = raw.w;
+    }
+  }
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
+  if constexpr (V == 1) {
+    st(p, 0, f[0]);
+  } else {
+    typename Vec<T, V>::type raw;
+    if constexpr (std::is_same<T, __half>::value) {
+      __half2* h = reinterpret_cast<__half2*>(&raw);
+#pragma unroll
+      for (int i = 0; i < V / 2; ++i) h[i] = __floats2half2_rn(f[2 * i], f[2 * i + 1]);
+    } else {
+      raw = make_float4(f[0], f[1], f[2], f[3]);
+    }
+    *reinterpret_cast<typename Vec<T, V>::type*>(p) = raw;
+  }
+}
+
+template <typename T, int V>
+__global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                               const T* __restrict__ res, T* __restrict__ y, ConvGeom g) {
+  const int cv = g.C / V;
+  const int64_t total = int64_t(g.N) * g.OH * g.OW * cv;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = static_cast<int>(i % cv) * V;
+    int64_t r = i / cv;
+    const int ow = static_cast<int>(r % g.OW);
+    r /= g.OW;
+    const int oh = static_cast<int>(r % g.OH);
+    const int n = static_cast<int>(r / g.OH);
+    float acc[V];
+    if (bias) load_vec<T, V>(bias + c, acc);
+    else
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] = 0.f;
+    for (int kh = 0; kh < g.KH; ++kh) {
+      const int ih = oh * g.SH - g.PT + kh;
+      if (ih < 0 || ih >= g.H) continue;
+      const T* xrow = x + (int64_t(n) * g.H + ih) * g.W * g.C + c;
+      const T* wrow = w + kh * g.KW * g.C + c;
+      for (int kw = 0; kw < g.KW; ++kw) {
+        const int iw = ow * g.SW - g.PL + kw;
+        if (iw < 0 || iw >= g.W) continue;
+        float xv[V], wv[V];
+        load_vec<T, V>(xrow + int64_t(iw) * g.C, xv);
+        load_vec<T, V>(wrow + kw * g.C, wv);
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[v] = fmaf(xv[v], wv[v], acc[v]);
+      }
+    }
+    const int64_t o = i * V;  // output is [N, OH, OW, C]: the flat index times the vector width
+    if (res) {
+      float rv[V];
+      load_vec<T, V>(res + o, rv);
+#pragma unroll
+      for (int v = 0; v < V; ++v) acc[v] += rv[v];
+    }
+    store_vec<T, V>(y + o, acc);
+  }
+}
+
+// col[m, (kh*KW + kw)*C + c] for output pixel m, zero outside the padded input.
+template <typename T, int V>
+__global__ void im2col_nhwc(const T* __restrict__ x, T* __restrict__ col, ConvGeom g) {
+  const int cv = g.C / V, taps = g.KH * g.KW;
+  const int64_t total = int64_t(g.N) * g.OH * g.OW * taps * cv;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = static_cast<int>(i % cv) * V;
+    int64_t r = i / cv;
+    const int tap = static_cast<int>(r % taps);
+    const int64_t m = r / taps;
+    const int ow = static_cast<int>(m % g.OW);
+    const int oh = static_cast<int>((m / g.OW) % g.OH);
+    const int n = static_cast<int>(m / (int64_t(g.OW) * g.OH));
+    const int ih = oh * g.SH - g.PT + tap / g.KW, iw = ow * g.SW - g.PL + tap % g.KW;
+    float v[V];
+    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) load_vec<T, V>(x + ((int64_t(n) * g.H + ih) * g.W + iw) * g.C + c, v);
+    else
+#pragma unroll
+      for (int k = 0; k < V; ++k) v[k] = 0.f;
+    store_vec<T, V>(col + i * V, v);
+  }
+}
+
+unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, int64_t{1} << 20)); }
+
+class ConvNhwcKernel : public CudaKernel {
+ public:
+  explicit ConvNhwcKernel(const KernelCreateArgs& a)
+      : CudaKernel(a),
+        k_(a.node.attr_ints("kernel_shape")),
+        s_(a.node.attr_ints("strides", {1, 1})),
+        p_(a.node.attr_ints("pads", {0, 0, 0, 0})),
+        group_(a.node.attr_i("group", 1)) {
+    if (k_.size() != 2 || s_.size() != 2 || p_.size() != 4) fail("expects 2-D kernel_shape, strides and pads");
+  }
+
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
+    expect_floatish(in[0], "X");
+    const auto& xs = in[0].shape;
+    const auto& ws = in[1].shape;
+    if (xs.size() != 4 || ws.size() != 4 || ws[0] != k_[0] || ws[1] != k_[1]) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
+    if (in[1].dtype != in[0].dtype || out[0].dtype != in[0].dtype) fail("X, W and the output must share one float type");
+    const bool dw = group_ == xs[3] && ws[2] == 1 && ws[3] == xs[3];
+    if (group_ != 1 && !dw) fail("only one group or depthwise (group == channels) are supported");
+    if (group_ == 1 && ws[2] != xs[3]) fail("W expects " + std::to_string(ws[2]) + " input channels, X has " + std::to_string(xs[3]));
+    const int64_t oh = (xs[1] + p_[0] + p_[2] - k_[0]) / s_[0] + 1, ow = (xs[2] + p_[1] + p_[3] - k_[1]) / s_[1] + 1;
+    if (out[0].shape != std::vector<int64_t>{xs[0], oh, ow, ws[3]}) fail("output shape does not follow from X and W");
+    if (has(2) && in[2].numel() != ws[3]) fail("bias must hold one value per output channel");
+    if (has(3) && in[3].shape != out[0].shape) fail("residual shape differs from the output");
+    if (dw || out[0].numel() == 0) return 0;
+    const int64_t M = xs[0] * oh * ow, K = k_[0] * k_[1] * xs[3], N = ws[3];
+    const int64_t es = static_cast<int64_t>(dtype_size(in[0].dtype));
+    const size_t col = static_cast<size_t>((M * K * es + 255) / 256 * 256);
+    auto it = plans_.find(M);
+    if (it == plans_.end()) {
+      auto p = std::make_unique<Plan>();
+      GemmShape g;
+      g.type = in[0].dtype;
+      g.M = M;
+      g.N = N;
+      g.K = K;
+      g.lda = K;
+      g.ldb = N;
+      g.ldc = N;
+      g.bias = has(2);
+      int a = 16;
+      for (int64_t o : {K * es, N * es})
+        while (a > 1 && o % a != 0) a >>= 1;
+      g.min_alignment = a;
+      guarded("cuBLASLt plan", [&] { p->workspace = p->gemm.setup(g); });
+      it = plans_.emplace(M, std::move(p)).first;
+    }
+    return col + it->second->workspace;
+  }
+
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (out[0].numel() == 0) return;
+    const auto& xs = in[0].shape;
+    ConvGeom g{static_cast<int>(xs[0]), static_cast<int>(xs[1]), static_cast<int>(xs[2]), static_cast<int>(xs[3]),
+               static_cast<int>(out[0].shape[1]), static_cast<int>(out[0].shape[2]), static_cast<int>(k_[0]), static_cast<int>(k_[1]),
+               static_cast<int>(s_[0]), static_cast<int>(s_[1]), static_cast<int>(p_[0]), static_cast<int>(p_[1])};
+    cudaStream_t s = stream_of(ctx);
+    const bool f16 = in[0].dtype == DType::Float16;
+    const void* bias = has(2) ? in[2].data : nullptr;
+    const void* res = has(3) ? in[3].data : nullptr;
+    if (group_ != 1) {
+      bool vec = g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(in[1].data) && aligned16(out[0].data) &&
+                 (!bias || aligned16(bias)) && (!res || aligned16(res));
+      const int64_t work = int64_t(g.N) * g.OH * g.OW * g.C / (vec ? (f16 ? 8 : 4) : 1);
+      if (f16) {
+        auto x = in[0].as<__half>();
+        auto w = in[1].as<__half>();
+        auto b = static_cast<const __half*>(bias);
+        auto r = static_cast<const __half*>(res);
+        if (vec) depthwise_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<__half>(), g);
+        else depthwise_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<__half>(), g);
+      } else {
+        auto x = in[0].as<float>();
+        auto w = in[1].as<float>();
+        auto b = static_cast<const float*>(bias);
+        auto r = static_cast<const float*>(res);
+        if (vec) depthwise_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<float>(), g);
+        else depthwise_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<float>(), g);
+      }
+      check_launch(node_);
+      return;
+    }
+    const int64_t M = int64_t(g.N) * g.OH * g.OW, K = int64_t(g.KH) * g.KW * g.C;
+    const size_t es = dtype_size(in[0].dtype);
+    const size_t col_bytes = static_cast<size_t>((M * K * static_cast<int64_t>(es) + 255) / 256 * 256);
+    auto it = plans_.find(M);
+    if (it == plans_.end()) fail("run() for an input shape prepare() never saw");
+    if (ctx.workspace_bytes < col_bytes) fail("workspace smaller than prepare() asked for");
+    void* col = ctx.workspace;
+    const bool vec = g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(col);
+    const int64_t work = M * g.KH * g.KW * g.C / (vec ? (f16 ? 8 : 4) : 1);
+    if (f16) {
+      if (vec) im2col_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(in[0].as<__half>(), static_cast<__half*>(col), g);
+      else im2col_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(in[0].as<__half>(), static_cast<__half*>(col), g);
+    } else {
+      if (vec) im2col_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(in[0].as<float>(), static_cast<float*>(col), g);
+      else im2col_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(in[0].as<float>(), static_cast<float*>(col), g);
+    }
+    check_launch(node_);
+    guarded("cuBLASLt conv GEMM", [&] {
+      it->second->gemm.run(1.f, col, in[1].data, res ? 1.f : 0.f, res, out[0].data, bias, static_cast<char*>(ctx.workspace) + col_bytes,
+                           ctx.workspace_bytes - col_bytes, s);
+    });
+  }
+
+ private:
+  struct Plan {
+    LtGemm gemm;
+    size_t workspace = 0;
+  };
+  std::vector<int64_t> k_, s_, p_;
+  int64_t group_;
+  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt

@@ -1,0 +1,82 @@
+// unirt.Linear (passes/fuse_linear.cpp; 1x1 convs from passes/layout_nhwc.cpp):
+// Y[M, N] = X[M, K] W[K, N] + bias[N] + R[M, N] as one cuBLASLt GEMM, M = all leading dims of X.
+// The bias rides in the epilogue and the residual enters as C with beta = 1, so neither costs a
+// pass over memory. One plan (descriptors + heuristic algorithm) per M, made in prepare().
+#include <map>
+#include <memory>
+
+#include "cuda/gemm.h"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+int alignment_for(std::initializer_list<int64_t> byte_strides) {
+  int a = 16;
+  for (int64_t o : byte_strides)
+    while (a > 1 && o % a != 0) a >>= 1;
+  return a;
+}
+
+class LinearKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
+    expect_floatish(in[0], "X");
+    const auto& xs = in[0].shape;
+    if (xs.empty() || in[1].shape.size() != 2 || in[1].shape[0] != xs.back())
+      fail("X and W do not form [..., K] x [K, N]");
+    for (size_t i : {size_t(1), size_t(2), size_t(3)})
+      if (i < in.size() && has(i) && in[i].dtype != in[0].dtype)
+        fail(std::string("input ") + std::to_string(i) + " is " + dtype_name(in[i].dtype) + ", X is " + dtype_name(in[0].dtype));
+    if (out[0].dtype != in[0].dtype) fail("output type differs from X");
+    const int64_t K = xs.back(), N = in[1].shape[1], M = K ? in[0].numel() / K : 0;
+    if (has(2) && in[2].numel() != N) fail("bias must hold " + std::to_string(N) + " values");
+    if (has(3) && in[3].shape != out[0].shape) fail("residual shape differs from the output");
+    if (M == 0 || N == 0 || K == 0) return 0;
+    auto it = plans_.find(M);
+    if (it != plans_.end()) return it->second->workspace;
+    auto p = std::make_unique<Plan>();
+    GemmShape g;
+    g.type = in[0].dtype;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.lda = K;
+    g.ldb = N;
+    g.ldc = N;
+    g.bias = has(2);
+    const int64_t es = static_cast<int64_t>(dtype_size(g.type));
+    g.min_alignment = alignment_for({K * es, N * es});
+    guarded("cuBLASLt plan", [&] { p->workspace = p->gemm.setup(g); });
+    const size_t ws = p->workspace;
+    plans_.emplace(M, std::move(p));
+    return ws;
+  }
+
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int64_t K = in[0].shape.back(), N = in[1].shape[1], M = K ? in[0].numel() / K : 0;
+    if (M == 0 || N == 0) return;
+    if (K == 0) fail("K == 0 is not supported by the CUDA Linear kernel");
+    auto it = plans_.find(M);
+    if (it == plans_.end()) fail("run() for an input shape prepare() never saw");
+    const bool res = has(3);
+    guarded("cuBLASLt Linear", [&] {
+      it->second->gemm.run(1.f, in[0].data, in[1].data, res ? 1.f : 0.f, res ? in[3].data : nullptr, out[0].data,
+                           has(2) ? in[2].data : nullptr, ctx.workspace, ctx.workspace_bytes, stream_of(ctx));
+    });
+  }
+
+ private:
+  struct Plan {
+    LtGemm gemm;
+    size_t workspace = 0;
+  };
+  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.Linear, LinearKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt

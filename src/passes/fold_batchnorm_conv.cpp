@@ -1,0 +1,71 @@
+// BatchNormalization -> Conv (no padding, one group): the UniFormer CBlock normalises before its
+// 1x1 convolutions (norm1 -> conv1, norm2 -> mlp.fc1), so the BN is an affine map on the conv's
+// input channels and folds into the weights:
+//   W'[o, i, ...] = W[o, i, ...] * s[i],  b'[o] = b[o] + sum_{i,...} W[o, i, ...] * t[i]
+// with s = gamma / sqrt(var + eps), t = beta - mean * s. Zero padding would see BN(0) = t at the
+// border instead of 0, so padded convs are left alone.
+#include <cmath>
+
+#include "passes/fusions.h"
+
+namespace unirt {
+
+int fold_batchnorm_into_conv(Graph& g) {
+  int fired = 0;
+  auto consumers = g.consumers();
+  for (auto& bn : g.nodes) {
+    if (bn.op_type != "BatchNormalization" || bn.outputs.size() != 1 || bn.inputs.size() < 5) continue;
+    bool params_const = true;
+    for (int i = 1; i < 5; ++i) params_const &= g.value(bn.inputs[i]).is_const() && g.value(bn.inputs[i]).dtype == DType::Float32;
+    if (!params_const || bn.attr_i("training_mode", 0) != 0) continue;
+    const int conv_idx = sole_consumer(g, consumers, bn.outputs[0]);
+    if (conv_idx < 0) continue;
+    Node& conv = g.nodes[conv_idx];
+    if (conv.op_type != "Conv" || conv.inputs[0] != bn.outputs[0] || conv.attr_i("group", 1) != 1) continue;
+    if (!g.value(conv.inputs[1]).is_const() || g.value(conv.inputs[1]).dtype != DType::Float32) continue;
+    if (conv.has_input(2) && !g.value(conv.inputs[2]).is_const()) continue;
+    if (conv.attr_s("auto_pad", "NOTSET") != "NOTSET" && conv.attr_s("auto_pad", "NOTSET") != "VALID") continue;
+    bool padded = false;
+    for (auto p : conv.attr_ints("pads")) padded |= p != 0;
+    if (padded) continue;
+    const TensorData& w = *g.value(conv.inputs[1]).data;
+    if (w.shape.size() < 3) continue;
+    const int64_t cout = w.shape[0], cin = w.shape[1], taps = w.numel() / (cout * cin);
+    auto gamma = g.value(bn.inputs[1]).data->to_float(), beta = g.value(bn.inputs[2]).data->to_float();
+    auto mean = g.value(bn.inputs[3]).data->to_float(), var = g.value(bn.inputs[4]).data->to_float();
+    if (static_cast<int64_t>(gamma.size()) != cin || beta.size() != gamma.size() || mean.size() != gamma.size() ||
+        var.size() != gamma.size())
+      continue;
+    const float eps = bn.attr_f("epsilon", 1e-5f);
+    std::vector<float> bias(cout, 0.f);
+    if (conv.has_input(2)) bias = g.value(conv.inputs[2]).data->to_float();
+    TensorData nw = w;
+    float* wp = nw.as<float>();
+    for (int64_t i = 0; i < cin; ++i) {
+      const float s = gamma[i] / std::sqrt(var[i] + eps), t = beta[i] - mean[i] * s;
+      for (int64_t o = 0; o < cout; ++o) {
+        float* wi = wp + (o * cin + i) * taps;
+        double shift = 0;
+        for (int64_t k = 0; k < taps; ++k) {
+          shift += static_cast<double>(wi[k]) * t;
+          wi[k] *= s;
+        }
+        bias[o] += static_cast<float>(shift);
+      }
+    }
+    const int wid = g.add_constant(g.unique_name(conv.name + "/bn_folded_weight"), std::move(nw));
+    const int bid = g.add_constant(g.unique_name(conv.name + "/bn_folded_bias"), TensorData::from_float(bias, {cout}));
+    conv.inputs.resize(3);
+    conv.inputs[0] = bn.inputs[0];
+    conv.inputs[1] = wid;
+    conv.inputs[2] = bid;
+    conv.notes.push_back("folded the preceding BatchNormalization '" + bn.name + "'");
+    bn.op_type.clear();
+    g.relink();
+    consumers = g.consumers();
+    ++fired;
+  }
+  return fired;
+}
+
+}  // namespace unirt

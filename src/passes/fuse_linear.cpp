@@ -1,0 +1,101 @@
+// Epilogue fusions for GEMM-shaped layers:
+//   fuse_linear:   MatMul(X, W constant [K, N]) (+ Add(constant bias [N])) -> unirt.Linear(X, W, bias).
+//                  The leading dims of X fold into the GEMM's M, and the bias rides in the GEMM
+//                  epilogue instead of a separate broadcast Add over the whole activation.
+//   fuse_residual: Add(layer(x), r) where the layer is a unirt.Linear or unirt.ConvNHWC whose output
+//                  feeds only that Add, and r has exactly the output's shape -> the layer takes r
+//                  as its 4th input and adds it while writing (cuBLASLt's beta * C), so the
+//                  residual stream costs no extra pass over memory.
+#include "passes/fusions.h"
+
+namespace unirt {
+namespace {
+
+bool same_shape(const Graph& g, int a, int b) {
+  const Value& va = g.value(a);
+  const Value& vb = g.value(b);
+  if (!va.has_shape || !vb.has_shape || va.shape.size() != vb.shape.size() || va.dtype != vb.dtype) return false;
+  for (size_t i = 0; i < va.shape.size(); ++i)
+    if (!va.shape[i].equals(vb.shape[i])) return false;
+  return true;
+}
+
+// A constant holding one row of N values (shape [N], [1, N], ...).
+bool is_bias_row(const Graph& g, int v, int64_t n) {
+  const Value& c = g.value(v);
+  if (!c.data || c.data->numel() != n || c.data->shape.empty() || c.data->shape.back() != n) return false;
+  return c.dtype == DType::Float32 || c.dtype == DType::Float16;
+}
+
+}  // namespace
+
+int fuse_linear(Graph& g) {
+  int fired = 0;
+  auto cons = g.consumers();
+  const size_t original = g.nodes.size();
+  for (size_t mi = 0; mi < original; ++mi) {
+    if (g.nodes[mi].op_type != "MatMul") continue;
+    const Node mm = g.nodes[mi];
+    const Value& x = g.value(mm.inputs[0]);
+    const Value& w = g.value(mm.inputs[1]);
+    if (!w.data || w.data->shape.size() != 2 || !x.has_shape || x.shape.size() < 2) continue;
+    if (w.dtype != DType::Float32 && w.dtype != DType::Float16) continue;
+    const int64_t n = w.data->shape[1];
+    Node lin;
+    lin.name = mm.name;
+    lin.op_type = "unirt.Linear";
+    lin.inputs = {mm.inputs[0], mm.inputs[1]};
+    lin.outputs = mm.outputs;
+    lin.notes = mm.notes;
+    std::string note = "MatMul as a GEMM over all leading dims";
+    const int add_idx = sole_consumer(g, cons, mm.outputs[0]);
+    if (add_idx >= 0 && g.nodes[add_idx].op_type == "Add") {
+      Node& add = g.nodes[add_idx];
+      const int other = add.inputs[0] == mm.outputs[0] ? add.inputs[1] : add.inputs[0];
+      if (is_bias_row(g, other, n)) {
+        TensorData b = *g.value(other).data;
+        b.shape = {n};
+        lin.inputs.push_back(g.add_constant(g.unique_name(g.value(other).name + "/row"), std::move(b)));
+        lin.outputs = add.outputs;
+        note += " with the bias Add '" + add.name + "' in its epilogue";
+        add.op_type.clear();
+      }
+    }
+    lin.notes.push_back(note);
+    g.nodes[mi].op_type.clear();
+    g.add_node(std::move(lin));
+    ++fired;
+  }
+  if (fired) g.relink();
+  return fired;
+}
+
+int fuse_residual(Graph& g) {
+  int fired = 0;
+  auto cons = g.consumers();
+  for (size_t ai = 0; ai < g.nodes.size(); ++ai) {
+    if (g.nodes[ai].op_type != "Add" || g.nodes[ai].inputs.size() != 2) continue;
+    const Node add = g.nodes[ai];
+    for (int k = 1; k >= 0; --k) {  // prefer the later operand: the branch, not the stream
+      const int y = add.inputs[k], r = add.inputs[1 - k];
+      const int p = g.value(y).producer;
+      if (p < 0 || y == r) continue;
+      Node& layer = g.nodes[p];
+      if (layer.op_type != "unirt.Linear" && layer.op_type != "unirt.ConvNHWC") continue;
+      if (layer.has_input(3) || sole_consumer(g, cons, y) != static_cast<int>(ai)) continue;
+      if (g.value(r).is_const() || !same_shape(g, y, add.outputs[0]) || !same_shape(g, r, add.outputs[0])) continue;
+      layer.inputs.resize(4, -1);
+      layer.inputs[3] = r;
+      layer.outputs[0] = add.outputs[0];
+      layer.notes.push_back("residual Add '" + add.name + "' in its epilogue");
+      g.nodes[ai].op_type.clear();
+      g.relink();
+      cons = g.consumers();
+      ++fired;
+      break;
+    }
+  }
+  return fired;
+}
+
+}  // namespace unirt
