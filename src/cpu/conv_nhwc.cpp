@@ -15,19 +15,22 @@ class ConvNhwcKernel : public CpuKernel {
         k_(a.node.attr_ints("kernel_shape")),
         s_(a.node.attr_ints("strides", {1, 1})),
         p_(a.node.attr_ints("pads", {0, 0, 0, 0})),
-        group_(a.node.attr_i("group", 1)) {
+        group_(a.node.attr_i("group", 1)),
+        nchw_(a.node.attr_s("input_layout", "NHWC") == "NCHW") {
     if (k_.size() != 2 || s_.size() != 2 || p_.size() != 4) fail("expects 2-D kernel_shape, strides and pads");
+    if (nchw_ && group_ != 1) fail("an NCHW input is only supported with one group");
   }
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     check(in, out);
     if (group_ != 1) return 0;
-    return static_cast<size_t>(out[0].shape[1] * out[0].shape[2] * k_[0] * k_[1] * in[0].shape[3]) * sizeof(float);
+    return static_cast<size_t>(out[0].shape[1] * out[0].shape[2] * k_[0] * k_[1] * nhwc(in[0].shape)[3]) * sizeof(float);
   }
 
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     check(in, out);
-    const int64_t N = in[0].shape[0], H = in[0].shape[1], W = in[0].shape[2], C = in[0].shape[3];
+    const auto xs = nhwc(in[0].shape);
+    const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];
     const int64_t OH = out[0].shape[1], OW = out[0].shape[2], CO = out[0].shape[3];
     const float* x = in[0].as<float>();
     const float* w = in[1].as<float>();
@@ -47,6 +50,8 @@ class ConvNhwcKernel : public CpuKernel {
               const int64_t ih = oh * s_[0] - p_[0] + i, iw = ow * s_[1] - p_[1] + j;
               float* d = dst + (i * k_[1] + j) * C;
               if (ih < 0 || ih >= H || iw < 0 || iw >= W) std::memset(d, 0, C * sizeof(float));
+              else if (nchw_)
+                for (int64_t c = 0; c < C; ++c) d[c] = x[((n * C + c) * H + ih) * W + iw];
               else std::memcpy(d, x + ((n * H + ih) * W + iw) * C, C * sizeof(float));
             }
         }
@@ -85,7 +90,7 @@ class ConvNhwcKernel : public CpuKernel {
   void check(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const {
     expect_float(in[0], "X");
     expect_float(in[1], "W");
-    const auto& xs = in[0].shape;
+    const auto xs = nhwc(in[0].shape);
     const auto& ws = in[1].shape;
     if (xs.size() != 4 || ws.size() != 4) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
     if (ws[0] != k_[0] || ws[1] != k_[1]) fail("weights " + shape_text(ws) + " do not match kernel_shape");
@@ -97,8 +102,13 @@ class ConvNhwcKernel : public CpuKernel {
     if (present(in, 2) && in[2].numel() != ws[3]) fail("bias must hold one value per output channel");
     if (present(in, 3)) expect_shape(in[3], out[0].shape, "residual");
   }
+  std::vector<int64_t> nhwc(const std::vector<int64_t>& s) const {
+    if (!nchw_ || s.size() != 4) return s;
+    return {s[0], s[2], s[3], s[1]};
+  }
   std::vector<int64_t> k_, s_, p_;
   int64_t group_;
+  bool nchw_;
 };
 UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel);
 

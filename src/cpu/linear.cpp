@@ -1,5 +1,8 @@
 // unirt.Linear (passes/fuse_linear.cpp, and 1x1 convs from passes/layout_nhwc.cpp):
-// Y[..., N] = X[..., K] W[K, N] (+ bias[N]) (+ R[..., N]), one sgemm over all leading dims.
+// Y[..., N] = act(X[..., K] W[K, N] (+ bias[N])) (+ R[..., N]), one sgemm over all leading dims;
+// act is none or exact GELU (activation = "gelu", never together with R).
+#include <cmath>
+
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
 
@@ -9,7 +12,11 @@ namespace {
 
 class LinearKernel : public CpuKernel {
  public:
-  using CpuKernel::CpuKernel;
+  explicit LinearKernel(const KernelCreateArgs& a) : CpuKernel(a) {
+    const std::string act = a.node.attr_s("activation", "");
+    if (!act.empty() && act != "gelu") fail("activation '" + act + "' is not supported (gelu)");
+    gelu_ = act == "gelu";
+  }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "X");
     expect_float(in[1], "W");
@@ -43,7 +50,14 @@ class LinearKernel : public CpuKernel {
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = 0; n < N; ++n) y[m * N + n] += b[n];
     }
+    if (gelu_) {
+#pragma omp parallel for num_threads(ctx.threads) if (M * N > 65536)
+      for (int64_t i = 0; i < M * N; ++i) y[i] = 0.5f * y[i] * (1.f + std::erf(y[i] * 0.70710678f));
+    }
   }
+
+ private:
+  bool gelu_ = false;
 };
 UNIRT_REGISTER_KERNEL(cpu, unirt.Linear, LinearKernel);
 

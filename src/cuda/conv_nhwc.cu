@@ -112,8 +112,74 @@ __global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w,
   }
 }
 
-// col[m, (kh*KW + kw)*C + c] for output pixel m, zero outside the padded input.
-template <typename T, int V>
+// Stride 1, k x k (3, 5, 7): each thread computes TW neighbouring outputs along W for one channel
+// vector, so a row of TW + k - 1 input vectors serves TW * k taps (the 5x5 reads 8 vectors per row
+// instead of 20) and the row's k weight vectors are loaded once.
+template <typename T, int V, int K>
+__global__ void depthwise_nhwc_s1(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
+                                  const T* __restrict__ res, T* __restrict__ y, ConvGeom g) {
+  constexpr int TW = 4;
+  const int cv = g.C / V, owb = (g.OW + TW - 1) / TW;
+  const int64_t total = int64_t(g.N) * g.OH * owb * cv;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int c = static_cast<int>(i % cv) * V;
+    int64_t r = i / cv;
+    const int ow0 = static_cast<int>(r % owb) * TW;
+    r /= owb;
+    const int oh = static_cast<int>(r % g.OH);
+    const int n = static_cast<int>(r / g.OH);
+    float acc[TW][V];
+    {
+      float b[V];
+      if (bias) load_vec<T, V>(bias + c, b);
+      else
+#pragma unroll
+        for (int v = 0; v < V; ++v) b[v] = 0.f;
+#pragma unroll
+      for (int j = 0; j < TW; ++j)
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[j][v] = b[v];
+    }
+    for (int kh = 0; kh < K; ++kh) {
+      const int ih = oh - g.PT + kh;
+      if (ih < 0 || ih >= g.H) continue;
+      float wv[K][V];
+#pragma unroll
+      for (int kw = 0; kw < K; ++kw) load_vec<T, V>(w + (kh * K + kw) * g.C + c, wv[kw]);
+      const T* xrow = x + (int64_t(n) * g.H + ih) * g.W * g.C + c;
+#pragma unroll
+      for (int col = 0; col < TW + K - 1; ++col) {
+        const int iw = ow0 - g.PL + col;
+        if (iw < 0 || iw >= g.W) continue;
+        float xv[V];
+        load_vec<T, V>(xrow + int64_t(iw) * g.C, xv);
+#pragma unroll
+        for (int j = 0; j < TW; ++j) {
+          const int kw = col - j;
+          if (kw < 0 || kw >= K) continue;
+#pragma unroll
+          for (int v = 0; v < V; ++v) acc[j][v] = fmaf(xv[v], wv[kw][v], acc[j][v]);
+        }
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < TW; ++j) {
+      if (ow0 + j >= g.OW) break;
+      const int64_t o = ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c;
+      if (res) {
+        float rv[V];
+        load_vec<T, V>(res + o, rv);
+#pragma unroll
+        for (int v = 0; v < V; ++v) acc[j][v] += rv[v];
+      }
+      store_vec<T, V>(y + o, acc[j]);
+    }
+  }
+}
+
+// col[m, (kh*KW + kw)*C + c] for output pixel m, zero outside the padded input. NCHW: the input
+// is still in the graph's layout (the first patch embedding reads the image without a reformat).
+template <typename T, int V, bool NCHW>
 __global__ void im2col_nhwc(const T* __restrict__ x, T* __restrict__ col, ConvGeom g) {
   const int cv = g.C / V, taps = g.KH * g.KW;
   const int64_t total = int64_t(g.N) * g.OH * g.OW * taps * cv;
@@ -127,7 +193,9 @@ __global__ void im2col_nhwc(const T* __restrict__ x, T* __restrict__ col, ConvGe
     const int n = static_cast<int>(m / (int64_t(g.OW) * g.OH));
     const int ih = oh * g.SH - g.PT + tap / g.KW, iw = ow * g.SW - g.PL + tap % g.KW;
     float v[V];
-    if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) load_vec<T, V>(x + ((int64_t(n) * g.H + ih) * g.W + iw) * g.C + c, v);
+    if (NCHW) {
+      v[0] = (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) ? ld(x, ((int64_t(n) * g.C + c) * g.H + ih) * g.W + iw) : 0.f;
+    } else if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) load_vec<T, V>(x + ((int64_t(n) * g.H + ih) * g.W + iw) * g.C + c, v);
     else
 #pragma unroll
       for (int k = 0; k < V; ++k) v[k] = 0.f;
@@ -144,13 +212,15 @@ class ConvNhwcKernel : public CudaKernel {
         k_(a.node.attr_ints("kernel_shape")),
         s_(a.node.attr_ints("strides", {1, 1})),
         p_(a.node.attr_ints("pads", {0, 0, 0, 0})),
-        group_(a.node.attr_i("group", 1)) {
+        group_(a.node.attr_i("group", 1)),
+        nchw_(a.node.attr_s("input_layout", "NHWC") == "NCHW") {
     if (k_.size() != 2 || s_.size() != 2 || p_.size() != 4) fail("expects 2-D kernel_shape, strides and pads");
+    if (nchw_ && group_ != 1) fail("an NCHW input is only supported with one group");
   }
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     expect_floatish(in[0], "X");
-    const auto& xs = in[0].shape;
+    const auto xs = nhwc_shape(in[0].shape);
     const auto& ws = in[1].shape;
     if (xs.size() != 4 || ws.size() != 4 || ws[0] != k_[0] || ws[1] != k_[1]) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
     if (in[1].dtype != in[0].dtype || out[0].dtype != in[0].dtype) fail("X, W and the output must share one float type");
@@ -189,7 +259,7 @@ class ConvNhwcKernel : public CudaKernel {
 
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     if (out[0].numel() == 0) return;
-    const auto& xs = in[0].shape;
+    const auto xs = nhwc_shape(in[0].shape);
     ConvGeom g{static_cast<int>(xs[0]), static_cast<int>(xs[1]), static_cast<int>(xs[2]), static_cast<int>(xs[3]),
                static_cast<int>(out[0].shape[1]), static_cast<int>(out[0].shape[2]), static_cast<int>(k_[0]), static_cast<int>(k_[1]),
                static_cast<int>(s_[0]), static_cast<int>(s_[1]), static_cast<int>(p_[0]), static_cast<int>(p_[1])};
@@ -201,20 +271,30 @@ class ConvNhwcKernel : public CudaKernel {
       bool vec = g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(in[1].data) && aligned16(out[0].data) &&
                  (!bias || aligned16(bias)) && (!res || aligned16(res));
       const int64_t work = int64_t(g.N) * g.OH * g.OW * g.C / (vec ? (f16 ? 8 : 4) : 1);
+      const int64_t tiled = int64_t(g.N) * g.OH * ((g.OW + 3) / 4) * g.C / (f16 ? 8 : 4);
+      const bool s1 = vec && g.SH == 1 && g.SW == 1 && g.KH == g.KW && (g.KH == 3 || g.KH == 5 || g.KH == 7);
       if (f16) {
         auto x = in[0].as<__half>();
         auto w = in[1].as<__half>();
         auto b = static_cast<const __half*>(bias);
         auto r = static_cast<const __half*>(res);
-        if (vec) depthwise_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<__half>(), g);
-        else depthwise_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<__half>(), g);
+        auto y = out[0].as<__half>();
+        if (s1 && g.KH == 3) depthwise_nhwc_s1<__half, 8, 3><<<blocks_for(tiled), 256, 0, s>>>(x, w, b, r, y, g);
+        else if (s1 && g.KH == 5) depthwise_nhwc_s1<__half, 8, 5><<<blocks_for(tiled), 256, 0, s>>>(x, w, b, r, y, g);
+        else if (s1) depthwise_nhwc_s1<__half, 8, 7><<<blocks_for(tiled), 256, 0, s>>>(x, w, b, r, y, g);
+        else if (vec) depthwise_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
+        else depthwise_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
       } else {
         auto x = in[0].as<float>();
         auto w = in[1].as<float>();
         auto b = static_cast<const float*>(bias);
         auto r = static_cast<const float*>(res);
-        if (vec) depthwise_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<float>(), g);
-        else depthwise_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, out[0].as<float>(), g);
+        auto y = out[0].as<float>();
+        if (s1 && g.KH == 3) depthwise_nhwc_s1<float, 4, 3><<<blocks_for(tiled), 256, 0, s>>>(x, w, b, r, y, g);
+        else if (s1 && g.KH == 5) depthwise_nhwc_s1<float, 4, 5><<<blocks_for(tiled), 256, 0, s>>>(x, w, b, r, y, g);
+        else if (s1) depthwise_nhwc_s1<float, 4, 7><<<blocks_for(tiled), 256, 0, s>>>(x, w, b, r, y, g);
+        else if (vec) depthwise_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
+        else depthwise_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
       }
       check_launch(node_);
       return;
@@ -226,14 +306,20 @@ class ConvNhwcKernel : public CudaKernel {
     if (it == plans_.end()) fail("run() for an input shape prepare() never saw");
     if (ctx.workspace_bytes < col_bytes) fail("workspace smaller than prepare() asked for");
     void* col = ctx.workspace;
-    const bool vec = g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(col);
+    const bool vec = !nchw_ && g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(col);
     const int64_t work = M * g.KH * g.KW * g.C / (vec ? (f16 ? 8 : 4) : 1);
     if (f16) {
-      if (vec) im2col_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(in[0].as<__half>(), static_cast<__half*>(col), g);
-      else im2col_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(in[0].as<__half>(), static_cast<__half*>(col), g);
+      auto x = in[0].as<__half>();
+      auto c = static_cast<__half*>(col);
+      if (nchw_) im2col_nhwc<__half, 1, true><<<blocks_for(work), 256, 0, s>>>(x, c, g);
+      else if (vec) im2col_nhwc<__half, 8, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
+      else im2col_nhwc<__half, 1, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
     } else {
-      if (vec) im2col_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(in[0].as<float>(), static_cast<float*>(col), g);
-      else im2col_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(in[0].as<float>(), static_cast<float*>(col), g);
+      auto x = in[0].as<float>();
+      auto c = static_cast<float*>(col);
+      if (nchw_) im2col_nhwc<float, 1, true><<<blocks_for(work), 256, 0, s>>>(x, c, g);
+      else if (vec) im2col_nhwc<float, 4, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
+      else im2col_nhwc<float, 1, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
     }
     check_launch(node_);
     guarded("cuBLASLt conv GEMM", [&] {
@@ -247,8 +333,14 @@ class ConvNhwcKernel : public CudaKernel {
     LtGemm gemm;
     size_t workspace = 0;
   };
+  // The input as [N, H, W, C] whatever layout it arrives in.
+  std::vector<int64_t> nhwc_shape(const std::vector<int64_t>& s) const {
+    if (!nchw_ || s.size() != 4) return s;
+    return {s[0], s[2], s[3], s[1]};
+  }
   std::vector<int64_t> k_, s_, p_;
   int64_t group_;
+  bool nchw_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel);

@@ -57,6 +57,9 @@ void fill_channel_bias(DType t, const void* bias, void* y, int64_t n, int64_t C,
 // out[o, i] = reduce_k x[o, k, i] (mode 0 mean, 1 sum, 2 max), float32 accumulation.
 void reduce_axes(DType t, const void* x, void* y, int64_t outer, int64_t K, int64_t inner, int mode, cudaStream_t stream);
 
+// y = GELU(y) (exact, erf form) in place, float32 math.
+void gelu_inplace(DType t, void* y, int64_t n, cudaStream_t stream);
+
 class CudaKernel : public OpKernel {
  public:
   explicit CudaKernel(const KernelCreateArgs& a) : node_(a.node), opset_(a.graph.opset) {}

@@ -52,6 +52,18 @@ __global__ void unary(Un op, const T* x, T* y, int64_t n) {
     st(y, i, apply_un(op, ld(x, i)));
 }
 
+}  // namespace
+
+void gelu_inplace(DType t, void* y, int64_t n, cudaStream_t s) {
+  if (n == 0) return;
+  if (t == DType::Float16 && n % 8 == 0 && n < (int64_t{1} << 31) && aligned16(y))
+    unary_h8<<<grid_for(n / 8), 256, 0, s>>>(Un::Gelu, static_cast<uint4*>(y), static_cast<uint4*>(y), static_cast<int>(n / 8));
+  else if (t == DType::Float16) unary<<<grid_for(n), 256, 0, s>>>(Un::Gelu, static_cast<__half*>(y), static_cast<__half*>(y), n);
+  else unary<<<grid_for(n), 256, 0, s>>>(Un::Gelu, static_cast<float*>(y), static_cast<float*>(y), n);
+}
+
+namespace {
+
 class UnaryKernel : public CudaKernel {
  public:
   UnaryKernel(const KernelCreateArgs& a, Un op) : CudaKernel(a), op_(op) {

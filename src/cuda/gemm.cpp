@@ -41,8 +41,9 @@ size_t LtGemm::setup(const GemmShape& s) {
   const cublasOperation_t opa = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, opb = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   UNIRT_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &opa, sizeof(opa)));
   UNIRT_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &opb, sizeof(opb)));
-  if (s.bias) {
-    const cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_BIAS;
+  if (s.bias || s.gelu) {
+    const cublasLtEpilogue_t ep =
+        s.gelu ? (s.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU) : CUBLASLT_EPILOGUE_BIAS;
     UNIRT_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &ep, sizeof(ep)));
   }
   a_ = s.trans_b ? make_layout(s.type, s.K, s.N, s.ldb, s.batch, s.stride_b) : make_layout(s.type, s.N, s.K, s.ldb, s.batch, s.stride_b);

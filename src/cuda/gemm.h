@@ -16,6 +16,7 @@ struct GemmShape {
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
   int64_t batch = 1;
   bool bias = false;         // bias epilogue: bias[N] added to every row of D
+  bool gelu = false;         // GELU epilogue (cuBLASLt's tanh form) after the bias
   int min_alignment = 16;    // bytes every A/B/C pointer is known to be aligned to
 };
 

@@ -2,6 +2,8 @@
 //   fuse_linear:   MatMul(X, W constant [K, N]) (+ Add(constant bias [N])) -> unirt.Linear(X, W, bias).
 //                  The leading dims of X fold into the GEMM's M, and the bias rides in the GEMM
 //                  epilogue instead of a separate broadcast Add over the whole activation.
+//   fuse_linear_gelu: unirt.Linear -> Gelu (exact) -> the Linear's activation = "gelu"; the GEMM
+//                  applies it while writing, so the 4x-wide MLP activation is written once.
 //   fuse_residual: Add(layer(x), r) where the layer is a unirt.Linear or unirt.ConvNHWC whose output
 //                  feeds only that Add, and r has exactly the output's shape -> the layer takes r
 //                  as its 4th input and adds it while writing (cuBLASLt's beta * C), so the
@@ -70,6 +72,24 @@ int fuse_linear(Graph& g) {
   return fired;
 }
 
+int fuse_linear_gelu(Graph& g) {
+  int fired = 0;
+  auto cons = g.consumers();
+  for (auto& lin : g.nodes) {
+    if (lin.op_type != "unirt.Linear" || lin.has_attr("activation") || lin.has_input(3)) continue;
+    const int gi = sole_consumer(g, cons, lin.outputs[0]);
+    if (gi < 0 || g.nodes[gi].op_type != "Gelu" || g.nodes[gi].attr_s("approximate", "none") != "none") continue;
+    Node& gelu = g.nodes[gi];
+    lin.attrs["activation"] = std::string("gelu");
+    lin.outputs[0] = gelu.outputs[0];
+    lin.notes.push_back("Gelu '" + gelu.name + "' in its epilogue");
+    gelu.op_type.clear();
+    ++fired;
+  }
+  if (fired) g.relink();
+  return fired;
+}
+
 int fuse_residual(Graph& g) {
   int fired = 0;
   auto cons = g.consumers();
@@ -82,7 +102,8 @@ int fuse_residual(Graph& g) {
       if (p < 0 || y == r) continue;
       Node& layer = g.nodes[p];
       if (layer.op_type != "unirt.Linear" && layer.op_type != "unirt.ConvNHWC") continue;
-      if (layer.has_input(3) || sole_consumer(g, cons, y) != static_cast<int>(ai)) continue;
+      // Y = act(XW + b) + R has no GEMM epilogue: only layers without an activation take R.
+      if (layer.has_input(3) || layer.has_attr("activation") || sole_consumer(g, cons, y) != static_cast<int>(ai)) continue;
       if (g.value(r).is_const() || !same_shape(g, y, add.outputs[0]) || !same_shape(g, r, add.outputs[0])) continue;
       layer.inputs.resize(4, -1);
       layer.inputs[3] = r;

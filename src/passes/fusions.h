@@ -22,6 +22,8 @@ int convert_to_nhwc(Graph& g);
 
 // MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear; see fuse_linear.cpp.
 int fuse_linear(Graph& g);
+// unirt.Linear -> exact Gelu becomes the Linear's activation attribute.
+int fuse_linear_gelu(Graph& g);
 // Add(unirt.Linear/ConvNHWC output, same-shape tensor) -> the layer's residual input.
 int fuse_residual(Graph& g);
 

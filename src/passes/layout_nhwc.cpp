@@ -423,7 +423,8 @@ void linear_shape(ShapeCtx& c) {
 }
 
 void conv_nhwc_shape(ShapeCtx& c) {
-  const Shape& x = c.shape(0);
+  Shape x = c.shape(0);
+  if (c.node().attr_s("input_layout", "NHWC") == "NCHW" && x.size() == 4) x = {x[0], x[2], x[3], x[1]};
   const Shape& w = c.shape(1);
   if (x.size() != 4 || w.size() != 4) c.fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
   const auto k = c.node().attr_ints("kernel_shape"), s = c.node().attr_ints("strides", {1, 1}), p = c.node().attr_ints("pads", {0, 0, 0, 0});
@@ -438,6 +439,25 @@ struct Registrar {
     register_shape_fn("unirt.ConvNHWC", conv_nhwc_shape);
   }
 } registrar;
+
+// A one-group ConvNHWC fed by the NCHW -> NHWC reformat of a tensor nothing else needs in
+// channels-last (the image into the first patch embedding) gathers its im2col rows from NCHW.
+int absorb_input_reformats(Graph& g) {
+  int fired = 0;
+  auto cons = g.consumers();
+  for (auto& n : g.nodes) {
+    if (n.op_type != "unirt.ConvNHWC" || n.attr_i("group", 1) != 1 || n.has_attr("input_layout")) continue;
+    const int p = g.value(n.inputs[0]).producer;
+    if (p < 0 || g.nodes[p].op_type != "Transpose" || g.nodes[p].attr_ints("perm") != Perm{0, 2, 3, 1}) continue;
+    if (cons[n.inputs[0]].size() != 1 || g.is_graph_output(n.inputs[0])) continue;
+    n.inputs[0] = g.nodes[p].inputs[0];
+    n.attrs["input_layout"] = std::string("NCHW");
+    n.notes.push_back("reads its NCHW input directly");
+    ++fired;
+  }
+  if (fired) g.relink();
+  return fired;
+}
 
 }  // namespace
 
@@ -455,6 +475,10 @@ int convert_to_nhwc(Graph& g) {
     infer_shapes(g);
     rewrites += n;
     if (n == 0) break;
+  }
+  if (absorb_input_reformats(g)) {
+    eliminate_dead_code(g);
+    infer_shapes(g);
   }
   return convs;
 }

@@ -29,6 +29,7 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     run("fuse_linear", [&] { return fuse_linear(g); });
     run("infer_shapes", [&] { infer_shapes(g); return 0; });
     run("fuse_residual", [&] { return fuse_residual(g); });
+    run("fuse_linear_gelu", [&] { return fuse_linear_gelu(g); });
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   }
   run("infer_shapes", [&] { infer_shapes(g); return 0; });

@@ -20,6 +20,10 @@ size_t planned_bytes(const Graph& g, const Plan& p, int value) {
   return align_up(std::max<size_t>(1, static_cast<size_t>(n) * dtype_size(g.value(value).dtype)));
 }
 
+bool is_view_op(const std::string& op) {
+  return op == "Reshape" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Identity";
+}
+
 bool node_is_static(const Graph& g, const Node& n) {
   for (int o : n.outputs) {
     if (o < 0) continue;
@@ -114,9 +118,26 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   p.written.assign(nv, 0);
   auto& first = p.first_step;
   auto& last = p.last_step;
+  // Reshape-like nodes between two arena tensors run nothing: the output is a view of the
+  // input's buffer (root), whose lifetime then covers the view's readers.
+  std::vector<int> root(nv);
+  for (size_t i = 0; i < nv; ++i) root[i] = static_cast<int>(i);
+  std::vector<char> view(nv, 0);
+  auto arena_value = [&](int v) {
+    const Value& val = g.value(v);
+    return p.written[v] && !external[v] && !val.is_const() && !val.sym_value;
+  };
   for (int idx = 0; idx < static_cast<int>(g.nodes.size()); ++idx) {
     const Node& n = g.nodes[idx];
     if (node_is_static(g, n)) continue;
+    if (is_view_op(n.op_type) && n.outputs.size() == 1 && n.outputs[0] >= 0 && !n.inputs.empty() && n.inputs[0] >= 0 &&
+        arena_value(root[n.inputs[0]]) && !external[n.outputs[0]] && !g.value(n.outputs[0]).sym_value) {
+      const int o = n.outputs[0];
+      root[o] = root[n.inputs[0]];
+      view[o] = 1;
+      p.written[o] = 1;
+      continue;
+    }
     const int step = static_cast<int>(p.steps.size());
     p.steps.push_back(idx);
     for (int o : n.outputs)
@@ -126,7 +147,7 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
         last[o] = std::max(last[o], step);
       }
     for (int i : n.inputs)
-      if (i >= 0 && first[i] >= 0) last[i] = std::max(last[i], step);
+      if (i >= 0 && first[root[i]] >= 0) last[root[i]] = std::max(last[root[i]], step);
   }
   struct Buf {
     int value;
@@ -135,7 +156,7 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   std::vector<Buf> bufs;
   for (size_t i = 0; i < nv; ++i) {
     const Value& v = g.value(static_cast<int>(i));
-    if (!p.written[i] || external[i] || v.is_const() || v.sym_value) continue;
+    if (!p.written[i] || external[i] || v.is_const() || v.sym_value || view[i]) continue;
     bufs.push_back({static_cast<int>(i), planned_bytes(g, p, static_cast<int>(i))});
   }
   // Greedy by size, largest first; each buffer goes into the smallest gap that is free during
@@ -161,6 +182,12 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
     p.naive_bytes += b.size;
     placed.push_back(b);
   }
+  for (size_t i = 0; i < nv; ++i)
+    if (view[i]) {
+      p.offsets[i] = p.offsets[root[i]];
+      first[i] = first[root[i]];
+      last[i] = last[root[i]];
+    }
   return p;
 }
 

@@ -29,6 +29,8 @@ struct Plan {
 // profile, evaluates every shape and plans memory. Throws Error naming the tensor and the profile.
 Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes);
 
+// Ops whose output is the input's bytes under another shape: planned as views, never run.
+bool is_view_op(const std::string& op);
 // True for nodes the planner never runs (their outputs are constants or shape values).
 bool node_is_static(const Graph& g, const Node& n);
 

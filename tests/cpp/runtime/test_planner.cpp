@@ -124,3 +124,27 @@ TEST(Planner, SymbolicShapesEvaluatePerInputShape) {
     expect_no_live_overlap(e, p);
   }
 }
+
+// Relu -> Reshape -> Relu: the Reshape is a view of the first Relu's buffer, which then lives
+// until the second Relu has read it through the view.
+TEST(Planner, ReshapeIsAViewOfItsInput) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"batch", "16"});
+  add_init_i64(g, "shape", {0, 4, 4});
+  add_node(g, "Relu", {"x"}, {"a"});
+  add_node(g, "Reshape", {"a", "shape"}, {"b"});
+  add_node(g, "Relu", {"b"}, {"c"});
+  add_node(g, "Relu", {"c"}, {"y"});
+  g->add_output()->set_name("y");
+  BuildOptions o;
+  Engine e = build_engine(import_onnx_bytes(model_bytes(m), "m"), o);
+  Plan p = make_plan(e, {{"x", {3, 16}}});
+  EXPECT_EQ(p.steps.size(), 3u);  // the Reshape does not run
+  const Graph& gr = e.graph;
+  const int a = gr.find_value("a"), b = gr.find_value("b"), c = gr.find_value("c");
+  EXPECT_EQ(p.offsets[a], p.offsets[b]);
+  EXPECT_NE(p.offsets[c], p.offsets[a]);  // c is written while b (= a) is read
+  EXPECT_EQ(p.shapes[b], (std::vector<int64_t>{3, 4, 4}));
+  EXPECT_EQ(p.last_step[a], 1);
+}
