@@ -18,6 +18,8 @@ void add_common(CLI::App* c, Common& o) {
   c->add_option("--backend", o.backend, "auto, cpu or cuda (auto: cuda when this build has it and a GPU is usable)")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   c->add_flag("--fp16", o.fp16, "FP16 engine (CUDA backend)");
+  c->add_option("--layout", o.layout, "convolution layout: auto (channels-last on CUDA), nchw or nhwc")
+      ->check(CLI::IsMember({"auto", "nchw", "nhwc"}));
   c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
 }
 
@@ -41,6 +43,7 @@ BuildOptions build_options(const Common& c) {
   BuildOptions o;
   o.backend = resolve_backend(c.backend);
   o.precision = c.fp16 ? Precision::FP16 : Precision::FP32;
+  o.layout = c.layout;
   return o;
 }
 

@@ -16,6 +16,7 @@ namespace unirt::cli {
 struct Common {
   std::string backend = "auto";
   bool fp16 = false;
+  std::string layout = "auto";
   int threads = 0;
 };
 void add_common(CLI::App* c, Common& o);

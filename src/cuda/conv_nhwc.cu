@@ -251,7 +251,10 @@ class ConvNhwcKernel : public CudaKernel {
       for (int64_t o : {K * es, N * es})
         while (a > 1 && o % a != 0) a >>= 1;
       g.min_alignment = a;
-      guarded("cuBLASLt plan", [&] { p->workspace = p->gemm.setup(g); });
+      guarded("cuBLASLt plan", [&] {
+        p->gemm.setup(g, kGemmCandidates);
+        p->workspace = choose_gemm(p->gemm, M, recorded_, has(3), &tactic_);
+      });
       it = plans_.emplace(M, std::move(p)).first;
     }
     return col + it->second->workspace;
@@ -342,6 +345,11 @@ class ConvNhwcKernel : public CudaKernel {
   int64_t group_;
   bool nchw_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
+  std::string recorded_, tactic_;
+
+ public:
+  std::string tactic() const override { return tactic_; }
+  void use_tactic(const std::string& t) override { recorded_ = t; }
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel);
 

@@ -3,6 +3,8 @@
 // transposes: D^T = op(B)^T op(A)^T.
 #include "cuda/gemm.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -12,6 +14,7 @@ namespace cuda {
 
 namespace {
 constexpr uint64_t kMaxGemmWorkspace = 32ull << 20;
+const float kOne = 1.f, kZero = 0.f;
 cudaDataType_t lt_type(DType t) { return t == DType::Float16 ? CUDA_R_16F : CUDA_R_32F; }
 
 cublasLtMatrixLayout_t make_layout(DType t, int64_t rows, int64_t cols, int64_t ld, int64_t batch, int64_t stride) {
@@ -33,7 +36,7 @@ LtGemm::~LtGemm() {
   if (desc_) cublasLtMatmulDescDestroy(desc_);
 }
 
-size_t LtGemm::setup(const GemmShape& s) {
+size_t LtGemm::setup(const GemmShape& s, int candidates) {
   s_ = s;
   cublasLtHandle_t lt = context().lt;
   UNIRT_CUBLAS(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -59,15 +62,85 @@ size_t LtGemm::setup(const GemmShape& s) {
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     UNIRT_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align)));
-  cublasLtMatmulHeuristicResult_t result{};
+  results_.assign(static_cast<size_t>(std::max(1, candidates)), cublasLtMatmulHeuristicResult_t{});
   int found = 0;
-  UNIRT_CUBLAS(cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, 1, &result, &found));
+  UNIRT_CUBLAS(cublasLtMatmulAlgoGetHeuristic(lt, desc_, a_, b_, c_, c_, pref, static_cast<int>(results_.size()), results_.data(), &found));
   if (found == 0)
     throw Error("cuBLASLt has no algorithm for a " + std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K) +
                 " GEMM (batch " + std::to_string(s.batch) + ")");
-  algo_ = result.algo;
-  workspace_ = result.workspaceSize;
+  results_.resize(static_cast<size_t>(found));
+  return select(0);
+}
+
+size_t LtGemm::select(int i) {
+  if (i < 0 || i >= candidates()) throw Error("GEMM candidate " + std::to_string(i) + " of " + std::to_string(candidates()));
+  selected_ = i;
+  algo_ = results_[i].algo;
+  workspace_ = results_[i].workspaceSize;
   return workspace_;
+}
+
+std::string LtGemm::autotune(bool with_c) {
+  const size_t es = dtype_size(s_.type);
+  const int64_t rows_a = s_.trans_a ? s_.K : s_.M, rows_b = s_.trans_b ? s_.N : s_.K;
+  const size_t a_bytes = static_cast<size_t>(rows_a * s_.lda) * es, b_bytes = static_cast<size_t>(rows_b * s_.ldb) * es;
+  const size_t d_bytes = static_cast<size_t>(s_.M * s_.ldc) * es;
+  size_t ws = 0;
+  for (const auto& r : results_) ws = std::max(ws, r.workspaceSize);
+  void *A = nullptr, *B = nullptr, *D = nullptr, *C = nullptr, *bias = nullptr, *W = nullptr;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  std::vector<float> ms(results_.size(), -1.f);
+  auto release = [&] {
+    for (void* p : {A, B, D, C, bias, W})
+      if (p) cudaFree(p);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+  };
+  try {
+    UNIRT_CUDA(cudaMalloc(&A, a_bytes));
+    UNIRT_CUDA(cudaMalloc(&B, b_bytes));
+    UNIRT_CUDA(cudaMalloc(&D, d_bytes));
+    if (with_c) UNIRT_CUDA(cudaMalloc(&C, d_bytes));
+    UNIRT_CUDA(cudaMalloc(&bias, static_cast<size_t>(s_.N) * es));
+    if (ws) UNIRT_CUDA(cudaMalloc(&W, ws));
+    UNIRT_CUDA(cudaMemset(A, 0, a_bytes));
+    UNIRT_CUDA(cudaMemset(B, 0, b_bytes));
+    if (C) UNIRT_CUDA(cudaMemset(C, 0, d_bytes));
+    UNIRT_CUDA(cudaMemset(bias, 0, static_cast<size_t>(s_.N) * es));
+    UNIRT_CUDA(cudaEventCreate(&e0));
+    UNIRT_CUDA(cudaEventCreate(&e1));
+    if (s_.bias) UNIRT_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    for (int i = 0; i < candidates(); ++i) {
+      select(i);
+      // An algorithm the library offers but cannot run here is skipped, not fatal.
+      if (cublasLtMatmul(context().lt, desc_, &kOne, B, a_, A, b_, with_c ? &kOne : &kZero, C ? C : D, c_, D, c_, &algo_, W, workspace_,
+                         nullptr) != CUBLAS_STATUS_SUCCESS)
+        continue;
+      const int reps = 10;
+      UNIRT_CUDA(cudaEventRecord(e0));
+      for (int r = 0; r < reps; ++r)
+        cublasLtMatmul(context().lt, desc_, &kOne, B, a_, A, b_, with_c ? &kOne : &kZero, C ? C : D, c_, D, c_, &algo_, W, workspace_,
+                       nullptr);
+      UNIRT_CUDA(cudaEventRecord(e1));
+      UNIRT_CUDA(cudaEventSynchronize(e1));
+      float t = 0;
+      UNIRT_CUDA(cudaEventElapsedTime(&t, e0, e1));
+      ms[i] = t / reps;
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
+  release();
+  int best = -1;
+  for (int i = 0; i < candidates(); ++i)
+    if (ms[i] >= 0 && (best < 0 || ms[i] < ms[best])) best = i;
+  if (best < 0) throw Error("no cuBLASLt candidate ran for a " + std::to_string(s_.M) + "x" + std::to_string(s_.N) + "x" + std::to_string(s_.K) + " GEMM");
+  select(best);
+  char buf[160];
+  std::snprintf(buf, sizeof(buf), "M=%lld cublasLt candidate %d of %d: %.4f ms (heuristic's first: %.4f ms)",
+                static_cast<long long>(s_.M), best, candidates(), ms[best], ms[0]);
+  return buf;
 }
 
 void LtGemm::run(float alpha, const void* A, const void* B, float beta, const void* C, void* D, const void* bias, void* workspace,
@@ -77,6 +150,18 @@ void LtGemm::run(float alpha, const void* A, const void* B, float beta, const vo
     UNIRT_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
   UNIRT_CUBLAS(cublasLtMatmul(context().lt, desc_, &alpha, B, a_, A, b_, &beta, C ? C : D, c_, D, c_, &algo_, workspace, workspace_,
                               stream));
+}
+
+size_t choose_gemm(LtGemm& gemm, int64_t M, const std::string& recorded, bool with_c, std::string* tactic) {
+  long long m = -1;
+  int idx = -1, of = -1;
+  if (std::sscanf(recorded.c_str(), "M=%lld cublasLt candidate %d of %d", &m, &idx, &of) == 3 && m == M && of == gemm.candidates() &&
+      idx >= 0 && idx < gemm.candidates()) {
+    *tactic = recorded;
+    return gemm.select(idx);
+  }
+  *tactic = gemm.autotune(with_c);
+  return gemm.run_workspace();
 }
 
 namespace {

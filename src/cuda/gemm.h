@@ -1,5 +1,8 @@
 // Row-major GEMMs through cuBLASLt, shared by MatMul, Gemm and the patch-embedding Conv.
 #pragma once
+#include <string>
+#include <vector>
+
 #include "cuda/cuda_context.h"
 
 namespace unirt {
@@ -26,8 +29,17 @@ class LtGemm {
   LtGemm(const LtGemm&) = delete;
   LtGemm& operator=(const LtGemm&) = delete;
   ~LtGemm();
-  // Descriptors and the heuristic's best algorithm; returns the workspace run() needs.
-  size_t setup(const GemmShape& s);
+  // Descriptors and up to `candidates` algorithms from the heuristic, the first selected; returns
+  // the workspace run() needs.
+  size_t setup(const GemmShape& s, int candidates = 1);
+  int candidates() const { return static_cast<int>(results_.size()); }
+  // Selects candidate i; returns the workspace it needs.
+  size_t select(int i);
+  int selected() const { return selected_; }
+  size_t run_workspace() const { return workspace_; }
+  // Times every candidate on scratch buffers of this shape (allocated and freed here, so only
+  // outside run()/capture), selects the fastest and describes the outcome.
+  std::string autotune(bool with_c);
   // C may equal D (or be null with beta == 0).
   void run(float alpha, const void* A, const void* B, float beta, const void* C, void* D, const void* bias, void* workspace,
            size_t workspace_bytes, cudaStream_t stream) const;
@@ -40,7 +52,15 @@ class LtGemm {
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
   cublasLtMatmulAlgo_t algo_{};
   size_t workspace_ = 0;
+  std::vector<cublasLtMatmulHeuristicResult_t> results_;
+  int selected_ = 0;
 };
+
+// Candidates a plan asks the heuristic for when its algorithm is timed.
+constexpr int kGemmCandidates = 8;
+// The tactic for a plan of M rows: the recorded candidate when `recorded` names this M (as written
+// by autotune), else timed now. Describes the choice in *tactic; returns the workspace.
+size_t choose_gemm(LtGemm& gemm, int64_t M, const std::string& recorded, bool with_c, std::string* tactic);
 
 }  // namespace cuda
 }  // namespace unirt

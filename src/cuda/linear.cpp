@@ -57,7 +57,10 @@ class LinearKernel : public CudaKernel {
     g.gelu = gelu_ && g.type == DType::Float16;
     const int64_t es = static_cast<int64_t>(dtype_size(g.type));
     g.min_alignment = alignment_for({K * es, N * es});
-    guarded("cuBLASLt plan", [&] { p->workspace = p->gemm.setup(g); });
+    guarded("cuBLASLt plan", [&] {
+      p->gemm.setup(g, kGemmCandidates);
+      p->workspace = choose_gemm(p->gemm, M, recorded_, has(3), &tactic_);
+    });
     const size_t ws = p->workspace;
     plans_.emplace(M, std::move(p));
     return ws;
@@ -87,6 +90,11 @@ class LinearKernel : public CudaKernel {
   };
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   bool gelu_ = false;
+  std::string recorded_, tactic_;
+
+ public:
+  std::string tactic() const override { return tactic_; }
+  void use_tactic(const std::string& t) override { recorded_ = t; }
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.Linear, LinearKernel);
 

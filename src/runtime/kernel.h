@@ -52,6 +52,12 @@ class OpKernel {
     (void)outputs;
     return 0;
   }
+  // Tactics: where several implementations exist, prepare() times them on the shape (it may use
+  // temporary device memory and synchronise for that, never run()) and tactic() describes the
+  // choice for the last prepared shape. An engine records these at its opt shape and hands them
+  // back through use_tactic() when it is loaded, so the choice is not re-timed.
+  virtual std::string tactic() const { return ""; }
+  virtual void use_tactic(const std::string& recorded) { (void)recorded; }
   // Must not allocate or synchronise: the CUDA backend captures run() into CUDA graphs.
   virtual void run(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs,
                    const RunContext& ctx) = 0;

@@ -40,6 +40,8 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
     const KernelFactory* f = reg.find(n.op_type);
     if (!f) throw Error("no " + backend_->name() + " kernel for op " + n.op_type + " at node '" + n.name + "'");
     kernels_[i] = (*f)(KernelCreateArgs{g, n, engine_->options.precision});
+    auto t = engine_->tactics.find(n.name);
+    if (t != engine_->tactics.end()) kernels_[i]->use_tactic(t->second);
     for (int in : n.inputs) {
       if (in < 0 || const_ptrs_[in]) continue;
       const Value& v = g.value(in);
@@ -50,6 +52,32 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
       weight_bytes_ += bytes;
     }
   }
+}
+
+std::map<std::string, std::string> Session::tactics() const {
+  std::map<std::string, std::string> t;
+  const Graph& g = engine_->graph;
+  for (size_t i = 0; i < kernels_.size(); ++i)
+    if (kernels_[i]) {
+      std::string s = kernels_[i]->tactic();
+      if (!s.empty()) t[g.nodes[i].name] = std::move(s);
+    }
+  return t;
+}
+
+void select_tactics(Engine& e, std::unique_ptr<Backend> backend) {
+  const auto& opt = e.options.profile.opt;
+  std::vector<std::vector<int64_t>> shapes;
+  for (int id : e.graph.inputs) {
+    auto it = opt.find(e.graph.value(id).name);
+    if (it == opt.end()) return;  // no opt shape: kernels choose when they first see a shape
+    shapes.push_back(it->second);
+  }
+  auto copy = std::make_shared<Engine>(e);
+  copy->tactics.clear();
+  Session s(copy, std::move(backend));
+  s.prepare_for(shapes);
+  e.tactics = s.tactics();
 }
 
 Session::~Session() {

@@ -37,6 +37,11 @@ struct LayerTiming {
   double ms = 0;
 };
 
+class Session;
+// Times the implementations kernels offer at the engine's opt shapes on `backend` and records the
+// choices in e.tactics (saved with the engine, reused when it is loaded). No-op without opt shapes.
+void select_tactics(Engine& e, std::unique_ptr<Backend> backend);
+
 class Session {
  public:
   Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> backend, SessionOptions o = {});
@@ -54,6 +59,9 @@ class Session {
   // Per-layer device time, averaged over `iterations` runs of the last-used shape.
   std::vector<LayerTiming> profile_layers(const std::vector<HostTensor>& inputs, int iterations);
 
+  // The implementation each kernel chose (node name -> description) for the last prepared shape.
+  std::map<std::string, std::string> tactics() const;
+
   size_t peak_activation_bytes() const;   // of the last planned input shape
   size_t naive_activation_bytes() const;  // same buffers without reuse
   size_t weight_bytes() const { return weight_bytes_; }
@@ -63,6 +71,7 @@ class Session {
   void synchronize() { backend_->synchronize(); }
 
  private:
+  friend void select_tactics(Engine& e, std::unique_ptr<Backend> backend);
   struct Prepared;
   Prepared& prepare_for(const std::vector<std::vector<int64_t>>& input_shapes);
   void launch(Prepared& pp);
