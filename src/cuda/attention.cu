@@ -2,10 +2,12 @@
 // q/k/v read in place from packed [b, n, 3, heads, head_dim] rows, output [b, n, heads*head_dim].
 //
 // float16, head_dim 32/64: a flash-attention kernel on tensor cores (mma.sync m16n8k16, float32
-// accumulation). A block owns 64 queries of one (batch, head), one warp per 16 queries; it streams
-// 64-key tiles of K and V through shared memory and keeps the running softmax (max, sum) and the
-// output in registers, so the [n, n] score matrix never leaves the SM and any sequence length
-// works (49 and 196 tokens in the classifiers, thousands in the detector's global blocks).
+// accumulation). A block owns 16-64 queries of one (batch, head), one warp per 16 queries; it
+// streams 64-key tiles of K and V through double-buffered shared memory (cp.async, so the next
+// tile loads while this one is multiplied) and keeps the running softmax (max, sum) and the output
+// in registers, so the [n, n] score matrix never leaves the SM and any sequence length works (49
+// and 196 tokens in the classifiers, thousands in the detector's global blocks). Key groups past
+// the sequence end are skipped, not computed and masked.
 // Other head sizes (<= 128) and float32 run a scalar online-softmax kernel: one thread per query.
 #include <cfloat>
 
@@ -16,7 +18,7 @@ namespace unirt {
 namespace cuda {
 namespace {
 
-constexpr int kQueries = 64;  // per block (4 warps x 16)
+constexpr int kQueries = 64;  // per block of the scalar path (one thread each)
 constexpr int kKeys = 64;     // per shared-memory tile
 constexpr int kScalarKeys = 32;  // float tiles of up to 128 columns stay within 32 KiB
 constexpr float kLog2e = 1.4426950408889634f;
@@ -40,62 +42,91 @@ __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   return *reinterpret_cast<uint32_t*>(&h);
 }
 
-// rows x D halves from token rows (row stride `ld` halves) into shared memory (row stride D + 8),
-// zero past `valid` rows.
-template <int D>
-__device__ __forceinline__ void load_tile(__half* dst, const __half* src, int64_t ld, int valid) {
-  constexpr int kVec = D / 8;  // 16-byte pieces per row
-  for (int i = threadIdx.x; i < 64 * kVec; i += blockDim.x) {
-    const int r = i / kVec, c = (i % kVec) * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < valid) v = *reinterpret_cast<const uint4*>(src + r * ld + c);
-    *reinterpret_cast<uint4*>(dst + r * (D + 8) + c) = v;
-  }
+__device__ __forceinline__ float fast_exp2(float x) {  // arguments are <= 0 here: ftz is harmless
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
-template <int D>
-__global__ void __launch_bounds__(128) flash_attention_f16(const __half* __restrict__ qkv, __half* __restrict__ out, int N,
-                                                          int heads, float scale_log2) {
+// rows x D halves from token rows (row stride `ld` halves) into shared memory (row stride D + 8)
+// with cp.async, zero-filling rows past `valid`, so the copy overlaps the previous tile's math.
+template <int D, int ROWS, int THREADS>
+__device__ __forceinline__ void load_tile_async(__half* dst, const __half* src, int64_t ld, int valid) {
+  constexpr int kVec = D / 8;  // 16-byte pieces per row
+#pragma unroll
+  for (int i = threadIdx.x; i < ROWS * kVec; i += THREADS) {
+    const int r = i / kVec, c = (i % kVec) * 8;
+    const bool in = r < valid;
+    const __half* g = in ? src + r * ld + c : src;
+    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst + r * (D + 8) + c));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(g), "r"(in ? 16 : 0));
+  }
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+// WARPS warps per block, 16 queries each: the host picks fewer warps when batch x heads is small
+// (batch 1) so that more blocks fill the GPU. K/V tiles are double-buffered.
+template <int D, int WARPS>
+__global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* __restrict__ qkv, __half* __restrict__ out,
+                                                                   int N, int heads, float scale_log2) {
   constexpr int LD = D + 8;  // padded rows: the 8 rows a quad reads fall in different banks
-  __shared__ __align__(16) __half sq[kQueries * LD];
-  __shared__ __align__(16) __half sk[kKeys * LD];
-  __shared__ __align__(16) __half sv[kKeys * LD];
+  constexpr int Q = 16 * WARPS, T = 32 * WARPS;
+  __shared__ __align__(16) __half sq[Q * LD];
+  __shared__ __align__(16) __half sk[2][kKeys * LD];
+  __shared__ __align__(16) __half sv[2][kKeys * LD];
   const int C = heads * D;
   const int64_t row_ld = 3 * int64_t(C);
   const int bh = blockIdx.y, b = bh / heads, h = bh % heads;
-  const int q0 = blockIdx.x * kQueries;
+  const int q0 = blockIdx.x * Q;
   const __half* base = qkv + int64_t(b) * N * row_ld + h * D;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+  const int tiles = (N + kKeys - 1) / kKeys;
 
-  load_tile<D>(sq, base + int64_t(q0) * row_ld, row_ld, N - q0);
-  __syncthreads();
+  load_tile_async<D, Q, T>(sq, base + int64_t(q0) * row_ld, row_ld, N - q0);
+  load_tile_async<D, kKeys, T>(sk[0], base + C, row_ld, N);
+  load_tile_async<D, kKeys, T>(sv[0], base + 2 * C, row_ld, N);
+  cp_async_commit();
+
   uint32_t qa[D / 16][4];
-  {
-    const __half* qw = sq + warp * 16 * LD;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const int c = kk * 16 + 2 * t;
-      qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * LD + c);
-      qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * LD + c);
-      qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * LD + c + 8);
-      qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * LD + c + 8);
-    }
-  }
   float o[D / 8][4];
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
   float m0 = -FLT_MAX, m1 = -FLT_MAX, l0 = 0.f, l1 = 0.f;  // rows g and g + 8
 
-  for (int k0 = 0; k0 < N; k0 += kKeys) {
-    __syncthreads();  // the previous tile is consumed
-    load_tile<D>(sk, base + int64_t(k0) * row_ld + C, row_ld, N - k0);
-    load_tile<D>(sv, base + int64_t(k0) * row_ld + 2 * C, row_ld, N - k0);
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int k0 = tile * kKeys, buf = tile & 1;
+    if (tile + 1 < tiles) {  // prefetch the next tile into the other buffer (consumed one iteration ago)
+      const int64_t next = int64_t(k0 + kKeys) * row_ld;
+      load_tile_async<D, kKeys, T>(sk[buf ^ 1], base + next + C, row_ld, N - k0 - kKeys);
+      load_tile_async<D, kKeys, T>(sv[buf ^ 1], base + next + 2 * C, row_ld, N - k0 - kKeys);
+      cp_async_commit();
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
     __syncthreads();
+    if (tile == 0) {
+      const __half* qw = sq + warp * 16 * LD;
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const int c = kk * 16 + 2 * t;
+        qa[kk][0] = *reinterpret_cast<const uint32_t*>(qw + g * LD + c);
+        qa[kk][1] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * LD + c);
+        qa[kk][2] = *reinterpret_cast<const uint32_t*>(qw + g * LD + c + 8);
+        qa[kk][3] = *reinterpret_cast<const uint32_t*>(qw + (g + 8) * LD + c + 8);
+      }
+    }
+    const __half* skb = sk[buf];
+    const __half* svb = sv[buf];
+    const int valid = N - k0;  // keys of this tile that exist (may exceed kKeys)
     float s[kKeys / 8][4];
 #pragma unroll
     for (int j = 0; j < kKeys / 8; ++j) {
       s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-      const __half* kr = sk + (j * 8 + g) * LD + 2 * t;
+      if (j * 8 >= valid) continue;  // a whole 8-key group past N (warp-uniform): no math
+      const __half* kr = skb + (j * 8 + g) * LD + 2 * t;
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const uint32_t b0 = *reinterpret_cast<const uint32_t*>(kr + kk * 16);
@@ -107,12 +138,9 @@ __global__ void __launch_bounds__(128) flash_attention_f16(const __half* __restr
     float mx0 = m0, mx1 = m1;
 #pragma unroll
     for (int j = 0; j < kKeys / 8; ++j) {
-      const int key = k0 + j * 8 + 2 * t;
+      const int key = j * 8 + 2 * t;
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const bool valid = key + (e & 1) < N;
-        s[j][e] = valid ? s[j][e] * scale_log2 : -FLT_MAX;
-      }
+      for (int e = 0; e < 4; ++e) s[j][e] = key + (e & 1) < valid ? s[j][e] * scale_log2 : -FLT_MAX;
       mx0 = fmaxf(mx0, fmaxf(s[j][0], s[j][1]));
       mx1 = fmaxf(mx1, fmaxf(s[j][2], s[j][3]));
     }
@@ -121,16 +149,16 @@ __global__ void __launch_bounds__(128) flash_attention_f16(const __half* __restr
       mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
       mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
-    const float c0 = exp2f(m0 - mx0), c1 = exp2f(m1 - mx1);
+    const float c0 = fast_exp2(m0 - mx0), c1 = fast_exp2(m1 - mx1);
     m0 = mx0;
     m1 = mx1;
     float sum0 = 0.f, sum1 = 0.f;
 #pragma unroll
     for (int j = 0; j < kKeys / 8; ++j) {
-      s[j][0] = exp2f(s[j][0] - m0);
-      s[j][1] = exp2f(s[j][1] - m0);
-      s[j][2] = exp2f(s[j][2] - m1);
-      s[j][3] = exp2f(s[j][3] - m1);
+      s[j][0] = fast_exp2(s[j][0] - m0);
+      s[j][1] = fast_exp2(s[j][1] - m0);
+      s[j][2] = fast_exp2(s[j][2] - m1);
+      s[j][3] = fast_exp2(s[j][3] - m1);
       sum0 += s[j][0] + s[j][1];
       sum1 += s[j][2] + s[j][3];
     }
@@ -146,6 +174,7 @@ __global__ void __launch_bounds__(128) flash_attention_f16(const __half* __restr
     // O += P V: the score accumulators of two key tiles are exactly one A fragment.
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
+      if (kk * 16 >= valid) break;  // the probabilities there are all zero
       uint32_t pa[4];
       pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
       pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
@@ -155,11 +184,12 @@ __global__ void __launch_bounds__(128) flash_attention_f16(const __half* __restr
       for (int dt = 0; dt < D / 8; dt += 2) {
         uint32_t vb[4];
         const int key = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7);
-        ldmatrix_x4_trans(vb, sv + key * LD + (dt + (lane >> 4)) * 8);
+        ldmatrix_x4_trans(vb, svb + key * LD + (dt + (lane >> 4)) * 8);
         mma16816(o[dt], pa, vb[0], vb[1]);
         mma16816(o[dt + 1], pa, vb[2], vb[3]);
       }
     }
+    __syncthreads();  // this buffer is refilled by the next iteration's prefetch
   }
 #pragma unroll
   for (int off = 1; off < 4; off <<= 1) {
@@ -253,8 +283,7 @@ class AttentionKernel : public CudaKernel {
       const auto* x = in[0].as<__half>();
       auto* y = out[0].as<__half>();
       const bool vec = aligned16(x) && aligned16(y);
-      if (vec && d == 32) flash_attention_f16<32><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
-      else if (vec && d == 64) flash_attention_f16<64><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
+      if (vec && (d == 32 || d == 64)) launch_flash(x, y, B, n, h, d, sl2, s);
       else launch_scalar(x, y, grid, n, h, d, sl2, s);
     } else {
       launch_scalar(in[0].as<float>(), out[0].as<float>(), grid, n, h, d, sl2, s);
@@ -263,6 +292,23 @@ class AttentionKernel : public CudaKernel {
   }
 
  private:
+  // Four warps (64 queries) per block when that still gives every SM two blocks, else fewer: at
+  // batch 1 a 196-token stage has only 5 heads, and 64-query blocks would leave most SMs idle.
+  void launch_flash(const __half* x, __half* y, int64_t B, int n, int h, int d, float sl2, cudaStream_t s) {
+    const int64_t want = 2 * int64_t(context().props.multiProcessorCount);
+    int warps = 4;
+    while (warps > 1 && (n + 16 * warps - 1) / (16 * warps) * B * h < want) warps /= 2;
+    const dim3 grid(static_cast<unsigned>((n + 16 * warps - 1) / (16 * warps)), static_cast<unsigned>(B * h));
+    if (d == 32) {
+      if (warps == 4) flash_attention_f16<32, 4><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
+      else if (warps == 2) flash_attention_f16<32, 2><<<grid, 64, 0, s>>>(x, y, n, h, sl2);
+      else flash_attention_f16<32, 1><<<grid, 32, 0, s>>>(x, y, n, h, sl2);
+    } else {
+      if (warps == 4) flash_attention_f16<64, 4><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
+      else if (warps == 2) flash_attention_f16<64, 2><<<grid, 64, 0, s>>>(x, y, n, h, sl2);
+      else flash_attention_f16<64, 1><<<grid, 32, 0, s>>>(x, y, n, h, sl2);
+    }
+  }
   template <typename T>
   void launch_scalar(const T* x, T* y, dim3 grid, int n, int h, int d, float sl2, cudaStream_t s) {
     if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);

@@ -10,16 +10,56 @@ namespace cuda {
 namespace {
 
 
-// out[i] = in[base + sum_k idx_k(i) * stride_k]
-template <typename E>
-__global__ void strided_gather(const E* in, E* out, int64_t n, Dims od, Strides is, int64_t base) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = i, off = base;
+// V elements moved as one load/store: copies along a contiguous last dim go 16 bytes at a time.
+template <typename E, int V>
+struct alignas(sizeof(E) * V) Pack {
+  using Elem = E;
+  E e[V];
+};
+
+// out[i] = in[base + sum_k idx_k(i) * stride_k]. I is the index type: 32-bit division is several
+// times cheaper than 64-bit, and these kernels are bound by their index arithmetic.
+template <typename P, typename I>
+__global__ void strided_gather(const P* in, P* out, I n, Dims od, Strides is, I base) {
+  I dims[kMaxDims], strides[kMaxDims];
+#pragma unroll
+  for (int k = 0; k < kMaxDims; ++k) dims[k] = static_cast<I>(od.d[k]), strides[k] = static_cast<I>(is.s[k]);
+  for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
+    I rem = i, off = base;
     for (int k = od.rank - 1; k >= 0; --k) {
-      off += (rem % od.d[k]) * is.s[k];
-      rem /= od.d[k];
+      off += (rem % dims[k]) * strides[k];
+      rem /= dims[k];
     }
     out[i] = in[off];
+  }
+}
+
+// The widest pack (up to 16 bytes) that every count in `counts` and both pointers allow.
+int pack_elems(size_t es, const std::vector<int64_t>& counts, const void* a, const void* b) {
+  for (int v = static_cast<int>(16 / es); v > 1; v /= 2) {
+    bool ok = (reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(b)) % (v * es) == 0;
+    for (int64_t c : counts) ok &= c % v == 0;
+    if (ok) return v;
+  }
+  return 1;
+}
+
+// True when n and every offset base + sum_k idx_k * stride_k fit in 32 bits (|partial sums| too).
+bool fits_int32(int64_t n, const Dims& d, const int64_t* strides, int64_t base) {
+  int64_t reach = base < 0 ? -base : base;
+  for (int k = 0; k < d.rank; ++k) reach += (d.d[k] - 1) * (strides[k] < 0 ? -strides[k] : strides[k]);
+  return n < INT32_MAX && reach < INT32_MAX;
+}
+
+// Calls f(Pack<E, V>{}) for the unsigned type E of `es` bytes and a pack of `v` elements.
+template <typename F>
+void with_pack(size_t es, int v, F&& f) {
+  switch (es * v) {
+    case 1: f(Pack<uint8_t, 1>{}); break;
+    case 2: es == 1 ? f(Pack<uint8_t, 2>{}) : f(Pack<uint16_t, 1>{}); break;
+    case 4: es == 4 ? f(Pack<uint32_t, 1>{}) : es == 2 ? f(Pack<uint16_t, 2>{}) : f(Pack<uint8_t, 4>{}); break;
+    case 8: es == 8 ? f(Pack<uint64_t, 1>{}) : es == 4 ? f(Pack<uint32_t, 2>{}) : es == 2 ? f(Pack<uint16_t, 4>{}) : f(Pack<uint8_t, 8>{}); break;
+    default: es == 8 ? f(Pack<uint64_t, 2>{}) : es == 4 ? f(Pack<uint32_t, 4>{}) : es == 2 ? f(Pack<uint16_t, 8>{}) : f(Pack<uint8_t, 16>{}); break;
   }
 }
 
@@ -42,18 +82,34 @@ __global__ void transpose_last2(const E* in, E* out, int64_t R, int64_t C) {
   }
 }
 
-inline bool aligned_to(const void* p, int64_t a) { return (reinterpret_cast<uintptr_t>(p) % static_cast<uintptr_t>(a)) == 0; }
-
-void launch_gather(const TensorView& in, const TensorView& out, const Strides& is, int64_t base, cudaStream_t s) {
-  const int64_t n = out.numel();
+void launch_gather(const TensorView& in, const TensorView& out, const Strides& strides, int64_t base, cudaStream_t s) {
+  int64_t n = out.numel();
   if (n == 0) return;
-  const Dims od = dims_of(out.shape);
-  switch (dtype_size(out.dtype)) {
-    case 1: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint8_t>(), out.as<uint8_t>(), n, od, is, base); break;
-    case 2: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint16_t>(), out.as<uint16_t>(), n, od, is, base); break;
-    case 4: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint32_t>(), out.as<uint32_t>(), n, od, is, base); break;
-    default: strided_gather<<<grid_for(n), 256, 0, s>>>(in.as<uint64_t>(), out.as<uint64_t>(), n, od, is, base); break;
+  Dims od = dims_of(out.shape);
+  Strides is = strides;
+  const size_t es = dtype_size(out.dtype);
+  const int r = od.rank;
+  int v = 1;
+  if (r > 0 && is.s[r - 1] == 1) {  // the last dim is a contiguous run: move it in packs
+    std::vector<int64_t> counts{od.d[r - 1], base};
+    for (int k = 0; k < r - 1; ++k) counts.push_back(is.s[k]);
+    v = pack_elems(es, counts, in.data, out.data);
   }
+  if (v > 1) {
+    od.d[r - 1] /= v;
+    for (int k = 0; k < r - 1; ++k) is.s[k] /= v;
+    base /= v;
+    n /= v;
+  }
+  const bool narrow = fits_int32(n, od, is.s, base);
+  with_pack(es, v, [&](auto pack) {
+    using P = decltype(pack);
+    if (narrow)
+      strided_gather<P, int32_t><<<grid_for(n), 256, 0, s>>>(static_cast<const P*>(in.data), static_cast<P*>(out.data),
+                                                              static_cast<int32_t>(n), od, is, static_cast<int32_t>(base));
+    else
+      strided_gather<P, int64_t><<<grid_for(n), 256, 0, s>>>(static_cast<const P*>(in.data), static_cast<P*>(out.data), n, od, is, base);
+  });
 }
 
 }  // namespace
@@ -139,29 +195,14 @@ class TransposeKernel : public CudaKernel {
       return;
     }
     // The innermost output group is contiguous in the input (attention's head split keeps
-    // head_dim rows): gather in the widest vector unit dividing the row, one unit per thread, so
-    // even 64-element rows keep every lane busy.
+    // head_dim rows): a gather over the merged groups, which moves those rows in packs of up to 16
+    // bytes, one pack per thread, so even 64-element rows keep every lane busy.
     if (in_stride[g - 1] == 1) {
-      const int64_t row_bytes = dims[g - 1] * static_cast<int64_t>(es);
-      int64_t unit = 16;
-      while (unit > 1 && (row_bytes % unit != 0 || !aligned_to(in[0].data, unit) || !aligned_to(out[0].data, unit))) unit >>= 1;
-      Dims od;
-      od.rank = g;
+      TensorView merged = out[0];
+      merged.shape = dims;
       Strides is;
-      for (int i = 0; i < g - 1; ++i) {
-        od.d[i] = dims[i];
-        is.s[i] = in_stride[i] * static_cast<int64_t>(es) / unit;  // multiples of the row, hence of the unit
-      }
-      od.d[g - 1] = row_bytes / unit;
-      is.s[g - 1] = 1;
-      const int64_t units = n * static_cast<int64_t>(es) / unit;
-      switch (unit) {
-        case 16: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint4>(), out[0].as<uint4>(), units, od, is, 0); break;
-        case 8: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint2>(), out[0].as<uint2>(), units, od, is, 0); break;
-        case 4: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), units, od, is, 0); break;
-        case 2: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), units, od, is, 0); break;
-        default: strided_gather<<<grid_for(units), 256, 0, st>>>(in[0].as<uint8_t>(), out[0].as<uint8_t>(), units, od, is, 0); break;
-      }
+      for (int i = 0; i < g; ++i) is.s[i] = in_stride[i];
+      launch_gather(in[0], merged, is, 0, st);
       check_launch(node_);
       return;
     }
@@ -281,18 +322,25 @@ UNIRT_REGISTER_KERNEL(cuda, Gather, GatherKernel);
 
 // The pad value comes from a device pointer (the optional constant_value input) or defaults to 0,
 // so nothing is read back to the host while a graph is being captured.
-template <typename E>
-__global__ void pad_constant(const E* in, E* out, int64_t n, Dims od, Dims id, Dims before, const E* value_p) {
-  const E value = value_p ? *value_p : E(0);
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = i, off = 0, stride = 1;
+template <typename P, typename I>
+__global__ void pad_constant(const P* in, P* out, I n, Dims od, Dims id, Dims before, const typename P::Elem* value_p) {
+  using E = typename P::Elem;
+  P value;
+  const E v = value_p ? *value_p : E(0);
+#pragma unroll
+  for (int j = 0; j < int(sizeof(P) / sizeof(E)); ++j) value.e[j] = v;
+  I odim[kMaxDims], idim[kMaxDims], bdim[kMaxDims];
+#pragma unroll
+  for (int k = 0; k < kMaxDims; ++k) odim[k] = static_cast<I>(od.d[k]), idim[k] = static_cast<I>(id.d[k]), bdim[k] = static_cast<I>(before.d[k]);
+  for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < n; i += I(gridDim.x) * blockDim.x) {
+    I rem = i, off = 0, stride = 1;
     bool inside = true;
     for (int k = od.rank - 1; k >= 0; --k) {
-      const int64_t c = rem % od.d[k] - before.d[k];
-      rem /= od.d[k];
-      inside &= c >= 0 && c < id.d[k];
+      const I c = rem % odim[k] - bdim[k];
+      rem /= odim[k];
+      inside &= c >= 0 && c < idim[k];
       off += c * stride;
-      stride *= id.d[k];
+      stride *= idim[k];
     }
     out[i] = inside ? in[off] : value;
   }
@@ -322,16 +370,26 @@ class PadKernel : public CudaKernel {
       if (in[2].dtype != in[0].dtype) fail("constant_value type differs from the data type");
       value = in[2].data;
     }
-    const int64_t n = out[0].numel();
+    int64_t n = out[0].numel();
     if (n == 0) return;
     cudaStream_t s = stream_of(ctx);
-    const Dims od = dims_of(out[0].shape), id = dims_of(xs);
-    switch (dtype_size(out[0].dtype)) {
-      case 1: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint8_t>(), out[0].as<uint8_t>(), n, od, id, before, static_cast<const uint8_t*>(value)); break;
-      case 2: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint16_t>(), out[0].as<uint16_t>(), n, od, id, before, static_cast<const uint16_t*>(value)); break;
-      case 4: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint32_t>(), out[0].as<uint32_t>(), n, od, id, before, static_cast<const uint32_t*>(value)); break;
-      default: pad_constant<<<grid_for(n), 256, 0, s>>>(in[0].as<uint64_t>(), out[0].as<uint64_t>(), n, od, id, before, static_cast<const uint64_t*>(value)); break;
-    }
+    Dims od = dims_of(out[0].shape), id = dims_of(xs);
+    const size_t es = dtype_size(out[0].dtype);
+    const int r = od.rank;
+    // Packs along the last dim when its padding and both extents allow (the detector's window
+    // padding of W: 76 -> 84 halves moves 8 bytes at a time).
+    const int v = r > 0 ? pack_elems(es, {od.d[r - 1], id.d[r - 1], before.d[r - 1]}, in[0].data, out[0].data) : 1;
+    if (v > 1) od.d[r - 1] /= v, id.d[r - 1] /= v, before.d[r - 1] /= v, n /= v;
+    const bool narrow = n < INT32_MAX && in[0].numel() / v < INT32_MAX;
+    with_pack(es, v, [&](auto pack) {
+      using P = decltype(pack);
+      using E = typename P::Elem;
+      const auto* x = in[0].as<P>();
+      auto* y = out[0].as<P>();
+      const auto* val = static_cast<const E*>(value);
+      if (narrow) pad_constant<P, int32_t><<<grid_for(n), 256, 0, s>>>(x, y, static_cast<int32_t>(n), od, id, before, val);
+      else pad_constant<P, int64_t><<<grid_for(n), 256, 0, s>>>(x, y, n, od, id, before, val);
+    });
     check_launch(node_);
   }
 };

@@ -135,6 +135,19 @@ TEST_F(CudaOps, ConvDepthwiseDenseStrided) {
   }
 }
 
+// Batch sizes where the stride-1 depthwise kernels switch to shared-memory tiles (8 x 16 outputs,
+// 64 or 32 channels per block), with map sizes that are not multiples of the tile.
+TEST_F(CudaOps, ConvDepthwiseTiledLargeBatch) {
+  struct C { int64_t c, k, h, w; } cases[] = {{64, 5, 30, 45}, {64, 3, 19, 37}, {128, 5, 28, 28}, {64, 7, 24, 33}};
+  for (const auto& cs : cases) {
+    onnx::ModelProto m;
+    conv_model(m, cs.c, cs.c, cs.k, cs.c, 1, cs.k / 2);
+    auto x = random_input("x", {96, cs.c, cs.h, cs.w}, 3);
+    EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-4) << "c=" << cs.c << " k=" << cs.k;
+    EXPECT_LT(compare(m, {x}, Precision::FP16), 2e-2) << "fp16 c=" << cs.c << " k=" << cs.k;
+  }
+}
+
 // The same depthwise shapes through cuDNN (the alternative the own kernel is measured against).
 TEST_F(CudaOps, ConvDepthwiseViaCudnn) {
   setenv("UNIRT_CUDA_DEPTHWISE", "cudnn", 1);
@@ -469,7 +482,9 @@ TEST_F(CudaOps, FusedAttention) {
 // residual, 1x1 convs as GEMMs with bias/residual epilogues) against the NCHW graph on the CPU.
 TEST_F(CudaOps, ChannelsLastCBlock) {
   auto m = cblock_model();
-  for (auto shape : {std::vector<int64_t>{2, 8, 12, 10}, std::vector<int64_t>{3, 8, 30, 18}}) {
+  // The last shape is large enough for the depthwise kernels' four-outputs-per-thread path (the
+  // small ones take the one-output path), with an output width that is not a multiple of four.
+  for (auto shape : {std::vector<int64_t>{2, 8, 12, 10}, std::vector<int64_t>{3, 8, 30, 18}, std::vector<int64_t>{8, 8, 510, 514}}) {
     auto in = random_input("x", shape, 5);
     EXPECT_LT(compare(m, {in}, Precision::FP32), 1e-5);
     EXPECT_LT(compare(m, {in}, Precision::FP16), 1e-2);
