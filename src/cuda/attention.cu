@@ -13,6 +13,7 @@
 
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
+#include "cuda/mma.cuh"
 
 namespace unirt {
 namespace cuda {
@@ -22,25 +23,6 @@ constexpr int kQueries = 64;  // per block of the scalar path (one thread each)
 constexpr int kKeys = 64;     // per shared-memory tile
 constexpr int kScalarKeys = 32;  // float tiles of up to 128 columns stay within 32 KiB
 constexpr float kLog2e = 1.4426950408889634f;
-
-__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
 
 __device__ __forceinline__ float fast_exp2(float x) {  // arguments are <= 0 here: ftz is harmless
   float y;
@@ -57,14 +39,9 @@ __device__ __forceinline__ void load_tile_async(__half* dst, const __half* src, 
   for (int i = threadIdx.x; i < ROWS * kVec; i += THREADS) {
     const int r = i / kVec, c = (i % kVec) * 8;
     const bool in = r < valid;
-    const __half* g = in ? src + r * ld + c : src;
-    const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(dst + r * (D + 8) + c));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(g), "r"(in ? 16 : 0));
+    cp_async16(dst + r * (D + 8) + c, in ? src + r * ld + c : src, in);
   }
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // WARPS warps per block, 16 queries each: the host picks fewer warps when batch x heads is small
 // (batch 1) so that more blocks fill the GPU. K/V tiles are double-buffered.

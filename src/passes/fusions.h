@@ -26,6 +26,10 @@ int fuse_linear(Graph& g);
 int fuse_linear_gelu(Graph& g);
 // Add(unirt.Linear/ConvNHWC output, same-shape tensor) -> the layer's residual input.
 int fuse_residual(Graph& g);
+// float16 unirt.Linear(gelu) -> unirt.Linear (+ residual) with narrow channels -> unirt.Mlp.
+constexpr int64_t kMaxMlpChannels = 64;
+constexpr int64_t kMlpHiddenChunk = 64;
+int fuse_mlp(Graph& g);
 
 // Helpers shared by the pattern matchers.
 // The only consumer of `value`, or -1 when it has none or several (or is a graph output).

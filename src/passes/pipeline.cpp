@@ -33,7 +33,14 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   }
   run("infer_shapes", [&] { infer_shapes(g); return 0; });
-  if (o.precision == Precision::FP16) run("assign_precision", [&] { return assign_precision(g, o.precision); });
+  if (o.precision == Precision::FP16) {
+    run("assign_precision", [&] { return assign_precision(g, o.precision); });
+    // After precision assignment: the fused MLP kernel is a float16 tensor-core kernel.
+    if (o.fuse) {
+      run("fuse_mlp", [&] { return fuse_mlp(g); });
+      run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
+    }
+  }
   return reports;
 }
 

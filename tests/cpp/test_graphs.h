@@ -168,6 +168,33 @@ inline void add_conv(onnx::GraphProto* g, const std::string& x, const std::strin
   add_ints(n, "pads", {p, p, p, p});
 }
 
+// Transformer-style MLP on tokens x [b, n, c]: y = x + (GELU(x W1 + b1) W2 + b2), the Gelu in its
+// Erf decomposition as exporters write it.
+inline onnx::ModelProto mlp_model(int64_t c, int64_t hidden) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", "n", std::to_string(c)});
+  add_init(g, "w1", {c, hidden}, randn(c * hidden, 1.f / std::sqrt(static_cast<float>(c)), 21));
+  add_init(g, "b1", {hidden}, randn(hidden, 0.1f, 22));
+  add_init(g, "w2", {hidden, c}, randn(hidden * c, 0.5f / std::sqrt(static_cast<float>(hidden)), 23));
+  add_init(g, "b2", {c}, randn(c, 0.1f, 24));
+  add_init(g, "sqrt2", {}, {1.4142135f});
+  add_init(g, "one", {}, {1.f});
+  add_init(g, "half", {}, {0.5f});
+  add_node(g, "MatMul", {"x", "w1"}, {"h0"});
+  add_node(g, "Add", {"h0", "b1"}, {"h"});
+  add_node(g, "Div", {"h", "sqrt2"}, {"d"});
+  add_node(g, "Erf", {"d"}, {"e"});
+  add_node(g, "Add", {"e", "one"}, {"a"});
+  add_node(g, "Mul", {"h", "a"}, {"hm"});
+  add_node(g, "Mul", {"hm", "half"}, {"act"});
+  add_node(g, "MatMul", {"act", "w2"}, {"o0"});
+  add_node(g, "Add", {"o0", "b2"}, {"o"});
+  add_node(g, "Add", {"x", "o"}, {"y"});
+  g->add_output()->set_name("y");
+  return m;
+}
+
 // x[b,8,h,w] -> patch conv 2x2/2 -> CBlock (pos dw3x3 + residual, BN -> 1x1 -> dw5x5 -> 1x1 +
 // residual, BN -> 1x1 -> Gelu -> 1x1 + residual) -> flatten(2).transpose(1, 2) -> tokens y[b, n, 16].
 inline onnx::ModelProto cblock_model() {

@@ -490,3 +490,22 @@ TEST_F(CudaOps, ChannelsLastCBlock) {
     EXPECT_LT(compare(m, {in}, Precision::FP16), 1e-2);
   }
 }
+
+// unirt.Mlp (float16 GEMM -> GELU -> GEMM -> bias + residual) for both channel counts it takes:
+// 3 x 12000+ rows run the fused kernel (row counts that are not multiples of its 128-row tile),
+// 3 x 100 rows the two-GEMM form it uses for small inputs; against the CPU in float32.
+TEST_F(CudaOps, FusedMlpFloat16) {
+  for (auto [c, rows] : {std::pair<int64_t, int64_t>{64, 12000}, {32, 12001}, {64, 100}, {32, 129}}) {
+    auto m = mlp_model(c, 4 * c);
+    BuildOptions o;
+    o.backend = "cuda";
+    o.precision = Precision::FP16;
+    Engine e = build_engine(import_onnx_bytes(model_bytes(m), "m"), o);
+    int mlps = 0;
+    for (const auto& n : e.graph.nodes) mlps += n.op_type == "unirt.Mlp";
+    EXPECT_EQ(mlps, 1) << "c=" << c;
+    auto in = random_input("x", {3, rows, c}, 7);
+    EXPECT_LT(compare(m, {in}, Precision::FP16), 1e-2) << "c=" << c;
+    EXPECT_LT(compare(m, {in}, Precision::FP32), 1e-5) << "c=" << c;
+  }
+}

@@ -112,3 +112,47 @@ TEST(FuseAttention, LeavesOtherSoftmaxAlone) {
   infer_shapes(gr);
   EXPECT_EQ(fuse_attention(gr), 0);
 }
+
+// fuse_mlp fires on float16 graphs only (the pipeline runs it after assign_precision); here it is
+// applied to a float32 CPU engine directly so the fused node's CPU kernel is checked against the
+// unfused Linear -> Linear graph.
+TEST(FuseMlp, LinearGeluLinearBecomesOneNodeAndMatchesOnCpu) {
+  for (int64_t c : {32, 64}) {
+    auto m = mlp_model(c, 4 * c);
+    const std::string bytes = model_bytes(m);
+    BuildOptions o;
+    auto plain = std::make_shared<Engine>(build_engine(import_onnx_bytes(bytes, "m"), o));
+    auto fused = std::make_shared<Engine>(*plain);
+    EXPECT_EQ(fuse_mlp(fused->graph), 0) << "float32 layers stay two GEMMs";
+    for (auto& v : fused->graph.values)  // what assign_precision would have made of the activations
+      if (!v.is_const() && v.dtype == DType::Float32) v.dtype = DType::Float16;
+    ASSERT_EQ(fuse_mlp(fused->graph), 1);
+    for (auto& v : fused->graph.values)
+      if (!v.is_const() && v.dtype == DType::Float16) v.dtype = DType::Float32;
+    fused->graph.compact();
+    int mlps = 0, linears = 0;
+    for (const auto& n : fused->graph.nodes) mlps += n.op_type == "unirt.Mlp", linears += n.op_type == "unirt.Linear";
+    EXPECT_EQ(mlps, 1);
+    EXPECT_EQ(linears, 0);
+    HostTensor x;
+    x.name = "x";
+    x.shape = {2, 7, c};
+    x.bytes.resize(2 * 7 * c * 4);
+    for (int64_t i = 0; i < x.numel(); ++i) x.as<float>()[i] = std::sin(0.37f * static_cast<float>(i));
+    Session a(plain, make_cpu_backend(1)), b(fused, make_cpu_backend(1));
+    auto ya = a.run({x}), yb = b.run({x});
+    ASSERT_EQ(ya[0].shape, yb[0].shape);
+    for (int64_t i = 0; i < ya[0].numel(); ++i) EXPECT_NEAR(ya[0].as<float>()[i], yb[0].as<float>()[i], 1e-4) << i;
+  }
+}
+
+TEST(FuseMlp, WideOrMismatchedMlpsStayTwoLayers) {
+  for (auto [c, hidden] : {std::pair<int64_t, int64_t>{320, 1280}, {64, 96}}) {
+    auto m = mlp_model(c, hidden);
+    BuildOptions o;
+    Engine e = build_engine(import_onnx_bytes(model_bytes(m), "m"), o);
+    for (auto& v : e.graph.values)
+      if (!v.is_const() && v.dtype == DType::Float32) v.dtype = DType::Float16;
+    EXPECT_EQ(fuse_mlp(e.graph), 0) << c << " -> " << hidden;
+  }
+}
