@@ -284,18 +284,21 @@ __global__ void __launch_bounds__(256) depthwise_nhwc_tiled(const T* __restrict_
 
 // col[m, (kh*KW + kw)*C + c] for output pixel m, zero outside the padded input. NCHW: the input
 // is still in the graph's layout (the first patch embedding reads the image without a reformat).
-template <typename T, int V, bool NCHW>
+// I is the index type: 32-bit when the column buffer's element count allows, since this kernel is
+// bound by its index arithmetic (five divisions per element; 64-bit ones cost several times more).
+template <typename T, int V, bool NCHW, typename I>
 __global__ void im2col_nhwc(const T* __restrict__ x, T* __restrict__ col, ConvGeom g) {
-  const int cv = g.C / V, taps = g.KH * g.KW;
-  const int64_t total = int64_t(g.N) * g.OH * g.OW * taps * cv;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+  const I cv = g.C / V, taps = g.KH * g.KW, OW = g.OW, OH = g.OH;
+  const I total = I(g.N) * OH * OW * taps * cv;
+  for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < total; i += I(gridDim.x) * blockDim.x) {
     const int c = static_cast<int>(i % cv) * V;
-    int64_t r = i / cv;
+    const I r = i / cv;
     const int tap = static_cast<int>(r % taps);
-    const int64_t m = r / taps;
-    const int ow = static_cast<int>(m % g.OW);
-    const int oh = static_cast<int>((m / g.OW) % g.OH);
-    const int n = static_cast<int>(m / (int64_t(g.OW) * g.OH));
+    const I m = r / taps;
+    const int ow = static_cast<int>(m % OW);
+    const I q = m / OW;
+    const int oh = static_cast<int>(q % OH);
+    const int n = static_cast<int>(q / OH);
     const int ih = oh * g.SH - g.PT + tap / g.KW, iw = ow * g.SW - g.PL + tap % g.KW;
     float v[V];
     if (NCHW) {
@@ -304,8 +307,14 @@ __global__ void im2col_nhwc(const T* __restrict__ x, T* __restrict__ col, ConvGe
     else
 #pragma unroll
       for (int k = 0; k < V; ++k) v[k] = 0.f;
-    store_vec<T, V>(col + i * V, v);
+    store_vec<T, V>(col + int64_t(i) * V, v);
   }
+}
+
+template <typename T, int V, bool NCHW>
+void launch_im2col(const T* x, T* col, const ConvGeom& g, int64_t work, unsigned grid, cudaStream_t s) {
+  if (work < INT32_MAX) im2col_nhwc<T, V, NCHW, int32_t><<<grid, 256, 0, s>>>(x, col, g);
+  else im2col_nhwc<T, V, NCHW, int64_t><<<grid, 256, 0, s>>>(x, col, g);
 }
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, int64_t{1} << 20)); }
@@ -425,18 +434,19 @@ class ConvNhwcKernel : public CudaKernel {
     void* col = ctx.workspace;
     const bool vec = !nchw_ && g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(col);
     const int64_t work = M * g.KH * g.KW * g.C / (vec ? (f16 ? 8 : 4) : 1);
+    const unsigned grid = blocks_for(work);
     if (f16) {
       auto x = in[0].as<__half>();
       auto c = static_cast<__half*>(col);
-      if (nchw_) im2col_nhwc<__half, 1, true><<<blocks_for(work), 256, 0, s>>>(x, c, g);
-      else if (vec) im2col_nhwc<__half, 8, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
-      else im2col_nhwc<__half, 1, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
+      if (nchw_) launch_im2col<__half, 1, true>(x, c, g, work, grid, s);
+      else if (vec) launch_im2col<__half, 8, false>(x, c, g, work, grid, s);
+      else launch_im2col<__half, 1, false>(x, c, g, work, grid, s);
     } else {
       auto x = in[0].as<float>();
       auto c = static_cast<float*>(col);
-      if (nchw_) im2col_nhwc<float, 1, true><<<blocks_for(work), 256, 0, s>>>(x, c, g);
-      else if (vec) im2col_nhwc<float, 4, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
-      else im2col_nhwc<float, 1, false><<<blocks_for(work), 256, 0, s>>>(x, c, g);
+      if (nchw_) launch_im2col<float, 1, true>(x, c, g, work, grid, s);
+      else if (vec) launch_im2col<float, 4, false>(x, c, g, work, grid, s);
+      else launch_im2col<float, 1, false>(x, c, g, work, grid, s);
     }
     check_launch(node_);
     guarded("cuBLASLt conv GEMM", [&] {

@@ -8,33 +8,35 @@ namespace unirt {
 namespace cuda {
 namespace {
 
-// One warp per row, the row held in registers: chunk j of lane l covers elements
-// [(l + 32 j) * VEC, +VEC). Two passes over the registers (mean, then centred variance).
-template <typename T, typename P, int VEC, int NJ>
+// LPR lanes per row (32, or fewer for short rows so that a warp holds 32 / LPR rows: a 64-channel
+// float16 row is 8 vectors, and one row per warp left 24 lanes idle), the row held in registers:
+// chunk j of lane l covers elements [(l + LPR j) * VEC, +VEC). Two passes over the registers
+// (mean, then centred variance).
+template <typename T, typename P, int VEC, int NJ, int LPR>
 __global__ void __launch_bounds__(128) layernorm_warp(const T* __restrict__ x, const P* __restrict__ g, const P* __restrict__ b,
                                                      T* __restrict__ y, int64_t rows, int D, float eps) {
-  const int64_t row = blockIdx.x * int64_t(4) + (threadIdx.x >> 5);
-  if (row >= rows) return;
-  const int lane = threadIdx.x & 31;
+  const int64_t row = blockIdx.x * int64_t(128 / LPR) + (threadIdx.x / LPR);
+  const bool valid = row < rows;  // no early return: the row's lanes meet in the shuffles
+  const int lane = threadIdx.x % LPR;
   const T* xr = x + row * D;
   T* yr = y + row * D;
   float v[NJ][VEC];
   float s = 0.f;
 #pragma unroll
   for (int j = 0; j < NJ; ++j) {
-    const int e = (lane + 32 * j) * VEC;
-    if (e < D) {
+    const int e = (lane + LPR * j) * VEC;
+    if (valid && e < D) {
       load_vec<T, VEC>(xr + e, v[j]);
 #pragma unroll
       for (int k = 0; k < VEC; ++k) s += v[j][k];
     }
   }
-  const float mean = warp_sum(s) / D;
+  const float mean = group_sum<LPR>(s) / D;
   float q = 0.f;
 #pragma unroll
   for (int j = 0; j < NJ; ++j) {
-    const int e = (lane + 32 * j) * VEC;
-    if (e < D) {
+    const int e = (lane + LPR * j) * VEC;
+    if (valid && e < D) {
 #pragma unroll
       for (int k = 0; k < VEC; ++k) {
         const float d = v[j][k] - mean;
@@ -42,11 +44,11 @@ __global__ void __launch_bounds__(128) layernorm_warp(const T* __restrict__ x, c
       }
     }
   }
-  const float rstd = rsqrtf(warp_sum(q) / D + eps);
+  const float rstd = rsqrtf(group_sum<LPR>(q) / D + eps);
 #pragma unroll
   for (int j = 0; j < NJ; ++j) {
-    const int e = (lane + 32 * j) * VEC;
-    if (e < D) {
+    const int e = (lane + LPR * j) * VEC;
+    if (valid && e < D) {
       float o[VEC];
 #pragma unroll
       for (int k = 0; k < VEC; ++k) o[k] = (v[j][k] - mean) * rstd * ld(g, e + k) + (b ? ld(b, e + k) : 0.f);
@@ -75,10 +77,12 @@ __global__ void layernorm_block(const T* x, const P* g, const P* b, T* y, int64_
 
 template <typename T, typename P, int VEC>
 bool launch_ln_warp(const T* x, const P* g, const P* b, T* y, int64_t rows, int D, float eps, cudaStream_t s) {
-  const int chunks = (D / VEC + 31) / 32;
-  const unsigned grid = static_cast<unsigned>((rows + 3) / 4);
+  const int chunks = (D + VEC - 1) / VEC;
+  auto grid = [&](int lpr) { return static_cast<unsigned>((rows + 128 / lpr - 1) / (128 / lpr)); };
+  if (chunks <= 8) return layernorm_warp<T, P, VEC, 1, 8><<<grid(8), 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
+  if (chunks <= 16) return layernorm_warp<T, P, VEC, 1, 16><<<grid(16), 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
 #define UNIRT_LN(NJ) \
-  if (chunks <= NJ) return layernorm_warp<T, P, VEC, NJ><<<grid, 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
+  if (chunks <= 32 * NJ) return layernorm_warp<T, P, VEC, NJ, 32><<<grid(32), 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
   UNIRT_LN(1) UNIRT_LN(2) UNIRT_LN(4) UNIRT_LN(8)
   if (VEC == 1) {
     UNIRT_LN(16) UNIRT_LN(32)

@@ -305,7 +305,7 @@ TEST_F(CudaOps, UnaryClipWhereCompare) {
 }
 
 TEST_F(CudaOps, NormalizationSoftmaxReduce) {
-  for (int64_t d : {64, 320, 512, 49, 1100}) {  // warp path (vector and scalar) and block path
+  for (int64_t d : {64, 128, 40, 320, 512, 49, 1100}) {  // several rows per warp, one row per warp (vector and scalar), block path
     onnx::ModelProto m;
     auto* g = m.mutable_graph();
     add_input(g, "x", {"batch", "37", std::to_string(d)});
