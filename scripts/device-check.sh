@@ -20,16 +20,24 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 if [ "$what" = tests ] || [ "$what" = all ]; then
   echo "== CUDA unit tests"
   "./$BIN_DIR/unirt_tests_cuda" --gtest_brief=1 2>&1 | tee "$OUT/cuda_tests.log" | tail -n 25 || status=1
-  echo "== GPU parity (pytest)"
-  echo "== engine build with timed tactics, per-layer profiles (UniFormer-S FP16)"
+  echo "== engine build with timed tactics, per-layer profiles, memory (UniFormer-S FP16)"
   python3 -m unirt_models.export uniformer_small -o artifacts/uniformer_small.onnx --no-verify >/dev/null 2>&1 || status=1
   "$UNIRT_BIN" build artifacts/uniformer_small.onnx --fp16 --backend cuda -o artifacts/uniformer_small.fp16.engine \
     --min-shapes input:1x3x224x224 --opt-shapes input:128x3x224x224 --max-shapes input:128x3x224x224 | tee "$OUT/build_tactics.txt" || status=1
   "$UNIRT_BIN" inspect artifacts/uniformer_small.fp16.engine | sed -n '/^tactics:/,$p' >> "$OUT/build_tactics.txt"
   for b in 1 128; do
     "$UNIRT_BIN" bench artifacts/uniformer_small.fp16.engine --shapes input:${b}x3x224x224 --profile > "$OUT/profile_s_fp16_b$b.txt" 2>&1 || status=1
-    head -n 3 "$OUT/profile_s_fp16_b$b.txt"
+    head -n 4 "$OUT/profile_s_fp16_b$b.txt"
   done
+  echo "== layout: the same FP16 engine with NCHW convolution regions"
+  "$UNIRT_BIN" build artifacts/uniformer_small.onnx --fp16 --backend cuda --layout nchw -o artifacts/uniformer_small.fp16.nchw.engine \
+    --min-shapes input:1x3x224x224 --opt-shapes input:128x3x224x224 --max-shapes input:128x3x224x224 > /dev/null || status=1
+  for b in 1 128; do
+    for e in uniformer_small.fp16.engine uniformer_small.fp16.nchw.engine; do
+      printf '%s batch %s: ' "$e" "$b"
+      "$UNIRT_BIN" bench "artifacts/$e" --shapes input:${b}x3x224x224 | grep -E '^latency' || status=1
+    done
+  done | tee "$OUT/layout.txt"
   echo "== GPU parity (pytest)"
   UNIRT_RESULTS="$OUT/gpu_parity.md" python3 -m pytest -q -s tests/python/test_gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.log" | tail -n 40 || status=1
 fi
