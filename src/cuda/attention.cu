@@ -67,9 +67,9 @@ __global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* 
   cp_async_commit();
 
   uint32_t qa[D / 16][4];
-  float o[D / 8][4];
+  float o[1][D / 8][4];  // one m16 row tile per warp
 #pragma unroll
-  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.f;
+  for (int j = 0; j < D / 8; ++j) o[0][j][0] = o[0][j][1] = o[0][j][2] = o[0][j][3] = 0.f;
   float m0 = -FLT_MAX, m1 = -FLT_MAX, l0 = 0.f, l1 = 0.f;  // rows g and g + 8
 
   for (int tile = 0; tile < tiles; ++tile) {
@@ -143,28 +143,18 @@ __global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* 
     l1 = l1 * c1 + sum1;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j) {
-      o[j][0] *= c0;
-      o[j][1] *= c0;
-      o[j][2] *= c1;
-      o[j][3] *= c1;
+      o[0][j][0] *= c0;
+      o[0][j][1] *= c0;
+      o[0][j][2] *= c1;
+      o[0][j][3] *= c1;
     }
     // O += P V: the score accumulators of two key tiles are exactly one A fragment.
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
       if (kk * 16 >= valid) break;  // the probabilities there are all zero
-      uint32_t pa[4];
-      pa[0] = pack_half2(s[2 * kk][0], s[2 * kk][1]);
-      pa[1] = pack_half2(s[2 * kk][2], s[2 * kk][3]);
-      pa[2] = pack_half2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      pa[3] = pack_half2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-      for (int dt = 0; dt < D / 8; dt += 2) {
-        uint32_t vb[4];
-        const int key = kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7);
-        ldmatrix_x4_trans(vb, svb + key * LD + (dt + (lane >> 4)) * 8);
-        mma16816(o[dt], pa, vb[0], vb[1]);
-        mma16816(o[dt + 1], pa, vb[2], vb[3]);
-      }
+      uint32_t pa[1][4];
+      accumulators_to_a(s[2 * kk], s[2 * kk + 1], pa[0]);
+      mma_b_rowmajor<1, D / 8>(o, pa, svb + kk * 16 * LD, LD, lane);
     }
     __syncthreads();  // this buffer is refilled by the next iteration's prefetch
   }
@@ -178,8 +168,8 @@ __global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* 
   __half* ob = out + int64_t(b) * N * C + h * D + 2 * t;
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) {
-    if (r0 < N) *reinterpret_cast<__half2*>(ob + int64_t(r0) * C + j * 8) = __floats2half2_rn(o[j][0] * inv0, o[j][1] * inv0);
-    if (r1 < N) *reinterpret_cast<__half2*>(ob + int64_t(r1) * C + j * 8) = __floats2half2_rn(o[j][2] * inv1, o[j][3] * inv1);
+    if (r0 < N) *reinterpret_cast<__half2*>(ob + int64_t(r0) * C + j * 8) = __floats2half2_rn(o[0][j][0] * inv0, o[0][j][1] * inv0);
+    if (r1 < N) *reinterpret_cast<__half2*>(ob + int64_t(r1) * C + j * 8) = __floats2half2_rn(o[0][j][2] * inv1, o[0][j][3] * inv1);
   }
 }
 

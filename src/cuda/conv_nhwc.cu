@@ -69,6 +69,20 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
   }
 }
 
+// Every one of TW accumulator vectors starts at the bias (or zero).
+template <typename T, int V, int TW>
+__device__ __forceinline__ void init_from_bias(float (&acc)[TW][V], const T* bias) {
+  float b[V];
+  if (bias) load_vec<T, V>(bias, b);
+  else
+#pragma unroll
+    for (int v = 0; v < V; ++v) b[v] = 0.f;
+#pragma unroll
+  for (int j = 0; j < TW; ++j)
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[j][v] = b[v];
+}
+
 template <typename T, int V>
 __global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                const T* __restrict__ res, T* __restrict__ y, ConvGeom g) {
@@ -128,17 +142,7 @@ __global__ void depthwise_nhwc_s1(const T* __restrict__ x, const T* __restrict__
     const int oh = static_cast<int>(r % g.OH);
     const int n = static_cast<int>(r / g.OH);
     float acc[TW][V];
-    {
-      float b[V];
-      if (bias) load_vec<T, V>(bias + c, b);
-      else
-#pragma unroll
-        for (int v = 0; v < V; ++v) b[v] = 0.f;
-#pragma unroll
-      for (int j = 0; j < TW; ++j)
-#pragma unroll
-        for (int v = 0; v < V; ++v) acc[j][v] = b[v];
-    }
+    init_from_bias<T, V, TW>(acc, bias ? bias + c : nullptr);
     for (int kh = 0; kh < K; ++kh) {
       const int ih = oh - g.PT + kh;
       if (ih < 0 || ih >= g.H) continue;
@@ -226,17 +230,7 @@ __global__ void __launch_bounds__(256) depthwise_nhwc_tiled(const T* __restrict_
   // 256 threads = kSlab channel vectors x 32 positions (8 rows x 4 groups of TW columns).
   const int cv = threadIdx.x % kSlab, pos = threadIdx.x / kSlab, r = pos / 4, cg = (pos % 4) * TW;
   float acc[TW][V];
-  {
-    float b[V];
-    if (bias) load_vec<T, V>(bias + c0 + cv * V, b);
-    else
-#pragma unroll
-      for (int j = 0; j < V; ++j) b[j] = 0.f;
-#pragma unroll
-    for (int t = 0; t < TW; ++t)
-#pragma unroll
-      for (int j = 0; j < V; ++j) acc[t][j] = b[j];
-  }
+  init_from_bias<T, V, TW>(acc, bias ? bias + c0 + cv * V : nullptr);
 #pragma unroll
   for (int kh = 0; kh < K; ++kh) {
     float wv[K][V];

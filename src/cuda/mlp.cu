@@ -80,13 +80,11 @@ __global__ void __launch_bounds__(32 * WARPS) mlp_gelu_f16(const __half* __restr
 
   // Per warp: kMT m16 row tiles, so every weight fragment read from shared memory feeds kMT MMAs.
   float y[kMT][C / 8][4];
-  uint32_t xa[kMT][C / 16][4];  // the warp's X fragments, loaded once
+  uint32_t xa[C / 16][kMT][4];  // the warp's X fragments, loaded once
 #pragma unroll
   for (int m = 0; m < kMT; ++m)
 #pragma unroll
     for (int j = 0; j < C / 8; ++j) y[m][j][0] = y[m][j][1] = y[m][j][2] = y[m][j][3] = 0.f;
-  // B fragments of a row-major [k][n] tile through ldmatrix.trans: this lane's row and column block.
-  const int krow = ((lane >> 3) & 1) * 8 + (lane & 7), nblk = lane >> 4;
 
   for (int ch = 0; ch < chunks; ++ch) {
     const int buf = ch & 1;
@@ -103,7 +101,7 @@ __global__ void __launch_bounds__(32 * WARPS) mlp_gelu_f16(const __half* __restr
       for (int m = 0; m < kMT; ++m)
 #pragma unroll
         for (int kk = 0; kk < C / 16; ++kk)
-          ldmatrix_x4(xa[m][kk], sx + (warp * kWarpRows + m * 16 + (lane & 15)) * LDX + kk * 16 + (lane >> 4) * 8);
+          ldmatrix_x4(xa[kk][m], sx + (warp * kWarpRows + m * 16 + (lane & 15)) * LDX + kk * 16 + (lane >> 4) * 8);
     }
     const __half* w1 = sw1 + buf * C * LDW1;
     const __half* w2 = sw2 + buf * kChunk * LDW2;
@@ -113,17 +111,7 @@ __global__ void __launch_bounds__(32 * WARPS) mlp_gelu_f16(const __half* __restr
 #pragma unroll
       for (int j = 0; j < kChunk / 8; ++j) s[m][j][0] = s[m][j][1] = s[m][j][2] = s[m][j][3] = 0.f;
 #pragma unroll
-    for (int kk = 0; kk < C / 16; ++kk)
-#pragma unroll
-      for (int nt = 0; nt < kChunk / 8; nt += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, w1 + (kk * 16 + krow) * LDW1 + (nt + nblk) * 8);
-#pragma unroll
-        for (int m = 0; m < kMT; ++m) {
-          mma16816(s[m][nt], xa[m][kk], b[0], b[1]);
-          mma16816(s[m][nt + 1], xa[m][kk], b[2], b[3]);
-        }
-      }
+    for (int kk = 0; kk < C / 16; ++kk) mma_b_rowmajor<kMT, kChunk / 8>(s, xa[kk], w1 + kk * 16 * LDW1, LDW1, lane);
     const int h0 = ch * kChunk;
 #pragma unroll
     for (int nt = 0; nt < kChunk / 8; ++nt) {
@@ -141,22 +129,8 @@ __global__ void __launch_bounds__(32 * WARPS) mlp_gelu_f16(const __half* __restr
     for (int kk = 0; kk < kChunk / 16; ++kk) {
       uint32_t pa[kMT][4];
 #pragma unroll
-      for (int m = 0; m < kMT; ++m) {
-        pa[m][0] = pack_half2(s[m][2 * kk][0], s[m][2 * kk][1]);
-        pa[m][1] = pack_half2(s[m][2 * kk][2], s[m][2 * kk][3]);
-        pa[m][2] = pack_half2(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-        pa[m][3] = pack_half2(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
-      }
-#pragma unroll
-      for (int nt = 0; nt < C / 8; nt += 2) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, w2 + (kk * 16 + krow) * LDW2 + (nt + nblk) * 8);
-#pragma unroll
-        for (int m = 0; m < kMT; ++m) {
-          mma16816(y[m][nt], pa[m], b[0], b[1]);
-          mma16816(y[m][nt + 1], pa[m], b[2], b[3]);
-        }
-      }
+      for (int m = 0; m < kMT; ++m) accumulators_to_a(s[m][2 * kk], s[m][2 * kk + 1], pa[m]);
+      mma_b_rowmajor<kMT, C / 8>(y, pa, w2 + kk * 16 * LDW2, LDW2, lane);
     }
     __syncthreads();  // this buffer is refilled by the next iteration's prefetch
   }

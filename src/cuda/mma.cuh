@@ -33,9 +33,36 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
                : "r"(addr));
 }
 
+// acc[m][n] += A[m] B for MT row tiles (16x16 A fragments) and NT n-tiles of 8: B is the 16-row
+// slice of a row-major [k][n] float16 tile in shared memory starting at b_rows (row stride ldb).
+template <int MT, int NT>
+__device__ __forceinline__ void mma_b_rowmajor(float (&acc)[MT][NT][4], const uint32_t (&a)[MT][4], const __half* b_rows, int ldb,
+                                               int lane) {
+  const int krow = ((lane >> 3) & 1) * 8 + (lane & 7), nblk = lane >> 4;
+#pragma unroll
+  for (int nt = 0; nt < NT; nt += 2) {
+    uint32_t b[4];
+    ldmatrix_x4_trans(b, b_rows + krow * ldb + (nt + nblk) * 8);
+#pragma unroll
+    for (int m = 0; m < MT; ++m) {
+      mma16816(acc[m][nt], a[m], b[0], b[1]);
+      mma16816(acc[m][nt + 1], a[m], b[2], b[3]);
+    }
+  }
+}
+
 __device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
   __half2 h = __floats2half2_rn(lo, hi);
   return *reinterpret_cast<uint32_t*>(&h);
+}
+
+// The accumulators of two neighbouring n-tiles (16 x 16 of C = A B) rounded to float16 are exactly
+// the A fragment of that 16 x 16 block: how P feeds P V and GELU(X W1) feeds (...) W2 on chip.
+__device__ __forceinline__ void accumulators_to_a(const float (&left)[4], const float (&right)[4], uint32_t (&a)[4]) {
+  a[0] = pack_half2(left[0], left[1]);
+  a[1] = pack_half2(left[2], left[3]);
+  a[2] = pack_half2(right[0], right[1]);
+  a[3] = pack_half2(right[2], right[3]);
 }
 
 // 16 bytes global -> shared without passing through registers; zero-filled when !valid.
