@@ -69,6 +69,18 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
   }
 }
 
+// y[o] = acc (+ res[o]): the residual (UniFormer's x + pos_embed(x)) joins before the one store.
+template <typename T, int V>
+__device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t o, float (&acc)[V]) {
+  if (res) {
+    float rv[V];
+    load_vec<T, V>(res + o, rv);
+#pragma unroll
+    for (int v = 0; v < V; ++v) acc[v] += rv[v];
+  }
+  store_vec<T, V>(y + o, acc);
+}
+
 // Every one of TW accumulator vectors starts at the bias (or zero).
 template <typename T, int V, int TW>
 __device__ __forceinline__ void init_from_bias(float (&acc)[TW][V], const T* bias) {
@@ -115,14 +127,7 @@ __global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w,
         for (int v = 0; v < V; ++v) acc[v] = fmaf(xv[v], wv[v], acc[v]);
       }
     }
-    const int64_t o = i * V;  // output is [N, OH, OW, C]: the flat index times the vector width
-    if (res) {
-      float rv[V];
-      load_vec<T, V>(res + o, rv);
-#pragma unroll
-      for (int v = 0; v < V; ++v) acc[v] += rv[v];
-    }
-    store_vec<T, V>(y + o, acc);
+    store_with_residual<T, V>(y, res, i * V, acc);  // output [N, OH, OW, C]: flat index times the vector width
   }
 }
 
@@ -168,14 +173,7 @@ __global__ void depthwise_nhwc_s1(const T* __restrict__ x, const T* __restrict__
 #pragma unroll
     for (int j = 0; j < TW; ++j) {
       if (ow0 + j >= g.OW) break;
-      const int64_t o = ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c;
-      if (res) {
-        float rv[V];
-        load_vec<T, V>(res + o, rv);
-#pragma unroll
-        for (int v = 0; v < V; ++v) acc[j][v] += rv[v];
-      }
-      store_vec<T, V>(y + o, acc[j]);
+      store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c, acc[j]);
     }
   }
 }
@@ -265,14 +263,7 @@ __global__ void __launch_bounds__(256) depthwise_nhwc_tiled(const T* __restrict_
   for (int t = 0; t < TW; ++t) {
     const int ow = ow_t + cg + t;
     if (ow >= g.OW) break;
-    const int64_t o = ((int64_t(n) * g.OH + oh) * g.OW + ow) * g.C + c0 + cv * V;
-    if (res) {
-      float rv[V];
-      load_vec<T, V>(res + o, rv);
-#pragma unroll
-      for (int j = 0; j < V; ++j) acc[t][j] += rv[j];
-    }
-    store_vec<T, V>(y + o, acc[t]);
+    store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow) * g.C + c0 + cv * V, acc[t]);
   }
 }
 
