@@ -208,6 +208,21 @@ std::vector<int> Graph::topo_order() const {
   return order;
 }
 
+bool Graph::known_equal(const Dim& a, const Dim& b) const {
+  if (same(a, b)) return true;
+  for (const auto& gd : guards)
+    if ((gd.lhs.key() == a.key() && gd.rhs.key() == b.key()) || (gd.lhs.key() == b.key() && gd.rhs.key() == a.key()))
+      return true;
+  return false;
+}
+
+bool Graph::known_equal(const Shape& a, const Shape& b) const {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!known_equal(a[i], b[i])) return false;
+  return true;
+}
+
 bool Graph::is_graph_output(int value) const {
   return std::find(outputs.begin(), outputs.end(), value) != outputs.end();
 }

@@ -82,6 +82,15 @@ struct Value {
   bool is_const() const { return data != nullptr; }
 };
 
+// A shape fact the build could neither prove nor refute over the profile (a broadcast, a MatMul
+// inner dimension, a Reshape's element count, ...): lhs must equal rhs. The engine stores it, the
+// planner checks it on every concrete shape, and `unirt build` on the profile's corners.
+struct ShapeGuard {
+  std::string node;   // Node::describe() of the node whose check this is
+  std::string check;  // what is checked, e.g. "broadcast dimension 3 of [b,h,320] and [1,h,(320*b)]"
+  Dim lhs, rhs;
+};
+
 class Graph {
  public:
   std::vector<Value> values;
@@ -91,6 +100,11 @@ class Graph {
   std::string name;
   int64_t opset = 0;
   std::string producer;  // e.g. "pytorch 2.11"
+  std::vector<ShapeGuard> guards;  // set by shape inference
+
+  // a == b proven, or asserted by a guard (a fusion may rely on either).
+  bool known_equal(const Dim& a, const Dim& b) const;
+  bool known_equal(const Shape& a, const Shape& b) const;
 
   int add_value(const std::string& name, DType dtype = DType::Undefined);
   int add_constant(const std::string& name, TensorData data);

@@ -39,8 +39,7 @@ void attention_shape(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   const int64_t h = c.node().attr_i("num_heads"), d = c.node().attr_i("head_dim");
   if (x.size() != 3) c.fail("qkv must be [batch, tokens, 3*heads*head_dim], got rank " + std::to_string(x.size()));
-  if (x[2].is_const() && x[2].value() != 3 * h * d)
-    c.fail("qkv has " + std::to_string(x[2].value()) + " channels, expected 3*" + std::to_string(h) + "*" + std::to_string(d));
+  c.require_equal(x[2], Dim(3 * h * d), "qkv channels vs 3*" + std::to_string(h) + "*" + std::to_string(d));
   c.set(0, c.dtype(0), {x[0], x[1], Dim(h * d)});
 }
 
@@ -107,14 +106,14 @@ int fuse_attention(Graph& g) {
       if (hd > 128) continue;  // beyond what the CUDA kernel holds in registers; the unfused graph runs anywhere
       const int qkv = split->inputs[0];
       const Shape& s3 = g.value(qkv).shape;
-      if (s3.size() != 3 || !s3[0].equals(s5[0]) || !s3[1].equals(s5[1]) || !s3[2].is_const() || s3[2].value() != 3 * heads * hd) continue;
+      if (s3.size() != 3 || !same(s3[0], s5[0]) || !same(s3[1], s5[1]) || !s3[2].is_const() || s3[2].value() != 3 * heads * hd) continue;
       // out = (attn @ v).transpose(1, 2).reshape(b, n, h*d)
       const int t_idx = sole_consumer(g, cons, mm2.outputs[0]);
       if (t_idx < 0 || g.nodes[t_idx].op_type != "Transpose" || !perm_is(g.nodes[t_idx], {0, 2, 1, 3})) continue;
       const int r_idx = sole_consumer(g, cons, g.nodes[t_idx].outputs[0]);
       if (r_idx < 0 || g.nodes[r_idx].op_type != "Reshape") continue;
       const Shape& so = g.value(g.nodes[r_idx].outputs[0]).shape;
-      if (so.size() != 3 || !so[0].equals(s3[0]) || !so[1].equals(s3[1]) || !so[2].is_const() || so[2].value() != heads * hd) continue;
+      if (so.size() != 3 || !same(so[0], s3[0]) || !same(so[1], s3[1]) || !so[2].is_const() || so[2].value() != heads * hd) continue;
       for (const Node* n : {gq, gk, gv, perm, split}) dead.push_back(static_cast<int>(n - g.nodes.data()));
       dead.push_back(mm2_idx);
       dead.push_back(t_idx);

@@ -13,13 +13,13 @@
 namespace unirt {
 namespace {
 
-bool same_shape(const Graph& g, int a, int b) {
+// Equal shapes, proven or asserted by a guard: the fused layer's shape function asserts the same
+// residual shape again, so the guard outlives the Add it came from.
+bool same_value_shape(const Graph& g, int a, int b) {
   const Value& va = g.value(a);
   const Value& vb = g.value(b);
-  if (!va.has_shape || !vb.has_shape || va.shape.size() != vb.shape.size() || va.dtype != vb.dtype) return false;
-  for (size_t i = 0; i < va.shape.size(); ++i)
-    if (!va.shape[i].equals(vb.shape[i])) return false;
-  return true;
+  if (!va.has_shape || !vb.has_shape || va.dtype != vb.dtype) return false;
+  return g.known_equal(va.shape, vb.shape);
 }
 
 // A constant holding one row of N values (shape [N], [1, N], ...).
@@ -104,7 +104,7 @@ int fuse_residual(Graph& g) {
       if (layer.op_type != "unirt.Linear" && layer.op_type != "unirt.ConvNHWC") continue;
       // Y = act(XW + b) + R has no GEMM epilogue: only layers without an activation take R.
       if (layer.has_input(3) || layer.has_attr("activation") || sole_consumer(g, cons, y) != static_cast<int>(ai)) continue;
-      if (g.value(r).is_const() || !same_shape(g, y, add.outputs[0]) || !same_shape(g, r, add.outputs[0])) continue;
+      if (g.value(r).is_const() || !same_value_shape(g, y, add.outputs[0]) || !same_value_shape(g, r, add.outputs[0])) continue;
       layer.inputs.resize(4, -1);
       layer.inputs[3] = r;
       layer.outputs[0] = add.outputs[0];

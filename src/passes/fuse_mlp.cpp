@@ -20,12 +20,11 @@ void mlp_shape(ShapeCtx& c) {
   const Shape& w1 = c.shape(1);
   const Shape& w2 = c.shape(3);
   if (x.empty() || w1.size() != 2 || w2.size() != 2) c.fail("expects X [..., C], W1 [C, hidden] and W2 [hidden, Cout]");
-  if (x.back().is_const() && w1[0].is_const() && x.back().value() != w1[0].value())
-    c.fail("X has " + x.back().str() + " channels, W1 expects " + w1[0].str());
-  if (w1[1].is_const() && w2[0].is_const() && w1[1].value() != w2[0].value())
-    c.fail("W1 gives " + w1[1].str() + " hidden features, W2 expects " + w2[0].str());
+  c.require_equal(x.back(), w1[0], "channels of X " + shape_str(x) + " vs W1 " + shape_str(w1));
+  c.require_equal(w1[1], w2[0], "hidden features of W1 " + shape_str(w1) + " vs W2 " + shape_str(w2));
   Shape y = x;
   y.back() = w2[1];
+  require_residual_shape(c, 5, y);
   c.set(0, c.dtype(0), y);
 }
 

@@ -328,7 +328,7 @@ class Sinker {
     std::vector<Group> groups;
     size_t i = 0, j = 0;
     while (i < r && j < m) {
-      if (X[i].equals(O[j])) {
+      if (same(X[i], O[j])) {
         groups.push_back({i, 1, j, 1});
         ++i, ++j;
         continue;
@@ -337,7 +337,7 @@ class Sinker {
       Dim prod = X[i];
       for (size_t k = 2; i + k <= r && !found; ++k) {
         prod = prod * X[i + k - 1];
-        if (prod.equals(O[j])) {
+        if (same(prod, O[j])) {
           groups.push_back({i, k, j, 1});
           i += k, ++j;
           found = true;
@@ -346,7 +346,7 @@ class Sinker {
       if (!found) prod = O[j];
       for (size_t k = 2; !found && j + k <= m; ++k) {
         prod = prod * O[j + k - 1];
-        if (prod.equals(X[i])) {
+        if (same(prod, X[i])) {
           groups.push_back({i, 1, j, k});
           ++i, j += k;
           found = true;
@@ -415,10 +415,10 @@ void linear_shape(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   const Shape& w = c.shape(1);
   if (x.empty() || w.size() != 2) c.fail("expects X [..., K] and W [K, N]");
-  if (x.back().is_const() && w[0].is_const() && x.back().value() != w[0].value())
-    c.fail("X has " + x.back().str() + " features, W expects " + w[0].str());
+  c.require_equal(x.back(), w[0], "features of X " + shape_str(x) + " vs W " + shape_str(w));
   Shape y = x;
   y.back() = w[1];
+  require_residual_shape(c, 3, y);
   c.set(0, c.dtype(0), y);
 }
 
@@ -430,6 +430,7 @@ void conv_nhwc_shape(ShapeCtx& c) {
   const auto k = c.node().attr_ints("kernel_shape"), s = c.node().attr_ints("strides", {1, 1}), p = c.node().attr_ints("pads", {0, 0, 0, 0});
   Shape y = {x[0], Dim(0), Dim(0), w[3]};
   for (int d = 0; d < 2; ++d) y[1 + d] = floordiv(x[1 + d] + Dim(p[d] + p[d + 2] - k[d]), Dim(s[d])) + Dim(1);
+  require_residual_shape(c, 3, y);
   c.set(0, c.dtype(0), y);
 }
 

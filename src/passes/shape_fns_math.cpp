@@ -6,20 +6,44 @@
 namespace unirt {
 namespace {
 
-bool is_int(DType t) { return t == DType::Int64 || t == DType::Int32; }
+bool is_int(DType t) { return t == DType::Int64 || t == DType::Int32 || t == DType::Bool; }
 
-// Element-wise integer arithmetic on known values (shape arithmetic such as H // 4 or (14 - W % 14) % 14).
-std::optional<std::vector<Dim>> combine_values(ShapeCtx& c, const Shape& out, const std::function<Dim(Dim, Dim)>& f) {
+// Element-wise integer arithmetic on known values (shape arithmetic such as H // 4 or (14 - W % 14) % 14,
+// and the comparisons torch's exporter wraps around them). Booleans are the values 0 and 1. An
+// element the algebra cannot decide (Equal(h, 224)) leaves the whole value to the planner.
+std::optional<std::vector<Dim>> combine_values(ShapeCtx& c, const Shape& out, const std::function<std::optional<Dim>(Dim, Dim)>& f) {
   auto a = c.values(0), b = c.values(1);
   if (!a || !b || !is_int(c.dtype(0)) || !shape_numel(out).is_const()) return std::nullopt;
   const size_t n = static_cast<size_t>(shape_numel(out).value());
   if ((a->size() != n && a->size() != 1) || (b->size() != n && b->size() != 1)) return std::nullopt;
   std::vector<Dim> r;
-  for (size_t i = 0; i < n; ++i) r.push_back(f((*a)[a->size() == 1 ? 0 : i], (*b)[b->size() == 1 ? 0 : i]));
+  for (size_t i = 0; i < n; ++i) {
+    std::optional<Dim> v;
+    try {
+      v = f((*a)[a->size() == 1 ? 0 : i], (*b)[b->size() == 1 ? 0 : i]);
+    } catch (const DimError&) {
+      return std::nullopt;  // e.g. a division whose operand signs are unknown: evaluated per shape instead
+    }
+    if (!v) return std::nullopt;
+    r.push_back(*v);
+  }
   return r;
 }
 
-void binary(ShapeCtx& c, const std::function<Dim(Dim, Dim)>& f, DType out_type = DType::Undefined) {
+std::optional<Dim> truth_value(Truth t) {
+  if (t == Truth::Unknown) return std::nullopt;
+  return Dim(t == Truth::True ? 1 : 0);
+}
+
+std::optional<Dim> as_bool(const Dim& d) {
+  if (d.is_const()) return Dim(d.value() != 0 ? 1 : 0);
+  const Truth z = dim_eq(d, Dim(0));
+  return z == Truth::Unknown ? std::nullopt : std::optional<Dim>(Dim(z == Truth::True ? 0 : 1));
+}
+
+using ValueFn = std::function<std::optional<Dim>(Dim, Dim)>;
+
+void binary(ShapeCtx& c, const ValueFn& f, DType out_type = DType::Undefined) {
   if (c.dtype(0) != c.dtype(1))
     c.fail(std::string("inputs have different types: ") + dtype_name(c.dtype(0)) + " and " + dtype_name(c.dtype(1)));
   Shape s = broadcast_shapes(c, c.shape(0), c.shape(1));
@@ -60,12 +84,14 @@ void conv(ShapeCtx& c) {
     c.fail("input " + shape_str(x) + " and weight " + shape_str(w) + " ranks do not fit a convolution");
   const int64_t group = c.node().attr_i("group", 1);
   if (!w[1].is_const() || !w[0].is_const()) c.fail("weight shape " + shape_str(w) + " must be constant");
-  if (!(x[1].equals(w[1] * Dim(group))))
-    c.fail("input has " + x[1].str() + " channels, weight expects " + std::to_string(w[1].value() * group) +
-           " (" + w[1].str() + " x group " + std::to_string(group) + ")");
+  if (group <= 0) c.fail("group " + std::to_string(group) + " must be positive");
+  c.require_equal(x[1], w[1] * Dim(group),
+                  "input channels of " + shape_str(x) + " vs the weight's " + w[1].str() + " x group " + std::to_string(group));
   if (w[0].value() % group != 0) c.fail("output channels " + w[0].str() + " not divisible by group");
-  if (c.has(2) && !(c.rank(2) == 1 && c.shape(2)[0].equals(w[0])))
-    c.fail("bias shape " + shape_str(c.shape(2)) + ", expected [" + w[0].str() + "]");
+  if (c.has(2)) {
+    if (c.rank(2) != 1) c.fail("bias shape " + shape_str(c.shape(2)) + ", expected [" + w[0].str() + "]");
+    c.require_equal(c.shape(2)[0], w[0], "bias length");
+  }
   std::vector<int64_t> k;
   for (size_t i = 2; i < w.size(); ++i) k.push_back(w[i].value());
   auto ks = c.node().attr_ints("kernel_shape", k);
@@ -91,8 +117,7 @@ void matmul(ShapeCtx& c) {
   const bool a1 = a.size() == 1, b1 = b.size() == 1;
   if (a1) a.insert(a.begin(), Dim(1));
   if (b1) b.push_back(Dim(1));
-  if (!a.back().equals(b[b.size() - 2]))
-    c.fail("inner dimensions differ: " + shape_str(c.shape(0)) + " x " + shape_str(c.shape(1)));
+  c.require_equal(a.back(), b[b.size() - 2], "inner dimensions of " + shape_str(c.shape(0)) + " x " + shape_str(c.shape(1)));
   Shape ba(a.begin(), a.end() - 2), bb(b.begin(), b.end() - 2);
   Shape out = broadcast_shapes(c, ba, bb);
   if (!a1) out.push_back(a[a.size() - 2]);
@@ -106,7 +131,7 @@ void gemm(ShapeCtx& c) {
   if (a.size() != 2 || b.size() != 2) c.fail("Gemm needs 2-D inputs, got " + shape_str(a) + " and " + shape_str(b));
   const bool ta = c.node().attr_i("transA", 0), tb = c.node().attr_i("transB", 0);
   Dim m = ta ? a[1] : a[0], k = ta ? a[0] : a[1], kb = tb ? b[1] : b[0], n = tb ? b[0] : b[1];
-  if (!k.equals(kb)) c.fail("inner dimensions differ: " + k.str() + " vs " + kb.str());
+  c.require_equal(k, kb, "inner dimensions of " + shape_str(a) + " x " + shape_str(b));
   Shape out = {m, n};
   if (c.has(2)) broadcast_shapes(c, out, c.shape(2));
   c.set(0, c.dtype(0), out);
@@ -133,8 +158,9 @@ void layernorm(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   const int64_t axis = c.axis(c.node().attr_i("axis", -1), x.size());
   Shape norm(x.begin() + axis, x.end());
-  if (!shape_numel(c.shape(1)).equals(shape_numel(norm)) && !shape_numel(c.shape(1)).is_const(1))
-    c.fail("scale shape " + shape_str(c.shape(1)) + " does not match normalised dims " + shape_str(norm));
+  if (!shape_numel(c.shape(1)).is_const(1))
+    c.require_equal(shape_numel(c.shape(1)), shape_numel(norm),
+                    "scale " + shape_str(c.shape(1)) + " vs normalised dims " + shape_str(norm));
   c.set(0, c.dtype(0), x);
   Shape stat = x;
   for (size_t i = axis; i < x.size(); ++i) stat[i] = Dim(1);
@@ -145,9 +171,10 @@ void layernorm(ShapeCtx& c) {
 void batchnorm(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   if (x.size() < 2) c.fail("input needs rank >= 2");
-  for (int i = 1; i < 5; ++i)
-    if (!(c.rank(i) == 1 && c.shape(i)[0].equals(x[1])))
-      c.fail("parameter " + std::to_string(i) + " has shape " + shape_str(c.shape(i)) + ", expected [" + x[1].str() + "]");
+  for (int i = 1; i < 5; ++i) {
+    if (c.rank(i) != 1) c.fail("parameter " + std::to_string(i) + " has shape " + shape_str(c.shape(i)) + ", expected [" + x[1].str() + "]");
+    c.require_equal(c.shape(i)[0], x[1], "parameter " + std::to_string(i) + " length vs channels");
+  }
   c.set(0, c.dtype(0), x);
 }
 
@@ -157,7 +184,7 @@ void variadic(ShapeCtx& c) {
   std::optional<std::vector<Dim>> vals;
   if (c.node().num_inputs() == 2 && is_int(c.dtype(0))) {
     const bool mx = c.node().op_type == "Max";
-    vals = combine_values(c, s, [mx](Dim a, Dim b) { return mx ? dmax(a, b) : dmin(a, b); });
+    vals = combine_values(c, s, [mx](Dim a, Dim b) -> std::optional<Dim> { return mx ? dmax(a, b) : dmin(a, b); });
   }
   c.set(0, c.dtype(0), s, vals);
 }
@@ -168,28 +195,85 @@ void cast(ShapeCtx& c) {
   const DType t = static_cast<DType>(to);
   std::optional<std::vector<Dim>> vals;
   if ((t == DType::Int64 || t == DType::Int32) && (is_int(c.dtype(0)) || c.in(0).is_const())) vals = c.values(0);
+  if (t == DType::Bool && is_int(c.dtype(0)))
+    if (auto in = c.values(0)) {
+      vals.emplace();
+      for (const Dim& d : *in) {
+        auto b = as_bool(d);
+        if (!b) {
+          vals.reset();
+          break;
+        }
+        vals->push_back(*b);
+      }
+    }
   c.set(0, t, c.shape(0), vals);
+}
+
+// Unary ops on known integer values: Neg, Abs, Not.
+void unary_values(ShapeCtx& c, const std::function<std::optional<Dim>(const Dim&)>& f) {
+  std::optional<std::vector<Dim>> vals;
+  if (is_int(c.dtype(0)))
+    if (auto in = c.values(0)) {
+      vals.emplace();
+      for (const Dim& d : *in) {
+        auto v = f(d);
+        if (!v) {
+          vals.reset();
+          break;
+        }
+        vals->push_back(*v);
+      }
+    }
+  c.set(0, c.dtype(0), c.shape(0), vals);
 }
 
 }  // namespace
 
 void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
-  m["Add"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return a + b; }); };
-  m["Sub"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return a - b; }); };
-  m["Mul"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return a * b; }); };
-  // Shape arithmetic is on non-negative sizes, where ONNX's truncating division equals floor division.
-  m["Div"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return floordiv(a, b); }); };
+  m["Add"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) -> std::optional<Dim> { return a + b; }); };
+  m["Sub"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) -> std::optional<Dim> { return a - b; }); };
+  m["Mul"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) -> std::optional<Dim> { return a * b; }); };
+  // ONNX integer Div truncates; exact symbolically where the operands' signs are known.
+  m["Div"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) -> std::optional<Dim> { return truncdiv(a, b); }); };
   m["Mod"] = [](ShapeCtx& c) {
     if (c.node().attr_i("fmod", 0)) return binary(c, nullptr);
-    binary(c, [](Dim a, Dim b) { return mod(a, b); });
+    binary(c, [](Dim a, Dim b) -> std::optional<Dim> { return mod(a, b); });
   };
   m["Pow"] = [](ShapeCtx& c) { c.set(0, c.dtype(0), broadcast_shapes(c, c.shape(0), c.shape(1))); };
-  for (const char* op : {"Equal", "Less", "Greater", "And", "Or", "Xor"})
-    m[op] = [](ShapeCtx& c) { binary(c, nullptr, DType::Bool); };
+  m["Equal"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(dim_eq(a, b)); }, DType::Bool); };
+  m["Less"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(dim_lt(a, b)); }, DType::Bool); };
+  m["Greater"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(dim_lt(b, a)); }, DType::Bool); };
+  auto logic = [](int kind) {
+    return [kind](ShapeCtx& c) {
+      binary(c, [kind](Dim a, Dim b) -> std::optional<Dim> {
+        if (!a.is_const() || !b.is_const()) return std::nullopt;
+        const bool x = a.value() != 0, y = b.value() != 0;
+        return Dim(kind == 0 ? (x && y) : kind == 1 ? (x || y) : (x != y));
+      }, DType::Bool);
+    };
+  };
+  m["And"] = logic(0);
+  m["Or"] = logic(1);
+  m["Xor"] = logic(2);
   for (const char* op : {"Min", "Max"}) m[op] = variadic;
-  for (const char* op : {"Sqrt", "Erf", "Gelu", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Neg", "Abs", "Reciprocal",
-                         "Floor", "Ceil", "Clip", "Softmax", "Not"})
+  for (const char* op : {"Sqrt", "Erf", "Gelu", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Reciprocal",
+                         "Floor", "Ceil", "Clip", "Softmax"})
     m[op] = same_as_input;
+  m["Neg"] = [](ShapeCtx& c) { unary_values(c, [](const Dim& d) -> std::optional<Dim> { return Dim(0) - d; }); };
+  m["Abs"] = [](ShapeCtx& c) {
+    unary_values(c, [](const Dim& d) -> std::optional<Dim> {
+      if (d.range().lo >= 0) return d;
+      if (d.range().hi <= 0) return Dim(0) - d;
+      return std::nullopt;
+    });
+  };
+  m["Not"] = [](ShapeCtx& c) {
+    unary_values(c, [](const Dim& d) -> std::optional<Dim> {
+      if (!d.is_const()) return std::nullopt;
+      return Dim(d.value() == 0 ? 1 : 0);
+    });
+  };
   m["Cast"] = cast;
   m["Conv"] = conv;
   m["AveragePool"] = pool;

@@ -75,9 +75,14 @@ void reshape(ShapeCtx& c) {
     }
   }
   Dim numel = shape_numel(x);
-  if (infer >= 0) target[infer] = floordiv(numel, known);
-  else if (!shape_numel(target).equals(numel))
-    c.fail("cannot reshape " + shape_str(x) + " (" + numel.str() + " elements) to " + shape_str(target));
+  if (infer >= 0) {
+    if (dim_eq(known, Dim(0)) == Truth::True) c.fail("cannot infer the -1 of " + shape_str(target) + ": the other dims multiply to 0");
+    target[infer] = floordiv(numel, known);
+    c.require_equal(target[infer] * known, numel,
+                    "reshape of " + shape_str(x) + " to " + shape_str(target) + " (the -1 must divide evenly)");
+  } else {
+    c.require_equal(shape_numel(target), numel, "element count of the reshape " + shape_str(x) + " to " + shape_str(target));
+  }
   c.set(0, c.dtype(0), target, passthrough(c));
 }
 
@@ -126,8 +131,9 @@ void concat(ShapeCtx& c) {
     if (xi.size() != x0.size()) c.fail("input " + std::to_string(i) + " has rank " + std::to_string(xi.size()) + ", expected " + std::to_string(x0.size()));
     if (c.dtype(i) != c.dtype(0)) c.fail("inputs have different types");
     for (size_t d = 0; d < xi.size(); ++d)
-      if (static_cast<int64_t>(d) != a && !xi[d].equals(x0[d]))
-        c.fail("input " + std::to_string(i) + " shape " + shape_str(xi) + " differs from " + shape_str(x0) + " off the concat axis");
+      if (static_cast<int64_t>(d) != a)
+        c.require_equal(xi[d], x0[d], "dimension " + std::to_string(d) + " of input " + std::to_string(i) + " " + shape_str(xi) +
+                                          " vs input 0 " + shape_str(x0) + " (off the concat axis)");
     out[a] = out[a] + xi[a];
     if (vals) {
       auto vi = c.values(i);
@@ -211,10 +217,16 @@ void gather(ShapeCtx& c) {
   out.insert(out.end(), x.begin() + a + 1, x.end());
   std::optional<std::vector<Dim>> vals;
   auto xv = c.values(0);
-  if (xv && x.size() == 1 && c.in(1).is_const()) {
+  auto iv = c.values(1);
+  if (xv && x.size() == 1 && iv) {
     vals.emplace();
     const int64_t n = static_cast<int64_t>(xv->size());
-    for (int64_t i : c.in(1).data->to_int64()) {
+    for (const Dim& d : *iv) {
+      if (!d.is_const()) {
+        vals.reset();
+        break;
+      }
+      const int64_t i = d.value();
       if (i < -n || i >= n) c.fail("index " + std::to_string(i) + " out of range for " + std::to_string(n) + " values");
       vals->push_back((*xv)[i < 0 ? i + n : i]);
     }
@@ -286,7 +298,12 @@ void split(ShapeCtx& c) {
 
 void expand(ShapeCtx& c) {
   std::vector<Dim> target = c.need_values(1, "target shape");
-  c.set(0, c.dtype(0), broadcast_shapes(c, c.shape(0), target));
+  Shape out = broadcast_shapes(c, c.shape(0), target);
+  std::optional<std::vector<Dim>> vals;
+  auto xv = c.values(0);
+  if (xv && xv->size() == 1 && shape_numel(out).is_const() && shape_numel(out).value() <= 1024)
+    vals = std::vector<Dim>(static_cast<size_t>(shape_numel(out).value()), (*xv)[0]);
+  c.set(0, c.dtype(0), out, vals);
 }
 
 void pad(ShapeCtx& c) {
@@ -352,7 +369,17 @@ void where(ShapeCtx& c) {
   if (c.dtype(1) != c.dtype(2)) c.fail("X and Y have different types");
   Shape s = broadcast_shapes(c, broadcast_shapes(c, c.shape(0), c.shape(1)), c.shape(2));
   std::optional<std::vector<Dim>> vals;
-  auto cond = c.in(0).is_const() ? std::optional<std::vector<int64_t>>(c.in(0).data->to_int64()) : std::nullopt;
+  std::optional<std::vector<int64_t>> cond;
+  if (auto cv = c.values(0)) {
+    cond.emplace();
+    for (const Dim& d : *cv) {
+      if (!d.is_const()) {
+        cond.reset();
+        break;
+      }
+      cond->push_back(d.value());
+    }
+  }
   auto xv = c.values(1), yv = c.values(2);
   if (cond && xv && yv && shape_numel(s).is_const()) {
     const size_t n = static_cast<size_t>(shape_numel(s).value());

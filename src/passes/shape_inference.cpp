@@ -77,6 +77,17 @@ void ShapeCtx::set(int out, DType dtype, Shape shape, std::optional<std::vector<
 
 void ShapeCtx::fail(const std::string& msg) const { throw Error(n_.describe() + ": " + msg); }
 
+void ShapeCtx::require_equal(const Dim& a, const Dim& b, const std::string& what) const {
+  switch (dim_eq(a, b)) {
+    case Truth::True: return;
+    case Truth::False: fail(what + ": " + a.brief() + " vs " + b.brief());
+    case Truth::Unknown: break;
+  }
+  for (const auto& gd : g_.guards)
+    if (gd.lhs.key() == a.key() && gd.rhs.key() == b.key()) return;  // the same fact, asserted earlier
+  g_.guards.push_back({n_.describe(), what, a, b});
+}
+
 int64_t ShapeCtx::axis(int64_t a, size_t r) const {
   const int64_t rr = static_cast<int64_t>(r);
   if (a < -rr || a >= rr)
@@ -93,22 +104,40 @@ Shape broadcast_shapes(const ShapeCtx& ctx, const Shape& a, const Shape& b) {
     Dim db = hb ? b[i + b.size() - r] : Dim(1);
     if (da.is_const(1)) out[i] = db;
     else if (db.is_const(1)) out[i] = da;
-    else if (da.equals(db)) out[i] = da.is_const() ? da : (db.is_const() ? db : da);
-    else
-      ctx.fail("cannot broadcast shapes " + shape_str(a) + " and " + shape_str(b) + " (dimension " +
-               std::to_string(i) + ": " + da.str() + " vs " + db.str() + ")");
+    else {
+      // Equal sizes are required unless one is 1; a symbolic size that could be 1 is taken as
+      // "equal" (a guard says so), as TensorRT does.
+      if (dim_eq(da, db) == Truth::False)
+        ctx.fail("cannot broadcast shapes " + shape_str(a) + " and " + shape_str(b) + " (dimension " + std::to_string(i) +
+                 ": " + da.brief() + " vs " + db.brief() + ")");
+      ctx.require_equal(da, db, "broadcast dimension " + std::to_string(i) + " of " + shape_str(a) + " and " + shape_str(b));
+      out[i] = db.is_const() ? db : da;
+    }
   }
   return out;
 }
 
+void require_residual_shape(ShapeCtx& c, int i, const Shape& y) {
+  if (!c.has(i)) return;
+  const Shape& r = c.shape(i);
+  if (r.size() != y.size()) c.fail("residual " + shape_str(r) + " has another rank than the output " + shape_str(y));
+  for (size_t d = 0; d < y.size(); ++d)
+    c.require_equal(r[d], y[d], "residual dimension " + std::to_string(d) + " of " + shape_str(r) + " vs the output " + shape_str(y));
+}
+
 void infer_shapes(Graph& g) {
   auto& fns = shape_fns();
+  g.guards.clear();  // recomputed for the graph as it is now
   for (int idx : g.topo_order()) {
     Node& n = g.nodes[idx];
     auto it = fns.find(n.op_type);
     if (it == fns.end()) throw Error(n.describe() + ": no shape function for this op");
     ShapeCtx ctx(g, n);
-    it->second(ctx);
+    try {
+      it->second(ctx);
+    } catch (const DimError& e) {
+      ctx.fail(e.what());
+    }
     for (int o : n.outputs)
       if (o >= 0 && !g.value(o).has_shape) ctx.fail("output '" + g.value(o).name + "' got no shape");
   }

@@ -33,6 +33,9 @@ class ShapeCtx {
   // Required compile-time integers (e.g. axes): constant or fully-constant sym_value.
   std::vector<int64_t> need_ints(int i, const char* role) const;
   void set(int out, DType dtype, Shape shape, std::optional<std::vector<Dim>> sym = std::nullopt);
+  // a == b: proven passes, refuted fails naming `what`, undecided becomes a guard (Graph::guards)
+  // that the planner checks on every concrete shape.
+  void require_equal(const Dim& a, const Dim& b, const std::string& what) const;
   int num_outputs() const { return static_cast<int>(n_.outputs.size()); }
   [[noreturn]] void fail(const std::string& msg) const;
   // Normalise a possibly negative axis against rank r.
@@ -49,6 +52,9 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m);
 void register_shape_fns_tensor(std::map<std::string, ShapeFn>& m);
 // Ops added by passes (fused ops) register their shape function here too.
 void register_shape_fn(const std::string& op_type, ShapeFn fn);
+
+// A fused op's residual input (index i, if present) has exactly the output shape y.
+void require_residual_shape(ShapeCtx& c, int i, const Shape& y);
 
 // Numpy-style multidirectional broadcast of shapes; throws via ctx on mismatch.
 Shape broadcast_shapes(const ShapeCtx& ctx, const Shape& a, const Shape& b);

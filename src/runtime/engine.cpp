@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "onnx/importer.h"
+#include "runtime/profile.h"
 
 namespace unirt {
 
@@ -54,8 +55,10 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   if (opts.layout != "auto" && opts.layout != "nchw" && opts.layout != "nhwc")
     throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");
   po.nhwc = opts.fuse && (opts.layout == "nhwc" || (opts.layout == "auto" && opts.backend == "cuda"));
+  bind_profile_ranges(graph, opts.profile);
   e.passes = run_passes(graph, po);
   e.graph = std::move(graph);
+  check_profile_corners(e);
   e.created = static_cast<int64_t>(std::time(nullptr));
   e.unirt_version = kUnirtVersion;
   e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

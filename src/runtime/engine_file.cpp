@@ -12,7 +12,8 @@
 
 namespace unirt {
 
-const uint32_t kEngineFormatVersion = 1;
+// 2: canonical symbolic dims (sums, products, n-ary max/min) with symbol ranges; shape guards.
+const uint32_t kEngineFormatVersion = 2;
 const char* const kUnirtVersion = "0.1.0";
 
 namespace {
@@ -42,11 +43,24 @@ class Writer {
   }
   void dim(const Dim& d) {
     pod<uint8_t>(static_cast<uint8_t>(d.op()));
-    if (d.op() == Dim::Op::Const) pod<int64_t>(d.value());
-    else if (d.op() == Dim::Op::Sym) str(d.symbol_name());
-    else {
-      dim(d.lhs());
-      dim(d.rhs());
+    switch (d.op()) {
+      case Dim::Op::Const: pod<int64_t>(d.value()); break;
+      case Dim::Op::Sym:
+        str(d.symbol_name());
+        pod<int64_t>(d.range().lo);
+        pod<int64_t>(d.range().hi);
+        break;
+      case Dim::Op::Sum:
+        pod<int64_t>(d.sum_constant());
+        pod<uint64_t>(d.sum_terms().size());
+        for (const auto& t : d.sum_terms()) {
+          pod<int64_t>(t.second);
+          dim(t.first);
+        }
+        break;
+      default:
+        pod<uint64_t>(d.args().size());
+        for (const Dim& a : d.args()) dim(a);
     }
   }
   void dims(const std::vector<Dim>& v) {
@@ -107,20 +121,43 @@ class Reader {
       if (v > kMaxDimConst || v < -kMaxDimConst) fail("dimension constant " + std::to_string(v) + " out of range");
       return Dim(v);
     }
-    if (op == Dim::Op::Sym) return Dim::symbol(str());
-    if (op > Dim::Op::Min) fail("bad symbolic dimension tag " + std::to_string(static_cast<int>(op)));
-    const Dim a = dim(depth + 1), b = dim(depth + 1);
-    if ((op == Dim::Op::FloorDiv || op == Dim::Op::Mod) && b.is_const() && b.value() <= 0)
-      fail("symbolic dimension divides by " + std::to_string(b.value()));
-    switch (op) {
-      case Dim::Op::Add: return a + b;
-      case Dim::Op::Sub: return a - b;
-      case Dim::Op::Mul: return a * b;
-      case Dim::Op::FloorDiv: return floordiv(a, b);
-      case Dim::Op::Mod: return mod(a, b);
-      case Dim::Op::Max: return dmax(a, b);
-      default: return dmin(a, b);
+    if (op == Dim::Op::Sym) {
+      std::string name = str();
+      const int64_t lo = pod<int64_t>(), hi = pod<int64_t>();
+      if (name.empty() || lo > hi) fail("symbol '" + name + "' with range " + std::to_string(lo) + ".." + std::to_string(hi));
+      return Dim::symbol(name, lo, hi);
     }
+    if (op > Dim::Op::Min) fail("bad symbolic dimension tag " + std::to_string(static_cast<int>(op)));
+    if (op == Dim::Op::Sum) {
+      const int64_t c = pod<int64_t>();
+      if (c > kMaxDimConst || c < -kMaxDimConst) fail("dimension constant " + std::to_string(c) + " out of range");
+      const uint64_t n = count(9);
+      if (n == 0) fail("empty symbolic sum");
+      Dim s(c);
+      for (uint64_t i = 0; i < n; ++i) {
+        const int64_t k = pod<int64_t>();
+        if (k > kMaxDimConst || k < -kMaxDimConst) fail("dimension coefficient " + std::to_string(k) + " out of range");
+        s = s + Dim(k) * dim(depth + 1);
+      }
+      return s;
+    }
+    const uint64_t n = count(1);
+    const bool binary = op == Dim::Op::FloorDiv || op == Dim::Op::Mod;
+    if (binary ? n != 2 : n < 2) fail("symbolic dimension with " + std::to_string(n) + " operands");
+    std::vector<Dim> a;
+    for (uint64_t i = 0; i < n; ++i) a.push_back(dim(depth + 1));
+    if (binary && a[1].is_const() && a[1].value() <= 0) fail("symbolic dimension divides by " + std::to_string(a[1].value()));
+    Dim r = a[0];
+    for (size_t i = 1; i < a.size(); ++i) {
+      switch (op) {
+        case Dim::Op::Prod: r = r * a[i]; break;
+        case Dim::Op::FloorDiv: r = floordiv(r, a[i]); break;
+        case Dim::Op::Mod: r = mod(r, a[i]); break;
+        case Dim::Op::Max: r = dmax(r, a[i]); break;
+        default: r = dmin(r, a[i]);
+      }
+    }
+    return r;
   }
   std::vector<Dim> dims() {
     uint64_t n = count(1);
@@ -263,6 +300,13 @@ void save_engine(const Engine& e, const std::string& path) {
   }
   w.ints(std::vector<int64_t>(g.inputs.begin(), g.inputs.end()));
   w.ints(std::vector<int64_t>(g.outputs.begin(), g.outputs.end()));
+  w.pod<uint64_t>(g.guards.size());
+  for (const auto& gd : g.guards) {
+    w.str(gd.node);
+    w.str(gd.check);
+    w.dim(gd.lhs);
+    w.dim(gd.rhs);
+  }
 
   const std::string& payload = w.buf();
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -389,6 +433,16 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     if (id < 0) r.fail("missing graph input");
   for (int id : g.outputs)
     if (id < 0) r.fail("missing graph output");
+  r.section("shape guards");
+  const uint64_t ng = r.count(2);
+  for (uint64_t i = 0; i < ng; ++i) {
+    ShapeGuard gd;
+    gd.node = r.str();
+    gd.check = r.str();
+    gd.lhs = r.dim();
+    gd.rhs = r.dim();
+    g.guards.push_back(std::move(gd));
+  }
   if (r.pos() != 20 + len) r.fail(std::to_string(20 + len - r.pos()) + " unread bytes after the graph");
   return e;
 }

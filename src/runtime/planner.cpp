@@ -7,12 +7,28 @@ namespace unirt {
 namespace {
 constexpr size_t kAlign = 256;
 size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-std::string dims_text(const std::vector<int64_t>& s) {
-  std::string r;
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
-  return r.empty() ? "scalar" : r;
-}
 }  // namespace
+
+std::string bindings_text(const std::map<std::string, int64_t>& b) {
+  std::string s;
+  for (const auto& kv : b) s += (s.empty() ? "" : ", ") + kv.first + "=" + std::to_string(kv.second);
+  return s.empty() ? "no symbols" : s;
+}
+
+void check_guards(const Graph& g, const std::map<std::string, int64_t>& bindings) {
+  for (const ShapeGuard& gd : g.guards) {
+    int64_t l = 0, r = 0;
+    try {
+      l = gd.lhs.eval(bindings);
+      r = gd.rhs.eval(bindings);
+    } catch (const DimError& e) {
+      throw Error(gd.node + ": " + gd.check + ": cannot evaluate for " + bindings_text(bindings) + " (" + e.what() + ")");
+    }
+    if (l != r)
+      throw Error(gd.node + ": " + gd.check + " fails for " + bindings_text(bindings) + ": " + gd.lhs.brief() + " = " +
+                  std::to_string(l) + " but " + gd.rhs.brief() + " = " + std::to_string(r));
+  }
+}
 
 size_t planned_bytes(const Graph& g, const Plan& p, int value) {
   int64_t n = 1;
@@ -60,6 +76,12 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
                     " (dimension " + std::to_string(i) + " is " + std::to_string(s[i]) + "; engine input " + shape_str(v.shape) +
                     "): rebuild with a wider --min-shapes/--max-shapes");
       if (d.op() == Dim::Op::Sym) {
+        // The algebra simplified with the symbol's range: a value outside it is not served.
+        const DimRange rg = d.range();
+        if (!rg.contains(s[i]))
+          throw Error("input '" + v.name + "' shape " + dims_text(s) + ": dimension " + std::to_string(i) + " ('" + d.symbol_name() +
+                      "') is " + std::to_string(s[i]) + ", this engine serves " + std::to_string(rg.lo) + ".." + std::to_string(rg.hi) +
+                      ": rebuild with a wider --min-shapes/--max-shapes");
         auto b = p.bindings.find(d.symbol_name());
         if (b != p.bindings.end() && b->second != s[i])
           throw Error("input '" + v.name + "' dimension " + std::to_string(i) + " ('" + d.symbol_name() + "') is " +
@@ -78,7 +100,7 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
       int64_t want;
       try {
         want = d.eval(p.bindings);
-      } catch (const Error&) {
+      } catch (const DimError&) {
         continue;  // its symbols are bound nowhere else: nothing to check against
       }
       if (want != s[i])
@@ -86,6 +108,7 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
                     d.str() + " = " + std::to_string(want) + " (engine input " + shape_str(v.shape) + ")");
     }
   }
+  check_guards(g, p.bindings);
   const size_t nv = g.values.size();
   p.shapes.resize(nv);
   p.host_values.resize(nv);
@@ -93,17 +116,22 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   for (size_t i = 0; i < nv; ++i) {
     const Value& v = g.value(static_cast<int>(i));
     if (!v.has_shape) continue;
-    for (const Dim& d : v.shape) {
-      int64_t x = d.eval(p.bindings);
-      if (x < 0)
-        throw Error("value '" + v.name + "' gets a negative dimension (" + d.str() + " = " + std::to_string(x) +
-                    ") for these input shapes");
-      p.shapes[i].push_back(x);
+    try {
+      for (const Dim& d : v.shape) {
+        int64_t x = d.eval(p.bindings);
+        if (x < 0)
+          throw Error("value '" + v.name + "' gets a negative dimension (" + d.brief() + " = " + std::to_string(x) + ") for " +
+                      bindings_text(p.bindings));
+        p.shapes[i].push_back(x);
+      }
+      if (v.sym_value) {
+        for (const Dim& d : *v.sym_value) p.host_values[i].push_back(d.eval(p.bindings));
+        p.has_host_values[i] = 1;
+      }
+    } catch (const DimError& e) {
+      throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + ": " + e.what() + " for " + bindings_text(p.bindings));
     }
-    if (v.sym_value) {
-      for (const Dim& d : *v.sym_value) p.host_values[i].push_back(d.eval(p.bindings));
-      p.has_host_values[i] = 1;
-    } else if (v.data && v.dtype == DType::Int64) {
+    if (!v.sym_value && v.data && v.dtype == DType::Int64) {
       p.host_values[i] = v.data->to_int64();
       p.has_host_values[i] = 1;
     }

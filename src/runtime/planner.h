@@ -29,6 +29,11 @@ struct Plan {
 // profile, evaluates every shape and plans memory. Throws Error naming the tensor and the profile.
 Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes);
 
+// Checks every shape guard of the graph at these symbol values; throws Error naming the node,
+// the check and the values.
+void check_guards(const Graph& g, const std::map<std::string, int64_t>& bindings);
+std::string bindings_text(const std::map<std::string, int64_t>& b);
+
 // Ops whose output is the input's bytes under another shape: planned as views, never run.
 bool is_view_op(const std::string& op);
 // True for nodes the planner never runs (their outputs are constants or shape values).

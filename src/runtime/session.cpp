@@ -5,13 +5,6 @@
 
 namespace unirt {
 
-namespace {
-std::string dims_text(const std::vector<int64_t>& s) {
-  std::string r;
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
-  return r.empty() ? "scalar" : r;
-}
-}  // namespace
 
 struct Session::Prepared {
   std::vector<std::vector<int64_t>> input_shapes;

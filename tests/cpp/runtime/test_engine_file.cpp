@@ -81,7 +81,7 @@ void expect_same_dims(const std::vector<Dim>& a, const std::vector<Dim>& b) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].str(), b[i].str());
-    EXPECT_TRUE(a[i].equals(b[i])) << a[i].str();
+    EXPECT_TRUE(unirt::same(a[i], b[i])) << a[i].str() << " vs " << b[i].str();
   }
 }
 
@@ -202,7 +202,7 @@ TEST(EngineFile, CorruptTruncatedWrongVersionAndGarbageAreRejected) {
   expect_error(b.substr(0, 15), "truncated");
   std::string version = b;
   version[8] = 99;
-  expect_error(version, "engine format version 99, this unirt reads version 1: rebuild");
+  expect_error(version, "engine format version 99, this unirt reads version 2: rebuild");
   expect_error("garbage that is not an engine", "not a unirt engine file");
   expect_error("", "not a unirt engine file");
   expect_error(b + "x", "trailing");
