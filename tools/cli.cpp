@@ -58,12 +58,6 @@ std::string sanitize(const std::string& n) {
   return s;
 }
 
-std::string dims_text(const std::vector<int64_t>& s) {
-  std::string r;
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
-  return r.empty() ? "scalar" : r;
-}
-
 std::string human_bytes(double b) {
   char buf[32];
   if (b >= 1 << 30) std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1 << 30));

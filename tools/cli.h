@@ -44,7 +44,6 @@ std::shared_ptr<Engine> load(const std::string& path, const Common& c);
 
 // Output file names: characters outside [A-Za-z0-9_.-] become '_'.
 std::string sanitize(const std::string& name);
-std::string dims_text(const std::vector<int64_t>& s);
 std::string human_bytes(double bytes);
 double percentile(std::vector<double> v, double p);
 

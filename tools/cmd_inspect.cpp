@@ -1,5 +1,6 @@
 // unirt inspect MODEL [--shapes ...]: inputs/outputs with symbolic shapes, per-layer table with
 // fusion notes and weight sizes, pass reports, engine header, planned memory at given shapes.
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <map>
@@ -49,6 +50,11 @@ void add_inspect_command(CLI::App& app, Registry& r) {
       std::printf("  %-24s changes %5d  %8.2f ms\n", p.pass.c_str(), p.changes, p.ms);
       for (const auto& d : p.details) std::printf("      %s\n", d.c_str());
     }
+    if (!g.guards.empty()) {
+      std::printf("\nshape guards (checked on every new input shape; the build checked them at the profile's corners):\n");
+      for (const auto& gd : g.guards)
+        std::printf("  %s: %s: %s == %s\n", gd.node.c_str(), gd.check.c_str(), gd.lhs.brief(80).c_str(), gd.rhs.brief(80).c_str());
+    }
     if (!e->tactics.empty()) {
       std::printf("\ntactics:\n");
       for (const auto& kv : e->tactics) std::printf("  %-48s %s\n", kv.first.c_str(), kv.second.c_str());
@@ -79,7 +85,16 @@ void add_inspect_command(CLI::App& app, Registry& r) {
     for (const auto& kv : ops) std::printf(" %s=%d", kv.first.c_str(), kv.second);
     std::printf("\n");
     if (!o->shapes.empty()) {
-      const Plan p = make_plan(*e, parse_shapes(o->shapes));
+      const auto want = parse_shapes(o->shapes);
+      Plan p = make_plan(*e, want);
+      // What a new input shape costs the planner (binding, guards, shapes, lifetimes, packing).
+      std::vector<double> us;
+      for (int i = 0; i < 50; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        p = make_plan(*e, want);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::printf("planning a new input shape: %.0f us (median of 50)\n", percentile(us, 50));
       std::printf("plan at %s: %zu kernels, peak activations %s (without reuse %s), weights %s\n", o->shapes.c_str(), p.steps.size(),
                   human_bytes(static_cast<double>(p.arena_bytes)).c_str(), human_bytes(static_cast<double>(p.naive_bytes)).c_str(),
                   human_bytes(static_cast<double>(weights)).c_str());

@@ -282,8 +282,10 @@ struct DimBuilder {
       N.c = add_i(N.c, c - 1);
       return scale(floordiv_const(N, c), -1);
     }
-    // (S // d + r0) // c == (S + r0 * d) // (d * c) for d, c > 0.
-    if (R.t.size() == 1 && R.t.begin()->second.second == 1) {
+    // (S // d) // c == S // (d * c) for d, c > 0. With an offset ((S // d + r0) // c) the nested
+    // form is kept: it is what the window pads are written in, and the range reading of
+    // X - c * ((X + r0) // c) needs X visible.
+    if (R.t.size() == 1 && R.t.begin()->second.second == 1 && R.c == 0) {
       const Dim& f = R.t.begin()->second.first;
       if (f.op() == Dim::Op::FloorDiv && f.args()[1].is_const() && f.args()[1].value() > 0) {
         const int64_t d = f.args()[1].value();

@@ -15,7 +15,34 @@ struct Session::Prepared {
   std::shared_ptr<void> graph;  // captured CUDA graph
   int runs = 0;
   std::vector<void*> io_ptrs;   // input/output pointers the views were built with
+  // Device copies of shape values (computed on the host per input shape) that a device kernel
+  // reads as data, e.g. a Cast of Shape(x): uploaded once when the shape is prepared.
+  std::map<int, void*> device_values;
+  Backend* owner = nullptr;
+  ~Prepared() {
+    for (auto& kv : device_values) owner->free(kv.second);
+  }
 };
+
+namespace {
+
+// The host values of a shape value as the bytes of its element type.
+std::vector<uint8_t> host_value_bytes(const Value& v, const std::vector<int64_t>& vals) {
+  std::vector<uint8_t> out(std::max<size_t>(1, vals.size() * dtype_size(v.dtype)));
+  for (size_t k = 0; k < vals.size(); ++k) {
+    switch (v.dtype) {
+      case DType::Int64: reinterpret_cast<int64_t*>(out.data())[k] = vals[k]; break;
+      case DType::Int32: reinterpret_cast<int32_t*>(out.data())[k] = static_cast<int32_t>(vals[k]); break;
+      case DType::Int8: reinterpret_cast<int8_t*>(out.data())[k] = static_cast<int8_t>(vals[k]); break;
+      case DType::Uint8:
+      case DType::Bool: out[k] = static_cast<uint8_t>(vals[k]); break;
+      default: throw Error("shape value '" + v.name + "' has type " + dtype_name(v.dtype) + ", expected an integer type");
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> backend, SessionOptions o)
     : engine_(std::move(engine)), backend_(std::move(backend)), opts_(o) {
@@ -99,9 +126,23 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
   std::map<std::string, std::vector<int64_t>> named;
   for (size_t i = 0; i < g.inputs.size(); ++i) named[g.value(g.inputs[i]).name] = input_shapes[i];
   auto pp = std::make_unique<Prepared>();
+  pp->owner = backend_.get();
   pp->input_shapes = input_shapes;
   pp->plan = make_plan(*engine_, named);
   const Plan& plan = pp->plan;
+  if (backend_->name() != "cpu") {
+    std::vector<char> is_input(g.values.size(), 0);
+    for (int id : g.inputs) is_input[id] = 1;
+    for (int idx : plan.steps)
+      for (int v : g.nodes[idx].inputs) {
+        if (v < 0 || !plan.has_host_values[v] || const_ptrs_[v] || is_input[v] || pp->device_values.count(v)) continue;
+        if (plan.offsets[v] != Plan::kNoBuffer) continue;
+        const std::vector<uint8_t> bytes = host_value_bytes(g.value(v), plan.host_values[v]);
+        void* d = backend_->alloc(bytes.size());
+        pp->device_values[v] = d;
+        backend_->copy_from_host(d, bytes.data(), bytes.size());
+      }
+  }
   for (int idx : plan.steps) {
     const Node& n = g.nodes[idx];
     std::vector<TensorView> ins, outs;
@@ -203,6 +244,7 @@ void Session::execute(const std::vector<TensorView>& inputs, const std::vector<T
   std::map<int, void*> io;
   std::vector<void*> ptrs;
   for (size_t i = 0; i < inputs.size(); ++i) io[g.inputs[i]] = inputs[i].data;
+  for (const auto& kv : pp.device_values) io.emplace(kv.first, kv.second);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
     const Value& val = g.value(v);
