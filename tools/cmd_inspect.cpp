@@ -50,6 +50,11 @@ void add_inspect_command(CLI::App& app, Registry& r) {
       std::printf("  %-24s changes %5d  %8.2f ms\n", p.pass.c_str(), p.changes, p.ms);
       for (const auto& d : p.details) std::printf("      %s\n", d.c_str());
     }
+    if (!e->shape_inputs.empty()) {
+      std::printf("\nshape inputs (the engine is specialised per value of these, at run time):");
+      for (const auto& n : e->shape_inputs) std::printf(" %s", n.c_str());
+      std::printf("\n");
+    }
     if (!g.guards.empty()) {
       std::printf("\nshape guards (checked on every new input shape; the build checked them at the profile's corners):\n");
       for (const auto& gd : g.guards)
@@ -84,7 +89,7 @@ void add_inspect_command(CLI::App& app, Registry& r) {
     std::printf("\nlayers by op:");
     for (const auto& kv : ops) std::printf(" %s=%d", kv.first.c_str(), kv.second);
     std::printf("\n");
-    if (!o->shapes.empty()) {
+    if (!o->shapes.empty() && e->shape_inputs.empty()) {
       const auto want = parse_shapes(o->shapes);
       Plan p = make_plan(*e, want);
       // What a new input shape costs the planner (binding, guards, shapes, lifetimes, packing).

@@ -46,8 +46,8 @@ std::optional<std::vector<Dim>> ShapeCtx::values(int i) const {
 std::vector<Dim> ShapeCtx::need_values(int i, const char* role) const {
   auto v = values(i);
   if (!v)
-    fail(std::string("the ") + role + " (input '" + in(i).name +
-         "') depends on tensor data, not only on shapes: unirt needs it known when the engine is built");
+    throw DataDependentError(n_.describe() + ": the " + role + " (input '" + in(i).name +
+                             "') depends on tensor data, not only on shapes: unirt needs it known when the engine is built");
   return *v;
 }
 

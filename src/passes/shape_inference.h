@@ -10,6 +10,14 @@
 
 namespace unirt {
 
+// A shape function needed element values (a Reshape target, Slice starts, ...) that are tensor
+// data rather than a function of the input shapes. build_engine answers it by specialising the
+// engine per value when the data comes from small integer graph inputs.
+class DataDependentError : public Error {
+ public:
+  explicit DataDependentError(const std::string& m) : Error(m) {}
+};
+
 // Runs over all nodes in topological order. Throws Error naming the node on any inconsistency or
 // on a shape that cannot be expressed from the input symbols.
 void infer_shapes(Graph& g);

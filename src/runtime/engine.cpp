@@ -3,9 +3,11 @@
 #include <chrono>
 #include <ctime>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "onnx/importer.h"
+#include "passes/shape_inference.h"
 #include "runtime/profile.h"
 
 namespace unirt {
@@ -56,13 +58,52 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
     throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");
   po.nhwc = opts.fuse && (opts.layout == "nhwc" || (opts.layout == "auto" && opts.backend == "cuda"));
   bind_profile_ranges(graph, opts.profile);
-  e.passes = run_passes(graph, po);
+  std::vector<std::string> shape_inputs;
+  for (int id : graph.inputs) {
+    const Value& v = graph.value(id);
+    if ((v.dtype == DType::Int64 || v.dtype == DType::Int32) && !v.data && shape_is_const(v.shape) &&
+        shape_numel(v.shape).value() <= 64)
+      shape_inputs.push_back(v.name);
+  }
+  std::optional<Graph> imported;
+  if (!shape_inputs.empty()) imported = graph;
+  try {
+    e.passes = run_passes(graph, po);
+  } catch (const DataDependentError& err) {
+    if (!imported) throw;
+    // Shapes depend on the values of small integer inputs: specialise per value at run time.
+    e.graph = std::move(*imported);
+    e.shape_inputs = shape_inputs;
+    e.passes.push_back({"specialise_per_shape_input", 0, 0, {std::string("deferred: ") + err.what()}});
+    e.created = static_cast<int64_t>(std::time(nullptr));
+    e.unirt_version = kUnirtVersion;
+    e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return e;
+  }
   e.graph = std::move(graph);
   check_profile_corners(e);
   e.created = static_cast<int64_t>(std::time(nullptr));
   e.unirt_version = kUnirtVersion;
   e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return e;
+}
+
+Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values) {
+  Graph g = e.graph;
+  for (const std::string& name : e.shape_inputs) {
+    auto it = values.find(name);
+    if (it == values.end()) throw Error("shape input '" + name + "' was not given");
+    Value& v = g.value(g.find_value(name));
+    if (it->second.dtype != v.dtype || it->second.shape != shape_values(v.shape))
+      throw Error("shape input '" + name + "' must be " + dtype_name(v.dtype) + " " + dims_text(shape_values(v.shape)) + ", got " +
+                  dtype_name(it->second.dtype) + " " + dims_text(it->second.shape));
+    v.data = std::make_shared<TensorData>(it->second);
+  }
+  Engine s = build_engine(std::move(g), e.options);
+  if (!s.shape_inputs.empty()) throw Error("shapes still depend on tensor data with every shape input given: " + s.passes.back().details.at(0));
+  s.source = e.source;
+  s.tactics = e.tactics;
+  return s;
 }
 
 Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& opts) {

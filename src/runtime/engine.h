@@ -33,11 +33,17 @@ struct Engine {
   std::string source;
   std::map<std::string, std::string> tactics;  // node name -> chosen implementation
   double build_ms = 0;
+  // Small integer graph inputs whose values are shapes (a Reshape target given as an input): the
+  // graph is kept as imported and each distinct value set gets its own specialised engine at run
+  // time (Session), so those values are part of the plan key. Empty for ordinary engines.
+  std::vector<std::string> shape_inputs;
   int64_t created = 0;         // unix time of the build
   std::string unirt_version;   // of the unirt that built it
 };
 
 Engine build_engine(Graph graph, const BuildOptions& opts);
+// The engine for one value of each shape input (shape_inputs), built with the stored options.
+Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values);
 Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& opts);
 void save_engine(const Engine& e, const std::string& path);
 Engine load_engine(const std::string& path);

@@ -51,6 +51,7 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
     throw Error("engine was built for the " + engine_->options.backend + " backend, this session runs on " + backend_->name() +
                 ": rebuild with --backend " + backend_->name());
   if (opts_.threads > 0) backend_->context().threads = opts_.threads;
+  if (!engine_->shape_inputs.empty()) return;  // kernels live in the specialised sessions
   const KernelRegistry& reg = KernelRegistry::get(backend_->name());
   kernels_.resize(g.nodes.size());
   const_ptrs_.assign(g.values.size(), nullptr);
@@ -114,7 +115,41 @@ void Session::check_input(const Value& v, const TensorView& t, size_t i) const {
     throw Error("input '" + v.name + "' has type " + dtype_name(t.dtype) + ", the engine expects " + dtype_name(v.dtype));
 }
 
+Session& Session::specialised(const std::map<std::string, TensorData>& values) {
+  std::vector<std::vector<int64_t>> key;
+  for (const auto& name : engine_->shape_inputs) key.push_back(values.at(name).to_int64());
+  for (auto it = specialised_.begin(); it != specialised_.end(); ++it)
+    if (it->first == key) {
+      specialised_.splice(specialised_.begin(), specialised_, it);
+      return *specialised_.front().second;
+    }
+  auto e = std::make_shared<Engine>(specialize_engine(*engine_, values));
+  std::unique_ptr<Backend> b = backend_->name() == "cpu" ? make_cpu_backend(backend_->context().threads) : make_cuda_backend();
+  specialised_.emplace_front(key, std::make_unique<Session>(e, std::move(b), opts_));
+  if (specialised_.size() > opts_.max_cached_plans) specialised_.pop_back();
+  return *specialised_.front().second;
+}
+
+std::map<std::string, TensorData> Session::shape_input_values(const std::vector<TensorView>& inputs) {
+  const Graph& g = engine_->graph;
+  std::map<std::string, TensorData> values;
+  for (size_t i = 0; i < g.inputs.size() && i < inputs.size(); ++i) {
+    const Value& v = g.value(g.inputs[i]);
+    if (std::find(engine_->shape_inputs.begin(), engine_->shape_inputs.end(), v.name) == engine_->shape_inputs.end()) continue;
+    TensorData t;
+    t.dtype = inputs[i].dtype;
+    t.shape = inputs[i].shape;
+    t.bytes.resize(inputs[i].bytes());
+    if (!t.bytes.empty()) backend_->copy_to_host(t.bytes.data(), inputs[i].data, t.bytes.size());
+    values[v.name] = std::move(t);
+  }
+  return values;
+}
+
 Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>& input_shapes) {
+  if (!engine_->shape_inputs.empty())
+    throw Error("this engine's shapes depend on the values of its shape inputs (" + engine_->shape_inputs.front() +
+                "...): plans are made per value by run() and execute()");
   for (auto it = cache_.begin(); it != cache_.end(); ++it) {
     if ((*it)->input_shapes == input_shapes) {
       if (it != cache_.begin()) cache_.splice(cache_.begin(), cache_, it);
@@ -230,6 +265,10 @@ void Session::launch(Prepared& pp) {
 }
 
 void Session::execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) {
+  if (!engine_->shape_inputs.empty()) {
+    backend_->synchronize();  // the shape inputs are read back before anything is planned
+    return specialised(shape_input_values(inputs)).execute(inputs, outputs);
+  }
   const Graph& g = engine_->graph;
   if (inputs.size() != g.inputs.size())
     throw Error("expected " + std::to_string(g.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
@@ -304,6 +343,21 @@ void* Session::staging(size_t slot, size_t bytes) {
 
 std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
   const Graph& g = engine_->graph;
+  if (!engine_->shape_inputs.empty()) {
+    std::map<std::string, TensorData> values;
+    for (const auto& t : inputs)
+      if (std::find(engine_->shape_inputs.begin(), engine_->shape_inputs.end(), t.name) != engine_->shape_inputs.end()) {
+        if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype))
+          throw Error("input '" + t.name + "' holds " + std::to_string(t.bytes.size()) + " bytes, its shape needs " +
+                      std::to_string(t.numel() * dtype_size(t.dtype)));
+        TensorData d;
+        d.dtype = t.dtype;
+        d.shape = t.shape;
+        d.bytes = t.bytes;
+        values[t.name] = std::move(d);
+      }
+    return specialised(values).run(inputs);
+  }
   std::vector<const HostTensor*> ordered(g.inputs.size(), nullptr);
   for (const auto& t : inputs) {
     bool found = false;

@@ -92,6 +92,10 @@ class Session {
   bool capture_supported_ = true;
   std::vector<std::pair<void*, size_t>> staging_;  // run()'s device copies of inputs/outputs
   void* staging(size_t slot, size_t bytes);  // false once the backend's capture() returned null
+  // Engines with shape inputs: one specialised session per value set, most recent first.
+  std::list<std::pair<std::vector<std::vector<int64_t>>, std::unique_ptr<Session>>> specialised_;
+  Session& specialised(const std::map<std::string, TensorData>& values);
+  std::map<std::string, TensorData> shape_input_values(const std::vector<TensorView>& inputs);
 };
 
 }  // namespace unirt
