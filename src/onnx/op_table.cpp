@@ -19,6 +19,8 @@ const std::map<std::string, OpSpec>& op_table() {
   static const std::map<std::string, OpSpec> t = {
       {"Abs", {1, 1, 1, 1, {}}},
       {"Add", {2, 2, 1, 1, {}}},
+      {"ArgMax", {1, 1, 1, 1, {"axis", "keepdims", "select_last_index"}}},
+      {"ArgMin", {1, 1, 1, 1, {"axis", "keepdims", "select_last_index"}}},
       {"And", {2, 2, 1, 1, {}}},
       {"AveragePool", {1, 1, 1, 1, {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", "dilations"}}},
       {"BatchNormalization", {5, 5, 1, 1, {"epsilon", "momentum", "training_mode", "spatial"}}},
@@ -38,6 +40,7 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Flatten", {1, 1, 1, 1, {"axis"}}},
       {"Floor", {1, 1, 1, 1, {}}},
       {"Gather", {2, 2, 1, 1, {"axis"}}},
+      {"GatherElements", {2, 2, 1, 1, {"axis"}}},
       {"Gelu", {1, 1, 1, 1, {"approximate"}}},
       {"Gemm", {2, 3, 1, 1, {"alpha", "beta", "transA", "transB"}}},
       {"GlobalAveragePool", {1, 1, 1, 1, {}}},
@@ -65,6 +68,8 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Relu", {1, 1, 1, 1, {}}},
       {"Reshape", {2, 2, 1, 1, {"allowzero"}}},
       {"Shape", {1, 1, 1, 1, {"start", "end"}}},
+      {"ScatterElements", {3, 3, 1, 1, {"axis", "reduction"}}},
+      {"ScatterND", {3, 3, 1, 1, {"reduction"}}},
       {"Sigmoid", {1, 1, 1, 1, {}}},
       {"Slice", {1, 5, 1, 1, {"starts", "ends", "axes"}}},  // attrs: opset < 10
       {"Softmax", {1, 1, 1, 1, {"axis"}}},
@@ -74,6 +79,7 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Sub", {2, 2, 1, 1, {}}},
       {"Tanh", {1, 1, 1, 1, {}}},
       {"Tile", {2, 2, 1, 1, {}}},
+      {"TopK", {1, 2, 2, 2, {"axis", "largest", "sorted", "k"}}},
       {"Transpose", {1, 1, 1, 1, {"perm"}}},
       {"Unsqueeze", {1, 2, 1, 1, {"axes"}}},
       {"Where", {3, 3, 1, 1, {}}},
@@ -117,6 +123,11 @@ void check_node_supported(const Node& node, int64_t opset) {
     const std::string m = node.attr_s("mode", "constant");
     if (m != "constant" && m != "reflect" && m != "edge")
       throw Error(node.describe() + ": Pad mode '" + m + "' is not supported (constant, reflect, edge)");
+  }
+  if (node.op_type == "ScatterElements" || node.op_type == "ScatterND") {
+    const std::string r = node.attr_s("reduction", "none");
+    if (r != "none" && r != "add" && r != "mul" && r != "max" && r != "min")
+      throw Error(node.describe() + ": reduction '" + r + "' is not an ONNX value (none, add, mul, max, min)");
   }
   if (node.op_type == "Dropout" && node.has_input(2))
     throw Error(node.describe() + ": the training_mode input is not supported (inference engine)");

@@ -12,6 +12,7 @@ std::map<std::string, ShapeFn>& shape_fns() {
   std::call_once(once, [] {
     register_shape_fns_math(m);
     register_shape_fns_tensor(m);
+    register_shape_fns_index(m);
   });
   return m;
 }

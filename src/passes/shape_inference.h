@@ -58,6 +58,7 @@ using ShapeFn = std::function<void(ShapeCtx&)>;
 // Shape functions are grouped by op family in shape_fns_*.cpp; each file adds its ops here.
 void register_shape_fns_math(std::map<std::string, ShapeFn>& m);
 void register_shape_fns_tensor(std::map<std::string, ShapeFn>& m);
+void register_shape_fns_index(std::map<std::string, ShapeFn>& m);
 // Ops added by passes (fused ops) register their shape function here too.
 void register_shape_fn(const std::string& op_type, ShapeFn fn);
 

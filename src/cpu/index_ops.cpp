@@ -1,0 +1,245 @@
+// Index ops: GatherElements, ScatterElements, ScatterND, TopK, ArgMax/ArgMin. Data movement is by
+// element size (any type); TopK and the arg reductions compare float32, int64 or int32 values.
+// Indices are checked (negative ones count from the end); an index out of range is an error
+// naming the node, never a read or write out of bounds.
+#include <numeric>
+
+#include "cpu/cpu_util.h"
+
+namespace unirt {
+namespace cpu {
+namespace {
+
+// out[pos] for every position of `shape`: calls f(flat index, multi-index).
+template <typename F>
+void for_each_index(const std::vector<int64_t>& shape, F&& f) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  std::vector<int64_t> idx(shape.size(), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    f(i, idx);
+    for (int k = static_cast<int>(shape.size()) - 1; k >= 0; --k) {
+      if (++idx[k] < shape[k]) break;
+      idx[k] = 0;
+    }
+  }
+}
+
+class IndexKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+
+ protected:
+  int64_t checked(int64_t i, int64_t n) const {
+    if (i < -n || i >= n) fail("index " + std::to_string(i) + " is out of range [" + std::to_string(-n) + ", " + std::to_string(n) + ")");
+    return i < 0 ? i + n : i;
+  }
+};
+
+class GatherElementsKernel : public IndexKernel {
+ public:
+  using IndexKernel::IndexKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    const auto& xs = in[0].shape;
+    const int64_t axis = norm_axis(node_.attr_i("axis", 0), static_cast<int64_t>(xs.size()));
+    const auto idx = ints(in[1]);
+    expect_shape(out[0], in[1].shape, "output");
+    for (size_t d = 0; d < xs.size(); ++d)
+      if (static_cast<int64_t>(d) != axis && in[1].shape[d] > xs[d])
+        fail("indices " + shape_text(in[1].shape) + " exceed data " + shape_text(xs) + " off the axis");
+    const auto st = strides_of(xs);
+    const size_t es = dtype_size(in[0].dtype);
+    const char* x = in[0].as<char>();
+    char* y = out[0].as<char>();
+    for_each_index(in[1].shape, [&](int64_t i, const std::vector<int64_t>& p) {
+      int64_t off = 0;
+      for (size_t d = 0; d < p.size(); ++d) off += (static_cast<int64_t>(d) == axis ? checked(idx[i], xs[d]) : p[d]) * st[d];
+      std::memcpy(y + i * es, x + off * es, es);
+    });
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, GatherElements, GatherElementsKernel);
+
+// dst = combine(dst, src) for the scatter reductions, on float32/int64/int32 (none: any type).
+template <typename T>
+void combine(T* dst, const T* src, const std::string& r) {
+  if (r == "add") *dst += *src;
+  else if (r == "mul") *dst *= *src;
+  else if (r == "max") *dst = std::max(*dst, *src);
+  else if (r == "min") *dst = std::min(*dst, *src);
+  else *dst = *src;
+}
+
+class ScatterBase : public IndexKernel {
+ public:
+  explicit ScatterBase(const KernelCreateArgs& a) : IndexKernel(a), reduction_(a.node.attr_s("reduction", "none")) {}
+
+ protected:
+  void write(char* y, int64_t dst, const char* u, int64_t src, DType t, size_t n) const {
+    if (reduction_ == "none") {
+      std::memcpy(y + dst * dtype_size(t), u + src * dtype_size(t), n * dtype_size(t));
+      return;
+    }
+    for (size_t k = 0; k < n; ++k) {
+      switch (t) {
+        case DType::Float32: combine(reinterpret_cast<float*>(y) + dst + k, reinterpret_cast<const float*>(u) + src + k, reduction_); break;
+        case DType::Int64: combine(reinterpret_cast<int64_t*>(y) + dst + k, reinterpret_cast<const int64_t*>(u) + src + k, reduction_); break;
+        case DType::Int32: combine(reinterpret_cast<int32_t*>(y) + dst + k, reinterpret_cast<const int32_t*>(u) + src + k, reduction_); break;
+        default: fail("reduction '" + reduction_ + "' on " + dtype_name(t) + " is not supported by the CPU backend");
+      }
+    }
+  }
+  std::string reduction_;
+};
+
+class ScatterElementsKernel : public ScatterBase {
+ public:
+  using ScatterBase::ScatterBase;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    const auto& xs = in[0].shape;
+    const int64_t axis = norm_axis(node_.attr_i("axis", 0), static_cast<int64_t>(xs.size()));
+    const auto idx = ints(in[1]);
+    expect_shape(out[0], xs, "output");
+    expect_shape(in[2], in[1].shape, "updates");
+    for (size_t d = 0; d < xs.size(); ++d)
+      if (static_cast<int64_t>(d) != axis && in[1].shape[d] > xs[d])
+        fail("indices " + shape_text(in[1].shape) + " exceed data " + shape_text(xs) + " off the axis");
+    const auto st = strides_of(xs);
+    char* y = out[0].as<char>();
+    if (y != in[0].as<char>()) std::memcpy(y, in[0].data, in[0].bytes());
+    for_each_index(in[1].shape, [&](int64_t i, const std::vector<int64_t>& p) {
+      int64_t off = 0;
+      for (size_t d = 0; d < p.size(); ++d) off += (static_cast<int64_t>(d) == axis ? checked(idx[i], xs[d]) : p[d]) * st[d];
+      write(y, off, in[2].as<char>(), i, in[0].dtype, 1);
+    });
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, ScatterElements, ScatterElementsKernel);
+
+class ScatterNDKernel : public ScatterBase {
+ public:
+  using ScatterBase::ScatterBase;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    const auto& xs = in[0].shape;
+    const auto idx = ints(in[1]);
+    expect_shape(out[0], xs, "output");
+    const int64_t k = in[1].shape.back();
+    const auto st = strides_of(xs);
+    int64_t slice = 1;
+    for (size_t d = static_cast<size_t>(k); d < xs.size(); ++d) slice *= xs[d];
+    const int64_t tuples = k ? static_cast<int64_t>(idx.size()) / k : 0;
+    if (in[2].numel() != tuples * slice) fail("updates hold " + std::to_string(in[2].numel()) + " values, expected " + std::to_string(tuples * slice));
+    char* y = out[0].as<char>();
+    if (y != in[0].as<char>()) std::memcpy(y, in[0].data, in[0].bytes());
+    for (int64_t t = 0; t < tuples; ++t) {
+      int64_t off = 0;
+      for (int64_t d = 0; d < k; ++d) off += checked(idx[t * k + d], xs[d]) * st[d];
+      write(y, off, in[2].as<char>(), t * slice, in[0].dtype, static_cast<size_t>(slice));
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, ScatterND, ScatterNDKernel);
+
+template <typename T>
+std::vector<T> values_of(const TensorView& t) {
+  return std::vector<T>(t.as<T>(), t.as<T>() + t.numel());
+}
+
+// outer x n x inner view around `axis`.
+struct AxisView {
+  int64_t outer = 1, n = 1, inner = 1;
+  AxisView(const std::vector<int64_t>& s, int64_t axis) {
+    for (int64_t i = 0; i < axis; ++i) outer *= s[i];
+    n = s[axis];
+    for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
+  }
+};
+
+class TopKKernel : public IndexKernel {
+ public:
+  using IndexKernel::IndexKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    switch (in[0].dtype) {
+      case DType::Float32: return typed<float>(in, out);
+      case DType::Int64: return typed<int64_t>(in, out);
+      case DType::Int32: return typed<int32_t>(in, out);
+      default: unsupported_type(in[0], "input");
+    }
+  }
+
+ private:
+  template <typename T>
+  void typed(const std::vector<TensorView>& in, const std::vector<TensorView>& out) {
+    const auto& xs = in[0].shape;
+    const int64_t axis = norm_axis(node_.attr_i("axis", -1), static_cast<int64_t>(xs.size()));
+    const int64_t k = opset_ < 10 ? node_.attr_i("k") : ints(in[1]).at(0);
+    if (k < 0 || k > xs[axis]) fail("k " + std::to_string(k) + " is outside 0.." + std::to_string(xs[axis]));
+    const bool largest = node_.attr_i("largest", 1) != 0;
+    const AxisView v(xs, axis);
+    const T* x = in[0].as<T>();
+    T* y = out[0].as<T>();
+    int64_t* yi = out[1].as<int64_t>();
+    std::vector<int64_t> order(static_cast<size_t>(v.n));
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t i = 0; i < v.inner; ++i) {
+        const T* row = x + o * v.n * v.inner + i;
+        std::iota(order.begin(), order.end(), 0);
+        // Equal values keep the lower index first (ONNX); NaN sorts as the largest value.
+        auto before = [&](int64_t a, int64_t b) {
+          const T va = row[a * v.inner], vb = row[b * v.inner];
+          const bool na = va != va, nb = vb != vb;
+          if (na || nb) return na && !nb ? largest : (!na && nb ? !largest : a < b);
+          if (va != vb) return largest ? va > vb : va < vb;
+          return a < b;
+        };
+        std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+        for (int64_t j = 0; j < k; ++j) {
+          y[(o * k + j) * v.inner + i] = row[order[j] * v.inner];
+          yi[(o * k + j) * v.inner + i] = order[j];
+        }
+      }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel);
+
+class ArgReduceKernel : public IndexKernel {
+ public:
+  explicit ArgReduceKernel(const KernelCreateArgs& a) : IndexKernel(a), max_(a.node.op_type == "ArgMax") {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    switch (in[0].dtype) {
+      case DType::Float32: return typed<float>(in, out);
+      case DType::Int64: return typed<int64_t>(in, out);
+      case DType::Int32: return typed<int32_t>(in, out);
+      default: unsupported_type(in[0], "input");
+    }
+  }
+
+ private:
+  template <typename T>
+  void typed(const std::vector<TensorView>& in, const std::vector<TensorView>& out) {
+    const auto& xs = in[0].shape;
+    const int64_t axis = norm_axis(node_.attr_i("axis", 0), static_cast<int64_t>(xs.size()));
+    const bool last = node_.attr_i("select_last_index", 0) != 0;
+    const AxisView v(xs, axis);
+    if (v.n == 0) fail("cannot reduce an empty axis");
+    const T* x = in[0].as<T>();
+    int64_t* y = out[0].as<int64_t>();
+    for (int64_t o = 0; o < v.outer; ++o)
+      for (int64_t i = 0; i < v.inner; ++i) {
+        const T* row = x + o * v.n * v.inner + i;
+        int64_t best = 0;
+        for (int64_t j = 1; j < v.n; ++j) {
+          const T a = row[j * v.inner], b = row[best * v.inner];
+          if ((max_ ? a > b : a < b) || (last && a == b)) best = j;
+        }
+        y[o * v.inner + i] = best;
+      }
+  }
+  bool max_;
+};
+UNIRT_REGISTER_KERNEL(cpu, ArgMax, ArgReduceKernel);
+UNIRT_REGISTER_KERNEL(cpu, ArgMin, ArgReduceKernel);
+
+}  // namespace
+}  // namespace cpu
+}  // namespace unirt
