@@ -509,3 +509,41 @@ TEST_F(CudaOps, FusedMlpFloat16) {
     EXPECT_LT(compare(m, {in}, Precision::FP32), 1e-5) << "c=" << c;
   }
 }
+
+// Token pruning's index ops with indices computed on the device: TopK (argsort) feeds
+// GatherElements, ScatterElements and ScatterND; ArgMax/ArgMin; indices compared as floats.
+TEST_F(CudaOps, TopKGatherScatterArgMax) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"2", "196"});
+  add_input(g, "b", {"196", "4"});
+  add_input(g, "c", {"196", "4"});
+  add_init_i64(g, "k", {196});
+  add_node(g, "TopK", {"a", "k"}, {"v", "i"});  // full argsort, descending
+  add_int(add_node(g, "GatherElements", {"a", "i"}, {"ge"}), "axis", 1);
+  add_int(add_node(g, "ScatterElements", {"a", "i", "v"}, {"se"}), "axis", 1);
+  add_init_i64(g, "s0", {0});
+  add_init_i64(g, "s1", {1});
+  add_init_i64(g, "ax", {0});
+  add_node(g, "Slice", {"i", "s0", "s1", "ax"}, {"row"});
+  add_init_i64(g, "col", {196, 1});
+  add_node(g, "Reshape", {"row", "col"}, {"idx"});
+  add_node(g, "ScatterND", {"b", "idx", "c"}, {"snd"});
+  add_int(add_node(g, "ArgMax", {"a"}, {"am"}), "axis", 1);
+  add_int(add_node(g, "ArgMin", {"b"}, {"an"}), "axis", 0);
+  for (const char* v : {"i", "am", "an"}) add_int(add_node(g, "Cast", {v}, {std::string(v) + "f"}), "to", 1);
+  for (const char* o : {"v", "ge", "se", "snd", "if", "amf", "anf"}) g->add_output()->set_name(o);
+  auto in = inputs_for({{2, 196}, {196, 4}, {196, 4}}, 71);
+  EXPECT_EQ(compare(m, in, Precision::FP32), 0.0);
+}
+
+TEST_F(CudaOps, TopKValuesFloat16) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "196"});
+  add_init_i64(g, "k", {98});
+  add_node(g, "TopK", {"a", "k"}, {"v", "i"});
+  g->add_output()->set_name("v");
+  auto in = inputs_for({{4, 196}}, 5);
+  EXPECT_LT(compare(m, in, Precision::FP16), 2e-3);
+}
