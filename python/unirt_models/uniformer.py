@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from .layers import (CBlock, HeadEmbedding, LayerNorm6, MiddleEmbedding, PatchEmbed, SABlock,
                      SABlockWindows)
+from .uniformer_light import LIGHT_MODELS, UniFormerLight
 
 
 def _stem(conv_stem, embed_dim, in_chans):
@@ -102,7 +103,7 @@ _DETECTORS = {
     "uniformer_small_det_window": dict(windows=True),
     "uniformer_small_det_hybrid": dict(hybrid=True),
 }
-MODEL_NAMES = list(_CLASSIFIERS) + list(_DETECTORS)
+MODEL_NAMES = list(_CLASSIFIERS) + list(LIGHT_MODELS) + list(_DETECTORS)
 
 
 def is_detector(name):
@@ -113,6 +114,8 @@ def create_model(name, **kwargs):
     """Builds a model by name; keyword arguments override the variant's defaults."""
     if name in _CLASSIFIERS:
         return UniFormer(**{**_CLASSIFIERS[name], **kwargs})
+    if name in LIGHT_MODELS:
+        return UniFormerLight(**{**LIGHT_MODELS[name], **kwargs})
     if name in _DETECTORS:
         return UniFormerDet(**{**_DETECTORS[name], **kwargs})
     raise ValueError(f"unknown model '{name}'; known: {', '.join(MODEL_NAMES)}")

@@ -124,8 +124,11 @@ struct ModPiece {
   int64_t den;
 };
 
-// Splits recognisable m * (S % d) pieces out of a linear form (they are removed from L).
-std::vector<ModPiece> extract_mods(Lin& L) {
+// Splits recognisable m * (S % d) pieces out of a linear form (they are removed from L), using
+// m*S == m*d*(S//d) + m*(S%d): a form holding m*S and k*(S//d) becomes (k + m*d)*(S//d) + m*(S%d).
+// Done where k and m have opposite signs (x - x//2, x - 14*((x+13)//14)), which is where reading
+// the pair as one term narrows the range.
+std::vector<ModPiece> extract_mods(Lin& L, bool exact_only = false) {
   std::vector<ModPiece> out;
   std::vector<std::pair<Dim, int64_t>> divs;
   for (const auto& kv : L.t) {
@@ -138,20 +141,33 @@ std::vector<ModPiece> extract_mods(Lin& L) {
     auto fit = L.t.find(F.key());
     if (fit == L.t.end()) continue;
     const int64_t k = fit->second.second;
-    if (k % d != 0) continue;
-    const int64_t m = -k / d;
     const Lin S = lin_of(F.args()[0]);
-    bool ok = !S.t.empty();
-    for (const auto& st : S.t) {
-      auto it = L.t.find(st.first);
-      if (it == L.t.end()) { ok = false; break; }
-      __int128 want = static_cast<__int128>(m) * st.second.second;
-      __int128 have = it->second.second;
-      if (want == 0 || (want > 0) != (have > 0) || (have > 0 ? have < want : have > want)) { ok = false; break; }
+    if (S.t.empty()) continue;
+    // The multiple m of S that L holds: exactly cancelling F (m = -k/d, L may hold more of S's
+    // terms in the same direction), else whatever multiple of S's first term L holds.
+    auto holds = [&](int64_t m, bool at_least) {
+      for (const auto& st : S.t) {
+        auto it = L.t.find(st.first);
+        if (it == L.t.end()) return false;
+        const __int128 want = static_cast<__int128>(m) * st.second.second, have = it->second.second;
+        if (want == 0 || (want > 0) != (have > 0)) return false;
+        if (at_least ? (have > 0 ? have < want : have > want) : have != want) return false;
+      }
+      return true;
+    };
+    int64_t m = 0;
+    if (k % d == 0 && holds(-k / d, true)) {
+      m = -k / d;
+    } else {
+      if (exact_only) continue;
+      auto t0 = L.t.find(S.t.begin()->first);
+      const int64_t s0 = S.t.begin()->second.second;
+      if (t0 == L.t.end() || t0->second.second % s0 != 0) continue;
+      m = t0->second.second / s0;
+      if (m == 0 || (m > 0) == (k > 0) || !holds(m, false)) continue;
     }
-    if (!ok) continue;
     for (const auto& st : S.t) lin_add_atom(L, st.second.first, -mul_i(m, st.second.second));
-    L.t.erase(F.key());
+    lin_add_atom(L, F, mul_i(m, d));
     L.c = add_i(L.c, -mul_i(m, S.c));
     out.push_back({m, F.args()[0], d});
   }
@@ -581,7 +597,7 @@ std::string print(const Dim& d) {
       Lin L = lin_of(d);
       std::vector<ModPiece> mods;
       try {
-        mods = extract_mods(L);
+        mods = extract_mods(L, true);  // print only the exact x - c*(x//c) pairs as x % c
       } catch (const DimError&) {
         L = lin_of(d);
         mods.clear();

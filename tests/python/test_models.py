@@ -5,7 +5,7 @@ import torch
 from unirt_models import MODEL_NAMES, create_model, is_detector, load_checkpoint, randomize_
 
 EXPECTED_PARAMS_M = {"uniformer_small": 21.5, "uniformer_small_plus": 24.0, "uniformer_small_plus_dim64": 24.0,
-                     "uniformer_base": 49.8, "uniformer_base_ls": 49.8}
+                     "uniformer_base": 49.8, "uniformer_base_ls": 49.8, "uniformer_xxs": 10.2, "uniformer_xs": 16.5}
 
 # Keys as they appear in the official Sense-X/UniFormer checkpoints.
 OFFICIAL_KEYS = {
@@ -17,6 +17,9 @@ OFFICIAL_KEYS = {
     "uniformer_small_plus": ["patch_embed1.proj.0.weight", "patch_embed1.proj.1.running_mean", "patch_embed1.proj.3.weight",
                              "patch_embed1.proj.4.bias", "patch_embed2.proj.0.weight", "patch_embed2.proj.1.weight"],
     "uniformer_base_ls": ["blocks3.0.gamma_1", "blocks4.6.gamma_2"],
+    "uniformer_xxs": ["cls_token", "cls_upsample.weight", "norm_cls.weight", "head_cls.bias", "patch_embed1.proj.4.bias",
+                      "patch_embed2.proj.weight", "blocks3.7.attn.qkv.weight", "blocks4.1.mlp.fc2.bias"],
+    "uniformer_xs": ["cls_token", "blocks3.8.norm2.weight", "blocks4.2.pos_embed.weight", "head.weight"],
     "uniformer_small_det_hybrid": ["norm1.weight", "norm4.bias", "blocks3.0.attn.qkv.weight", "patch_embed4.norm.weight"],
 }
 
@@ -59,3 +62,30 @@ def test_checkpoint_nested_under_model_loads_strictly(tmp_path):
     bad = {"model": {k: v for k, v in src.state_dict().items() if k != "head.weight"}}
     with pytest.raises(RuntimeError):
         load_checkpoint(create_model("uniformer_small"), bad)
+
+
+@pytest.mark.parametrize("name", ["uniformer_xxs", "uniformer_xs"])
+def test_light_models_match_the_official_code(name):
+    """With UNIRT_OFFICIAL pointing at a Sense-X/UniFormer checkout: the official module loads our
+    state dict with strict=True and gives the same eval outputs (1e-5 of scale) at three sizes."""
+    import importlib.util
+    import os
+    import sys
+    root = os.environ.get("UNIRT_OFFICIAL")
+    src = os.path.join(root or "", "image_classification", "models", "uniformer_light.py")
+    if not root or not os.path.exists(src):
+        pytest.skip("set UNIRT_OFFICIAL to a Sense-X/UniFormer checkout to compare with the official uniformer_light.py")
+    pytest.importorskip("timm")
+    spec = importlib.util.spec_from_file_location("official_uniformer_light", src)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    ours = randomize_(create_model(name).eval())
+    official = getattr(mod, name)().eval()
+    official.load_state_dict(ours.state_dict(), strict=True)
+    for shape in [(2, 3, 224, 224), (1, 3, 160, 192), (3, 3, 256, 320)]:
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            mod.global_attn = 0
+            a, b = official(x), ours(x)
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, a.abs().max().item()), shape

@@ -61,6 +61,14 @@ TEST(Dim, RangesDecideMinMax) {
   EXPECT_EQ(unirt::dim_lt(h, h + p + 1), Truth::True);
 }
 
+TEST(Dim, KeptTokenCountIsNonNegative) {
+  Dim n = Dim::symbol("h") * Dim::symbol("w");
+  Dim dropped = n - unirt::floordiv(n, Dim(2));  // N - N//2 tokens merged by token pruning
+  EXPECT_EQ(unirt::dim_lt(dropped, Dim(0)), Truth::False);
+  EXPECT_EQ(unirt::dim_eq(dropped, Dim(-1)), Truth::False);
+  EXPECT_EQ(unirt::floordiv(Dim::symbol("x"), Dim(2)).str(), "(x//2)");
+}
+
 TEST(Dim, PinnedSymbolIsConstant) {
   EXPECT_TRUE(Dim::symbol("b", 1, 1).is_const(1));
   Dim b = Dim::symbol("b", 1, 2);
