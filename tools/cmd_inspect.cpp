@@ -50,6 +50,8 @@ void add_inspect_command(CLI::App& app, Registry& r) {
       std::printf("  %-24s changes %5d  %8.2f ms\n", p.pass.c_str(), p.changes, p.ms);
       for (const auto& d : p.details) std::printf("      %s\n", d.c_str());
     }
+    if (e->specialize_per_shape)
+      std::printf("\nshapes follow from the input shapes through ops the algebra cannot decide: the engine is specialised per input shape at run time\n");
     if (!e->shape_inputs.empty()) {
       std::printf("\nshape inputs (the engine is specialised per value of these, at run time):");
       for (const auto& n : e->shape_inputs) std::printf(" %s", n.c_str());
@@ -89,7 +91,7 @@ void add_inspect_command(CLI::App& app, Registry& r) {
     std::printf("\nlayers by op:");
     for (const auto& kv : ops) std::printf(" %s=%d", kv.first.c_str(), kv.second);
     std::printf("\n");
-    if (!o->shapes.empty() && e->shape_inputs.empty()) {
+    if (!o->shapes.empty() && !is_deferred(*e)) {
       const auto want = parse_shapes(o->shapes);
       Plan p = make_plan(*e, want);
       // What a new input shape costs the planner (binding, guards, shapes, lifetimes, packing).

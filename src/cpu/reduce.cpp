@@ -1,4 +1,4 @@
-// ReduceMean / ReduceSum / ReduceMax. Axes are an attribute in older opsets and an optional
+// ReduceMean / ReduceSum / ReduceMax / ReduceMin / ReduceProd, and Size. Axes are an attribute in older opsets and an optional
 // input in newer ones (ReduceSum from 13, the rest from 18); both are accepted.
 #include <cmath>
 #include <limits>
@@ -10,7 +10,7 @@ namespace unirt {
 namespace cpu {
 namespace {
 
-enum class Red { Mean, Sum, Max };
+enum class Red { Mean, Sum, Max, Min, Prod };
 
 template <Red R>
 class ReduceKernel : public CpuKernel {
@@ -86,7 +86,7 @@ class ReduceKernel : public CpuKernel {
       }
     }
     const int64_t* ro = roff.data();
-    if (R == Red::Max && count == 0 && nout > 0) fail("ReduceMax over an empty dimension has no value");
+    if ((R == Red::Max || R == Red::Min) && count == 0 && nout > 0) fail(node_.op_type + " over an empty dimension has no value");
 #pragma omp parallel for num_threads(ctx.threads) if (nout * count > 16384 && nout > 1)
     for (int64_t o = 0; o < nout; ++o) {
       int64_t rem = o, base = 0;
@@ -94,12 +94,17 @@ class ReduceKernel : public CpuKernel {
         base += (rem % kdim[j]) * kst[j];
         rem /= kdim[j];
       }
-      Acc acc = R == Red::Max ? static_cast<Acc>(std::numeric_limits<T>::lowest()) : Acc{0};
+      Acc acc = R == Red::Max ? static_cast<Acc>(std::numeric_limits<T>::lowest())
+                : R == Red::Min ? static_cast<Acc>(std::numeric_limits<T>::max())
+                : R == Red::Prod ? Acc{1} : Acc{0};
       if constexpr (R == Red::Max && std::is_floating_point<T>::value) acc = -INFINITY;
+      if constexpr (R == Red::Min && std::is_floating_point<T>::value) acc = INFINITY;
       const T* xb = x + base;
       for (int64_t k = 0; k < count; ++k) {
         const Acc v = static_cast<Acc>(tail ? xb[k] : xb[ro[k]]);
         if constexpr (R == Red::Max) acc = (v > acc || v != v) ? v : acc;
+        else if constexpr (R == Red::Min) acc = (v < acc || v != v) ? v : acc;
+        else if constexpr (R == Red::Prod) acc *= v;
         else acc += v;
       }
       if constexpr (R == Red::Mean) acc = count ? static_cast<Acc>(acc / static_cast<Acc>(count)) : acc;
@@ -114,6 +119,21 @@ using ReduceMaxKernel = ReduceKernel<Red::Max>;
 UNIRT_REGISTER_KERNEL(cpu, ReduceMean, ReduceMeanKernel);
 UNIRT_REGISTER_KERNEL(cpu, ReduceSum, ReduceSumKernel);
 UNIRT_REGISTER_KERNEL(cpu, ReduceMax, ReduceMaxKernel);
+using ReduceMinKernel = ReduceKernel<Red::Min>;
+using ReduceProdKernel = ReduceKernel<Red::Prod>;
+UNIRT_REGISTER_KERNEL(cpu, ReduceMin, ReduceMinKernel);
+UNIRT_REGISTER_KERNEL(cpu, ReduceProd, ReduceProdKernel);
+
+// Size: the element count of its input as an int64 scalar (normally a shape value the planner
+// evaluates; this runs only where a graph feeds it data the build did not see).
+class SizeKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    *out[0].as<int64_t>() = in[0].numel();
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, Size, SizeKernel);
 
 }  // namespace
 }  // namespace cpu

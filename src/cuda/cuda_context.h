@@ -54,7 +54,7 @@ void strided_copy(const void* in, void* out, DType t, const std::vector<int64_t>
 // y[n, c, s] = bias[c] for an NCHW tensor of n elements, C channels of S elements each.
 void fill_channel_bias(DType t, const void* bias, void* y, int64_t n, int64_t C, int64_t S, cudaStream_t stream);
 
-// out[o, i] = reduce_k x[o, k, i] (mode 0 mean, 1 sum, 2 max), float32 accumulation.
+// out[o, i] = reduce_k x[o, k, i] (mode 0 mean, 1 sum, 2 max, 3 min, 4 product), float32 accumulation.
 void reduce_axes(DType t, const void* x, void* y, int64_t outer, int64_t K, int64_t inner, int mode, cudaStream_t stream);
 
 // y = GELU(y) (exact, erf form) in place, float32 math.

@@ -1,4 +1,4 @@
-// ReduceMean, ReduceSum, ReduceMax over a run of adjacent axes (axes from the attribute, or from
+// ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd (and Size) over a run of adjacent axes (axes from the attribute, or from
 // the host-known input in newer opsets); float32 accumulation.
 #include <algorithm>
 
@@ -10,17 +10,24 @@ namespace cuda {
 
 namespace {
 
+// mode: 0 mean, 1 sum, 2 max, 3 min, 4 product.
+__device__ __forceinline__ float red_init(int mode) { return mode == 2 ? -FLT_MAX : mode == 3 ? FLT_MAX : mode == 4 ? 1.f : 0.f; }
+__device__ __forceinline__ float red_step(int mode, float a, float v) {
+  return mode == 2 ? fmaxf(a, v) : mode == 3 ? fminf(a, v) : mode == 4 ? a * v : a + v;
+}
+__device__ __forceinline__ float red_warp(int mode, float v) {
+  for (int o = 16; o > 0; o >>= 1) v = red_step(mode, v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
 // Reduction over a contiguous block of axes [a0, a1): out[o, i] = reduce_k x[o, k, i].
 template <typename T>
 __global__ void reduce_mid(const T* x, T* y, int64_t outer, int64_t K, int64_t inner, int mode) {
   const int64_t n = outer * inner;
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n; t += int64_t(gridDim.x) * blockDim.x) {
     const int64_t o = t / inner, i = t % inner;
-    float acc = mode == 2 ? -FLT_MAX : 0.f;
-    for (int64_t k = 0; k < K; ++k) {
-      const float v = ld(x, (o * K + k) * inner + i);
-      acc = mode == 2 ? fmaxf(acc, v) : acc + v;
-    }
+    float acc = red_init(mode);
+    for (int64_t k = 0; k < K; ++k) acc = red_step(mode, acc, ld(x, (o * K + k) * inner + i));
     st(y, t, mode == 0 ? acc / K : acc);
   }
 }
@@ -30,12 +37,9 @@ template <typename T>
 __global__ void reduce_last(const T* x, T* y, int64_t rows, int64_t K, int mode) {
   const int64_t row = blockIdx.x * int64_t(blockDim.y) + threadIdx.y;
   if (row >= rows) return;
-  float acc = mode == 2 ? -FLT_MAX : 0.f;
-  for (int64_t k = threadIdx.x; k < K; k += 32) {
-    const float v = ld(x, row * K + k);
-    acc = mode == 2 ? fmaxf(acc, v) : acc + v;
-  }
-  acc = mode == 2 ? warp_max(acc) : warp_sum(acc);
+  float acc = red_init(mode);
+  for (int64_t k = threadIdx.x; k < K; k += 32) acc = red_step(mode, acc, ld(x, row * K + k));
+  acc = mode == 2 ? warp_max(acc) : mode == 1 || mode == 0 ? warp_sum(acc) : red_warp(mode, acc);
   if (threadIdx.x == 0) st(y, row, mode == 0 ? acc / K : acc);
 }
 
@@ -95,8 +99,31 @@ class ReduceKernel : public CudaKernel {
   }
 
  private:
-  int mode_;  // 0 mean, 1 sum, 2 max
+  int mode_;  // 0 mean, 1 sum, 2 max, 3 min, 4 product
 };
+class ReduceMinKernel : public ReduceKernel {
+ public:
+  explicit ReduceMinKernel(const KernelCreateArgs& a) : ReduceKernel(a, 3) {}
+};
+class ReduceProdKernel : public ReduceKernel {
+ public:
+  explicit ReduceProdKernel(const KernelCreateArgs& a) : ReduceKernel(a, 4) {}
+};
+UNIRT_REGISTER_KERNEL(cuda, ReduceMin, ReduceMinKernel);
+UNIRT_REGISTER_KERNEL(cuda, ReduceProd, ReduceProdKernel);
+
+__global__ void size_kernel(int64_t* y, int64_t n) { *y = n; }
+
+// Size: runs only where the element count is not a planner-known shape value.
+class SizeKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    size_kernel<<<1, 1, 0, stream_of(ctx)>>>(out[0].as<int64_t>(), in[0].numel());
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, Size, SizeKernel);
 class ReduceMeanKernel : public ReduceKernel {
  public:
   explicit ReduceMeanKernel(const KernelCreateArgs& a) : ReduceKernel(a, 0) {}

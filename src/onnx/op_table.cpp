@@ -64,6 +64,8 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Reciprocal", {1, 1, 1, 1, {}}},
       {"ReduceMax", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
       {"ReduceMean", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
+      {"ReduceMin", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
+      {"ReduceProd", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
       {"ReduceSum", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
       {"Relu", {1, 1, 1, 1, {}}},
       {"Reshape", {2, 2, 1, 1, {"allowzero"}}},
@@ -71,6 +73,7 @@ const std::map<std::string, OpSpec>& op_table() {
       {"ScatterElements", {3, 3, 1, 1, {"axis", "reduction"}}},
       {"ScatterND", {3, 3, 1, 1, {"reduction"}}},
       {"Sigmoid", {1, 1, 1, 1, {}}},
+      {"Size", {1, 1, 1, 1, {}}},
       {"Slice", {1, 5, 1, 1, {"starts", "ends", "axes"}}},  // attrs: opset < 10
       {"Softmax", {1, 1, 1, 1, {"axis"}}},
       {"Split", {1, 2, 1, 1 << 20, {"axis", "split", "num_outputs"}}},

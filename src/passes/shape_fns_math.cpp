@@ -151,7 +151,19 @@ void reduce(ShapeCtx& c) {
     if (!red[i]) out.push_back(x[i]);
     else if (keep) out.push_back(Dim(1));
   }
-  c.set(0, c.dtype(0), out);
+  // Known values of a 1-D integer shape value reduced whole: sum, product, max or min of the dims.
+  std::optional<std::vector<Dim>> vals;
+  const std::string& op = c.node().op_type;
+  if (x.size() == 1 && red[0] && is_int(c.dtype(0)) && op != "ReduceMean")
+    if (auto v = c.values(0); v && !v->empty()) {
+      Dim r = (*v)[0];
+      for (size_t i = 1; i < v->size(); ++i) {
+        const Dim& d = (*v)[i];
+        r = op == "ReduceSum" ? r + d : op == "ReduceProd" ? r * d : op == "ReduceMax" ? dmax(r, d) : dmin(r, d);
+      }
+      vals = std::vector<Dim>{r};
+    }
+  c.set(0, c.dtype(0), out, vals);
 }
 
 void layernorm(ShapeCtx& c) {
@@ -286,7 +298,8 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
   };
   m["MatMul"] = matmul;
   m["Gemm"] = gemm;
-  for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax"}) m[op] = reduce;
+  for (const char* op : {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd"}) m[op] = reduce;
+  m["Size"] = [](ShapeCtx& c) { c.set(0, DType::Int64, {}, std::vector<Dim>{shape_numel(c.shape(0))}); };
   m["LayerNormalization"] = layernorm;
   m["BatchNormalization"] = batchnorm;
 }

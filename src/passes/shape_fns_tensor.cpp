@@ -345,7 +345,8 @@ void range(ShapeCtx& c) {
   auto s = c.values(0), l = c.values(1), d = c.values(2);
   if (!s || !l || !d)
     throw DataDependentError(c.node().describe() +
-                             ": start/limit/delta depends on tensor data, not only on shapes: unirt needs it known when the engine is built");
+                             ": start/limit/delta depends on tensor data, not only on shapes: unirt needs it known when the engine is built",
+                             c.in(!s ? 0 : !l ? 1 : 2).name);
   if (!(*d)[0].is_const() || (*d)[0].value() == 0) c.fail("delta must be a non-zero constant");
   const int64_t delta = (*d)[0].value();
   Dim n = dmax(Dim(0), delta > 0 ? ceildiv((*l)[0] - (*s)[0], Dim(delta)) : ceildiv((*s)[0] - (*l)[0], Dim(-delta)));

@@ -48,7 +48,8 @@ std::vector<Dim> ShapeCtx::need_values(int i, const char* role) const {
   auto v = values(i);
   if (!v)
     throw DataDependentError(n_.describe() + ": the " + role + " (input '" + in(i).name +
-                             "') depends on tensor data, not only on shapes: unirt needs it known when the engine is built");
+                             "') depends on tensor data, not only on shapes: unirt needs it known when the engine is built",
+                             in(i).name);
   return *v;
 }
 

@@ -15,7 +15,8 @@ namespace unirt {
 // engine per value when the data comes from small integer graph inputs.
 class DataDependentError : public Error {
  public:
-  explicit DataDependentError(const std::string& m) : Error(m) {}
+  DataDependentError(const std::string& m, std::string value) : Error(m), value_name(std::move(value)) {}
+  std::string value_name;  // the value whose elements were needed
 };
 
 // Runs over all nodes in topological order. Throws Error naming the node on any inconsistency or

@@ -1,6 +1,8 @@
 #include "runtime/engine.h"
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <ctime>
 #include <fstream>
 #include <optional>
@@ -65,16 +67,46 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
         shape_numel(v.shape).value() <= 64)
       shape_inputs.push_back(v.name);
   }
-  std::optional<Graph> imported;
-  if (!shape_inputs.empty()) imported = graph;
+  const Graph imported = graph;
   try {
     e.passes = run_passes(graph, po);
   } catch (const DataDependentError& err) {
-    if (!imported) throw;
-    // Shapes depend on the values of small integer inputs: specialise per value at run time.
-    e.graph = std::move(*imported);
-    e.shape_inputs = shape_inputs;
-    e.passes.push_back({"specialise_per_shape_input", 0, 0, {std::string("deferred: ") + err.what()}});
+    // Whose data is it? Shapes, constants and small integer inputs can be specialised at run time;
+    // anything else is tensor data.
+    std::map<int, bool> memo;
+    std::function<bool(int)> from_shapes = [&](int v) -> bool {
+      if (v < 0) return true;
+      auto it = memo.find(v);
+      if (it != memo.end()) return it->second;
+      memo[v] = false;  // cycles cannot occur; this just bounds the recursion
+      const Value& val = graph.value(v);
+      bool ok = false;
+      if (val.is_const() || val.sym_value) ok = true;
+      else if (val.producer < 0) ok = std::find(shape_inputs.begin(), shape_inputs.end(), val.name) != shape_inputs.end();
+      else {
+        const Node& n = graph.nodes[val.producer];
+        ok = n.op_type == "Shape" || n.op_type == "Size";
+        if (!ok) {
+          ok = true;
+          for (int in : n.inputs) ok = ok && from_shapes(in);
+        }
+      }
+      return memo[v] = ok;
+    };
+    const int culprit = graph.find_value(err.value_name);
+    if (culprit < 0 || !from_shapes(culprit)) throw;
+    bool uses_inputs = false;
+    for (const auto& kv : memo) {
+      const Value& val = graph.value(kv.first);
+      uses_inputs |= kv.second && val.producer < 0 && !val.is_const();
+    }
+    // Specialised at run time: per value of the shape inputs, and per input shape when the values
+    // follow from shapes through ops the algebra cannot decide.
+    e.graph = imported;
+    if (uses_inputs) e.shape_inputs = shape_inputs;
+    e.specialize_per_shape = !uses_inputs || graph.value(culprit).producer >= 0;
+    e.passes.push_back({e.specialize_per_shape ? "specialise_per_input_shape" : "specialise_per_shape_input", 0, 0,
+                        {std::string("deferred: ") + err.what()}});
     e.created = static_cast<int64_t>(std::time(nullptr));
     e.unirt_version = kUnirtVersion;
     e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -88,8 +120,18 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   return e;
 }
 
-Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values) {
+Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values,
+                         const std::map<std::string, std::vector<int64_t>>& shapes) {
   Graph g = e.graph;
+  BuildOptions opts = e.options;
+  if (e.specialize_per_shape) {
+    for (int id : g.inputs) {
+      const std::string& name = g.value(id).name;
+      auto it = shapes.find(name);
+      if (it == shapes.end()) throw Error("input '" + name + "' was not given");
+      opts.profile.min[name] = opts.profile.opt[name] = opts.profile.max[name] = it->second;
+    }
+  }
   for (const std::string& name : e.shape_inputs) {
     auto it = values.find(name);
     if (it == values.end()) throw Error("shape input '" + name + "' was not given");
@@ -99,8 +141,21 @@ Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData
                   dtype_name(it->second.dtype) + " " + dims_text(it->second.shape));
     v.data = std::make_shared<TensorData>(it->second);
   }
-  Engine s = build_engine(std::move(g), e.options);
-  if (!s.shape_inputs.empty()) throw Error("shapes still depend on tensor data with every shape input given: " + s.passes.back().details.at(0));
+  for (int id : g.inputs) {
+    // The specialisation answers for these shapes only; the original profile still bounds them.
+    const Value& v = g.value(id);
+    auto it = shapes.find(v.name);
+    if (it == shapes.end()) continue;
+    auto mn = e.options.profile.min.find(v.name), mx = e.options.profile.max.find(v.name);
+    for (size_t i = 0; i < it->second.size(); ++i)
+      if ((mn != e.options.profile.min.end() && i < mn->second.size() && it->second[i] < mn->second[i]) ||
+          (mx != e.options.profile.max.end() && i < mx->second.size() && it->second[i] > mx->second[i]))
+        throw Error("input '" + v.name + "' shape " + dims_text(it->second) + " is outside the engine's " +
+                    e.options.profile.describe(v.name) + ": rebuild with a wider --min-shapes/--max-shapes");
+  }
+  Engine s = build_engine(std::move(g), opts);
+  if (is_deferred(s)) throw Error("shapes still depend on tensor data with every shape input given: " + s.passes.back().details.at(0));
+  s.options = e.options;
   s.source = e.source;
   s.tactics = e.tactics;
   return s;

@@ -37,13 +37,19 @@ struct Engine {
   // graph is kept as imported and each distinct value set gets its own specialised engine at run
   // time (Session), so those values are part of the plan key. Empty for ordinary engines.
   std::vector<std::string> shape_inputs;
+  // Shapes that follow from the input shapes, but not symbolically (a Reshape target chosen by
+  // Equal(h, 224)): specialised per input shape as well, every dimension pinned.
+  bool specialize_per_shape = false;
   int64_t created = 0;         // unix time of the build
   std::string unirt_version;   // of the unirt that built it
 };
 
 Engine build_engine(Graph graph, const BuildOptions& opts);
 // The engine for one value of each shape input (shape_inputs), built with the stored options.
-Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values);
+Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values,
+                         const std::map<std::string, std::vector<int64_t>>& shapes = {});
+// True when the engine keeps its graph and builds per value/shape at run time.
+inline bool is_deferred(const Engine& e) { return !e.shape_inputs.empty() || e.specialize_per_shape; }
 Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& opts);
 void save_engine(const Engine& e, const std::string& path);
 Engine load_engine(const std::string& path);

@@ -248,6 +248,7 @@ nlohmann::json header_of(const Engine& e) {
   h["source"] = e.source;
   h["tactics"] = e.tactics;
   h["shape_inputs"] = e.shape_inputs;
+  h["specialize_per_shape"] = e.specialize_per_shape;
   h["build_ms"] = e.build_ms;
   h["created"] = e.created ? e.created : static_cast<int64_t>(std::time(nullptr));
   nlohmann::json passes = nlohmann::json::array();
@@ -375,6 +376,7 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     e.source = h.at("source");
     e.tactics = h.at("tactics").get<std::map<std::string, std::string>>();
     e.shape_inputs = h.value("shape_inputs", std::vector<std::string>{});
+    e.specialize_per_shape = h.value("specialize_per_shape", false);
     e.build_ms = h.at("build_ms");
     e.created = h.at("created");
     e.unirt_version = h.at("unirt_version");

@@ -51,9 +51,9 @@ bool node_is_static(const Graph& g, const Node& n) {
 
 Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
   const Graph& g = e.graph;
-  if (!e.shape_inputs.empty())
-    throw Error("this engine is specialised per value of its shape input '" + e.shape_inputs.front() +
-                "': plan its specialisation (specialize_engine) instead");
+  if (is_deferred(e))
+    throw Error("this engine is specialised at run time (per shape-input value or input shape): plan its specialisation "
+                "(specialize_engine) instead");
   const ShapeProfile& prof = e.options.profile;
   Plan p;
   for (int id : g.inputs) {

@@ -51,7 +51,7 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
     throw Error("engine was built for the " + engine_->options.backend + " backend, this session runs on " + backend_->name() +
                 ": rebuild with --backend " + backend_->name());
   if (opts_.threads > 0) backend_->context().threads = opts_.threads;
-  if (!engine_->shape_inputs.empty()) return;  // kernels live in the specialised sessions
+  if (is_deferred(*engine_)) return;  // kernels live in the specialised sessions
   const KernelRegistry& reg = KernelRegistry::get(backend_->name());
   kernels_.resize(g.nodes.size());
   const_ptrs_.assign(g.values.size(), nullptr);
@@ -115,15 +115,30 @@ void Session::check_input(const Value& v, const TensorView& t, size_t i) const {
     throw Error("input '" + v.name + "' has type " + dtype_name(t.dtype) + ", the engine expects " + dtype_name(v.dtype));
 }
 
-Session& Session::specialised(const std::map<std::string, TensorData>& values) {
+Session& Session::specialised(const std::map<std::string, TensorData>& values,
+                              const std::vector<std::vector<int64_t>>& input_shapes) {
   std::vector<std::vector<int64_t>> key;
-  for (const auto& name : engine_->shape_inputs) key.push_back(values.at(name).to_int64());
+  for (const auto& name : engine_->shape_inputs) {
+    auto it = values.find(name);
+    if (it == values.end()) throw Error("shape input '" + name + "' was not given");
+    key.push_back(it->second.to_int64());
+  }
+  std::map<std::string, std::vector<int64_t>> named;
+  if (engine_->specialize_per_shape) {
+    const Graph& g = engine_->graph;
+    if (input_shapes.size() != g.inputs.size())
+      throw Error("expected " + std::to_string(g.inputs.size()) + " inputs, got " + std::to_string(input_shapes.size()));
+    for (size_t i = 0; i < input_shapes.size(); ++i) {
+      key.push_back(input_shapes[i]);
+      named[g.value(g.inputs[i]).name] = input_shapes[i];
+    }
+  }
   for (auto it = specialised_.begin(); it != specialised_.end(); ++it)
     if (it->first == key) {
       specialised_.splice(specialised_.begin(), specialised_, it);
       return *specialised_.front().second;
     }
-  auto e = std::make_shared<Engine>(specialize_engine(*engine_, values));
+  auto e = std::make_shared<Engine>(specialize_engine(*engine_, values, named));
   std::unique_ptr<Backend> b = backend_->name() == "cpu" ? make_cpu_backend(backend_->context().threads) : make_cuda_backend();
   specialised_.emplace_front(key, std::make_unique<Session>(e, std::move(b), opts_));
   if (specialised_.size() > opts_.max_cached_plans) specialised_.pop_back();
@@ -147,9 +162,8 @@ std::map<std::string, TensorData> Session::shape_input_values(const std::vector<
 }
 
 Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>& input_shapes) {
-  if (!engine_->shape_inputs.empty())
-    throw Error("this engine's shapes depend on the values of its shape inputs (" + engine_->shape_inputs.front() +
-                "...): plans are made per value by run() and execute()");
+  if (is_deferred(*engine_))
+    throw Error("this engine is specialised per shape-input value or input shape: plans are made by run() and execute()");
   for (auto it = cache_.begin(); it != cache_.end(); ++it) {
     if ((*it)->input_shapes == input_shapes) {
       if (it != cache_.begin()) cache_.splice(cache_.begin(), cache_, it);
@@ -265,9 +279,11 @@ void Session::launch(Prepared& pp) {
 }
 
 void Session::execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) {
-  if (!engine_->shape_inputs.empty()) {
+  if (is_deferred(*engine_)) {
     backend_->synchronize();  // the shape inputs are read back before anything is planned
-    return specialised(shape_input_values(inputs)).execute(inputs, outputs);
+    std::vector<std::vector<int64_t>> shapes;
+    for (const auto& t : inputs) shapes.push_back(t.shape);
+    return specialised(shape_input_values(inputs), shapes).execute(inputs, outputs);
   }
   const Graph& g = engine_->graph;
   if (inputs.size() != g.inputs.size())
@@ -343,8 +359,12 @@ void* Session::staging(size_t slot, size_t bytes) {
 
 std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
   const Graph& g = engine_->graph;
-  if (!engine_->shape_inputs.empty()) {
+  if (is_deferred(*engine_)) {
     std::map<std::string, TensorData> values;
+    std::vector<std::vector<int64_t>> shapes(g.inputs.size());
+    for (const auto& t : inputs)
+      for (size_t i = 0; i < g.inputs.size(); ++i)
+        if (g.value(g.inputs[i]).name == t.name) shapes[i] = t.shape;
     for (const auto& t : inputs)
       if (std::find(engine_->shape_inputs.begin(), engine_->shape_inputs.end(), t.name) != engine_->shape_inputs.end()) {
         if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype))
@@ -356,7 +376,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
         d.bytes = t.bytes;
         values[t.name] = std::move(d);
       }
-    return specialised(values).run(inputs);
+    return specialised(values, shapes).run(inputs);
   }
   std::vector<const HostTensor*> ordered(g.inputs.size(), nullptr);
   for (const auto& t : inputs) {

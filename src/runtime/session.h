@@ -94,7 +94,7 @@ class Session {
   void* staging(size_t slot, size_t bytes);  // false once the backend's capture() returned null
   // Engines with shape inputs: one specialised session per value set, most recent first.
   std::list<std::pair<std::vector<std::vector<int64_t>>, std::unique_ptr<Session>>> specialised_;
-  Session& specialised(const std::map<std::string, TensorData>& values);
+  Session& specialised(const std::map<std::string, TensorData>& values, const std::vector<std::vector<int64_t>>& input_shapes);
   std::map<std::string, TensorData> shape_input_values(const std::vector<TensorView>& inputs);
 };
 

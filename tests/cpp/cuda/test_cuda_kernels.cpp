@@ -547,3 +547,17 @@ TEST_F(CudaOps, TopKValuesFloat16) {
   auto in = inputs_for({{4, 196}}, 5);
   EXPECT_LT(compare(m, in, Precision::FP16), 2e-3);
 }
+
+TEST_F(CudaOps, ReduceMinProdAndSize) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "5", "4"});
+  add_ints(add_node(g, "ReduceProd", {"a"}, {"p"}), "axes", {2});  // last axis: warp reduction
+  add_ints(add_node(g, "ReduceMin", {"a"}, {"mn"}), "axes", {1});  // middle axis
+  add_ints(add_node(g, "ReduceMin", {"a"}, {"ml"}), "axes", {2});
+  add_node(g, "Size", {"a"}, {"n"});
+  add_int(add_node(g, "Cast", {"n"}, {"nf"}), "to", 1);
+  for (const char* o : {"p", "mn", "ml", "nf"}) g->add_output()->set_name(o);
+  auto in = inputs_for({{3, 5, 4}}, 9);
+  EXPECT_LT(compare(m, in, Precision::FP32), 1e-6);
+}

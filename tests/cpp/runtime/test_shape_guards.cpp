@@ -130,3 +130,29 @@ TEST(ShapeGuards, ShapeInputSpecialisesTheEnginePerValue) {
   const std::string msg = error_of([&] { sess.run({{"x", DType::Float32, {12}, x.bytes}, {"shape", DType::Int64, {2}, bad.bytes}}); });
   EXPECT_NE(msg.find("reshape"), std::string::npos) << msg;
 }
+
+// A Reshape target chosen by Equal(n, 6): a function of the input shape, but not one the algebra
+// can decide over n's range. The engine is specialised per input shape.
+TEST(ShapeGuards, UndecidableShapeValueSpecialisesPerInputShape) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"n"});
+  add_node(g, "Shape", {"x"}, {"s"});
+  add_init_i64(g, "six", {6});
+  add_node(g, "Equal", {"s", "six"}, {"is6"});
+  add_init_i64(g, "two_by_three", {2, 3});
+  add_init_i64(g, "one", {1});
+  add_int(add_node(g, "Concat", {"s", "one"}, {"n_by_1"}), "axis", 0);
+  add_node(g, "Where", {"is6", "two_by_three", "n_by_1"}, {"target"});
+  add_node(g, "Reshape", {"x", "target"}, {"y"});
+  g->add_output()->set_name("y");
+  auto e = std::make_shared<Engine>(build(m));
+  EXPECT_TRUE(e->specialize_per_shape);
+  EXPECT_TRUE(e->shape_inputs.empty());
+  Session sess(e, make_cpu_backend(1));
+  for (int64_t n : {6, 5, 6, 9}) {
+    TensorData x = tensor_f({n});
+    auto out = sess.run({{"x", DType::Float32, {n}, x.bytes}});
+    EXPECT_EQ(out[0].shape, n == 6 ? (std::vector<int64_t>{2, 3}) : (std::vector<int64_t>{n, 1}));
+  }
+}
