@@ -14,6 +14,7 @@ import torch
 
 from unirt_models import MODEL_NAMES, is_detector
 from unirt_models.export import export_model, output_names, stats
+from unirt_models.uniformer_light import LIGHT_MODELS
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +47,14 @@ def run(unirt_bin, engine, x, d):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_cuda_fp32_fp16_match_pytorch(name, gpu, unirt_bin, results_file, tmp_path):
     det = is_detector(name)
+    light = name in LIGHT_MODELS  # token pruning: also a second resolution (the kept count follows it)
     shapes = [(1, 3, 200, 232), (2, 3, 229, 301)] if det else [(1, 3, 224, 224), (4, 3, 224, 224)]
+    if light:
+        shapes.append((2, 3, 256, 320))
     onnx_path = tmp_path / f"{name}.onnx"
     model = export_model(name, str(onnx_path), verify_onnx=False).cuda()
     lo = "input:1x3x192x192" if det else "input:1x3x224x224"
-    hi = "input:4x3x320x320" if det else "input:8x3x224x224"
+    hi = "input:4x3x320x320" if det else ("input:8x3x320x320" if light else "input:8x3x224x224")
     for prec, tol in (("fp32", 1e-3), ("fp16", 2e-2)):
         engine = tmp_path / f"{name}.{prec}.engine"
         build(unirt_bin, onnx_path, engine, prec == "fp16", lo, hi)
