@@ -30,6 +30,16 @@ class IndexKernel : public CpuKernel {
   using CpuKernel::CpuKernel;
 
  protected:
+  // Calls f(T{}) for the value types TopK and the arg reductions compare.
+  template <typename F>
+  void by_value_type(const TensorView& t, F&& f) const {
+    switch (t.dtype) {
+      case DType::Float32: return f(float{});
+      case DType::Int64: return f(int64_t{});
+      case DType::Int32: return f(int32_t{});
+      default: unsupported_type(t, "input");
+    }
+  }
   int64_t checked(int64_t i, int64_t n) const {
     if (i < -n || i >= n) fail("index " + std::to_string(i) + " is out of range [" + std::to_string(-n) + ", " + std::to_string(n) + ")");
     return i < 0 ? i + n : i;
@@ -140,11 +150,6 @@ class ScatterNDKernel : public ScatterBase {
 };
 UNIRT_REGISTER_KERNEL(cpu, ScatterND, ScatterNDKernel);
 
-template <typename T>
-std::vector<T> values_of(const TensorView& t) {
-  return std::vector<T>(t.as<T>(), t.as<T>() + t.numel());
-}
-
 // outer x n x inner view around `axis`.
 struct AxisView {
   int64_t outer = 1, n = 1, inner = 1;
@@ -159,12 +164,7 @@ class TopKKernel : public IndexKernel {
  public:
   using IndexKernel::IndexKernel;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
-    switch (in[0].dtype) {
-      case DType::Float32: return typed<float>(in, out);
-      case DType::Int64: return typed<int64_t>(in, out);
-      case DType::Int32: return typed<int32_t>(in, out);
-      default: unsupported_type(in[0], "input");
-    }
+    by_value_type(in[0], [&](auto tag) { typed<decltype(tag)>(in, out); });
   }
 
  private:
@@ -206,12 +206,7 @@ class ArgReduceKernel : public IndexKernel {
  public:
   explicit ArgReduceKernel(const KernelCreateArgs& a) : IndexKernel(a), max_(a.node.op_type == "ArgMax") {}
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
-    switch (in[0].dtype) {
-      case DType::Float32: return typed<float>(in, out);
-      case DType::Int64: return typed<int64_t>(in, out);
-      case DType::Int32: return typed<int32_t>(in, out);
-      default: unsupported_type(in[0], "input");
-    }
+    by_value_type(in[0], [&](auto tag) { typed<decltype(tag)>(in, out); });
   }
 
  private:

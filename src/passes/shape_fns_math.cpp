@@ -35,6 +35,19 @@ std::optional<Dim> truth_value(Truth t) {
   return Dim(t == Truth::True ? 1 : 0);
 }
 
+// f over every known value; no values as soon as one element is undecided.
+std::optional<std::vector<Dim>> map_values(const std::optional<std::vector<Dim>>& in,
+                                           const std::function<std::optional<Dim>(const Dim&)>& f) {
+  if (!in) return std::nullopt;
+  std::vector<Dim> out;
+  for (const Dim& d : *in) {
+    auto v = f(d);
+    if (!v) return std::nullopt;
+    out.push_back(*v);
+  }
+  return out;
+}
+
 std::optional<Dim> as_bool(const Dim& d) {
   if (d.is_const()) return Dim(d.value() != 0 ? 1 : 0);
   const Truth z = dim_eq(d, Dim(0));
@@ -207,37 +220,13 @@ void cast(ShapeCtx& c) {
   const DType t = static_cast<DType>(to);
   std::optional<std::vector<Dim>> vals;
   if ((t == DType::Int64 || t == DType::Int32) && (is_int(c.dtype(0)) || c.in(0).is_const())) vals = c.values(0);
-  if (t == DType::Bool && is_int(c.dtype(0)))
-    if (auto in = c.values(0)) {
-      vals.emplace();
-      for (const Dim& d : *in) {
-        auto b = as_bool(d);
-        if (!b) {
-          vals.reset();
-          break;
-        }
-        vals->push_back(*b);
-      }
-    }
+  if (t == DType::Bool && is_int(c.dtype(0))) vals = map_values(c.values(0), as_bool);
   c.set(0, t, c.shape(0), vals);
 }
 
 // Unary ops on known integer values: Neg, Abs, Not.
 void unary_values(ShapeCtx& c, const std::function<std::optional<Dim>(const Dim&)>& f) {
-  std::optional<std::vector<Dim>> vals;
-  if (is_int(c.dtype(0)))
-    if (auto in = c.values(0)) {
-      vals.emplace();
-      for (const Dim& d : *in) {
-        auto v = f(d);
-        if (!v) {
-          vals.reset();
-          break;
-        }
-        vals->push_back(*v);
-      }
-    }
-  c.set(0, c.dtype(0), c.shape(0), vals);
+  c.set(0, c.dtype(0), c.shape(0), is_int(c.dtype(0)) ? map_values(c.values(0), f) : std::nullopt);
 }
 
 }  // namespace
