@@ -38,8 +38,8 @@ std::map<std::string, SymbolProfile> symbol_profiles(const Graph& g, const Shape
       if (d.op() != Dim::Op::Sym) continue;
       SymbolProfile& s = out[d.symbol_name()];
       if (s.where.empty()) s.where = "'" + v.name + "' dimension " + std::to_string(i);
-      if (mn && i < mn->size()) s.lo = std::max(s.lo, (*mn)[i]), s.from_profile = true;
-      if (mx && i < mx->size()) s.hi = std::min(s.hi, (*mx)[i]), s.from_profile = true;
+      if (mn && i < mn->size()) s.lo = std::max(s.lo, (*mn)[i]);
+      if (mx && i < mx->size()) s.hi = std::min(s.hi, (*mx)[i]), s.from_profile = true;  // corners need a real max
       if (op && i < op->size()) s.opt = (*op)[i];
       if (mn && i < mn->size() && (*mn)[i] == 0) s.lo = 0;  // a profile may admit empty tensors
     }

@@ -9,7 +9,7 @@ namespace unirt {
 
 struct SymbolProfile {
   int64_t lo = kDefaultDimMin, hi = kDefaultDimMax, opt = -1;
-  bool from_profile = false;  // lo/hi came from --min/--max-shapes
+  bool from_profile = false;  // hi came from --max-shapes (corners are planned only then)
   std::string where;          // "'input' dimension 0", for messages
 };
 
