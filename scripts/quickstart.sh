@@ -21,4 +21,7 @@ echo "quickstart: building a $backend engine"
 "./$BUILD_DIR/unirt" build artifacts/uniformer_small.onnx -o "artifacts/uniformer_small.$backend.engine" \
   --backend "$backend" "${precision[@]}" \
   --min-shapes input:1x3x224x224 --opt-shapes input:1x3x224x224 --max-shapes input:32x3x448x448
+if [ -z "${CHECKPOINT:-}" ]; then
+  echo "quickstart: NOTE the weights are seeded random (no CHECKPOINT given): the top-5 below shows the engine runs, it is not a classification"
+fi
 "./$BUILD_DIR/unirt" classify "artifacts/uniformer_small.$backend.engine" assets/sample.jpg --backend "$backend"
