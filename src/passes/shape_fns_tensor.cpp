@@ -1,5 +1,6 @@
 // Shape functions: data movement and shape ops. These carry Value::sym_value through
 // Shape -> Gather -> Concat -> Reshape chains so dynamic sizes stay exact symbols.
+#include <cmath>
 #include <limits>
 
 #include "passes/shape_inference.h"
@@ -342,6 +343,21 @@ void constant_of_shape(ShapeCtx& c) {
 }
 
 void range(ShapeCtx& c) {
+  // Floating start/limit/delta: the length ceil((limit - start) / delta) from the constants.
+  if (c.dtype(0) == DType::Float32 || c.dtype(0) == DType::Float64) {
+    const Value *vs = &c.in(0), *vl = &c.in(1), *vd = &c.in(2);
+    for (int i = 0; i < 3; ++i) {
+      const Value* v = i == 0 ? vs : i == 1 ? vl : vd;
+      if (!v->data || v->data->numel() != 1)
+        throw DataDependentError(c.node().describe() + ": start/limit/delta depends on tensor data, not only on shapes: unirt needs it known "
+                                 "when the engine is built", v->name);
+    }
+    const double st = vs->data->to_float()[0], li = vl->data->to_float()[0], de = vd->data->to_float()[0];
+    if (de == 0 || !std::isfinite(st) || !std::isfinite(li) || !std::isfinite(de)) c.fail("start/limit/delta must be finite with delta != 0");
+    const double len = std::ceil((li - st) / de);
+    if (len > 1e9) c.fail("the range has " + std::to_string(len) + " elements");
+    return c.set(0, c.dtype(0), {Dim(static_cast<int64_t>(std::max(0.0, len)))});
+  }
   auto s = c.values(0), l = c.values(1), d = c.values(2);
   if (!s || !l || !d)
     throw DataDependentError(c.node().describe() +

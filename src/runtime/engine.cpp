@@ -63,8 +63,11 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   std::vector<std::string> shape_inputs;
   for (int id : graph.inputs) {
     const Value& v = graph.value(id);
-    if ((v.dtype == DType::Int64 || v.dtype == DType::Int32) && !v.data && shape_is_const(v.shape) &&
-        shape_numel(v.shape).value() <= 64)
+    // Small integer inputs, and float scalars (a Range's bounds), may decide shapes by their values.
+    const bool int_like = v.dtype == DType::Int64 || v.dtype == DType::Int32;
+    const bool float_scalar = (v.dtype == DType::Float32 || v.dtype == DType::Float64) && shape_is_const(v.shape) &&
+                              shape_numel(v.shape).is_const(1);
+    if ((int_like || float_scalar) && !v.data && shape_is_const(v.shape) && shape_numel(v.shape).value() <= 64)
       shape_inputs.push_back(v.name);
   }
   const Graph imported = graph;

@@ -121,7 +121,14 @@ Session& Session::specialised(const std::map<std::string, TensorData>& values,
   for (const auto& name : engine_->shape_inputs) {
     auto it = values.find(name);
     if (it == values.end()) throw Error("shape input '" + name + "' was not given");
-    key.push_back(it->second.to_int64());
+    const TensorData& t = it->second;
+    if (t.dtype == DType::Float32 || t.dtype == DType::Float64) {  // the key holds the bits, not a truncation
+      std::vector<int64_t> bits(t.bytes.size() / 4 + 1, 0);
+      std::memcpy(bits.data(), t.bytes.data(), t.bytes.size());
+      key.push_back(bits);
+    } else {
+      key.push_back(t.to_int64());
+    }
   }
   std::map<std::string, std::vector<int64_t>> named;
   if (engine_->specialize_per_shape) {
