@@ -87,6 +87,7 @@ std::map<std::string, std::string> Session::tactics() const {
 }
 
 void select_tactics(Engine& e, std::unique_ptr<Backend> backend) {
+  if (is_deferred(e)) return;  // its specialisations choose when they are built, per value or shape
   const auto& opt = e.options.profile.opt;
   std::vector<std::vector<int64_t>> shapes;
   for (int id : e.graph.inputs) {
