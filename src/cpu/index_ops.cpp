@@ -150,16 +150,6 @@ class ScatterNDKernel : public ScatterBase {
 };
 UNIRT_REGISTER_KERNEL(cpu, ScatterND, ScatterNDKernel);
 
-// outer x n x inner view around `axis`.
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-  AxisView(const std::vector<int64_t>& s, int64_t axis) {
-    for (int64_t i = 0; i < axis; ++i) outer *= s[i];
-    n = s[axis];
-    for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
-  }
-};
-
 class TopKKernel : public IndexKernel {
  public:
   using IndexKernel::IndexKernel;
@@ -175,7 +165,7 @@ class TopKKernel : public IndexKernel {
     const int64_t k = opset_ < 10 ? node_.attr_i("k") : ints(in[1]).at(0);
     if (k < 0 || k > xs[axis]) fail("k " + std::to_string(k) + " is outside 0.." + std::to_string(xs[axis]));
     const bool largest = node_.attr_i("largest", 1) != 0;
-    const AxisView v(xs, axis);
+    const AxisSplit v(xs, axis);
     const T* x = in[0].as<T>();
     T* y = out[0].as<T>();
     int64_t* yi = out[1].as<int64_t>();
@@ -215,7 +205,7 @@ class ArgReduceKernel : public IndexKernel {
     const auto& xs = in[0].shape;
     const int64_t axis = norm_axis(node_.attr_i("axis", 0), static_cast<int64_t>(xs.size()));
     const bool last = node_.attr_i("select_last_index", 0) != 0;
-    const AxisView v(xs, axis);
+    const AxisSplit v(xs, axis);
     if (v.n == 0) fail("cannot reduce an empty axis");
     const T* x = in[0].as<T>();
     int64_t* y = out[0].as<int64_t>();

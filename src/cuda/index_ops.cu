@@ -258,15 +258,6 @@ class ScatterNDKernel : public IndexKernel {
 };
 UNIRT_REGISTER_KERNEL(cuda, ScatterND, ScatterNDKernel);
 
-struct AxisSplit {
-  int64_t outer = 1, n = 1, inner = 1;
-  AxisSplit(const std::vector<int64_t>& s, int axis) {
-    for (int i = 0; i < axis; ++i) outer *= s[i];
-    n = s[axis];
-    for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
-  }
-};
-
 class TopKKernel : public IndexKernel {
  public:
   using IndexKernel::IndexKernel;

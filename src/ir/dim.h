@@ -31,7 +31,6 @@ constexpr int64_t kDefaultDimMax = (int64_t{1} << 31) - 1;
 struct DimRange {
   int64_t lo = -kDimInf, hi = kDimInf;
   bool contains(int64_t v) const { return lo <= v && v <= hi; }
-  bool is_point() const { return lo == hi && lo > -kDimInf && hi < kDimInf; }
 };
 
 enum class Truth { False, True, Unknown };

@@ -8,25 +8,28 @@ namespace {
 
 bool is_index_type(DType t) { return t == DType::Int64 || t == DType::Int32; }
 
-void gather_elements(ShapeCtx& c) {
+// The element-wise index ops: data and indices of one rank >= 1, indices int64/int32, axis valid.
+void check_element_indices(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   const Shape& idx = c.shape(1);
   if (!is_index_type(c.dtype(1))) c.fail("indices must be int64 or int32");
   if (x.size() != idx.size() || x.empty())
     c.fail("data " + shape_str(x) + " and indices " + shape_str(idx) + " must have the same rank >= 1");
   c.axis(c.node().attr_i("axis", 0), x.size());
-  c.set(0, c.dtype(0), idx);
+}
+
+void gather_elements(ShapeCtx& c) {
+  check_element_indices(c);
+  c.set(0, c.dtype(0), c.shape(1));
 }
 
 void scatter_elements(ShapeCtx& c) {
+  check_element_indices(c);
   const Shape& x = c.shape(0);
   const Shape& idx = c.shape(1);
   const Shape& upd = c.shape(2);
-  if (!is_index_type(c.dtype(1))) c.fail("indices must be int64 or int32");
   if (c.dtype(2) != c.dtype(0)) c.fail("updates and data have different types");
-  if (x.size() != idx.size() || idx.size() != upd.size() || x.empty())
-    c.fail("data " + shape_str(x) + ", indices " + shape_str(idx) + " and updates " + shape_str(upd) + " must have the same rank >= 1");
-  c.axis(c.node().attr_i("axis", 0), x.size());
+  if (upd.size() != idx.size()) c.fail("updates " + shape_str(upd) + " and indices " + shape_str(idx) + " must have the same rank");
   for (size_t d = 0; d < idx.size(); ++d)
     c.require_equal(idx[d], upd[d], "dimension " + std::to_string(d) + " of indices vs updates");
   c.set(0, c.dtype(0), x);

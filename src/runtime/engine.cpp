@@ -70,6 +70,11 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
     if ((int_like || float_scalar) && !v.data && shape_is_const(v.shape) && shape_numel(v.shape).value() <= 64)
       shape_inputs.push_back(v.name);
   }
+  auto stamp = [&] {
+    e.created = static_cast<int64_t>(std::time(nullptr));
+    e.unirt_version = kUnirtVersion;
+    e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
   const Graph imported = graph;
   try {
     e.passes = run_passes(graph, po);
@@ -110,16 +115,12 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
     e.specialize_per_shape = !uses_inputs || graph.value(culprit).producer >= 0;
     e.passes.push_back({e.specialize_per_shape ? "specialise_per_input_shape" : "specialise_per_shape_input", 0, 0,
                         {std::string("deferred: ") + err.what()}});
-    e.created = static_cast<int64_t>(std::time(nullptr));
-    e.unirt_version = kUnirtVersion;
-    e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    stamp();
     return e;
   }
   e.graph = std::move(graph);
   check_profile_corners(e);
-  e.created = static_cast<int64_t>(std::time(nullptr));
-  e.unirt_version = kUnirtVersion;
-  e.build_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  stamp();
   return e;
 }
 

@@ -35,6 +35,17 @@ struct TensorView {
   template <typename T> T* as() const { return static_cast<T*>(data); }
 };
 
+// A concrete shape seen as outer x n x inner around one axis: how axis-wise kernels (TopK, the arg
+// reductions) of every backend walk a tensor.
+struct AxisSplit {
+  int64_t outer = 1, n = 1, inner = 1;
+  AxisSplit(const std::vector<int64_t>& s, int64_t axis) {
+    for (int64_t i = 0; i < axis; ++i) outer *= s[i];
+    n = s[axis];
+    for (size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
+  }
+};
+
 struct RunContext {
   void* stream = nullptr;     // cudaStream_t for the CUDA backend
   void* workspace = nullptr;  // scratch of the size the kernel asked for in prepare()

@@ -105,16 +105,6 @@ bool first_failure(const Engine& e, const std::vector<std::pair<std::string, std
   return false;
 }
 
-std::string shape_with(const Graph& g, const std::map<std::string, int64_t>& at, const std::string& input) {
-  for (int id : g.inputs)
-    if (g.value(id).name == input) {
-      std::vector<int64_t> s;
-      for (const Dim& d : g.value(id).shape) s.push_back(d.eval(at));
-      return input + ":" + dims_text(s);
-    }
-  return input;
-}
-
 }  // namespace
 
 int check_profile_corners(const Engine& e) {
@@ -149,7 +139,7 @@ int check_profile_corners(const Engine& e) {
     std::map<std::string, int64_t> pinned_max;
     for (const auto& s : syms) pinned_max[s.first] = s.first == kv.first ? s.second.lo : s.second.hi;
     std::string inputs;
-    for (int id : g.inputs) inputs += (inputs.empty() ? "" : ",") + shape_with(g, pinned_max, g.value(id).name);
+    for (const auto& in : corner_shapes(g, pinned_max)) inputs += (inputs.empty() ? "" : ",") + in.first + ":" + dims_text(in.second);
     msg += "\nvalid only for " + kv.first + " == " + std::to_string(syms[kv.first].lo) + " (" + syms[kv.first].where +
            "): use --max-shapes " + inputs;
     throw Error(msg);

@@ -153,12 +153,16 @@ Session& Session::specialised(const std::map<std::string, TensorData>& values,
   return *specialised_.front().second;
 }
 
+bool Session::is_shape_input(const std::string& name) const {
+  return std::find(engine_->shape_inputs.begin(), engine_->shape_inputs.end(), name) != engine_->shape_inputs.end();
+}
+
 std::map<std::string, TensorData> Session::shape_input_values(const std::vector<TensorView>& inputs) {
   const Graph& g = engine_->graph;
   std::map<std::string, TensorData> values;
   for (size_t i = 0; i < g.inputs.size() && i < inputs.size(); ++i) {
     const Value& v = g.value(g.inputs[i]);
-    if (std::find(engine_->shape_inputs.begin(), engine_->shape_inputs.end(), v.name) == engine_->shape_inputs.end()) continue;
+    if (!is_shape_input(v.name)) continue;
     TensorData t;
     t.dtype = inputs[i].dtype;
     t.shape = inputs[i].shape;
@@ -374,7 +378,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
       for (size_t i = 0; i < g.inputs.size(); ++i)
         if (g.value(g.inputs[i]).name == t.name) shapes[i] = t.shape;
     for (const auto& t : inputs)
-      if (std::find(engine_->shape_inputs.begin(), engine_->shape_inputs.end(), t.name) != engine_->shape_inputs.end()) {
+      if (is_shape_input(t.name)) {
         if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype))
           throw Error("input '" + t.name + "' holds " + std::to_string(t.bytes.size()) + " bytes, its shape needs " +
                       std::to_string(t.numel() * dtype_size(t.dtype)));

@@ -96,6 +96,7 @@ class Session {
   std::list<std::pair<std::vector<std::vector<int64_t>>, std::unique_ptr<Session>>> specialised_;
   Session& specialised(const std::map<std::string, TensorData>& values, const std::vector<std::vector<int64_t>>& input_shapes);
   std::map<std::string, TensorData> shape_input_values(const std::vector<TensorView>& inputs);
+  bool is_shape_input(const std::string& name) const;
 };
 
 }  // namespace unirt
