@@ -1,5 +1,7 @@
-// Index ops: GatherElements, ScatterElements, ScatterND, TopK, ArgMax/ArgMin. Data movement is by
-// element size (any type); TopK and the arg reductions compare float32, int64 or int32 values.
+// Index ops: GatherElements, ScatterElements, ScatterND, TopK, ArgMax/ArgMin, NonZero. Data
+// movement is by element size (any type); TopK and the arg reductions compare float32, int64 or
+// int32 values. TopK with a data k and NonZero write their output length into the extra output
+// the runtime gives a node with a data-dependent size (Graph::data_dims).
 // Indices are checked (negative ones count from the end); an index out of range is an error
 // naming the node, never a read or write out of bounds.
 #include <numeric>
@@ -188,9 +190,48 @@ class TopKKernel : public IndexKernel {
           yi[(o * k + j) * v.inner + i] = order[j];
         }
       }
+    if (out.size() > 2) out[2].as<int64_t>()[0] = k;  // k was data: it is the output's length
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel);
+
+// Is element i nonzero? -0.0 is zero and NaN is not, as for a C++ comparison with 0.
+bool nonzero_at(const TensorView& t, int64_t i) {
+  switch (t.dtype) {
+    case DType::Float32: return t.as<float>()[i] != 0.0f;
+    case DType::Float64: return t.as<double>()[i] != 0.0;
+    case DType::Float16: return (t.as<uint16_t>()[i] & 0x7fff) != 0;
+    default: {
+      const size_t es = dtype_size(t.dtype);
+      const uint8_t* p = t.as<uint8_t>() + i * es;
+      for (size_t b = 0; b < es; ++b)
+        if (p[b]) return true;
+      return false;
+    }
+  }
+}
+
+// The coordinates of the nonzero elements in element order: [rank, count].
+class NonZeroKernel : public IndexKernel {
+ public:
+  using IndexKernel::IndexKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
+    const auto& xs = in[0].shape;
+    const int64_t n = in[0].numel();
+    std::vector<int64_t> hits;
+    for (int64_t i = 0; i < n; ++i)
+      if (nonzero_at(in[0], i)) hits.push_back(i);
+    const int64_t count = static_cast<int64_t>(hits.size());
+    if (out[0].shape.size() != 2 || count > out[0].shape[1])
+      fail("output " + shape_text(out[0].shape) + " cannot hold " + std::to_string(count) + " coordinates");
+    int64_t* y = out[0].as<int64_t>();
+    const auto st = strides_of(xs);
+    for (int64_t j = 0; j < count; ++j)
+      for (size_t d = 0; d < xs.size(); ++d) y[d * count + j] = hits[j] / st[d] % xs[d];
+    if (out.size() > 1) out[1].as<int64_t>()[0] = count;
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, NonZero, NonZeroKernel);
 
 class ArgReduceKernel : public IndexKernel {
  public:

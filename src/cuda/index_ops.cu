@@ -1,8 +1,12 @@
 // Index ops on the GPU: GatherElements, ScatterElements, ScatterND (reduction none), TopK (one
-// block per row, bitonic sort in shared memory, rows up to 2048 elements), ArgMax/ArgMin. Indices
+// block per row, bitonic sort in shared memory, rows up to 2048 elements), ArgMax/ArgMin, NonZero
+// (CUB's DeviceSelect, then coordinates). TopK with a data k reads k on the device; it and
+// NonZero write their output length where the runtime reads data-dependent sizes back. Indices
 // live on the device, so a bad one cannot be reported without a synchronisation: a gather clamps
 // it into range and a scatter skips it (the CPU backend names it as an error).
 #include <cfloat>
+#include <cub/device/device_select.cuh>
+#include <thrust/iterator/counting_iterator.h>
 
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
@@ -87,8 +91,16 @@ __device__ __forceinline__ bool topk_before(double va, int ia, double vb, int ib
 
 constexpr int kTopKMax = 2048;
 
+// k_dev: k as tensor data (nullptr when known on the host); its value is also written to size_out
+// (unclamped, so the runtime can refuse a k beyond the axis).
 template <typename T>
-__global__ void topk_kernel(const T* x, T* y, int64_t* yi, int64_t n, int64_t inner, int64_t k, int pow2, bool largest) {
+__global__ void topk_kernel(const T* x, T* y, int64_t* yi, int64_t n, int64_t inner, int64_t k, int pow2, bool largest,
+                            const int64_t* k_dev, int64_t* size_out) {
+  if (k_dev) {
+    const int64_t kd = *k_dev;
+    if (size_out && blockIdx.x == 0 && threadIdx.x == 0) *size_out = kd;
+    k = kd < 0 ? 0 : (kd > n ? n : kd);
+  }
   __shared__ double keys[kTopKMax];
   __shared__ int ids[kTopKMax];
   const int64_t row = blockIdx.x;  // (outer, inner) pair
@@ -269,25 +281,114 @@ class TopKKernel : public IndexKernel {
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     const int axis = axis_of(in[0].shape, -1);
-    const int64_t k = opset_ < 10 ? node_.attr_i("k") : host_ints(in[1], "k").at(0);
+    // A k that is tensor data (the runtime then gives a third output for the size) is read on the device.
+    const bool data_k = opset_ >= 10 && out.size() > 2;
+    const int64_t* k_dev = nullptr;
+    int64_t* size_out = nullptr;
+    int64_t k;
     const AxisSplit v(in[0].shape, axis);
-    if (k < 0 || k > v.n) fail("k " + std::to_string(k) + " is outside 0.." + std::to_string(v.n));
-    if (v.outer * v.inner == 0 || k == 0) return;
+    if (data_k) {
+      if (in[1].dtype != DType::Int64 || !in[1].data) fail("k must be an int64 tensor in device memory");
+      k_dev = in[1].as<int64_t>();
+      size_out = out[2].as<int64_t>();
+      k = v.n;
+    } else {
+      k = opset_ < 10 ? node_.attr_i("k") : host_ints(in[1], "k").at(0);
+      if (k < 0 || k > v.n) fail("k " + std::to_string(k) + " is outside 0.." + std::to_string(v.n));
+    }
+    cudaStream_t s = stream_of(ctx);
+    if (v.outer * v.inner == 0 || k == 0) {
+      if (size_out) UNIRT_CUDA(cudaMemcpyAsync(size_out, k_dev, sizeof(int64_t), cudaMemcpyDeviceToDevice, s));
+      return;
+    }
     int pow2 = 1;
     while (pow2 < v.n) pow2 <<= 1;
     const bool largest = node_.attr_i("largest", 1) != 0;
     const dim3 grid(static_cast<unsigned>(v.outer * v.inner));
-    cudaStream_t s = stream_of(ctx);
     switch (in[0].dtype) {
-      case DType::Float32: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<float>(), out[0].as<float>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest); break;
-      case DType::Float16: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest); break;
-      case DType::Int64: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<int64_t>(), out[0].as<int64_t>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest); break;
+      case DType::Float32: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<float>(), out[0].as<float>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest, k_dev, size_out); break;
+      case DType::Float16: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest, k_dev, size_out); break;
+      case DType::Int64: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<int64_t>(), out[0].as<int64_t>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest, k_dev, size_out); break;
       default: fail(std::string("input type ") + dtype_name(in[0].dtype) + " (float32, float16 or int64 expected)");
     }
     check_launch(node_);
   }
 };
 UNIRT_REGISTER_KERNEL(cuda, TopK, TopKKernel);
+
+// Nonzero test on the element's bits: the sign bit does not count for floats (-0.0 is zero, NaN
+// is not), every bit counts for integers and bool.
+template <typename B>
+struct NonzeroBits {
+  const B* x;
+  B mask;
+  __device__ bool operator()(int64_t i) const { return (x[i] & mask) != 0; }
+};
+
+__global__ void nonzero_coords_kernel(const int64_t* flat, const int64_t* count, int64_t* y, Dims shape, int64_t bound) {
+  const int64_t c = *count;
+  for (int64_t j = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; j < c && j < bound; j += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t f = flat[j];
+    for (int d = shape.rank - 1; d >= 0; --d) {
+      y[d * c + j] = f % shape.d[d];
+      f /= shape.d[d];
+    }
+  }
+}
+
+class NonZeroKernel : public IndexKernel {
+ public:
+  using IndexKernel::IndexKernel;
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>&) override {
+    const int64_t n = std::max<int64_t>(1, in[0].numel());
+    if (in[0].shape.size() > static_cast<size_t>(kMaxDims)) fail("rank above " + std::to_string(kMaxDims));
+    cub_bytes_ = 0;
+    by_bits(in[0].dtype, [&](auto tag) {
+      using B = decltype(tag);
+      UNIRT_CUDA(cub::DeviceSelect::If(nullptr, cub_bytes_, thrust::counting_iterator<int64_t>(0), static_cast<int64_t*>(nullptr),
+                                       static_cast<int64_t*>(nullptr), n, NonzeroBits<B>{nullptr, 0}, nullptr));
+    });
+    flat_bytes_ = align(static_cast<size_t>(n) * sizeof(int64_t));
+    return flat_bytes_ + align(sizeof(int64_t)) + align(cub_bytes_);
+  }
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int64_t n = in[0].numel();
+    char* ws = static_cast<char*>(ctx.workspace);
+    int64_t* flat = reinterpret_cast<int64_t*>(ws);
+    int64_t* count = out.size() > 1 ? out[1].as<int64_t>() : reinterpret_cast<int64_t*>(ws + flat_bytes_);
+    void* temp = ws + flat_bytes_ + align(sizeof(int64_t));
+    cudaStream_t s = stream_of(ctx);
+    if (n == 0) {
+      UNIRT_CUDA(cudaMemsetAsync(count, 0, sizeof(int64_t), s));
+      return;
+    }
+    by_bits(in[0].dtype, [&](auto tag) {
+      using B = decltype(tag);
+      const bool is_float = in[0].dtype == DType::Float32 || in[0].dtype == DType::Float16 || in[0].dtype == DType::Float64;
+      const B mask = is_float ? static_cast<B>(~(B{1} << (sizeof(B) * 8 - 1))) : static_cast<B>(~B{0});
+      size_t bytes = cub_bytes_;
+      UNIRT_CUDA(cub::DeviceSelect::If(temp, bytes, thrust::counting_iterator<int64_t>(0), flat, count, n,
+                                       NonzeroBits<B>{in[0].as<B>(), mask}, s));
+    });
+    nonzero_coords_kernel<<<grid_for(n), 256, 0, s>>>(flat, count, out[0].as<int64_t>(), dims_of(in[0].shape), out[0].shape[1]);
+    check_launch(node_);
+  }
+
+ private:
+  static size_t align(size_t b) { return (b + 255) / 256 * 256; }
+  template <typename F>
+  void by_bits(DType t, F&& f) const {
+    switch (dtype_size(t)) {
+      case 1: return f(uint8_t{});
+      case 2: return f(uint16_t{});
+      case 4: return f(uint32_t{});
+      case 8: return f(uint64_t{});
+      default: fail(std::string("input type ") + dtype_name(t) + " is not supported");
+    }
+  }
+  size_t cub_bytes_ = 0, flat_bytes_ = 0;
+};
+UNIRT_REGISTER_KERNEL(cuda, NonZero, NonZeroKernel);
 
 class ArgReduceKernel : public IndexKernel {
  public:

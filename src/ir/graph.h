@@ -91,6 +91,16 @@ struct ShapeGuard {
   Dim lhs, rhs;
 };
 
+// A size known only once a node has run: NonZero's count, NonMaxSuppression's selected boxes,
+// TopK's k when it is tensor data. Downstream shapes carry `symbol` (range 0..bound); memory is
+// planned for `bound`, the node's kernel writes the actual value, and the runtime reads it back
+// before it plans the nodes after it (see runtime/planner.h).
+struct DataDim {
+  std::string symbol;  // the symbol in downstream shapes
+  std::string node;    // Node::name of the op whose kernel writes it
+  Dim bound;           // upper bound, in the input symbols
+};
+
 class Graph {
  public:
   std::vector<Value> values;
@@ -101,6 +111,7 @@ class Graph {
   int64_t opset = 0;
   std::string producer;  // e.g. "pytorch 2.11"
   std::vector<ShapeGuard> guards;  // set by shape inference
+  std::vector<DataDim> data_dims;  // set by shape inference, in topological order of their nodes
 
   // a == b proven, or asserted by a guard (a fusion may rely on either).
   bool known_equal(const Dim& a, const Dim& b) const;

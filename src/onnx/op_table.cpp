@@ -56,6 +56,8 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Mod", {2, 2, 1, 1, {"fmod"}}},
       {"Mul", {2, 2, 1, 1, {}}},
       {"Neg", {1, 1, 1, 1, {}}},
+      {"NonMaxSuppression", {2, 5, 1, 1, {"center_point_box"}}},
+      {"NonZero", {1, 1, 1, 1, {}}},
       {"Not", {1, 1, 1, 1, {}}},
       {"Or", {2, 2, 1, 1, {}}},
       {"Pad", {1, 4, 1, 1, {"mode", "pads", "value"}}},

@@ -54,8 +54,12 @@ std::shared_ptr<TensorData> to_half(const TensorData& t) {
 bool keeps_float32(const Node& n, size_t input) {
   if (n.op_type == "LayerNormalization") return input >= 1;
   if (n.op_type == "BatchNormalization") return input >= 1;
+  if (n.op_type == "NonMaxSuppression") return true;  // box coordinates and thresholds stay float32
   return false;
 }
+
+// Ops that run in float32 inside an FP16 engine: their float16 activation inputs get a Cast.
+bool runs_in_float32(const Node& n) { return n.op_type == "NonMaxSuppression"; }
 
 Node make_cast(Graph& g, const std::string& base, int in, int out, DType to) {
   Node c;
@@ -142,6 +146,27 @@ int assign_precision(Graph& g, Precision p) {
     if (val.is_const() || val.dtype != DType::Float32 || val.producer < 0) continue;
     if (g.is_graph_output(static_cast<int>(v))) continue;
     val.dtype = DType::Float16;
+  }
+  // 5. Float32 islands (NonMaxSuppression): their activation inputs are cast back to float32.
+  const size_t before_islands = g.nodes.size();
+  for (size_t i = 0; i < before_islands; ++i) {
+    if (!runs_in_float32(g.nodes[i])) continue;
+    for (size_t k = 0; k < g.nodes[i].inputs.size(); ++k) {
+      const int in = g.nodes[i].inputs[k];
+      if (in < 0 || g.value(in).dtype != DType::Float16 || g.value(in).is_const()) continue;
+      // Straight from a float32 graph input: read the input itself, not its float16 rounding.
+      const int p = g.value(in).producer;
+      if (p >= 0 && g.nodes[p].op_type == "Cast" && g.nodes[p].inputs[0] >= 0 && g.value(g.nodes[p].inputs[0]).dtype == DType::Float32) {
+        g.nodes[i].inputs[k] = g.nodes[p].inputs[0];
+        ++changes;
+        continue;
+      }
+      const std::string base = g.value(in).name;
+      const int f = g.add_value(g.unique_name(base + "/fp32"), DType::Float32);
+      g.nodes[i].inputs[k] = f;
+      g.add_node(make_cast(g, base, in, f, DType::Float32));
+      ++changes;
+    }
   }
   g.relink();
   g.compact();

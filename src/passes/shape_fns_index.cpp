@@ -1,6 +1,10 @@
-// Shape functions: index ops (GatherElements, ScatterElements, ScatterND, TopK, ArgMax/ArgMin).
-// Token pruning (argsort -> TopK, gather, in-place index writes -> ScatterND) and the detector's
-// top-k selections use them. TopK's k may be a shape value (argsort exports k = Shape(x)[axis]).
+// Shape functions: index ops (GatherElements, ScatterElements, ScatterND, TopK, ArgMax/ArgMin,
+// NonZero, NonMaxSuppression). Token pruning (argsort -> TopK, gather, in-place index writes ->
+// ScatterND) and the detector's selections use them. TopK's k may be a shape value (argsort
+// exports k = Shape(x)[axis]) or tensor data; NonZero's and NonMaxSuppression's output lengths
+// are data-dependent sizes (ShapeCtx::data_dim) bounded by their inputs' sizes.
+#include <cstring>
+
 #include "passes/shape_inference.h"
 
 namespace unirt {
@@ -59,7 +63,8 @@ void topk(ShapeCtx& c) {
   const int64_t a = c.axis(c.node().attr_i("axis", -1), x.size());
   std::vector<Dim> k;
   if (c.opset() < 10) k = {Dim(c.node().attr_i("k"))};
-  else k = c.need_values(1, "k");
+  else if (auto known = c.values(1)) k = *known;
+  else k = {c.data_dim(x[a])};  // the kernel reads k and writes it back as the size
   if (k.size() != 1) c.fail("k must hold one value");
   if (dim_lt(k[0], Dim(0)) == Truth::True) c.fail("k is negative (" + k[0].brief() + ")");
   if (dim_lt(x[a], k[0]) == Truth::True) c.fail("k " + k[0].brief() + " exceeds the axis length " + x[a].brief());
@@ -69,6 +74,68 @@ void topk(ShapeCtx& c) {
   out[a] = k[0];
   c.set(0, c.dtype(0), out);
   c.set(1, DType::Int64, out);
+}
+
+bool element_is_nonzero(const TensorData& t, int64_t i) {
+  const size_t es = dtype_size(t.dtype);
+  if (t.dtype == DType::Float32) {
+    float v;
+    std::memcpy(&v, t.bytes.data() + i * es, es);
+    return v != 0.0f;  // -0.0 is zero, NaN is not
+  }
+  if (t.dtype == DType::Float64) {
+    double v;
+    std::memcpy(&v, t.bytes.data() + i * es, es);
+    return v != 0.0;
+  }
+  if (t.dtype == DType::Float16) {
+    uint16_t v;
+    std::memcpy(&v, t.bytes.data() + i * es, es);
+    return (v & 0x7fff) != 0;
+  }
+  for (size_t b = 0; b < es; ++b)
+    if (t.bytes[i * es + b]) return true;
+  return false;
+}
+
+void nonzero(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  if (x.empty()) c.fail("input must have rank >= 1");
+  Dim count;
+  if (const auto& d = c.in(0).data) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < d->numel(); ++i) n += element_is_nonzero(*d, i);
+    count = Dim(n);
+  } else {
+    count = c.data_dim(shape_numel(x));
+  }
+  c.set(0, DType::Int64, {Dim(static_cast<int64_t>(x.size())), count});
+}
+
+void non_max_suppression(ShapeCtx& c) {
+  const Shape& boxes = c.shape(0);
+  const Shape& scores = c.shape(1);
+  if (boxes.size() != 3) c.fail("boxes must be [batch, boxes, 4], got " + shape_str(boxes));
+  if (scores.size() != 3) c.fail("scores must be [batch, classes, boxes], got " + shape_str(scores));
+  if (c.dtype(0) != DType::Float32 || c.dtype(1) != DType::Float32) c.fail("boxes and scores must be float32");
+  if (c.node().attr_i("center_point_box", 0) != 0 && c.node().attr_i("center_point_box", 0) != 1)
+    c.fail("center_point_box must be 0 or 1");
+  c.require_equal(boxes[2], Dim(4), "the last dimension of boxes " + shape_str(boxes) + " is 4");
+  c.require_equal(boxes[0], scores[0], "the batch of boxes " + shape_str(boxes) + " and scores " + shape_str(scores));
+  c.require_equal(boxes[1], scores[2], "the box count of boxes " + shape_str(boxes) + " and scores " + shape_str(scores));
+  if (c.has(2) && c.dtype(2) != DType::Int64) c.fail("max_output_boxes_per_class must be int64");
+  for (int i = 3; i < 5; ++i)
+    if (c.has(i) && c.dtype(i) != DType::Float32) c.fail(std::string(i == 3 ? "iou" : "score") + "_threshold must be float32");
+  // Per batch and class at most min(boxes, max_output_boxes_per_class), which defaults to 0.
+  Dim per_class = boxes[1];
+  if (!c.has(2)) per_class = Dim(0);
+  else if (auto m = c.values(2)) {
+    if (m->size() != 1) c.fail("max_output_boxes_per_class must hold one value");
+    per_class = dmin(boxes[1], dmax((*m)[0], Dim(0)));
+  }
+  const Dim bound = boxes[0] * scores[1] * per_class;
+  const Dim count = bound.is_const(0) ? Dim(0) : c.data_dim(bound);
+  c.set(0, DType::Int64, {count, Dim(3)});
 }
 
 void arg_reduce(ShapeCtx& c) {
@@ -92,6 +159,8 @@ void register_shape_fns_index(std::map<std::string, ShapeFn>& m) {
   m["TopK"] = topk;
   m["ArgMax"] = arg_reduce;
   m["ArgMin"] = arg_reduce;
+  m["NonZero"] = nonzero;
+  m["NonMaxSuppression"] = non_max_suppression;
 }
 
 }  // namespace unirt

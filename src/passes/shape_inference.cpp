@@ -90,6 +90,16 @@ void ShapeCtx::require_equal(const Dim& a, const Dim& b, const std::string& what
   g_.guards.push_back({n_.describe(), what, a, b});
 }
 
+Dim ShapeCtx::data_dim(const Dim& bound) {
+  const DimRange r = bound.range();
+  if (r.hi < 0) fail("the bound " + bound.brief() + " of a data-dependent size is negative");
+  std::string name = "len(" + n_.name + ")";
+  for (const auto& d : g_.data_dims)
+    if (d.symbol == name) fail("internal: a second data-dependent size for this node");
+  g_.data_dims.push_back({name, n_.name, bound});
+  return Dim::symbol(name, 0, r.hi);
+}
+
 int64_t ShapeCtx::axis(int64_t a, size_t r) const {
   const int64_t rr = static_cast<int64_t>(r);
   if (a < -rr || a >= rr)
@@ -130,6 +140,7 @@ void require_residual_shape(ShapeCtx& c, int i, const Shape& y) {
 void infer_shapes(Graph& g) {
   auto& fns = shape_fns();
   g.guards.clear();  // recomputed for the graph as it is now
+  g.data_dims.clear();
   for (int idx : g.topo_order()) {
     Node& n = g.nodes[idx];
     auto it = fns.find(n.op_type);

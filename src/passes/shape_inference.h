@@ -45,6 +45,9 @@ class ShapeCtx {
   // a == b: proven passes, refuted fails naming `what`, undecided becomes a guard (Graph::guards)
   // that the planner checks on every concrete shape.
   void require_equal(const Dim& a, const Dim& b, const std::string& what) const;
+  // A fresh size that only this node's kernel knows once it has run (Graph::data_dims): a symbol
+  // of range 0..bound named after the node. `bound` is the most it can be, in the input symbols.
+  Dim data_dim(const Dim& bound);
   int num_outputs() const { return static_cast<int>(n_.outputs.size()); }
   [[noreturn]] void fail(const std::string& msg) const;
   // Normalise a possibly negative axis against rank r.

@@ -13,7 +13,8 @@
 namespace unirt {
 
 // 2: canonical symbolic dims (sums, products, n-ary max/min) with symbol ranges; shape guards.
-const uint32_t kEngineFormatVersion = 2;
+// 3: data-dependent sizes (Graph::data_dims).
+const uint32_t kEngineFormatVersion = 3;
 const char* const kUnirtVersion = "0.1.0";
 
 namespace {
@@ -309,6 +310,12 @@ void save_engine(const Engine& e, const std::string& path) {
     w.dim(gd.lhs);
     w.dim(gd.rhs);
   }
+  w.pod<uint64_t>(g.data_dims.size());
+  for (const auto& d : g.data_dims) {
+    w.str(d.symbol);
+    w.str(d.node);
+    w.dim(d.bound);
+  }
 
   const std::string& payload = w.buf();
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
@@ -446,6 +453,18 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     gd.lhs = r.dim();
     gd.rhs = r.dim();
     g.guards.push_back(std::move(gd));
+  }
+  r.section("data-dependent sizes");
+  const uint64_t nd = r.count(2);
+  for (uint64_t i = 0; i < nd; ++i) {
+    DataDim d;
+    d.symbol = r.str();
+    d.node = r.str();
+    d.bound = r.dim();
+    bool found = false;
+    for (const auto& n : g.nodes) found |= n.name == d.node;
+    if (!found) r.fail("data-dependent size '" + d.symbol + "' names no node ('" + d.node + "')");
+    g.data_dims.push_back(std::move(d));
   }
   if (r.pos() != 20 + len) r.fail(std::to_string(20 + len - r.pos()) + " unread bytes after the graph");
   return e;

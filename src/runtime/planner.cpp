@@ -15,18 +15,88 @@ std::string bindings_text(const std::map<std::string, int64_t>& b) {
   return s.empty() ? "no symbols" : s;
 }
 
+namespace {
+
+bool is_data_symbol(const Graph& g, const std::string& s) {
+  for (const auto& d : g.data_dims)
+    if (d.symbol == s) return true;
+  return false;
+}
+
+// The data-dependent sizes a dimension mentions.
+void data_symbols_of(const Graph& g, const Dim& d, std::vector<std::string>& out) {
+  if (d.is_const() || g.data_dims.empty()) return;
+  std::map<std::string, DimRange> m;
+  d.collect_symbol_ranges(m);
+  for (const auto& kv : m)
+    if (is_data_symbol(g, kv.first) && std::find(out.begin(), out.end(), kv.first) == out.end()) out.push_back(kv.first);
+}
+
+void check_guard(const ShapeGuard& gd, const std::map<std::string, int64_t>& bindings) {
+  int64_t l = 0, r = 0;
+  try {
+    l = gd.lhs.eval(bindings);
+    r = gd.rhs.eval(bindings);
+  } catch (const DimError& e) {
+    throw Error(gd.node + ": " + gd.check + ": cannot evaluate for " + bindings_text(bindings) + " (" + e.what() + ")");
+  }
+  if (l != r)
+    throw Error(gd.node + ": " + gd.check + " fails for " + bindings_text(bindings) + ": " + gd.lhs.brief() + " = " +
+                std::to_string(l) + " but " + gd.rhs.brief() + " = " + std::to_string(r));
+}
+
+// Largest value d takes with the input symbols bound and each data size anywhere in 0..its bound.
+int64_t upper_bound(const Dim& d, const std::map<std::string, int64_t>& bindings, const std::map<std::string, Dim>& bounded) {
+  const Dim s = d.substitute(bindings).substitute_dims(bounded);
+  return s.is_const() ? s.value() : s.range().hi;
+}
+
+}  // namespace
+
+void check_data_guards(const Graph& g, const std::map<std::string, int64_t>& known, const std::vector<std::string>& fresh) {
+  for (const ShapeGuard& gd : g.guards) {
+    std::vector<std::string> syms;
+    data_symbols_of(g, gd.lhs, syms);
+    data_symbols_of(g, gd.rhs, syms);
+    bool ready = !syms.empty(), mentions_fresh = false;
+    for (const auto& s : syms) {
+      ready = ready && known.count(s);
+      mentions_fresh = mentions_fresh || std::find(fresh.begin(), fresh.end(), s) != fresh.end();
+    }
+    if (ready && mentions_fresh) check_guard(gd, known);
+  }
+}
+
+void data_shaped_value(const Graph& g, const Plan& p, int v, const std::map<std::string, int64_t>& known,
+                       std::vector<int64_t>& shape, std::vector<int64_t>& host_values) {
+  const Value& val = g.value(v);
+  shape = p.shapes[v];
+  host_values = p.host_values[v];
+  try {
+    for (size_t i = 0; i < val.shape.size(); ++i) shape[i] = val.shape[i].eval(known);
+    if (val.sym_value)
+      for (size_t i = 0; i < val.sym_value->size(); ++i) host_values[i] = (*val.sym_value)[i].eval(known);
+  } catch (const DimError&) {
+    shape = p.shapes[v];  // a size it needs is read back later: keep the bound
+    host_values = p.host_values[v];
+    return;
+  }
+  for (size_t i = 0; i < shape.size(); ++i)
+    if (shape[i] < 0 || shape[i] > p.shapes[v][i])
+      throw Error("value '" + val.name + "': dimension " + std::to_string(i) + " (" + val.shape[i].brief() + ") is " +
+                  std::to_string(shape[i]) + " for " + bindings_text(known) + ", outside 0.." + std::to_string(p.shapes[v][i]) +
+                  " that memory was planned for");
+}
+
 void check_guards(const Graph& g, const std::map<std::string, int64_t>& bindings) {
   for (const ShapeGuard& gd : g.guards) {
-    int64_t l = 0, r = 0;
-    try {
-      l = gd.lhs.eval(bindings);
-      r = gd.rhs.eval(bindings);
-    } catch (const DimError& e) {
-      throw Error(gd.node + ": " + gd.check + ": cannot evaluate for " + bindings_text(bindings) + " (" + e.what() + ")");
+    if (!g.data_dims.empty()) {
+      std::vector<std::string> syms;
+      data_symbols_of(g, gd.lhs, syms);
+      data_symbols_of(g, gd.rhs, syms);
+      if (!syms.empty()) continue;  // checked once the sizes are read back
     }
-    if (l != r)
-      throw Error(gd.node + ": " + gd.check + " fails for " + bindings_text(bindings) + ": " + gd.lhs.brief() + " = " +
-                  std::to_string(l) + " but " + gd.rhs.brief() + " = " + std::to_string(r));
+    check_guard(gd, bindings);
   }
 }
 
@@ -116,9 +186,53 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   p.shapes.resize(nv);
   p.host_values.resize(nv);
   p.has_host_values.assign(nv, 0);
+  p.data_shaped.assign(nv, 0);
+  // Data-dependent sizes get their bound at these input shapes (a bound may itself mention an
+  // earlier size: NonZero of a NonZero); values that mention one are planned at their upper bound.
+  std::map<std::string, Dim> bounded;
+  for (size_t k = 0; k < g.data_dims.size(); ++k) {
+    const DataDim& dd = g.data_dims[k];
+    int64_t b;
+    try {
+      b = upper_bound(dd.bound, p.bindings, bounded);
+    } catch (const DimError& e) {
+      throw Error("data-dependent size '" + dd.symbol + "': its bound " + dd.bound.brief() + ": " + e.what());
+    }
+    if (b < 0 || b > (int64_t{1} << 40))
+      throw Error("data-dependent size '" + dd.symbol + "' has no usable bound (" + dd.bound.brief() + " = " + std::to_string(b) +
+                  " for " + bindings_text(p.bindings) + ")");
+    p.data_sizes.push_back({dd.symbol, dd.node, -1, b, k});
+    bounded[dd.symbol] = Dim::symbol(dd.symbol, 0, b);
+  }
   for (size_t i = 0; i < nv; ++i) {
     const Value& v = g.value(static_cast<int>(i));
     if (!v.has_shape) continue;
+    if (!bounded.empty()) {
+      std::vector<std::string> syms;
+      for (const Dim& d : v.shape) data_symbols_of(g, d, syms);
+      if (v.sym_value)
+        for (const Dim& d : *v.sym_value) data_symbols_of(g, d, syms);
+      if (!syms.empty()) {
+        p.data_shaped[i] = 1;
+        try {
+          for (const Dim& d : v.shape) p.shapes[i].push_back(std::max<int64_t>(0, upper_bound(d, p.bindings, bounded)));
+          if (v.sym_value) {
+            for (const Dim& d : *v.sym_value) p.host_values[i].push_back(upper_bound(d, p.bindings, bounded));
+            p.has_host_values[i] = 1;
+          }
+        } catch (const DimError& e) {
+          throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + ": " + e.what() + " for " + bindings_text(p.bindings));
+        }
+        int64_t bytes = static_cast<int64_t>(dtype_size(v.dtype));
+        for (int64_t d : p.shapes[i]) {
+          if (d > 0 && bytes > (int64_t{1} << 40) / d)
+            throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + " has no usable size bound for " +
+                        bindings_text(p.bindings) + " (its data-dependent sizes allow " + dims_text(p.shapes[i]) + ")");
+          bytes *= std::max<int64_t>(d, 1);
+        }
+        continue;
+      }
+    }
     try {
       for (const Dim& d : v.shape) {
         int64_t x = d.eval(p.bindings);
@@ -180,6 +294,17 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
     for (int i : n.inputs)
       if (i >= 0 && first[root[i]] >= 0) last[root[i]] = std::max(last[root[i]], step);
   }
+  // Segments end after each node that writes a data-dependent size.
+  for (auto& ds : p.data_sizes)
+    for (size_t s = 0; s < p.steps.size(); ++s)
+      if (g.nodes[p.steps[s]].name == ds.node) ds.step = static_cast<int>(s);
+  std::stable_sort(p.data_sizes.begin(), p.data_sizes.end(), [](const Plan::DataSize& a, const Plan::DataSize& b) { return a.step < b.step; });
+  for (const auto& ds : p.data_sizes) {
+    if (ds.step < 0) throw Error("data-dependent size '" + ds.symbol + "': its node '" + ds.node + "' does not run");
+    if (p.segment_ends.empty() || p.segment_ends.back() != ds.step + 1) p.segment_ends.push_back(ds.step + 1);
+  }
+  if (p.segment_ends.empty() || p.segment_ends.back() != static_cast<int>(p.steps.size()))
+    p.segment_ends.push_back(static_cast<int>(p.steps.size()));
   struct Buf {
     int value;
     size_t size;

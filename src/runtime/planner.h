@@ -23,6 +23,21 @@ struct Plan {
   std::vector<int> first_step, last_step;             // per arena value: live range in `steps`
   size_t arena_bytes = 0;                             // peak activation bytes with reuse
   size_t naive_bytes = 0;                             // without reuse, for comparison
+
+  // Data-dependent sizes (Graph::data_dims), in step order. The steps split into segments after
+  // each node that writes one. Until the runtime reads a size back, the shapes (and host values)
+  // of the values that depend on it hold their upper bound: memory is planned for the bound, so
+  // offsets never move, and the segments after it are prepared once the size is known.
+  struct DataSize {
+    std::string symbol;
+    std::string node;
+    int step = -1;      // index in `steps` of the node whose kernel writes it
+    int64_t bound = 0;  // the most it can be at these input shapes
+    size_t slot = 0;    // index in Graph::data_dims
+  };
+  std::vector<DataSize> data_sizes;
+  std::vector<int> segment_ends;  // exclusive end (index in `steps`) of each segment, the last is steps.size()
+  std::vector<char> data_shaped;  // per value: its shape or host values involve a data size
 };
 
 // Binds the graph-input symbols from `input_shapes` (by input name), checks them against the
@@ -31,7 +46,15 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
 
 // Checks every shape guard of the graph at these symbol values; throws Error naming the node,
 // the check and the values.
+// Guards that mention data-dependent sizes are skipped here and checked by check_data_guards.
 void check_guards(const Graph& g, const std::map<std::string, int64_t>& bindings);
+// Checks the guards whose data sizes are all in `known` (input bindings and the sizes read back so
+// far) and that mention one of `fresh` (the sizes just read back).
+void check_data_guards(const Graph& g, const std::map<std::string, int64_t>& known, const std::vector<std::string>& fresh);
+// Shape and host values of value v once the sizes in `known` are read back: exact where all the
+// sizes it depends on are known, the planned upper bound otherwise.
+void data_shaped_value(const Graph& g, const Plan& p, int v, const std::map<std::string, int64_t>& known,
+                       std::vector<int64_t>& shape, std::vector<int64_t>& host_values);
 std::string bindings_text(const std::map<std::string, int64_t>& b);
 
 // Ops whose output is the input's bytes under another shape: planned as views, never run.

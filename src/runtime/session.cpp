@@ -6,22 +6,32 @@
 namespace unirt {
 
 
+// Steps [begin, end) of a plan, prepared at one set of data-dependent sizes (none for the first
+// segment): views, device copies of the shape values it reads, and its captured CUDA graph.
+struct Session::Segment {
+  std::vector<int64_t> sizes;  // the data sizes read back before it (its key)
+  int begin = 0, end = 0;
+  std::vector<std::vector<TensorView>> ins, outs;  // per step
+  // Exact host values of data-shaped shape values at these sizes (views point into them).
+  std::map<int, std::vector<int64_t>> host_values;
+  // Device copies of shape values (computed on the host per input shape) that a device kernel
+  // reads as data, e.g. a Cast of Shape(x): uploaded once when the segment is prepared.
+  std::map<int, void*> device_values;
+  std::shared_ptr<void> graph;  // captured CUDA graph
+  int runs = 0;
+  void* arena_base = nullptr;   // arena the views point into
+  std::vector<void*> io_ptrs;   // input/output pointers the views were built with
+  Backend* owner = nullptr;
+  ~Segment() {
+    for (auto& kv : device_values) owner->free(kv.second);
+  }
+};
+
 struct Session::Prepared {
   std::vector<std::vector<int64_t>> input_shapes;
   Plan plan;
-  std::vector<std::vector<TensorView>> ins, outs;  // per step
-  size_t workspace = 0;
-  void* arena_base = nullptr;  // arena the views point into
-  std::shared_ptr<void> graph;  // captured CUDA graph
-  int runs = 0;
-  std::vector<void*> io_ptrs;   // input/output pointers the views were built with
-  // Device copies of shape values (computed on the host per input shape) that a device kernel
-  // reads as data, e.g. a Cast of Shape(x): uploaded once when the shape is prepared.
-  std::map<int, void*> device_values;
-  Backend* owner = nullptr;
-  ~Prepared() {
-    for (auto& kv : device_values) owner->free(kv.second);
-  }
+  // Per segment of the plan: its prepared instances, most recent first. The first segment has one.
+  std::vector<std::list<std::unique_ptr<Segment>>> segments;
 };
 
 namespace {
@@ -52,6 +62,9 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
                 ": rebuild with --backend " + backend_->name());
   if (opts_.threads > 0) backend_->context().threads = opts_.threads;
   if (is_deferred(*engine_)) return;  // kernels live in the specialised sessions
+  if (!g.data_dims.empty()) {
+    sizes_ = backend_->alloc(g.data_dims.size() * sizeof(int64_t));
+  }
   const KernelRegistry& reg = KernelRegistry::get(backend_->name());
   kernels_.resize(g.nodes.size());
   const_ptrs_.assign(g.values.size(), nullptr);
@@ -107,6 +120,7 @@ Session::~Session() {
     if (p) backend_->free(p);
   if (arena_) backend_->free(arena_);
   if (workspace_) backend_->free(workspace_);
+  if (sizes_) backend_->free(sizes_);
   for (auto& st : staging_)
     if (st.first) backend_->free(st.first);
 }
@@ -187,32 +201,78 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
   std::map<std::string, std::vector<int64_t>> named;
   for (size_t i = 0; i < g.inputs.size(); ++i) named[g.value(g.inputs[i]).name] = input_shapes[i];
   auto pp = std::make_unique<Prepared>();
-  pp->owner = backend_.get();
   pp->input_shapes = input_shapes;
   pp->plan = make_plan(*engine_, named);
-  const Plan& plan = pp->plan;
-  if (backend_->name() != "cpu") {
-    std::vector<char> is_input(g.values.size(), 0);
-    for (int id : g.inputs) is_input[id] = 1;
-    for (int idx : plan.steps)
-      for (int v : g.nodes[idx].inputs) {
-        if (v < 0 || !plan.has_host_values[v] || const_ptrs_[v] || is_input[v] || pp->device_values.count(v)) continue;
-        if (plan.offsets[v] != Plan::kNoBuffer) continue;
-        const std::vector<uint8_t> bytes = host_value_bytes(g.value(v), plan.host_values[v]);
-        void* d = backend_->alloc(bytes.size());
-        pp->device_values[v] = d;
-        backend_->copy_from_host(d, bytes.data(), bytes.size());
-      }
+  pp->segments.resize(pp->plan.segment_ends.size());
+  if (pp->plan.arena_bytes > arena_capacity_) {
+    if (arena_) backend_->free(arena_);
+    arena_ = backend_->alloc(pp->plan.arena_bytes);
+    arena_capacity_ = pp->plan.arena_bytes;
+    for (auto& c : cache_)  // their pointers moved
+      for (auto& set : c->segments)
+        for (auto& seg : set) seg->graph.reset(), seg->arena_base = nullptr;
   }
-  for (int idx : plan.steps) {
+  cache_.push_front(std::move(pp));
+  if (cache_.size() > opts_.max_cached_plans) cache_.pop_back();
+  last_ = cache_.front().get();
+  segment_for(*last_, 0, last_->plan.bindings, {});
+  return *last_;
+}
+
+void Session::grow_workspace(size_t bytes) {
+  if (bytes <= workspace_bytes_) return;
+  if (workspace_) backend_->free(workspace_);
+  workspace_ = backend_->alloc(bytes);
+  workspace_bytes_ = bytes;
+  for (auto& c : cache_)
+    for (auto& set : c->segments)
+      for (auto& seg : set) seg->graph.reset();
+}
+
+Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<std::string, int64_t>& known,
+                                       const std::vector<int64_t>& sizes) {
+  auto& set = pp.segments.at(k);
+  for (auto it = set.begin(); it != set.end(); ++it)
+    if ((*it)->sizes == sizes) {
+      if (it != set.begin()) set.splice(set.begin(), set, it);
+      return *set.front();
+    }
+  const Graph& g = engine_->graph;
+  const Plan& plan = pp.plan;
+  auto seg = std::make_unique<Segment>();
+  seg->owner = backend_.get();
+  seg->sizes = sizes;
+  seg->begin = k == 0 ? 0 : plan.segment_ends[k - 1];
+  seg->end = plan.segment_ends[k];
+  // Shapes and host values of the values these steps touch, exact where their data sizes are known.
+  std::map<int, std::vector<int64_t>> shapes;
+  auto shape_of = [&](int v) -> const std::vector<int64_t>& {
+    if (!plan.data_shaped[v]) return plan.shapes[v];
+    auto it = shapes.find(v);
+    if (it == shapes.end()) {
+      std::vector<int64_t> hv;
+      it = shapes.emplace(v, std::vector<int64_t>()).first;
+      data_shaped_value(g, plan, v, known, it->second, hv);
+      if (plan.has_host_values[v]) seg->host_values[v] = std::move(hv);
+    }
+    return it->second;
+  };
+  auto host_values_of = [&](int v) -> const std::vector<int64_t>& {
+    shape_of(v);
+    auto it = seg->host_values.find(v);
+    return it != seg->host_values.end() ? it->second : plan.host_values[v];
+  };
+  size_t workspace = 0;
+  for (int s = seg->begin; s < seg->end; ++s) {
+    const int idx = plan.steps[s];
     const Node& n = g.nodes[idx];
     std::vector<TensorView> ins, outs;
     for (int v : n.inputs) {
       TensorView t;
       if (v >= 0) {
         t.dtype = g.value(v).dtype;
-        t.shape = plan.shapes[v];
-        if (plan.has_host_values[v]) t.host_values = plan.host_values[v].data();
+        t.shape = shape_of(v);
+        if (plan.has_host_values[v]) t.host_values = host_values_of(v).data();
       }
       ins.push_back(t);
     }
@@ -220,77 +280,103 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
       TensorView t;
       if (v >= 0) {
         t.dtype = g.value(v).dtype;
-        t.shape = plan.shapes[v];
+        t.shape = shape_of(v);
       }
       outs.push_back(t);
     }
-    pp->workspace = std::max(pp->workspace, kernels_[idx]->prepare(ins, outs));
-    pp->ins.push_back(std::move(ins));
-    pp->outs.push_back(std::move(outs));
+    // A node that writes data-dependent sizes gets one more output: where its kernel writes them.
+    int64_t written_sizes = 0;
+    for (const auto& ds : plan.data_sizes) written_sizes += ds.step == s;
+    if (written_sizes) {
+      TensorView t;
+      t.dtype = DType::Int64;
+      t.shape = {written_sizes};
+      outs.push_back(t);
+    }
+    workspace = std::max(workspace, kernels_[idx]->prepare(ins, outs));
+    seg->ins.push_back(std::move(ins));
+    seg->outs.push_back(std::move(outs));
   }
-  if (plan.arena_bytes > arena_capacity_) {
-    if (arena_) backend_->free(arena_);
-    arena_ = backend_->alloc(plan.arena_bytes);
-    arena_capacity_ = plan.arena_bytes;
-    for (auto& c : cache_) c->graph.reset(), c->arena_base = nullptr;  // their pointers moved
+  if (backend_->name() != "cpu") {
+    std::vector<char> is_input(g.values.size(), 0);
+    for (int id : g.inputs) is_input[id] = 1;
+    for (int s = seg->begin; s < seg->end; ++s)
+      for (int v : g.nodes[plan.steps[s]].inputs) {
+        if (v < 0 || !plan.has_host_values[v] || const_ptrs_[v] || is_input[v] || seg->device_values.count(v)) continue;
+        if (plan.offsets[v] != Plan::kNoBuffer) continue;
+        const std::vector<uint8_t> bytes = host_value_bytes(g.value(v), host_values_of(v));
+        void* d = backend_->alloc(bytes.size());
+        seg->device_values[v] = d;
+        backend_->copy_from_host(d, bytes.data(), bytes.size());
+      }
   }
-  if (pp->workspace > workspace_bytes_) {
-    if (workspace_) backend_->free(workspace_);
-    workspace_ = backend_->alloc(pp->workspace);
-    workspace_bytes_ = pp->workspace;
-    for (auto& c : cache_) c->graph.reset();
-  }
-  cache_.push_front(std::move(pp));
-  if (cache_.size() > opts_.max_cached_plans) cache_.pop_back();
-  last_ = cache_.front().get();
-  return *last_;
+  grow_workspace(workspace);
+  set.push_front(std::move(seg));
+  if (set.size() > std::max<size_t>(1, opts_.max_cached_segments)) set.pop_back();
+  return *set.front();
 }
 
-// Points every view at its buffer: arena offset, uploaded constant, or the host shape values.
-static void bind_views(const Graph& g, const Plan& plan, std::vector<std::vector<TensorView>>& ins,
-                       std::vector<std::vector<TensorView>>& outs, char* arena, const std::vector<void*>& consts,
-                       const std::map<int, void*>& io, bool host_backend) {
+// Points every view of a segment at its buffer: arena offset, uploaded constant, the host shape
+// values, or the slots where data-dependent sizes are written.
+void Session::bind_views(const Plan& plan, Segment& seg, const std::map<int, void*>& io) {
+  const Graph& g = engine_->graph;
+  const bool host_backend = backend_->name() == "cpu";
+  char* arena = static_cast<char*>(arena_);
+  const std::vector<void*>& consts = const_ptrs_;
+  int64_t* sizes = static_cast<int64_t*>(sizes_);
   auto ptr = [&](int v) -> void* {
     auto it = io.find(v);
     if (it != io.end()) return it->second;
+    auto dv = seg.device_values.find(v);
+    if (dv != seg.device_values.end()) return dv->second;
     if (consts[v]) return consts[v];
     if (plan.offsets[v] != Plan::kNoBuffer) return arena + plan.offsets[v];
-    if (plan.has_host_values[v] && host_backend) return const_cast<int64_t*>(plan.host_values[v].data());
+    if (plan.has_host_values[v] && host_backend) {
+      auto hv = seg.host_values.find(v);
+      return const_cast<int64_t*>(hv != seg.host_values.end() ? hv->second.data() : plan.host_values[v].data());
+    }
     return nullptr;
   };
-  for (size_t s = 0; s < plan.steps.size(); ++s) {
+  for (int s = seg.begin; s < seg.end; ++s) {
     const Node& n = g.nodes[plan.steps[s]];
+    auto& ins = seg.ins[s - seg.begin];
+    auto& outs = seg.outs[s - seg.begin];
     for (size_t k = 0; k < n.inputs.size(); ++k)
-      if (n.inputs[k] >= 0) ins[s][k].data = ptr(n.inputs[k]);
+      if (n.inputs[k] >= 0) ins[k].data = ptr(n.inputs[k]);
     for (size_t k = 0; k < n.outputs.size(); ++k)
-      if (n.outputs[k] >= 0) outs[s][k].data = ptr(n.outputs[k]);
+      if (n.outputs[k] >= 0) outs[k].data = ptr(n.outputs[k]);
+    if (outs.size() > n.outputs.size()) {
+      size_t first = 0;
+      while (plan.data_sizes[first].step != s) ++first;
+      outs.back().data = sizes + plan.data_sizes[first].slot;
+    }
   }
 }
 
-void Session::launch(Prepared& pp) {
+void Session::launch(const Plan& plan, Segment& seg) {
   RunContext ctx = backend_->context();
   ctx.workspace = workspace_;
   ctx.workspace_bytes = workspace_bytes_;
   auto body = [&] {
-    for (size_t s = 0; s < pp.plan.steps.size(); ++s) kernels_[pp.plan.steps[s]]->run(pp.ins[s], pp.outs[s], ctx);
+    for (int s = seg.begin; s < seg.end; ++s) kernels_[plan.steps[s]]->run(seg.ins[s - seg.begin], seg.outs[s - seg.begin], ctx);
   };
-  // Capture on the second run of a shape (the first one may still be warming up libraries that
+  // Capture on the second run of a segment (the first one may still be warming up libraries that
   // allocate), then replay. A backend whose capture() returns null simply runs the kernels.
-  if (opts_.cuda_graphs && capture_supported_) {
-    ++pp.runs;
-    if (!pp.graph && pp.runs >= 2) {
-      pp.graph = backend_->capture(body);
-      if (!pp.graph) capture_supported_ = false;
+  if (opts_.cuda_graphs && capture_supported_ && seg.end > seg.begin) {
+    ++seg.runs;
+    if (!seg.graph && seg.runs >= 2) {
+      seg.graph = backend_->capture(body);
+      if (!seg.graph) capture_supported_ = false;
     }
-    if (pp.graph) {
-      backend_->replay(pp.graph);
+    if (seg.graph) {
+      backend_->replay(seg.graph);
       return;
     }
   }
   body();
 }
 
-void Session::execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) {
+std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) {
   if (is_deferred(*engine_)) {
     backend_->synchronize();  // the shape inputs are read back before anything is planned
     std::vector<std::vector<int64_t>> shapes;
@@ -308,42 +394,77 @@ void Session::execute(const std::vector<TensorView>& inputs, const std::vector<T
     shapes.push_back(inputs[i].shape);
   }
   Prepared& pp = prepare_for(shapes);
+  const Plan& plan = pp.plan;
   std::map<int, void*> io;
   std::vector<void*> ptrs;
   for (size_t i = 0; i < inputs.size(); ++i) io[g.inputs[i]] = inputs[i].data;
-  for (const auto& kv : pp.device_values) io.emplace(kv.first, kv.second);
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
     const Value& val = g.value(v);
-    if (outputs[i].shape != pp.plan.shapes[v] || outputs[i].dtype != val.dtype)
+    if (outputs[i].shape != plan.shapes[v] || outputs[i].dtype != val.dtype)
       throw Error("output '" + val.name + "' buffer is " + dtype_name(outputs[i].dtype) + " " + dims_text(outputs[i].shape) +
-                  ", this input shape gives " + dtype_name(val.dtype) + " " + dims_text(pp.plan.shapes[v]));
-    if (pp.plan.written[v] && !io.count(v)) io[v] = outputs[i].data;
+                  ", this input shape gives " + dtype_name(val.dtype) + " " + dims_text(plan.shapes[v]) +
+                  (plan.data_shaped[v] ? " (the upper bound of its data-dependent size)" : ""));
+    if (plan.written[v] && !io.count(v)) io[v] = outputs[i].data;
   }
   for (auto& kv : io) ptrs.push_back(kv.second);
-  if (pp.arena_base != arena_ || pp.io_ptrs != ptrs) {
-    bind_views(g, pp.plan, pp.ins, pp.outs, static_cast<char*>(arena_), const_ptrs_, io, backend_->name() == "cpu");
-    pp.arena_base = arena_;
-    pp.io_ptrs = ptrs;
-    pp.graph.reset();
+  std::map<std::string, int64_t> known = plan.bindings;
+  std::vector<int64_t> sizes;
+  last_segments_.clear();
+  for (size_t k = 0; k < plan.segment_ends.size(); ++k) {
+    Segment& seg = k == 0 ? *pp.segments[0].front() : segment_for(pp, k, known, sizes);
+    last_segments_.push_back(&seg);
+    if (seg.arena_base != arena_ || seg.io_ptrs != ptrs) {
+      bind_views(plan, seg, io);
+      seg.arena_base = arena_;
+      seg.io_ptrs = ptrs;
+      seg.graph.reset();
+    }
+    launch(plan, seg);
+    // Read back the sizes this segment's last node wrote: one synchronisation per such node.
+    std::vector<std::string> fresh;
+    for (const auto& ds : plan.data_sizes) {
+      if (ds.step != seg.end - 1) continue;
+      int64_t value = 0;
+      backend_->copy_to_host(&value, static_cast<int64_t*>(sizes_) + ds.slot, sizeof(int64_t));
+      if (value < 0 || value > ds.bound)
+        throw Error("node '" + ds.node + "' produced a data-dependent size of " + std::to_string(value) + ", outside 0.." +
+                    std::to_string(ds.bound) + " for " + bindings_text(plan.bindings) + " (a TopK k larger than its axis?)");
+      known[ds.symbol] = value;
+      sizes.push_back(value);
+      fresh.push_back(ds.symbol);
+    }
+    if (!fresh.empty()) check_data_guards(g, known, fresh);
   }
-  launch(pp);
+  std::vector<std::vector<int64_t>> actual;
+  for (int v : g.outputs) {
+    if (!plan.data_shaped[v]) {
+      actual.push_back(plan.shapes[v]);
+      continue;
+    }
+    std::vector<int64_t> shape, hv;
+    data_shaped_value(g, plan, v, known, shape, hv);
+    actual.push_back(shape);
+  }
   // Outputs no kernel writes (constants, shape values, graph inputs passed straight through) and
   // an output listed twice get copied; these never occur in exported classifiers.
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
-    if (pp.plan.written[v] && io[v] == outputs[i].data) continue;
+    if (plan.written[v] && io[v] == outputs[i].data) continue;
     const Value& val = g.value(v);
     const size_t bytes = outputs[i].bytes();
     std::vector<uint8_t> tmp(bytes);
-    if (pp.plan.written[v]) {
+    if (plan.written[v]) {
       backend_->copy_to_host(tmp.data(), io[v], bytes);
     } else if (val.data) {
       std::memcpy(tmp.data(), val.data->bytes.data(), std::min(bytes, val.data->bytes.size()));
-    } else if (pp.plan.has_host_values[v]) {
-      for (size_t k = 0; k < pp.plan.host_values[v].size() && k < static_cast<size_t>(outputs[i].numel()); ++k) {
-        if (val.dtype == DType::Int64) reinterpret_cast<int64_t*>(tmp.data())[k] = pp.plan.host_values[v][k];
-        else if (val.dtype == DType::Int32) reinterpret_cast<int32_t*>(tmp.data())[k] = static_cast<int32_t>(pp.plan.host_values[v][k]);
+    } else if (plan.has_host_values[v]) {
+      std::vector<int64_t> shape, hv;
+      if (plan.data_shaped[v]) data_shaped_value(g, plan, v, known, shape, hv);
+      else hv = plan.host_values[v];
+      for (size_t k = 0; k < hv.size() && k < static_cast<size_t>(outputs[i].numel()); ++k) {
+        if (val.dtype == DType::Int64) reinterpret_cast<int64_t*>(tmp.data())[k] = hv[k];
+        else if (val.dtype == DType::Int32) reinterpret_cast<int32_t*>(tmp.data())[k] = static_cast<int32_t>(hv[k]);
         else throw Error("output '" + val.name + "' is a shape value of type " + dtype_name(val.dtype) + ", expected int64 or int32");
       }
     } else {
@@ -354,6 +475,7 @@ void Session::execute(const std::vector<TensorView>& inputs, const std::vector<T
     }
     backend_->copy_from_host(outputs[i].data, tmp.data(), bytes);
   }
+  return actual;
 }
 
 // Device buffers for run()'s inputs and outputs, one per graph input/output slot, grown only: the
@@ -445,11 +567,14 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
     }
     out_views.push_back(t);
   }
-  execute(in_views, out_views);
-  if (!host) {
-    for (size_t i = 0; i < results.size(); ++i) backend_->copy_to_host(results[i].bytes.data(), out_views[i].data, results[i].bytes.size());
-    backend_->synchronize();
+  const auto actual = execute(in_views, out_views);
+  for (size_t i = 0; i < results.size(); ++i) {
+    // A data-dependent output fills the start of its buffer at its actual shape.
+    results[i].shape = actual[i];
+    results[i].bytes.resize(static_cast<size_t>(results[i].numel()) * dtype_size(results[i].dtype));
+    if (!host) backend_->copy_to_host(results[i].bytes.data(), out_views[i].data, results[i].bytes.size());
   }
+  if (!host) backend_->synchronize();
   return results;
 }
 
@@ -489,18 +614,20 @@ std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& 
     outs.push_back(v);
   }
   execute(ins, outs);
-  Prepared& pp = *last_;
+  const Plan& plan = last_->plan;
   RunContext ctx = backend_->context();
   ctx.workspace = workspace_;
   ctx.workspace_bytes = workspace_bytes_;
   std::vector<LayerTiming> t;
-  for (size_t s = 0; s < pp.plan.steps.size(); ++s) {
-    const Node& n = g.nodes[pp.plan.steps[s]];
-    double ms = backend_->elapsed_ms([&] {
-      for (int it = 0; it < iterations; ++it) kernels_[pp.plan.steps[s]]->run(pp.ins[s], pp.outs[s], ctx);
-    });
-    t.push_back({n.name, n.op_type, ms / std::max(1, iterations)});
-  }
+  for (Segment* seg : last_segments_)
+    for (int s = seg->begin; s < seg->end; ++s) {
+      const int idx = plan.steps[s];
+      const Node& n = g.nodes[idx];
+      double ms = backend_->elapsed_ms([&] {
+        for (int it = 0; it < iterations; ++it) kernels_[idx]->run(seg->ins[s - seg->begin], seg->outs[s - seg->begin], ctx);
+      });
+      t.push_back({n.name, n.op_type, ms / std::max(1, iterations)});
+    }
   backend_->synchronize();
   for (auto& v : ins) backend_->free(v.data);
   for (auto& v : outs) backend_->free(v.data);

@@ -30,6 +30,8 @@ struct SessionOptions {
   int threads = 0;          // CPU backend; 0 = all cores
   bool cuda_graphs = true;  // capture each input shape into a CUDA graph
   size_t max_cached_plans = 16;
+  // Per plan and segment after a data-dependent size: how many sets of sizes stay prepared.
+  size_t max_cached_segments = 64;
 };
 
 struct LayerTiming {
@@ -52,10 +54,17 @@ class Session {
   // Host in, host out; inputs matched by name.
   std::vector<HostTensor> run(const std::vector<HostTensor>& inputs);
   // For callers that manage backend memory themselves (device pointers on CUDA): one view per
-  // graph input and output, in graph order. No allocation once this input shape has been seen.
-  void execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs);
-  // Output shapes for the given input shapes (graph order).
+  // graph input and output, in graph order, outputs of the shapes output_shapes() gives. No
+  // allocation once this input shape has been seen. Returns the outputs' actual shapes: an output
+  // whose size depends on data (NonZero, NonMaxSuppression, TopK with a data k) fills the start of
+  // its buffer, row-major at its actual shape.
+  std::vector<std::vector<int64_t>> execute(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs);
+  // Output shapes for the given input shapes (graph order); for a data-dependent size, its upper
+  // bound (what the buffer must hold).
   std::vector<std::vector<int64_t>> output_shapes(const std::vector<std::vector<int64_t>>& input_shapes);
+  // True when some output size depends on data: each run then synchronises once per data-dependent
+  // node to read the size back before the nodes after it are planned.
+  bool has_data_dependent_sizes() const { return !engine_->graph.data_dims.empty(); }
   // Per-layer device time, averaged over `iterations` runs of the last-used shape.
   std::vector<LayerTiming> profile_layers(const std::vector<HostTensor>& inputs, int iterations);
 
@@ -73,8 +82,13 @@ class Session {
  private:
   friend void select_tactics(Engine& e, std::unique_ptr<Backend> backend);
   struct Prepared;
+  struct Segment;
   Prepared& prepare_for(const std::vector<std::vector<int64_t>>& input_shapes);
-  void launch(Prepared& pp);
+  // Segment k of pp's plan at the data sizes read back so far (`known`, keyed by `sizes`).
+  Segment& segment_for(Prepared& pp, size_t k, const std::map<std::string, int64_t>& known, const std::vector<int64_t>& sizes);
+  void grow_workspace(size_t bytes);
+  void launch(const Plan& plan, Segment& seg);
+  void bind_views(const Plan& plan, Segment& seg, const std::map<int, void*>& io);
   void check_input(const Value& v, const TensorView& t, size_t i) const;
 
   std::shared_ptr<const Engine> engine_;
@@ -89,6 +103,8 @@ class Session {
   size_t workspace_bytes_ = 0;
   std::list<std::unique_ptr<Prepared>> cache_;  // most recent first
   Prepared* last_ = nullptr;
+  std::vector<Segment*> last_segments_;  // the segments the last execute() ran, in order
+  void* sizes_ = nullptr;                 // backend memory where kernels write data-dependent sizes
   bool capture_supported_ = true;
   std::vector<std::pair<void*, size_t>> staging_;  // run()'s device copies of inputs/outputs
   void* staging(size_t slot, size_t bytes);  // false once the backend's capture() returned null

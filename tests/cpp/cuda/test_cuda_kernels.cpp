@@ -561,3 +561,149 @@ TEST_F(CudaOps, ReduceMinProdAndSize) {
   auto in = inputs_for({{3, 5, 4}}, 9);
   EXPECT_LT(compare(m, in, Precision::FP32), 1e-6);
 }
+
+namespace {
+
+// Builds the model for the CPU (FP32) and CUDA (at p) and runs each input set on both, three times
+// on the GPU (the third replays the captured segments); every output must match exactly, except
+// float outputs of an FP16 engine (relative error <= 1e-3: float16 holds integers exactly to 2048).
+void expect_same_outputs(onnx::ModelProto& m, const std::vector<std::vector<HostTensor>>& input_sets, Precision p) {
+  const std::string bytes = model_bytes(m);
+  auto ce = std::make_shared<Engine>(build_engine(import_onnx_bytes(bytes, "m"), BuildOptions{}));
+  BuildOptions gpu_o;
+  gpu_o.backend = "cuda";
+  gpu_o.precision = p;
+  auto ge = std::make_shared<Engine>(build_engine(import_onnx_bytes(bytes, "m"), gpu_o));
+  Session cs(ce, make_cpu_backend(2)), gs(ge, make_cuda_backend());
+  for (size_t set = 0; set < input_sets.size(); ++set) {
+    auto a = cs.run(input_sets[set]);
+    for (int rep = 0; rep < 3; ++rep) {
+      auto b = gs.run(input_sets[set]);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t o = 0; o < a.size(); ++o) {
+        ASSERT_EQ(a[o].shape, b[o].shape) << "output " << a[o].name << ", input set " << set << ", run " << rep;
+        if (a[o].bytes == b[o].bytes) continue;
+        if (p == Precision::FP16 && a[o].dtype == DType::Float32) {  // float values pass through float16
+          double worst = 0;
+          for (int64_t i = 0; i < a[o].numel(); ++i)
+            worst = std::max(worst, std::fabs(double(a[o].as<float>()[i]) - b[o].as<float>()[i]) / std::max(1.0, std::fabs(double(a[o].as<float>()[i]))));
+          EXPECT_LE(worst, 1e-3) << "output " << a[o].name << ", input set " << set;
+          continue;
+        }
+        const size_t es = dtype_size(a[o].dtype);
+        size_t first = 0;
+        while (first + es <= a[o].bytes.size() && std::memcmp(&a[o].bytes[first], &b[o].bytes[first], es) == 0) first += es;
+        double va = 0, vb = 0;
+        if (a[o].dtype == DType::Float32) va = a[o].as<float>()[first / es], vb = b[o].as<float>()[first / es];
+        if (a[o].dtype == DType::Int64) va = double(a[o].as<int64_t>()[first / es]), vb = double(b[o].as<int64_t>()[first / es]);
+        ADD_FAILURE() << "output " << a[o].name << ", input set " << set << ", run " << rep << ": element " << first / es << " of "
+                      << a[o].numel() << " is " << va << " on the CPU, " << vb << " on the GPU";
+      }
+    }
+  }
+}
+
+// Normal values with about half of them set to zero (and a -0.0 and a NaN among them).
+HostTensor sparse_input(const std::string& name, std::vector<int64_t> shape, uint32_t seed) {
+  HostTensor t = random_input(name, shape, seed);
+  std::mt19937 rng(seed + 100);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    if (rng() % 2) t.as<float>()[i] = 0.f;
+  t.as<float>()[0] = -0.0f;
+  if (t.numel() > 1) t.as<float>()[1] = std::nanf("");
+  return t;
+}
+
+// Boxes [b, n, 4] as [y1, x1, y2, x2] (or centre and size) in a 200x200 image, scores in 0..1.
+std::vector<HostTensor> nms_inputs(int64_t b, int64_t c, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> pos(0.f, 200.f), size(4.f, 40.f), u(0.f, 1.f);
+  HostTensor boxes, scores;
+  boxes.name = "boxes";
+  boxes.shape = {b, n, 4};
+  boxes.bytes.resize(static_cast<size_t>(b * n * 4) * 4);
+  for (int64_t i = 0; i < b * n; ++i) {
+    float* bx = boxes.as<float>() + i * 4;
+    const float y = pos(rng), x = pos(rng), h = size(rng), w = size(rng);
+    if (rng() % 2) bx[0] = y, bx[1] = x, bx[2] = y + h, bx[3] = x + w;
+    else bx[0] = y + h, bx[1] = x + w, bx[2] = y, bx[3] = x;  // the other diagonal
+  }
+  scores.name = "scores";
+  scores.shape = {b, c, n};
+  scores.bytes.resize(static_cast<size_t>(b * c * n) * 4);
+  for (int64_t i = 0; i < b * c * n; ++i) scores.as<float>()[i] = u(rng);
+  for (int64_t i = 0; i + 1 < b * c * n; i += 97) scores.as<float>()[i + 1] = scores.as<float>()[i];  // some ties
+  return {boxes, scores};
+}
+
+}  // namespace
+
+TEST_F(CudaOps, NonZeroMatchesCpu) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "n"});
+  add_node(g, "NonZero", {"a"}, {"nz"});
+  add_int(add_node(g, "Cast", {"a"}, {"ab"}), "to", 9);  // bool
+  add_node(g, "NonZero", {"ab"}, {"nzb"});
+  add_ints(add_node(g, "Transpose", {"nz"}, {"nzt"}), "perm", {1, 0});  // data-shaped downstream
+  add_int(add_node(g, "Cast", {"nzt"}, {"nzf"}), "to", 1);
+  add_node(g, "Neg", {"nzf"}, {"neg"});
+  for (const char* o : {"nz", "nzb", "neg"}) g->add_output()->set_name(o);
+  std::vector<std::vector<HostTensor>> sets = {{sparse_input("a", {3, 1000}, 1)}, {sparse_input("a", {3, 1000}, 2)},
+                                               {sparse_input("a", {2, 5000}, 3)}, {sparse_input("a", {1, 1}, 4)}};
+  HostTensor zeros = random_input("a", {2, 7}, 5);
+  std::fill(zeros.bytes.begin(), zeros.bytes.end(), 0);
+  sets.push_back({zeros});
+  expect_same_outputs(m, sets, Precision::FP32);
+  expect_same_outputs(m, sets, Precision::FP16);
+}
+
+TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
+  for (int center = 0; center < 2; ++center) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "boxes", {"b", "n", "4"});
+    add_input(g, "scores", {"b", "c", "n"});
+    add_init_i64(g, "max_out", {100});
+    add_init(g, "iou", {1}, {0.5f});
+    add_init(g, "thr", {1}, {0.3f});
+    add_int(add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"}), "center_point_box", center);
+    g->add_output()->set_name("sel");
+    expect_same_outputs(m, {nms_inputs(2, 4, 500, 1), nms_inputs(2, 4, 500, 2), nms_inputs(1, 80, 1000, 3), nms_inputs(3, 1, 70, 4)},
+                        Precision::FP32);
+    expect_same_outputs(m, {nms_inputs(1, 80, 1000, 5)}, Precision::FP16);  // box arithmetic stays float32
+  }
+}
+
+TEST_F(CudaOps, TopKWithADataK) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "n"});
+  auto* k = g->add_input();
+  k->set_name("k");
+  k->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
+  k->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(1);
+  add_node(g, "TopK", {"a", "k"}, {"v", "i"}, "topk");
+  add_node(g, "Neg", {"v"}, {"nv"});
+  for (const char* o : {"nv", "i"}) g->add_output()->set_name(o);
+  auto set = [](int64_t kk, uint32_t seed) {
+    HostTensor kt;
+    kt.name = "k";
+    kt.dtype = DType::Int64;
+    kt.shape = {1};
+    kt.bytes.resize(8);
+    std::memcpy(kt.bytes.data(), &kk, 8);
+    return std::vector<HostTensor>{random_input("a", {2, 300}, seed), kt};
+  };
+  expect_same_outputs(m, {set(5, 1), set(300, 2), set(0, 3), set(5, 4)}, Precision::FP32);
+  BuildOptions o;
+  o.backend = "cuda";
+  auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(model_bytes(m), "m"), o));
+  Session s(e, make_cuda_backend());
+  try {
+    s.run(set(301, 5));
+    ADD_FAILURE() << "k beyond the axis was accepted";
+  } catch (const Error& err) {
+    EXPECT_NE(std::string(err.what()).find("topk"), std::string::npos) << err.what();
+  }
+}

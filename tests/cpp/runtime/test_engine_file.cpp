@@ -202,7 +202,7 @@ TEST(EngineFile, CorruptTruncatedWrongVersionAndGarbageAreRejected) {
   expect_error(b.substr(0, 15), "truncated");
   std::string version = b;
   version[8] = 99;
-  expect_error(version, "engine format version 99, this unirt reads version 2: rebuild");
+  expect_error(version, "engine format version 99, this unirt reads version 3: rebuild");
   expect_error("garbage that is not an engine", "not a unirt engine file");
   expect_error("", "not a unirt engine file");
   expect_error(b + "x", "trailing");

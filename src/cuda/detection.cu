@@ -1,0 +1,214 @@
+// Detection ops on the GPU: NonMaxSuppression, with ONNX semantics and the same suppression rule
+// as the CPU kernel (runtime/nms_rule.h), without a host synchronisation:
+//   1. CUB segmented radix sort of each (batch, class) row of scores, descending (stable, so equal
+//      scores keep the lower box index first);
+//   2. per row, the number of candidates above score_threshold (a prefix of the sorted row);
+//   3. IoU bit masks: for each candidate, 64-bit words saying which later candidates it would
+//      suppress (the bitmask scheme of Faster R-CNN's GPU NMS);
+//   4. one warp per row walks the candidates in order, keeps those no kept box suppresses, and
+//      stops at max_output_boxes_per_class;
+//   5. one block turns the kept counts into output offsets and writes the total where the runtime
+//      reads the data-dependent size back; the rows are then written [batch, class, box].
+#include <cub/device/device_segmented_radix_sort.cuh>
+
+#include "cuda/cuda_context.h"
+#include "runtime/nms_rule.h"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+constexpr int kMaskBits = 64;
+
+__global__ void nms_iota_kernel(int* idx, int* offsets, int64_t rows, int64_t n) {
+  const int64_t total = rows * n;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    idx[i] = static_cast<int>(i % n);
+  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r <= rows; r += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    offsets[r] = static_cast<int>(r * n);
+}
+
+// Candidates per row: sorted scores above the threshold (all of them without one).
+__global__ void nms_count_kernel(const float* sorted, int* valid, int64_t n, const float* score_threshold) {
+  const int64_t row = blockIdx.x;
+  const float* s = sorted + row * n;
+  int c = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) c += !score_threshold || s[i] > *score_threshold;
+  for (int o = 16; o > 0; o >>= 1) c += __shfl_down_sync(0xffffffffu, c, o);
+  __shared__ int warp_sums[32];
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = c;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int t = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x + 31) / 32; ++w) t += warp_sums[w];
+    valid[row] = t;
+  }
+}
+
+// mask[row][i][w] bit b: candidate i (sorted order) suppresses candidate 64*w + b (> i).
+// Grid: (word blocks, candidate blocks, rows); 64 threads, one candidate each.
+__global__ void nms_mask_kernel(const float* boxes, const int* order, const int* valid, unsigned long long* mask, int64_t n,
+                                int64_t classes, int words, bool center, const float* iou_threshold) {
+  const int64_t row = blockIdx.z;
+  const int nvalid = valid[row];
+  const int col0 = blockIdx.x * kMaskBits, row0 = blockIdx.y * kMaskBits;
+  if (row0 >= nvalid || col0 >= nvalid || blockIdx.x < blockIdx.y) return;
+  const float iou = iou_threshold ? *iou_threshold : 0.0f;
+  const float* bx = boxes + (row / classes) * n * 4;
+  const int* ord = order + row * n;
+  __shared__ NmsBox cols[kMaskBits];
+  const int cn = min(kMaskBits, nvalid - col0);
+  if (threadIdx.x < cn) cols[threadIdx.x] = nms_box(bx + static_cast<int64_t>(ord[col0 + threadIdx.x]) * 4, center);
+  __syncthreads();
+  const int i = row0 + threadIdx.x;
+  if (i >= nvalid) return;
+  const NmsBox me = nms_box(bx + static_cast<int64_t>(ord[i]) * 4, center);
+  unsigned long long bits = 0;
+  for (int j = (blockIdx.x == blockIdx.y ? threadIdx.x + 1 : 0); j < cn; ++j)
+    if (nms_suppresses(me, cols[j], iou)) bits |= 1ull << j;
+  mask[(row * n + i) * words + blockIdx.x] = bits;
+}
+
+// One warp per row: greedy selection over the sorted candidates.
+__global__ void nms_select_kernel(const int* order, const int* valid, const unsigned long long* mask, int* kept, int* kept_count,
+                                  int64_t n, int words, const int64_t* max_out) {
+  extern __shared__ unsigned long long removed[];
+  const int64_t row = blockIdx.x;
+  const int lane = threadIdx.x;
+  const int nvalid = valid[row];
+  const int64_t limit_raw = max_out ? *max_out : 0;
+  const int64_t limit = limit_raw < 0 ? 0 : limit_raw;
+  for (int w = lane; w < words; w += 32) removed[w] = 0;
+  __syncwarp();
+  int count = 0;
+  for (int i = 0; i < nvalid && count < limit; ++i) {
+    if (removed[i / kMaskBits] & (1ull << (i % kMaskBits))) continue;
+    if (lane == 0) kept[row * n + count] = order[row * n + i];
+    ++count;
+    const unsigned long long* m = mask + (row * n + i) * words;
+    for (int w = i / kMaskBits + lane; w < words; w += 32) removed[w] |= m[w];
+    __syncwarp();
+  }
+  if (lane == 0) kept_count[row] = count;
+}
+
+// Offsets of each row's kept boxes in the output and the total (the data-dependent size).
+__global__ void nms_offsets_kernel(const int* kept_count, int64_t* offsets, int64_t rows, int64_t* total) {
+  int64_t t = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    offsets[r] = t;
+    t += kept_count[r];
+  }
+  *total = t;
+}
+
+__global__ void nms_write_kernel(const int* kept, const int* kept_count, const int64_t* offsets, int64_t* y, int64_t n, int64_t classes) {
+  const int64_t row = blockIdx.x;
+  const int c = kept_count[row];
+  for (int j = threadIdx.x; j < c; j += blockDim.x) {
+    int64_t* o = y + (offsets[row] + j) * 3;
+    o[0] = row / classes;
+    o[1] = row % classes;
+    o[2] = kept[row * n + j];
+  }
+}
+
+class NonMaxSuppressionKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>&) override {
+    if (in[0].dtype != DType::Float32 || in[1].dtype != DType::Float32) fail("boxes and scores must be float32");
+    batches_ = in[0].shape[0];
+    n_ = in[0].shape[1];
+    classes_ = in[1].shape[1];
+    rows_ = batches_ * classes_;
+    if (rows_ > 65535 || rows_ * n_ > (int64_t{1} << 31) - 1)
+      fail("too many boxes for the CUDA kernel (" + std::to_string(rows_) + " rows of " + std::to_string(n_) + ")");
+    words_ = static_cast<int>((n_ + kMaskBits - 1) / kMaskBits);
+    const size_t items = static_cast<size_t>(rows_ * n_);
+    const size_t mask_bytes = items * static_cast<size_t>(words_) * sizeof(unsigned long long);
+    if (mask_bytes > (size_t{1} << 32))
+      fail("the IoU masks of " + std::to_string(rows_) + " rows of " + std::to_string(n_) + " boxes would take " +
+           std::to_string(mask_bytes >> 20) + " MiB (at most 4096): select fewer boxes per class first (TopK)");
+    if (static_cast<size_t>(words_) * 8 > 48 * 1024) fail("more than " + std::to_string(48 * 1024 * 8) + " boxes per class");
+    size_t cub_bytes = 0;
+    UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),
+                                                                  static_cast<float*>(nullptr), static_cast<const int*>(nullptr),
+                                                                  static_cast<int*>(nullptr), static_cast<int>(items),
+                                                                  static_cast<int>(rows_), static_cast<const int*>(nullptr),
+                                                                  static_cast<const int*>(nullptr) + 1, 0, 32, nullptr));
+    // Workspace: sorted scores, box order in/out, row offsets, valid and kept counts, kept boxes,
+    // output offsets, masks, CUB's scratch.
+    layout_ = {};
+    size_t at = 0;
+    auto take = [&](size_t bytes) {
+      const size_t p = at;
+      at += (bytes + 255) / 256 * 256;
+      return p;
+    };
+    layout_.sorted = take(items * sizeof(float));
+    layout_.idx_in = take(items * sizeof(int));
+    layout_.idx_out = take(items * sizeof(int));
+    layout_.offsets = take((rows_ + 1) * sizeof(int));
+    layout_.valid = take(rows_ * sizeof(int));
+    layout_.kept_count = take(rows_ * sizeof(int));
+    layout_.kept = take(items * sizeof(int));
+    layout_.out_offsets = take(rows_ * sizeof(int64_t));
+    layout_.total = take(sizeof(int64_t));
+    layout_.mask = take(mask_bytes);
+    layout_.cub = take(cub_bytes);
+    layout_.cub_bytes = cub_bytes;
+    return at;
+  }
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    cudaStream_t s = stream_of(ctx);
+    char* ws = static_cast<char*>(ctx.workspace);
+    int64_t* total = out.size() > 1 ? out[1].as<int64_t>() : reinterpret_cast<int64_t*>(ws + layout_.total);
+    if (rows_ * n_ == 0) {
+      UNIRT_CUDA(cudaMemsetAsync(total, 0, sizeof(int64_t), s));
+      return;
+    }
+    auto at = [&](size_t off) { return ws + off; };
+    float* sorted = reinterpret_cast<float*>(at(layout_.sorted));
+    int* idx_in = reinterpret_cast<int*>(at(layout_.idx_in));
+    int* idx_out = reinterpret_cast<int*>(at(layout_.idx_out));
+    int* offsets = reinterpret_cast<int*>(at(layout_.offsets));
+    int* valid = reinterpret_cast<int*>(at(layout_.valid));
+    int* kept_count = reinterpret_cast<int*>(at(layout_.kept_count));
+    int* kept = reinterpret_cast<int*>(at(layout_.kept));
+    int64_t* out_offsets = reinterpret_cast<int64_t*>(at(layout_.out_offsets));
+    auto* mask = reinterpret_cast<unsigned long long*>(at(layout_.mask));
+    const int64_t* max_out = has(2) && in[2].numel() ? in[2].as<int64_t>() : nullptr;
+    const float* iou = has(3) && in[3].numel() ? in[3].as<float>() : nullptr;
+    const float* thr = has(4) && in[4].numel() ? in[4].as<float>() : nullptr;
+    if ((has(2) && in[2].dtype != DType::Int64) || (max_out && !in[2].data)) fail("max_output_boxes_per_class must be int64 in device memory");
+    const int64_t items = rows_ * n_;
+    nms_iota_kernel<<<grid_for(items), 256, 0, s>>>(idx_in, offsets, rows_, n_);
+    size_t cub_bytes = layout_.cub_bytes;
+    UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(at(layout_.cub), cub_bytes, in[1].as<float>(), sorted, idx_in, idx_out,
+                                                                  static_cast<int>(items), static_cast<int>(rows_), offsets, offsets + 1,
+                                                                  0, 32, s));
+    nms_count_kernel<<<static_cast<unsigned>(rows_), 256, 0, s>>>(sorted, valid, n_, thr);
+    const dim3 grid(static_cast<unsigned>(words_), static_cast<unsigned>(words_), static_cast<unsigned>(rows_));
+    nms_mask_kernel<<<grid, kMaskBits, 0, s>>>(in[0].as<float>(), idx_out, valid, mask, n_, classes_, words_,
+                                               node_.attr_i("center_point_box", 0) != 0, iou);
+    nms_select_kernel<<<static_cast<unsigned>(rows_), 32, words_ * sizeof(unsigned long long), s>>>(idx_out, valid, mask, kept, kept_count,
+                                                                                                     n_, words_, max_out);
+    nms_offsets_kernel<<<1, 1, 0, s>>>(kept_count, out_offsets, rows_, total);
+    nms_write_kernel<<<static_cast<unsigned>(rows_), 128, 0, s>>>(kept, kept_count, out_offsets, out[0].as<int64_t>(), n_, classes_);
+    check_launch(node_);
+  }
+
+ private:
+  struct Layout {
+    size_t sorted, idx_in, idx_out, offsets, valid, kept_count, kept, out_offsets, total, mask, cub, cub_bytes;
+  };
+  Layout layout_{};
+  int64_t batches_ = 0, n_ = 0, classes_ = 0, rows_ = 0;
+  int words_ = 0;
+};
+UNIRT_REGISTER_KERNEL(cuda, NonMaxSuppression, NonMaxSuppressionKernel);
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt
