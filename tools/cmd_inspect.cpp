@@ -62,6 +62,11 @@ void add_inspect_command(CLI::App& app, Registry& r) {
       for (const auto& gd : g.guards)
         std::printf("  %s: %s: %s == %s\n", gd.node.c_str(), gd.check.c_str(), gd.lhs.brief(80).c_str(), gd.rhs.brief(80).c_str());
     }
+    if (!g.data_dims.empty()) {
+      std::printf("\ndata-dependent sizes (memory planned for the bound; each run reads the size back after its node):\n");
+      for (const auto& d : g.data_dims)
+        std::printf("  %s: written by '%s', at most %s\n", d.symbol.c_str(), d.node.c_str(), d.bound.brief(80).c_str());
+    }
     if (!e->tactics.empty()) {
       std::printf("\ntactics:\n");
       for (const auto& kv : e->tactics) std::printf("  %-48s %s\n", kv.first.c_str(), kv.second.c_str());
