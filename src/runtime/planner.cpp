@@ -305,15 +305,17 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   }
   if (p.segment_ends.empty() || p.segment_ends.back() != static_cast<int>(p.steps.size()))
     p.segment_ends.push_back(static_cast<int>(p.steps.size()));
+  // Each buffer with its lifetime inline: the overlap test below runs for every pair.
   struct Buf {
     int value;
-    size_t size;
+    int first, last;
+    size_t size, offset;
   };
   std::vector<Buf> bufs;
   for (size_t i = 0; i < nv; ++i) {
     const Value& v = g.value(static_cast<int>(i));
     if (!p.written[i] || external[i] || v.is_const() || v.sym_value || view[i]) continue;
-    bufs.push_back({static_cast<int>(i), planned_bytes(g, p, static_cast<int>(i))});
+    bufs.push_back({static_cast<int>(i), first[i], last[i], planned_bytes(g, p, static_cast<int>(i)), 0});
   }
   // Greedy by size, largest first; each buffer goes into the smallest gap that is free during
   // its whole lifetime (best fit), else on top of the buffers it overlaps.
@@ -321,20 +323,21 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
             [](const Buf& a, const Buf& b) { return a.size != b.size ? a.size > b.size : a.value < b.value; });
   p.offsets.assign(nv, Plan::kNoBuffer);
   std::vector<Buf> placed;
-  for (const Buf& b : bufs) {
-    std::vector<std::pair<size_t, size_t>> busy;
+  placed.reserve(bufs.size());
+  std::vector<std::pair<size_t, size_t>> busy;
+  for (Buf b : bufs) {
+    busy.clear();
     for (const Buf& q : placed)
-      if (!(last[q.value] < first[b.value] || last[b.value] < first[q.value]))
-        busy.push_back({p.offsets[q.value], p.offsets[q.value] + q.size});
+      if (!(q.last < b.first || b.last < q.first)) busy.push_back({q.offset, q.offset + q.size});
     std::sort(busy.begin(), busy.end());
     size_t best = Plan::kNoBuffer, best_gap = Plan::kNoBuffer, top = 0;
     for (const auto& r : busy) {
       if (r.first > top && r.first - top >= b.size && r.first - top < best_gap) best = top, best_gap = r.first - top;
       top = std::max(top, r.second);
     }
-    const size_t off = best != Plan::kNoBuffer ? best : top;
-    p.offsets[b.value] = off;
-    p.arena_bytes = std::max(p.arena_bytes, off + b.size);
+    b.offset = best != Plan::kNoBuffer ? best : top;
+    p.offsets[b.value] = b.offset;
+    p.arena_bytes = std::max(p.arena_bytes, b.offset + b.size);
     p.naive_bytes += b.size;
     placed.push_back(b);
   }
