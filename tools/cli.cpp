@@ -9,6 +9,7 @@
 
 #include "image.h"
 #include "npy.h"
+#include "runtime/planner.h"
 
 namespace fs = std::filesystem;
 
@@ -20,7 +21,7 @@ void add_common(CLI::App* c, Common& o) {
   c->add_flag("--fp16", o.fp16, "FP16 engine (CUDA backend)");
   c->add_option("--layout", o.layout, "convolution layout: auto (channels-last on CUDA), nchw or nhwc")
       ->check(CLI::IsMember({"auto", "nchw", "nhwc"}));
-  c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  c->add_option("--threads", o.threads, "CPU threads (0 = all cores)")->check(CLI::Range(0, 1024));
 }
 
 std::string resolve_backend(const std::string& b) {
@@ -48,7 +49,13 @@ BuildOptions build_options(const Common& c) {
 }
 
 std::shared_ptr<Engine> load(const std::string& path, const Common& c) {
-  return std::make_shared<Engine>(load_model(path, build_options(c)));
+  auto e = std::make_shared<Engine>(load_model(path, build_options(c)));
+  // Build options given with an engine file cannot apply: say so instead of ignoring them.
+  if (c.fp16 && e->options.precision != Precision::FP16)
+    throw Error(path + " is a " + precision_name(e->options.precision) + " engine: --fp16 applies when building from ONNX");
+  if (c.layout != "auto" && e->options.layout != c.layout)
+    throw Error(path + " was built with layout " + e->options.layout + ": --layout applies when building from ONNX");
+  return e;
 }
 
 std::string sanitize(const std::string& n) {
@@ -95,6 +102,14 @@ std::vector<HostTensor> random_inputs(const Engine& e, const std::map<std::strin
     for (int id : e.graph.inputs) known |= e.graph.value(id).name == kv.first;
     if (!known) throw Error("--shapes names '" + kv.first + "', which is not an input of this model");
   }
+  // The engine checks the shapes (profile, fixed dims, guards) before anything is allocated.
+  std::map<std::string, std::vector<int64_t>> all;
+  for (int id : e.graph.inputs) {
+    const Value& v = e.graph.value(id);
+    all[v.name] = input_shape(e, v, shapes);
+    checked_bytes(all[v.name], v.dtype, "input '" + v.name + "'");
+  }
+  if (!is_deferred(e)) make_plan(e, all);
   std::vector<HostTensor> in;
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.f, 1.f);
@@ -104,7 +119,7 @@ std::vector<HostTensor> random_inputs(const Engine& e, const std::map<std::strin
     t.name = v.name;
     t.dtype = v.dtype;
     t.shape = input_shape(e, v, shapes);
-    t.bytes.resize(static_cast<size_t>(t.numel()) * dtype_size(t.dtype));
+    t.bytes.resize(checked_bytes(t.shape, t.dtype, "input '" + v.name + "'"));
     for (int64_t i = 0; i < t.numel(); ++i) {
       switch (t.dtype) {
         case DType::Float32: t.as<float>()[i] = nd(rng); break;

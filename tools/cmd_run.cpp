@@ -1,6 +1,7 @@
 // unirt run MODEL --input NAME=FILE.npy ... | --image FILE [--output-dir DIR]: writes DIR/<output>.npy.
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "cli.h"
 #include "npy.h"
@@ -30,9 +31,14 @@ void add_run_command(CLI::App& app, Registry& r) {
     Session sess(e, make_backend(e->options.backend, o->common.threads), SessionOptions{o->common.threads});
     auto outs = sess.run(gather_inputs(*e, o->inputs, o->image, o->size, o->shapes, o->seed));
     std::filesystem::create_directories(o->out_dir);
+    std::set<std::string> used;
     for (const auto& out : outs) {
       const HostTensor t = to_float32(out);  // fp16 engines still write float32 .npy
-      const std::string path = (std::filesystem::path(o->out_dir) / (sanitize(t.name) + ".npy")).string();
+      // Two names may sanitise alike ('a/b' and 'a_b'): the later one gets a suffix, none is lost.
+      std::string file = sanitize(t.name);
+      for (int k = 1; used.count(file); ++k) file = sanitize(t.name) + "_" + std::to_string(k);
+      used.insert(file);
+      const std::string path = (std::filesystem::path(o->out_dir) / (file + ".npy")).string();
       write_npy(path, t);
       std::printf("%s %s %s -> %s\n", t.name.c_str(), dtype_name(t.dtype), dims_text(t.shape).c_str(), path.c_str());
     }

@@ -68,7 +68,7 @@ HostTensor read_npy(const std::string& path, const std::string& name) {
         throw Error(path + ": bad .npy shape '(" + shape + ")'");
       }
     }
-  const size_t bytes = static_cast<size_t>(t.numel()) * dtype_size(t.dtype);
+  const size_t bytes = checked_bytes(t.shape, t.dtype, path);
   if (start + hlen + bytes != b.size())
     throw Error(path + ": .npy holds " + std::to_string(b.size() - start - hlen) + " data bytes, shape needs " + std::to_string(bytes));
   t.bytes.assign(b.begin() + start + hlen, b.end());

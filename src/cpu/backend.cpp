@@ -11,7 +11,12 @@ namespace {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int threads) { ctx_.threads = threads > 0 ? threads : omp_get_max_threads(); }
+  explicit CpuBackend(int threads) {
+    if (threads < 0 || threads > kMaxThreads)
+      throw Error("cpu backend: " + std::to_string(threads) + " threads requested, expected 0 (all cores) .. " + std::to_string(kMaxThreads));
+    ctx_.threads = threads > 0 ? threads : omp_get_max_threads();
+  }
+  static constexpr int kMaxThreads = 1024;
   std::string name() const override { return "cpu"; }
   void* alloc(size_t bytes) override {
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);

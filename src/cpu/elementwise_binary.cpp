@@ -12,9 +12,27 @@ namespace {
 
 enum class Bin { Add, Sub, Mul, Div, Mod, FMod, Min, Max, Equal, Less, Greater, And, Or, Xor };
 
+// Signed integers wrap like two's complement hardware (and numpy) instead of overflowing: C++
+// leaves a signed overflow undefined, and INT_MIN / -1 traps the process.
+template <typename T>
+constexpr bool wraps = std::is_integral<T>::value && std::is_signed<T>::value && !std::is_same<T, bool>::value;
+template <typename T>
+using Unsigned = std::make_unsigned_t<std::conditional_t<wraps<T>, T, int>>;
+
 template <Bin OP, typename T>
 inline auto apply(T a, T b) {
-  if constexpr (OP == Bin::Add) return static_cast<T>(a + b);
+  if constexpr (wraps<T> && (OP == Bin::Add || OP == Bin::Sub || OP == Bin::Mul)) {
+    const Unsigned<T> x = static_cast<Unsigned<T>>(a), y = static_cast<Unsigned<T>>(b);
+    return static_cast<T>(OP == Bin::Add ? x + y : OP == Bin::Sub ? x - y : x * y);
+  } else if constexpr (wraps<T> && (OP == Bin::Div || OP == Bin::Mod || OP == Bin::FMod)) {
+    if (b == -1) return static_cast<T>(OP == Bin::Div ? static_cast<T>(Unsigned<T>{0} - static_cast<Unsigned<T>>(a)) : T{0});
+    if constexpr (OP == Bin::Div) return static_cast<T>(a / b);
+    else if constexpr (OP == Bin::FMod) return static_cast<T>(a % b);
+    else {
+      const T r = static_cast<T>(a % b);
+      return static_cast<T>((r != 0 && ((r < 0) != (b < 0))) ? r + b : r);
+    }
+  } else if constexpr (OP == Bin::Add) return static_cast<T>(a + b);
   else if constexpr (OP == Bin::Sub) return static_cast<T>(a - b);
   else if constexpr (OP == Bin::Mul) return static_cast<T>(a * b);
   else if constexpr (OP == Bin::Div) return static_cast<T>(a / b);

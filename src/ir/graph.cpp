@@ -5,6 +5,68 @@
 
 namespace unirt {
 
+ResourceLimits& resource_limits() {
+  static ResourceLimits limits;
+  return limits;
+}
+
+namespace {
+std::string shape_text_of(const std::vector<int64_t>& s) {
+  std::string r;
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
+  return r.empty() ? "scalar" : r;
+}
+}  // namespace
+
+int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what) {
+  const ResourceLimits& lim = resource_limits();
+  if (static_cast<int64_t>(shape.size()) > lim.max_rank)
+    throw Error(what + ": rank " + std::to_string(shape.size()) + " is above the limit of " + std::to_string(lim.max_rank));
+  int64_t n = 1;
+  bool overflow = false;
+  for (int64_t d : shape) {
+    if (d < 0) throw Error(what + ": shape " + shape_text_of(shape) + " has a negative dimension");
+    if (d > lim.max_dim)
+      throw Error(what + ": dimension " + std::to_string(d) + " of " + shape_text_of(shape) + " is above the limit of " +
+                  std::to_string(lim.max_dim));
+    overflow = overflow || __builtin_mul_overflow(n, d, &n);
+  }
+  // A zero dimension makes the tensor empty whatever the others overflowed to.
+  for (int64_t d : shape)
+    if (d == 0) return 0;
+  if (overflow) throw Error(what + ": shape " + shape_text_of(shape) + " has more elements than int64 holds");
+  return n;
+}
+
+size_t checked_bytes(const std::vector<int64_t>& shape, DType dtype, const std::string& what) {
+  const int64_t n = checked_numel(shape, what);
+  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+  const int64_t lim = resource_limits().max_tensor_bytes;
+  if (es > 0 && n > lim / es)
+    throw Error(what + ": " + dtype_name(dtype) + " " + shape_text_of(shape) + " needs " + std::to_string(n) + " x " +
+                std::to_string(es) + " bytes, above the limit of " + std::to_string(lim) +
+                " bytes per tensor (unirt --max-tensor-bytes N, or UNIRT_MAX_TENSOR_BYTES)");
+  return static_cast<size_t>(n * es);
+}
+
+bool bytes_within_limits(const std::vector<int64_t>& shape, DType dtype, size_t* bytes) {
+  const ResourceLimits& lim = resource_limits();
+  if (static_cast<int64_t>(shape.size()) > lim.max_rank) return false;
+  int64_t n = 1;
+  bool overflow = false, empty = false;
+  for (int64_t d : shape) {
+    if (d < 0 || d > lim.max_dim) return false;
+    empty = empty || d == 0;
+    overflow = overflow || __builtin_mul_overflow(n, d, &n);
+  }
+  if (empty) n = 0;
+  else if (overflow) return false;
+  const int64_t es = static_cast<int64_t>(dtype_size(dtype));
+  if (es > 0 && n > lim.max_tensor_bytes / es) return false;
+  *bytes = static_cast<size_t>(n * es);
+  return true;
+}
+
 int64_t TensorData::numel() const {
   int64_t n = 1;
   for (auto d : shape) n *= d;

@@ -21,6 +21,26 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
+// Limits on what a model, an engine file or a request may ask for, checked before anything is
+// allocated so that a hostile file gets an error rather than the OOM killer. Process-wide; the CLI
+// sets them from --max-tensor-bytes (and the UNIRT_MAX_TENSOR_BYTES environment variable).
+struct ResourceLimits {
+  int64_t max_tensor_bytes = int64_t{64} << 30;  // one tensor: a weight, an activation, an input
+  int64_t max_dim = int64_t{1} << 40;            // one dimension (engine files hold dims up to 2^40)
+  int64_t max_rank = 32;
+  int64_t max_nodes = int64_t{1} << 20;
+};
+ResourceLimits& resource_limits();
+
+// Element count of a concrete shape; throws Error naming `what` for a negative or too large
+// dimension, a rank above the limit or an int64 overflow.
+int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what);
+// Bytes of a tensor of that shape and type, checked like checked_numel and against
+// ResourceLimits::max_tensor_bytes.
+size_t checked_bytes(const std::vector<int64_t>& shape, DType dtype, const std::string& what);
+// The same test without building a message (hot paths): false where checked_bytes would throw.
+bool bytes_within_limits(const std::vector<int64_t>& shape, DType dtype, size_t* bytes);
+
 // Constant tensor contents held on the host (initializers, folded constants, attribute tensors).
 struct TensorData {
   DType dtype = DType::Float32;

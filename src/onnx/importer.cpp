@@ -19,13 +19,11 @@ TensorData tensor_from_proto(const onnx::TensorProto& t, const std::string& what
                 ", unsupported (float32/16/64, int64/32/8, uint8, bool are)");
   TensorData d;
   d.dtype = static_cast<DType>(t.data_type());
-  for (auto dim : t.dims()) {
-    if (dim < 0) throw Error(what + ": tensor '" + t.name() + "' has a negative dimension");
-    d.shape.push_back(dim);
-  }
-  const size_t n = static_cast<size_t>(d.numel());
+  for (auto dim : t.dims()) d.shape.push_back(dim);
   const size_t esz = dtype_size(d.dtype);
-  d.bytes.resize(n * esz);
+  const size_t bytes = checked_bytes(d.shape, d.dtype, what + ": tensor '" + t.name() + "'");
+  const size_t n = bytes / esz;
+  d.bytes.resize(bytes);
   if (t.has_raw_data()) {
     if (t.raw_data().size() != d.bytes.size())
       throw Error(what + ": tensor '" + t.name() + "' raw_data holds " + std::to_string(t.raw_data().size()) +
@@ -139,6 +137,9 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& source_name
     if (tt.has_shape()) {
       int i = 0;
       for (const auto& d : tt.shape().dim()) {
+        if (d.has_dim_value() && (d.dim_value() < 0 || d.dim_value() > resource_limits().max_dim))
+          throw Error("graph input '" + in.name() + "': dimension " + std::to_string(i) + " is " + std::to_string(d.dim_value()) +
+                      ", expected 0.." + std::to_string(resource_limits().max_dim));
         if (d.has_dim_value()) v.shape.push_back(Dim(static_cast<int64_t>(d.dim_value())));
         else if (d.has_dim_param() && !d.dim_param().empty()) v.shape.push_back(Dim::symbol(d.dim_param()));
         else v.shape.push_back(Dim::symbol(in.name() + "_d" + std::to_string(i)));
@@ -152,6 +153,9 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& source_name
   }
 
   int anon = 0;
+  if (gp.node_size() > resource_limits().max_nodes)
+    throw Error("the graph has " + std::to_string(gp.node_size()) + " nodes, above the limit of " +
+                std::to_string(resource_limits().max_nodes));
   for (const auto& np : gp.node()) {
     Node n;
     n.name = np.name().empty() ? np.op_type() + "_" + std::to_string(anon++) : np.name();

@@ -93,7 +93,24 @@ const std::map<std::string, OpSpec>& op_table() {
   return t;
 }
 
+// Made by the passes (see docs/ARCHITECTURE.md): optional inputs are -1 where omitted.
+const std::map<std::string, OpSpec>& fused_op_table() {
+  static const std::map<std::string, OpSpec> t = {
+      {"unirt.Attention", {1, 1, 1, 1, {"num_heads", "head_dim", "scale"}}},
+      {"unirt.ConvNHWC", {2, 4, 1, 1, {"kernel_shape", "strides", "pads", "group", "input_layout"}}},
+      {"unirt.Linear", {2, 4, 1, 1, {"activation"}}},
+      {"unirt.Mlp", {2, 6, 1, 1, {"activation"}}},  // X, W1, b1, W2, b2, residual: W2 is checked by its shape function
+  };
+  return t;
+}
+
 }  // namespace
+
+std::vector<std::string> fused_ops() {
+  std::vector<std::string> v;
+  for (const auto& kv : fused_op_table()) v.push_back(kv.first);
+  return v;
+}
 
 std::vector<std::string> supported_onnx_ops() {
   std::vector<std::string> v;
@@ -101,9 +118,13 @@ std::vector<std::string> supported_onnx_ops() {
   return v;
 }
 
-void check_node_supported(const Node& node, int64_t opset) {
+void check_node_supported(const Node& node, int64_t opset, bool fused_ok) {
   const auto& t = op_table();
   auto it = t.find(node.op_type);
+  if (fused_ok && it == t.end()) {
+    it = fused_op_table().find(node.op_type);
+    if (it == fused_op_table().end()) it = t.end();
+  }
   if (!node.domain.empty() && node.domain != "ai.onnx")
     throw Error("unsupported op '" + node.op_type + "' (domain '" + node.domain + "') at node '" + node.name +
                 "': unirt supports the default ONNX domain only");
@@ -146,6 +167,8 @@ void check_node_supported(const Node& node, int64_t opset) {
   if (nout < s.min_outputs || nout > s.max_outputs)
     throw Error(node.describe() + ": has " + std::to_string(nout) + " outputs, expected " + std::to_string(s.min_outputs) +
                 ".." + std::to_string(s.max_outputs));
+  for (int i = 0; i < s.min_outputs && node.op_type != "Constant"; ++i)  // a Constant's output becomes an initializer
+    if (node.outputs[i] < 0) throw Error(node.describe() + ": required output " + std::to_string(i) + " is missing");
   for (const auto& kv : node.attrs)
     if (!s.attrs.count(kv.first))
       throw Error(node.describe() + ": attribute '" + kv.first + "' is not supported by unirt");

@@ -5,6 +5,9 @@
 namespace unirt {
 namespace {
 
+// Larger constants are not computed while building (they would be stored in the engine too).
+constexpr size_t kMaxFoldBytes = size_t{256} << 20;
+
 bool evaluate_with_cpu(Graph& g, Node& n) {
   const KernelFactory* f = KernelRegistry::get("cpu").find(n.op_type);
   if (!f) return false;
@@ -31,7 +34,9 @@ bool evaluate_with_cpu(Graph& g, Node& n) {
       const Value& val = g.value(n.outputs[k]);
       results[k].dtype = val.dtype;
       results[k].shape = shape_values(val.shape);
-      results[k].bytes.resize(static_cast<size_t>(results[k].numel()) * dtype_size(val.dtype));
+      const size_t bytes = checked_bytes(results[k].shape, val.dtype, n.describe() + " output '" + val.name + "'");
+      if (bytes > kMaxFoldBytes) return false;  // left to run time, where the planner applies the limits
+      results[k].bytes.resize(bytes);
       v.dtype = val.dtype;
       v.shape = results[k].shape;
       v.data = results[k].bytes.data();

@@ -35,17 +35,6 @@ bool const_dim(const Shape& s, size_t i, int64_t* out) {
   return true;
 }
 
-void attention_shape(ShapeCtx& c) {
-  const Shape& x = c.shape(0);
-  const int64_t h = c.node().attr_i("num_heads"), d = c.node().attr_i("head_dim");
-  if (x.size() != 3) c.fail("qkv must be [batch, tokens, 3*heads*head_dim], got rank " + std::to_string(x.size()));
-  c.require_equal(x[2], Dim(3 * h * d), "qkv channels vs 3*" + std::to_string(h) + "*" + std::to_string(d));
-  c.set(0, c.dtype(0), {x[0], x[1], Dim(h * d)});
-}
-
-struct Registrar {
-  Registrar() { register_shape_fn("unirt.Attention", attention_shape); }
-} registrar;
 
 }  // namespace
 

@@ -15,22 +15,6 @@
 namespace unirt {
 namespace {
 
-void mlp_shape(ShapeCtx& c) {
-  const Shape& x = c.shape(0);
-  const Shape& w1 = c.shape(1);
-  const Shape& w2 = c.shape(3);
-  if (x.empty() || w1.size() != 2 || w2.size() != 2) c.fail("expects X [..., C], W1 [C, hidden] and W2 [hidden, Cout]");
-  c.require_equal(x.back(), w1[0], "channels of X " + shape_str(x) + " vs W1 " + shape_str(w1));
-  c.require_equal(w1[1], w2[0], "hidden features of W1 " + shape_str(w1) + " vs W2 " + shape_str(w2));
-  Shape y = x;
-  y.back() = w2[1];
-  require_residual_shape(c, 5, y);
-  c.set(0, c.dtype(0), y);
-}
-
-struct Registrar {
-  Registrar() { register_shape_fn("unirt.Mlp", mlp_shape); }
-} registrar;
 
 bool const_shape2(const Graph& g, int v, int64_t* rows, int64_t* cols) {
   const Value& w = g.value(v);

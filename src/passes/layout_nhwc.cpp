@@ -411,35 +411,6 @@ class Sinker {
   Graph& g_;
 };
 
-void linear_shape(ShapeCtx& c) {
-  const Shape& x = c.shape(0);
-  const Shape& w = c.shape(1);
-  if (x.empty() || w.size() != 2) c.fail("expects X [..., K] and W [K, N]");
-  c.require_equal(x.back(), w[0], "features of X " + shape_str(x) + " vs W " + shape_str(w));
-  Shape y = x;
-  y.back() = w[1];
-  require_residual_shape(c, 3, y);
-  c.set(0, c.dtype(0), y);
-}
-
-void conv_nhwc_shape(ShapeCtx& c) {
-  Shape x = c.shape(0);
-  if (c.node().attr_s("input_layout", "NHWC") == "NCHW" && x.size() == 4) x = {x[0], x[2], x[3], x[1]};
-  const Shape& w = c.shape(1);
-  if (x.size() != 4 || w.size() != 4) c.fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
-  const auto k = c.node().attr_ints("kernel_shape"), s = c.node().attr_ints("strides", {1, 1}), p = c.node().attr_ints("pads", {0, 0, 0, 0});
-  Shape y = {x[0], Dim(0), Dim(0), w[3]};
-  for (int d = 0; d < 2; ++d) y[1 + d] = floordiv(x[1 + d] + Dim(p[d] + p[d + 2] - k[d]), Dim(s[d])) + Dim(1);
-  require_residual_shape(c, 3, y);
-  c.set(0, c.dtype(0), y);
-}
-
-struct Registrar {
-  Registrar() {
-    register_shape_fn("unirt.Linear", linear_shape);
-    register_shape_fn("unirt.ConvNHWC", conv_nhwc_shape);
-  }
-} registrar;
 
 // A one-group ConvNHWC fed by the NCHW -> NHWC reformat of a tensor nothing else needs in
 // channels-last (the image into the first patch embedding) gathers its im2col rows from NCHW.

@@ -66,6 +66,23 @@ void binary(ShapeCtx& c, const ValueFn& f, DType out_type = DType::Undefined) {
 
 void same_as_input(ShapeCtx& c) { c.set(0, c.dtype(0), c.shape(0)); }
 
+}  // namespace
+
+void check_window_attrs(ShapeCtx& c, const std::vector<int64_t>& k, const std::vector<int64_t>& strides,
+                        const std::vector<int64_t>& dil, const std::vector<int64_t>& pads) {
+  const int64_t lim = resource_limits().max_dim;
+  auto in_range = [&](const std::vector<int64_t>& v, int64_t lo, const char* what) {
+    for (int64_t x : v)
+      if (x < lo || x > lim) c.fail(std::string(what) + " value " + std::to_string(x) + " is outside " + std::to_string(lo) + ".." + std::to_string(lim));
+  };
+  in_range(k, 1, "kernel_shape");
+  in_range(strides, 1, "strides");
+  in_range(dil, 1, "dilations");
+  in_range(pads, 0, "pads");
+}
+
+namespace {
+
 Dim conv_out(const Dim& in, int64_t k, int64_t s, int64_t d, int64_t pb, int64_t pe, bool ceil_mode) {
   Dim num = in + Dim(pb + pe - d * (k - 1) - 1);
   return (ceil_mode ? ceildiv(num, Dim(s)) : floordiv(num, Dim(s))) + 1;
@@ -79,6 +96,7 @@ Shape spatial_out(ShapeCtx& c, const Shape& x, const std::vector<int64_t>& k, bo
   auto pads = c.node().attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
   if (k.size() != nsp || strides.size() != nsp || dil.size() != nsp || pads.size() != 2 * nsp)
     c.fail("kernel_shape/strides/dilations/pads do not match " + std::to_string(nsp) + " spatial dims");
+  check_window_attrs(c, k, strides, dil, pads);
   const std::string ap = c.node().attr_s("auto_pad", "NOTSET");
   Shape out;
   for (size_t i = 0; i < nsp; ++i) {

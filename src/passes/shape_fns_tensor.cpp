@@ -321,9 +321,17 @@ void pad(ShapeCtx& c) {
   if (pads.size() != 2 * axes.size())
     c.fail("pads has " + std::to_string(pads.size()) + " values for " + std::to_string(axes.size()) + " axes");
   Shape out = x;
+  const bool reflect = c.node().attr_s("mode", "constant") == "reflect";
   for (size_t i = 0; i < axes.size(); ++i) {
     int64_t a = c.axis(axes[i], x.size());
     out[a] = x[a] + pads[i] + pads[i + axes.size()];
+    // Reflection mirrors inside the axis: at most size - 1 on each side.
+    for (const Dim& pd : {pads[i], pads[i + axes.size()]})
+      if (reflect && !pd.is_const(0)) {
+        if (dim_lt(x[a] - Dim(1), pd) == Truth::True)
+          c.fail("reflect padding " + pd.brief() + " on axis " + std::to_string(a) + " of size " + x[a].brief() + " (at most size - 1)");
+        c.require_equal(dmin(pd, x[a] - Dim(1)), pd, "reflect padding " + pd.brief() + " <= axis " + std::to_string(a) + " size - 1");
+      }
   }
   c.set(0, c.dtype(0), out);
 }

@@ -13,6 +13,7 @@ std::map<std::string, ShapeFn>& shape_fns() {
     register_shape_fns_math(m);
     register_shape_fns_tensor(m);
     register_shape_fns_index(m);
+    register_shape_fns_fused(m);
   });
   return m;
 }
@@ -23,7 +24,6 @@ bool is_int_type(DType t) {
 
 }  // namespace
 
-void register_shape_fn(const std::string& op_type, ShapeFn fn) { shape_fns()[op_type] = std::move(fn); }
 
 const Value& ShapeCtx::in(int i) const {
   if (!n_.has_input(i)) fail("input " + std::to_string(i) + " is missing");

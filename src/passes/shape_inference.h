@@ -63,8 +63,12 @@ using ShapeFn = std::function<void(ShapeCtx&)>;
 void register_shape_fns_math(std::map<std::string, ShapeFn>& m);
 void register_shape_fns_tensor(std::map<std::string, ShapeFn>& m);
 void register_shape_fns_index(std::map<std::string, ShapeFn>& m);
-// Ops added by passes (fused ops) register their shape function here too.
-void register_shape_fn(const std::string& op_type, ShapeFn fn);
+void register_shape_fns_fused(std::map<std::string, ShapeFn>& m);  // the unirt.* ops
+
+// Conv / pool / ConvNHWC window attributes: kernel, strides and dilations in 1..max_dim, pads in
+// 0..max_dim (so the output-size arithmetic cannot overflow); fails naming the node.
+void check_window_attrs(ShapeCtx& c, const std::vector<int64_t>& k, const std::vector<int64_t>& strides,
+                        const std::vector<int64_t>& dil, const std::vector<int64_t>& pads);
 
 // A fused op's residual input (index i, if present) has exactly the output shape y.
 void require_residual_shape(ShapeCtx& c, int i, const Shape& y);

@@ -36,6 +36,10 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
       if (graph.value(id).shape.size() != kv.second.size())
         throw Error("shape profile for '" + kv.first + "' has rank " + std::to_string(kv.second.size()) +
                     ", the input has rank " + std::to_string(graph.value(id).shape.size()));
+      for (int64_t d : kv.second)
+        if (d < 0 || d > resource_limits().max_dim)
+          throw Error("shape profile for '" + kv.first + "': dimension " + std::to_string(d) + " is outside 0.." +
+                      std::to_string(resource_limits().max_dim));
     }
   for (const auto& kv : opts.profile.min) {
     auto mx = opts.profile.max.find(kv.first);
@@ -204,7 +208,10 @@ std::map<std::string, std::vector<int64_t>> parse_shapes(const std::string& spec
       } catch (const std::exception&) {
         throw Error("shape '" + item + "': '" + d + "' is not a non-negative integer");
       }
+      if (dims.back() > resource_limits().max_dim)
+        throw Error("shape '" + item + "': dimension " + d + " is above the limit of " + std::to_string(resource_limits().max_dim));
     }
+    if (out.count(item.substr(0, colon))) throw Error("shape '" + item + "': '" + item.substr(0, colon) + "' is given twice");
     out[item.substr(0, colon)] = dims;
   }
   return out;

@@ -53,7 +53,9 @@ inline bool is_deferred(const Engine& e) { return !e.shape_inputs.empty() || e.s
 Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& opts);
 void save_engine(const Engine& e, const std::string& path);
 Engine load_engine(const std::string& path);
-Engine load_engine_bytes(const std::string& bytes, const std::string& what);
+// `validate` false skips the graph checks after parsing (the file format's own tests only; an
+// engine loaded that way must not be run).
+Engine load_engine_bytes(const std::string& bytes, const std::string& what, bool validate = true);
 // An .onnx (built now with opts) or an engine file, told apart by the file's first bytes.
 Engine load_model(const std::string& path, const BuildOptions& opts);
 // Parses "input:1x3x224x224,other:2x5" into name -> dims; throws Error on bad syntax.

@@ -5,9 +5,12 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "onnx/importer.h"
+#include "passes/shape_inference.h"
 #include "runtime/engine.h"
 
 namespace unirt {
@@ -45,7 +48,12 @@ class Writer {
   void dim(const Dim& d) {
     pod<uint8_t>(static_cast<uint8_t>(d.op()));
     switch (d.op()) {
-      case Dim::Op::Const: pod<int64_t>(d.value()); break;
+      case Dim::Op::Const:
+        // The loader refuses larger constants as damage; refuse to write them instead.
+        if (d.value() > kMaxDimConst || d.value() < -kMaxDimConst)
+          throw Error("cannot save the engine: a dimension constant " + std::to_string(d.value()) + " is beyond +-2^40");
+        pod<int64_t>(d.value());
+        break;
       case Dim::Op::Sym:
         str(d.symbol_name());
         pod<int64_t>(d.range().lo);
@@ -173,9 +181,14 @@ class Reader {
     t.dtype = static_cast<DType>(code);
     t.shape = ints();
     t.bytes = bytes();
-    for (auto d : t.shape)
-      if (d < 0) fail("negative tensor dimension");
-    if (t.bytes.size() != static_cast<size_t>(t.numel()) * dtype_size(t.dtype)) fail("tensor size does not match its shape");
+    // A shape that does not match the stored bytes is damage; a real tensor above the limit is not.
+    int64_t n = 1;
+    bool ok = t.shape.size() <= 64;
+    for (int64_t d : t.shape) ok = ok && d >= 0 && !__builtin_mul_overflow(n, d, &n);
+    const int64_t es = static_cast<int64_t>(dtype_size(t.dtype));
+    if (!ok || n > std::numeric_limits<int64_t>::max() / es || t.bytes.size() != static_cast<size_t>(n * es))
+      fail("tensor size does not match its shape");
+    checked_bytes(t.shape, t.dtype, what_ + ": a constant");
     return t;
   }
   [[noreturn]] void fail(const std::string& m) const {
@@ -329,9 +342,10 @@ void save_engine(const Engine& e, const std::string& path) {
   if (!f) throw Error("failed writing engine file '" + path + "'");
 }
 
-static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what);
+static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what, bool validate);
+static void validate_loaded_graph(Engine& e, const std::string& what);
 
-Engine load_engine_bytes(const std::string& b, const std::string& what) {
+Engine load_engine_bytes(const std::string& b, const std::string& what, bool validate) {
   if (b.size() < 8 || b.compare(0, 8, "UNIRTENG") != 0) throw Error(what + ": not a unirt engine file (bad magic)");
   if (b.size() < 20) throw Error(what + ": engine file is truncated (" + std::to_string(b.size()) + " bytes, header incomplete)");
   uint32_t version;
@@ -359,7 +373,7 @@ Engine load_engine_bytes(const std::string& b, const std::string& what) {
   }
 
   try {
-    return parse_payload(b, len, what);
+    return parse_payload(b, len, what, validate);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& ex) {  // e.g. symbolic arithmetic rejecting damaged dims
@@ -367,7 +381,7 @@ Engine load_engine_bytes(const std::string& b, const std::string& what) {
   }
 }
 
-static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what) {
+static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what, bool validate) {
   Reader r(b, 20, 20 + len, what);
   Engine e;
   nlohmann::json h;
@@ -467,7 +481,64 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     g.data_dims.push_back(std::move(d));
   }
   if (r.pos() != 20 + len) r.fail(std::to_string(20 + len - r.pos()) + " unread bytes after the graph");
+  if (validate) validate_loaded_graph(e, what);
   return e;
+}
+
+// An engine's graph is checked as strictly as an import: every node a known op with the arity its
+// kernels rely on, reading values that exist when it runs (nodes run in file order), writing values
+// nothing else writes; constants that match their declared shapes. Then shape inference runs again
+// over the whole graph and recomputes every shape, shape value, guard and data-dependent size, so
+// a damaged shape or attribute is an error naming the node rather than something a kernel trusts.
+static void validate_loaded_graph(Engine& e, const std::string& what) {
+  Graph& g = e.graph;
+  auto bad = [&](const std::string& m) { throw Error(what + ": invalid engine graph: " + m); };
+  if (static_cast<int64_t>(g.nodes.size()) > resource_limits().max_nodes)
+    bad(std::to_string(g.nodes.size()) + " nodes, above the limit of " + std::to_string(resource_limits().max_nodes));
+  const size_t nv = g.values.size();
+  std::vector<char> available(nv, 0), is_input(nv, 0);
+  for (size_t v = 0; v < nv; ++v) {
+    const Value& val = g.value(static_cast<int>(v));
+    if (!val.data) continue;
+    if (val.data->dtype != val.dtype)
+      bad("constant '" + val.name + "' holds " + dtype_name(val.data->dtype) + " data but is declared " + dtype_name(val.dtype));
+    if (!val.has_shape || !shape_is_const(val.shape) || shape_values(val.shape) != val.data->shape)
+      bad("constant '" + val.name + "' is declared " + shape_str(val.shape) + " but holds " + dims_text(val.data->shape));
+    available[v] = 1;
+  }
+  for (int id : g.inputs) {
+    const Value& val = g.value(id);
+    if (val.data || is_input[id]) bad("graph input '" + val.name + "' is a constant or listed twice");
+    if (!val.has_shape) bad("graph input '" + val.name + "' has no shape");
+    is_input[id] = available[id] = 1;
+  }
+  for (const Node& n : g.nodes) {
+    try {
+      check_node_supported(n, g.opset, true);
+    } catch (const Error& err) {
+      bad(err.what());
+    }
+    for (int v : n.inputs)
+      if (v >= 0 && !available[v])
+        bad(n.describe() + " reads '" + g.value(v).name + "' before any node writes it (nodes out of order, or a cycle)");
+    for (int v : n.outputs) {
+      if (v < 0) continue;
+      if (available[v])
+        bad(n.describe() + " writes '" + g.value(v).name + "', which is " +
+            (g.value(v).data ? "a constant" : is_input[v] ? "a graph input" : "written by an earlier node"));
+      available[v] = 1;
+    }
+  }
+  for (int id : g.outputs)
+    if (!available[id]) bad("graph output '" + g.value(id).name + "' is written by no node");
+  if (is_deferred(e)) return;  // the imported graph: shapes are inferred when it is specialised
+  for (auto& v : g.values)
+    if (!v.data && v.producer >= 0) v.has_shape = false, v.sym_value.reset();
+  try {
+    infer_shapes(g);
+  } catch (const Error& err) {
+    bad(err.what());
+  }
 }
 
 Engine load_engine(const std::string& path) {

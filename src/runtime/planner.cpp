@@ -223,13 +223,10 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
         } catch (const DimError& e) {
           throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + ": " + e.what() + " for " + bindings_text(p.bindings));
         }
-        int64_t bytes = static_cast<int64_t>(dtype_size(v.dtype));
-        for (int64_t d : p.shapes[i]) {
-          if (d > 0 && bytes > (int64_t{1} << 40) / d)
-            throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + " has no usable size bound for " +
-                        bindings_text(p.bindings) + " (its data-dependent sizes allow " + dims_text(p.shapes[i]) + ")");
-          bytes *= std::max<int64_t>(d, 1);
-        }
+        size_t bytes;
+        if (!bytes_within_limits(p.shapes[i], v.dtype, &bytes))
+          checked_bytes(p.shapes[i], v.dtype, "value '" + v.name + "' of shape " + shape_str(v.shape) + " (bounded by its data-dependent sizes) for " +
+                                                  bindings_text(p.bindings));
         continue;
       }
     }
@@ -248,6 +245,9 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
     } catch (const DimError& e) {
       throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + ": " + e.what() + " for " + bindings_text(p.bindings));
     }
+    size_t bytes;
+    if (!bytes_within_limits(p.shapes[i], v.dtype, &bytes))
+      checked_bytes(p.shapes[i], v.dtype, "value '" + v.name + "' of shape " + shape_str(v.shape) + " for " + bindings_text(p.bindings));
     if (!v.sym_value && v.data && v.dtype == DType::Int64) {
       p.host_values[i] = v.data->to_int64();
       p.has_host_values[i] = 1;

@@ -1,0 +1,90 @@
+// Shape functions: the fused ops the passes create (unirt.Attention, unirt.ConvNHWC, unirt.Linear,
+// unirt.Mlp). They run again when an engine file is loaded, so besides the shapes they check
+// everything the kernels rely on (operand ranks, channel counts, bias lengths, attribute ranges):
+// a damaged engine gets an error naming the node, never a kernel reading past a buffer.
+#include "passes/shape_inference.h"
+
+namespace unirt {
+namespace {
+
+// A bias input i (if present) is [n].
+void require_bias(ShapeCtx& c, int i, const Dim& n, const char* what) {
+  if (!c.has(i)) return;
+  if (c.rank(i) != 1) c.fail(std::string(what) + " has shape " + shape_str(c.shape(i)) + ", expected [" + n.brief() + "]");
+  c.require_equal(c.shape(i)[0], n, std::string(what) + " length");
+}
+
+void attention(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const int64_t h = c.node().attr_i("num_heads"), d = c.node().attr_i("head_dim");
+  if (h < 1 || d < 1 || h > 4096 || d > 4096) c.fail("num_heads " + std::to_string(h) + " and head_dim " + std::to_string(d) + " must be in 1..4096");
+  if (x.size() != 3) c.fail("qkv must be [batch, tokens, 3*heads*head_dim], got rank " + std::to_string(x.size()));
+  c.require_equal(x[2], Dim(3 * h * d), "qkv channels vs 3*" + std::to_string(h) + "*" + std::to_string(d));
+  c.set(0, c.dtype(0), {x[0], x[1], Dim(h * d)});
+}
+
+// X [..., K] W [K, N] (+ bias [N]) (+ residual of the output shape).
+void linear(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& w = c.shape(1);
+  if (x.empty() || w.size() != 2) c.fail("expects X [..., K] and W [K, N]");
+  c.require_equal(x.back(), w[0], "features of X " + shape_str(x) + " vs W " + shape_str(w));
+  require_bias(c, 2, w[1], "bias");
+  Shape y = x;
+  y.back() = w[1];
+  require_residual_shape(c, 3, y);
+  c.set(0, c.dtype(0), y);
+}
+
+// GELU(X W1 + b1) W2 + b2 (+ residual): X [..., C], W1 [C, hidden], W2 [hidden, Cout].
+void mlp(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& w1 = c.shape(1);
+  const Shape& w2 = c.shape(3);
+  if (x.empty() || w1.size() != 2 || w2.size() != 2) c.fail("expects X [..., C], W1 [C, hidden] and W2 [hidden, Cout]");
+  c.require_equal(x.back(), w1[0], "channels of X " + shape_str(x) + " vs W1 " + shape_str(w1));
+  c.require_equal(w1[1], w2[0], "hidden features of W1 " + shape_str(w1) + " vs W2 " + shape_str(w2));
+  require_bias(c, 2, w1[1], "b1");
+  require_bias(c, 4, w2[1], "b2");
+  Shape y = x;
+  y.back() = w2[1];
+  require_residual_shape(c, 5, y);
+  c.set(0, c.dtype(0), y);
+}
+
+// X [N, H, W, C] (or NCHW with input_layout), W [kh, kw, C/group, Cout] (+ bias) (+ residual).
+void conv_nhwc(ShapeCtx& c) {
+  Shape x = c.shape(0);
+  const std::string layout = c.node().attr_s("input_layout", "NHWC");
+  if (layout != "NHWC" && layout != "NCHW") c.fail("input_layout '" + layout + "' (NHWC or NCHW expected)");
+  if (layout == "NCHW" && x.size() == 4) x = {x[0], x[2], x[3], x[1]};
+  const Shape& w = c.shape(1);
+  if (x.size() != 4 || w.size() != 4) c.fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
+  const auto k = c.node().attr_ints("kernel_shape"), s = c.node().attr_ints("strides", {1, 1}),
+             p = c.node().attr_ints("pads", {0, 0, 0, 0});
+  if (k.size() != 2 || s.size() != 2 || p.size() != 4) c.fail("kernel_shape, strides and pads must have 2, 2 and 4 values");
+  check_window_attrs(c, k, s, {1, 1}, p);
+  const int64_t group = c.node().attr_i("group", 1);
+  if (group < 1) c.fail("group " + std::to_string(group) + " must be positive");
+  c.require_equal(w[0], Dim(k[0]), "weight height vs kernel_shape");
+  c.require_equal(w[1], Dim(k[1]), "weight width vs kernel_shape");
+  c.require_equal(x[3], w[2] * Dim(group), "input channels of " + shape_str(x) + " vs the weight's " + w[2].brief() + " x group " +
+                                               std::to_string(group));
+  if (!w[3].is_const() || w[3].value() % group != 0) c.fail("output channels " + w[3].brief() + " must be constant and divisible by group");
+  require_bias(c, 2, w[3], "bias");
+  Shape y = {x[0], Dim(0), Dim(0), w[3]};
+  for (int d = 0; d < 2; ++d) y[1 + d] = floordiv(x[1 + d] + Dim(p[d] + p[d + 2] - k[d]), Dim(s[d])) + Dim(1);
+  require_residual_shape(c, 3, y);
+  c.set(0, c.dtype(0), y);
+}
+
+}  // namespace
+
+void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
+  m["unirt.Attention"] = attention;
+  m["unirt.ConvNHWC"] = conv_nhwc;
+  m["unirt.Linear"] = linear;
+  m["unirt.Mlp"] = mlp;
+}
+
+}  // namespace unirt
