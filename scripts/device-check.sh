@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything the GPU machine does for unirt in one call: GPU unit tests, the GPU parity suite
-# (pytest: every variant FP32/FP16 vs PyTorch FP32), compute-sanitizer on one inference, and the
+# (pytest: every variant FP32/FP16 vs PyTorch FP32), compute-sanitizer (memcheck, initcheck,
+# synccheck, racecheck) on one inference per model, and the
 # benchmark. Build here (cmake -S . -B build-gpu -DUNIRT_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a),
 # copy build-gpu/unirt and build-gpu/unirt_tests_cuda into build-dev/ (strip them), carry build-dev,
 # and run from the repo root on the device:
@@ -42,18 +43,35 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   UNIRT_RESULTS="$OUT/gpu_parity.md" python3 -m pytest -q -s tests/python/test_gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.log" | tail -n 40 || status=1
 fi
 if [ "$what" = sanitize ] || [ "$what" = all ]; then
-  echo "== compute-sanitizer memcheck: one inference per model"
-  : > "$OUT/memcheck.log"
-  for m in uniformer_small uniformer_small_plus uniformer_base uniformer_small_det_hybrid; do
-    python3 -m unirt_models.export "$m" -o "artifacts/$m.onnx" --no-verify >/dev/null 2>&1 || { echo "export $m failed"; status=1; continue; }
-    shape=input:1x3x224x224; case $m in *det*) shape=input:1x3x320x416;; esac
-    for prec in "" --fp16; do
-      echo "-- $m ${prec:-fp32}" | tee -a "$OUT/memcheck.log"
-      compute-sanitizer --tool memcheck --error-exitcode 9 "$UNIRT_BIN" run "artifacts/$m.onnx" --backend cuda $prec \
-        --shapes "$shape" --output-dir artifacts/memcheck >> "$OUT/memcheck.log" 2>&1 || status=1
-      grep -E "ERROR SUMMARY" "$OUT/memcheck.log" | tail -n 1
+  # All four compute-sanitizer tools, one FP32 and one FP16 inference of S, B and the hybrid
+  # detection backbone. What the tools cannot see into (docs/results/sanitizers_h200.md):
+  # cuBLASLt's Hopper GEMMs (nvjet_*, TMA + mbarrier) read as racy to racecheck and their TMA
+  # stores as never written to initcheck, and they make racecheck slow. racecheck therefore runs
+  # on our kernels (library GEMMs excluded, FP32, plus the CUDA unit tests), initcheck is reported
+  # as it is, and the poisoned-arena test (PatchEmbeddingOutputIsWrittenEverywhere) shows every
+  # flagged buffer is written.
+  LIB="kns=nvjet,kns=gemm,kns=xmma,kns=cutlass,kns=cudnn,kns=cublas"
+  for tool in memcheck initcheck synccheck racecheck; do
+    echo "== compute-sanitizer $tool: one inference per model"
+    : > "$OUT/$tool.log"
+    for m in uniformer_small uniformer_base uniformer_small_det_hybrid; do
+      [ -f "artifacts/$m.onnx" ] || python3 -m unirt_models.export "$m" -o "artifacts/$m.onnx" --no-verify >/dev/null 2>&1 ||
+        { echo "export $m failed"; status=1; continue; }
+      shape=input:1x3x224x224; case $m in *det*) shape=input:1x3x320x416;; esac
+      precs='"" --fp16'; extra=""
+      if [ $tool = racecheck ]; then precs='""'; extra="--kernel-name-exclude $LIB"; shape=input:1x3x64x64; fi
+      for prec in $(eval echo $precs); do
+        echo "-- $m ${prec:-fp32}" | tee -a "$OUT/$tool.log"
+        timeout 600 compute-sanitizer --tool $tool $extra --print-limit 5 "$UNIRT_BIN" run "artifacts/$m.onnx" --backend cuda $prec \
+          --shapes "$shape" --output-dir artifacts/sanitize >> "$OUT/$tool.log" 2>&1 || [ $tool = initcheck ] || status=1
+        grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$OUT/$tool.log" | tail -n 1
+      done
     done
   done
+  echo "== racecheck over the CUDA unit tests (our kernels, library GEMMs excluded)"
+  timeout 900 compute-sanitizer --tool racecheck --kernel-name-exclude $LIB "./$BIN_DIR/unirt_tests_cuda" --gtest_brief=1 \
+    > "$OUT/racecheck_tests.log" 2>&1 || status=1
+  grep -E "RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck_tests.log" | tail -n 3
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   echo "== benchmark"

@@ -35,7 +35,7 @@ bool is_onnx_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   char magic[8] = {};
   f.read(magic, 8);
-  return f.gcount() >= 1 && std::string(magic, 8) != "UNIRTENG";
+  return f.gcount() >= 1 && std::string(magic, 8) != kEngineMagic;
 }
 
 // ort_run.py: $UNIRT_PYTHON_DIR (the python/ folder or unirt_models/ itself), else the source tree.

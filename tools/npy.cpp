@@ -29,7 +29,10 @@ HostTensor read_npy(const std::string& path, const std::string& name) {
   if (!f) throw Error("cannot open '" + path + "'");
   std::stringstream ss;
   ss << f.rdbuf();
-  const std::string b = ss.str();
+  return parse_npy(ss.str(), path, name);
+}
+
+HostTensor parse_npy(const std::string& b, const std::string& path, const std::string& name) {
   if (b.size() < 10 || b.compare(0, 6, "\x93NUMPY") != 0) throw Error(path + ": not a .npy file");
   const int major = b[6];
   size_t hlen, start;

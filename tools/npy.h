@@ -7,5 +7,7 @@
 
 namespace unirt {
 HostTensor read_npy(const std::string& path, const std::string& name);
+// The same from the file's bytes; `path` names it in errors.
+HostTensor parse_npy(const std::string& bytes, const std::string& path, const std::string& name);
 void write_npy(const std::string& path, const HostTensor& t);
 }  // namespace unirt

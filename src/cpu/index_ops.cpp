@@ -164,7 +164,8 @@ class TopKKernel : public IndexKernel {
   void typed(const std::vector<TensorView>& in, const std::vector<TensorView>& out) {
     const auto& xs = in[0].shape;
     const int64_t axis = norm_axis(node_.attr_i("axis", -1), static_cast<int64_t>(xs.size()));
-    const int64_t k = opset_ < 10 ? node_.attr_i("k") : ints(in[1]).at(0);
+    if (opset_ >= 10 && in[1].numel() != 1) fail("k holds " + std::to_string(in[1].numel()) + " values, expected one");
+    const int64_t k = opset_ < 10 ? node_.attr_i("k") : ints(in[1])[0];
     if (k < 0 || k > xs[axis]) fail("k " + std::to_string(k) + " is outside 0.." + std::to_string(xs[axis]));
     const bool largest = node_.attr_i("largest", 1) != 0;
     const AxisSplit v(xs, axis);

@@ -99,7 +99,7 @@ class ReduceKernel : public CpuKernel {
                 : R == Red::Prod ? Acc{1} : Acc{0};
       if constexpr (R == Red::Max && std::is_floating_point<T>::value) acc = -INFINITY;
       if constexpr (R == Red::Min && std::is_floating_point<T>::value) acc = INFINITY;
-      const T* xb = x + base;
+      const T* xb = count ? x + base : x;  // an empty input may have no memory at all
       for (int64_t k = 0; k < count; ++k) {
         const Acc v = static_cast<Acc>(tail ? xb[k] : xb[ro[k]]);
         if constexpr (R == Red::Max) acc = (v > acc || v != v) ? v : acc;

@@ -21,6 +21,7 @@ class SoftmaxKernel : public CpuKernel {
     const int64_t r = static_cast<int64_t>(xs.size());
     if (r == 0) fail("input must have rank >= 1");
     const int64_t axis = norm_axis(axis_, r);
+    if (in[0].numel() == 0) return;  // an empty tensor may have no memory at all
     int64_t outer = 1, len = 1, inner = 1;
     for (int64_t i = 0; i < r; ++i) {
       if (i < axis) outer *= xs[i];

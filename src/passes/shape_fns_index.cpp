@@ -64,7 +64,11 @@ void topk(ShapeCtx& c) {
   std::vector<Dim> k;
   if (c.opset() < 10) k = {Dim(c.node().attr_i("k"))};
   else if (auto known = c.values(1)) k = *known;
-  else k = {c.data_dim(x[a])};  // the kernel reads k and writes it back as the size
+  else {
+    if (c.dtype(1) != DType::Int64) c.fail("k must be int64");
+    c.require_equal(shape_numel(c.shape(1)), Dim(1), "k " + shape_str(c.shape(1)) + " holds one value");
+    k = {c.data_dim(x[a])};  // the kernel reads k and writes it back as the size
+  }
   if (k.size() != 1) c.fail("k must hold one value");
   if (dim_lt(k[0], Dim(0)) == Truth::True) c.fail("k is negative (" + k[0].brief() + ")");
   if (dim_lt(x[a], k[0]) == Truth::True) c.fail("k " + k[0].brief() + " exceeds the axis length " + x[a].brief());

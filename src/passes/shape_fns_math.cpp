@@ -137,6 +137,11 @@ void pool(ShapeCtx& c) {
   if (x.size() < 3) c.fail("input " + shape_str(x) + " needs rank >= 3");
   auto k = c.node().attr_ints("kernel_shape");
   if (k.empty()) c.fail("kernel_shape is required");
+  // A window entirely in the padding would have no element (ONNX Runtime refuses it too).
+  const auto pads = c.node().attr_ints("pads");
+  for (size_t i = 0; i < pads.size() && !k.empty(); ++i)
+    if (pads[i] >= k[i % k.size()])
+      c.fail("pad " + std::to_string(pads[i]) + " is not smaller than the kernel " + std::to_string(k[i % k.size()]));
   Shape out = {x[0], x[1]};
   for (const Dim& d : spatial_out(c, x, k, c.node().attr_i("ceil_mode", 0) != 0)) out.push_back(d);
   c.set(0, c.dtype(0), out);

@@ -181,7 +181,7 @@ Engine load_model(const std::string& path, const BuildOptions& opts) {
   std::stringstream ss;
   ss << f.rdbuf();
   const std::string bytes = ss.str();
-  if (bytes.compare(0, 8, "UNIRTENG") == 0) return load_engine_bytes(bytes, path);
+  if (bytes.compare(0, 8, kEngineMagic) == 0) return load_engine_bytes(bytes, path);
   Engine e = build_engine(import_onnx_bytes(bytes, path), opts);
   e.source = path;
   return e;

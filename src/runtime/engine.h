@@ -56,6 +56,10 @@ Engine load_engine(const std::string& path);
 // `validate` false skips the graph checks after parsing (the file format's own tests only; an
 // engine loaded that way must not be run).
 Engine load_engine_bytes(const std::string& bytes, const std::string& what, bool validate = true);
+// The framing of an engine file around its payload ("UNIRTENG", format version, length, payload,
+// FNV-1a checksum): tools, tests and fuzzers that edit a payload re-frame it with a valid checksum.
+std::string frame_engine_payload(const std::string& payload);
+std::string engine_payload(const std::string& file_bytes);  // throws Error unless framed
 // An .onnx (built now with opts) or an engine file, told apart by the file's first bytes.
 Engine load_model(const std::string& path, const BuildOptions& opts);
 // Parses "input:1x3x224x224,other:2x5" into name -> dims; throws Error on bad syntax.
@@ -63,5 +67,6 @@ std::map<std::string, std::vector<int64_t>> parse_shapes(const std::string& spec
 
 extern const uint32_t kEngineFormatVersion;
 extern const char* const kUnirtVersion;
+extern const char* const kEngineMagic;  // the first 8 bytes of an engine file
 
 }  // namespace unirt

@@ -19,6 +19,7 @@ namespace unirt {
 // 3: data-dependent sizes (Graph::data_dims).
 const uint32_t kEngineFormatVersion = 3;
 const char* const kUnirtVersion = "0.1.0";
+const char* const kEngineMagic = "UNIRTENG";
 
 namespace {
 
@@ -330,23 +331,35 @@ void save_engine(const Engine& e, const std::string& path) {
     w.dim(d.bound);
   }
 
-  const std::string& payload = w.buf();
+  const std::string bytes = frame_engine_payload(w.buf());
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f) throw Error("cannot write engine file '" + path + "'");
-  f.write("UNIRTENG", 8);
-  f.write(reinterpret_cast<const char*>(&kEngineFormatVersion), 4);
-  const uint64_t len = payload.size(), sum = fnv1a(payload.data(), payload.size());
-  f.write(reinterpret_cast<const char*>(&len), 8);
-  f.write(payload.data(), static_cast<std::streamsize>(payload.size()));
-  f.write(reinterpret_cast<const char*>(&sum), 8);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   if (!f) throw Error("failed writing engine file '" + path + "'");
+}
+
+std::string frame_engine_payload(const std::string& payload) {
+  std::string b = kEngineMagic;
+  b.append(reinterpret_cast<const char*>(&kEngineFormatVersion), 4);
+  const uint64_t len = payload.size(), sum = fnv1a(payload.data(), payload.size());
+  b.append(reinterpret_cast<const char*>(&len), 8);
+  b += payload;
+  b.append(reinterpret_cast<const char*>(&sum), 8);
+  return b;
+}
+
+std::string engine_payload(const std::string& b) {
+  uint64_t len = 0;
+  if (b.size() >= 20) std::memcpy(&len, b.data() + 12, 8);
+  if (b.size() < 28 || b.compare(0, 8, kEngineMagic) != 0 || len != b.size() - 28) throw Error("not a framed engine file");
+  return b.substr(20, len);
 }
 
 static Engine parse_payload(const std::string& b, uint64_t len, const std::string& what, bool validate);
 static void validate_loaded_graph(Engine& e, const std::string& what);
 
 Engine load_engine_bytes(const std::string& b, const std::string& what, bool validate) {
-  if (b.size() < 8 || b.compare(0, 8, "UNIRTENG") != 0) throw Error(what + ": not a unirt engine file (bad magic)");
+  if (b.size() < 8 || b.compare(0, 8, kEngineMagic) != 0) throw Error(what + ": not a unirt engine file (bad magic)");
   if (b.size() < 20) throw Error(what + ": engine file is truncated (" + std::to_string(b.size()) + " bytes, header incomplete)");
   uint32_t version;
   std::memcpy(&version, b.data() + 8, 4);

@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 namespace unirt {
@@ -61,6 +62,7 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
     throw Error("engine was built for the " + engine_->options.backend + " backend, this session runs on " + backend_->name() +
                 ": rebuild with --backend " + backend_->name());
   if (opts_.threads > 0) backend_->context().threads = opts_.threads;
+  if (const char* env = std::getenv("UNIRT_POISON_MEMORY")) opts_.poison_memory = opts_.poison_memory || std::string(env) == "1";
   if (is_deferred(*engine_)) return;  // kernels live in the specialised sessions
   if (!g.data_dims.empty()) {
     sizes_ = backend_->alloc(g.data_dims.size() * sizeof(int64_t));
@@ -207,6 +209,7 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
   if (pp->plan.arena_bytes > arena_capacity_) {
     if (arena_) backend_->free(arena_);
     arena_ = backend_->alloc(pp->plan.arena_bytes);
+    poison(arena_, pp->plan.arena_bytes);
     arena_capacity_ = pp->plan.arena_bytes;
     for (auto& c : cache_)  // their pointers moved
       for (auto& set : c->segments)
@@ -219,10 +222,17 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
   return *last_;
 }
 
+void Session::poison(void* p, size_t bytes) {
+  if (!opts_.poison_memory || !bytes) return;
+  const std::vector<uint8_t> ff(bytes, 0xFF);
+  backend_->copy_from_host(p, ff.data(), bytes);
+}
+
 void Session::grow_workspace(size_t bytes) {
   if (bytes <= workspace_bytes_) return;
   if (workspace_) backend_->free(workspace_);
   workspace_ = backend_->alloc(bytes);
+  poison(workspace_, bytes);
   workspace_bytes_ = bytes;
   for (auto& c : cache_)
     for (auto& set : c->segments)
@@ -457,7 +467,7 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
     if (plan.written[v]) {
       backend_->copy_to_host(tmp.data(), io[v], bytes);
     } else if (val.data) {
-      std::memcpy(tmp.data(), val.data->bytes.data(), std::min(bytes, val.data->bytes.size()));
+      if (const size_t n = std::min(bytes, val.data->bytes.size())) std::memcpy(tmp.data(), val.data->bytes.data(), n);
     } else if (plan.has_host_values[v]) {
       std::vector<int64_t> shape, hv;
       if (plan.data_shaped[v]) data_shaped_value(g, plan, v, known, shape, hv);

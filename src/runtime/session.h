@@ -32,6 +32,10 @@ struct SessionOptions {
   size_t max_cached_plans = 16;
   // Per plan and segment after a data-dependent size: how many sets of sizes stay prepared.
   size_t max_cached_segments = 64;
+  // Debugging: fill the activation arena and the workspace with 0xFF bytes (NaN in float32 and
+  // float16) when they are allocated, so a kernel that reads what nothing wrote shows as NaN.
+  // Also set by the environment variable UNIRT_POISON_MEMORY=1.
+  bool poison_memory = false;
 };
 
 struct LayerTiming {
@@ -87,6 +91,7 @@ class Session {
   // Segment k of pp's plan at the data sizes read back so far (`known`, keyed by `sizes`).
   Segment& segment_for(Prepared& pp, size_t k, const std::map<std::string, int64_t>& known, const std::vector<int64_t>& sizes);
   void grow_workspace(size_t bytes);
+  void poison(void* p, size_t bytes);
   void launch(const Plan& plan, Segment& seg);
   void bind_views(const Plan& plan, Segment& seg, const std::map<int, void*>& io);
   void check_input(const Value& v, const TensorView& t, size_t i) const;

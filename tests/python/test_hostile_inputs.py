@@ -5,6 +5,7 @@ a hang or exit 0 with garbage. Where ../shared/hostile-inputs exists, its files 
 checks. Prints a table: cases tried per kind and how they ended.
 """
 import collections
+import glob
 import os
 import random
 import subprocess
@@ -215,6 +216,26 @@ def test_shared_hostile_inputs(unirt_bin, tmp_path):
     for f in sorted(os.listdir(SHARED)):
         if f.endswith(".engine"):  # engine format 1: the version check answers
             run(unirt_bin, ["run", s(f), "--shapes", "input:1x3x64x64"] + out, "shared files")
+
+
+def test_fuzz_regressions_through_the_cli(unirt_bin, model, tmp_path):
+    """Every input a fuzzer found crashing (fuzz/regressions/) ends cleanly through the CLI too."""
+    reg = os.path.join(REPO, "fuzz", "regressions")
+    for f in sorted(glob.glob(os.path.join(reg, "onnx", "*"))):
+        p = subprocess.run([unirt_bin, "run", f, "--backend", "cpu", "--output-dir", str(tmp_path)], capture_output=True, text=True,
+                           errors="backslashreplace", timeout=60)
+        assert p.returncode in (0, 1), (f, p.returncode, p.stderr)
+        TALLY["fuzz regressions"]["ran" if p.returncode == 0 else "clean error"] += 1
+    for f in sorted(glob.glob(os.path.join(reg, "inputs", "*"))):
+        data = open(f, "rb").read()
+        suffix = ".npy" if data[0] % 2 == 0 else ".img"
+        path = tmp_path / (os.path.basename(f) + suffix)
+        path.write_bytes(data[1:])
+        args = ["--input", f"input={path}"] if suffix == ".npy" else ["--image", str(path), "--size", "16"]
+        p = subprocess.run([unirt_bin, "run", str(model), "--backend", "cpu", *args, "--output-dir", str(tmp_path)], capture_output=True,
+                           text=True, errors="backslashreplace", timeout=60)
+        assert p.returncode in (0, 1), (f, p.returncode, p.stderr)
+        TALLY["fuzz regressions"]["ran" if p.returncode == 0 else "clean error"] += 1
 
 
 def test_zz_print_table():

@@ -707,3 +707,32 @@ TEST_F(CudaOps, TopKWithADataK) {
     EXPECT_NE(std::string(err.what()).find("topk"), std::string::npos) << err.what();
   }
 }
+
+// compute-sanitizer initcheck reports every read of a float16 patch-embedding output (im2col +
+// cuBLASLt GEMM, then LayerNorm) as uninitialised. With the arena and workspace poisoned (0xFF:
+// NaN), anything really left unwritten would turn the output into NaN: it must match the CPU.
+TEST_F(CudaOps, PatchEmbeddingOutputIsWrittenEverywhere) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "3", "h", "w"});
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.f, 0.1f);
+  std::vector<float> w(64 * 3 * 16), ones(64, 1.f), zeros(64, 0.f);
+  for (auto& v : w) v = nd(rng);
+  add_init(g, "w", {64, 3, 4, 4}, w);
+  add_init(g, "bias", {64}, zeros);
+  add_init(g, "gamma", {64}, ones);
+  add_init(g, "beta", {64}, zeros);
+  auto* conv = add_node(g, "Conv", {"a", "w", "bias"}, {"c"});
+  add_ints(conv, "kernel_shape", {4, 4});
+  add_ints(conv, "strides", {4, 4});
+  add_ints(add_node(g, "Transpose", {"c"}, {"t"}), "perm", {0, 2, 3, 1});
+  add_int(add_node(g, "LayerNormalization", {"t", "gamma", "beta"}, {"y"}), "axis", -1);
+  g->add_output()->set_name("y");
+  setenv("UNIRT_POISON_MEMORY", "1", 1);
+  auto in = inputs_for({{2, 3, 224, 224}}, 3);
+  const double fp16 = compare(m, in, Precision::FP16), fp32 = compare(m, in, Precision::FP32);
+  unsetenv("UNIRT_POISON_MEMORY");
+  EXPECT_LT(fp16, 2e-2);  // NaN compares false: a NaN output fails here
+  EXPECT_LT(fp32, 1e-4);
+}

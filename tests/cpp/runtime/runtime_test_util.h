@@ -1,5 +1,6 @@
 // Small engines shared by the runtime tests.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -8,6 +9,24 @@
 #include "test_graphs.h"
 
 namespace unirt::testing {
+
+// The model built as imported (no fusions), for tests that name its nodes.
+inline Engine build_unfused(onnx::ModelProto m, ShapeProfile prof = {}) {
+  BuildOptions o;
+  o.profile = std::move(prof);
+  o.fuse = false;
+  return build_engine(import_onnx_bytes(model_bytes(m), "test"), o);
+}
+
+// The message of the unirt::Error f throws, "" if it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 
 // x[batch,16] -> Neg -> Abs -> Neg -> ... (8 nodes) -> y = |x|: buffers can ping-pong between two slots.
 inline Engine chain_engine(ShapeProfile prof = {}) {

@@ -14,21 +14,6 @@ using namespace unirt::testing;
 
 namespace {
 
-Engine build(onnx::ModelProto m) {
-  BuildOptions o;
-  o.fuse = false;
-  return build_engine(import_onnx_bytes(model_bytes(m), "test"), o);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 HostTensor floats(const std::string& name, std::vector<float> v) {
   HostTensor t;
   t.name = name;
@@ -70,7 +55,7 @@ onnx::ModelProto nonzero_model() {
 }  // namespace
 
 TEST(DataDependentSizes, NonZeroOutputsCarryTheCountDownstream) {
-  auto e = std::make_shared<Engine>(build(nonzero_model()));
+  auto e = std::make_shared<Engine>(build_unfused(nonzero_model()));
   ASSERT_EQ(e->graph.data_dims.size(), 1u);
   EXPECT_EQ(e->graph.data_dims[0].symbol, "len(nonzero)");
   Session s(e, make_cpu_backend(1));
@@ -93,7 +78,7 @@ TEST(DataDependentSizes, NonZeroOutputsCarryTheCountDownstream) {
 }
 
 TEST(DataDependentSizes, PlanSplitsAfterTheNodeAndPlansTheBound) {
-  Engine e = build(nonzero_model());
+  Engine e = build_unfused(nonzero_model());
   Plan p = make_plan(e, {{"x", {7}}});
   ASSERT_EQ(p.data_sizes.size(), 1u);
   EXPECT_EQ(p.data_sizes[0].bound, 7);
@@ -121,7 +106,7 @@ TEST(DataDependentSizes, GuardOnTheSizeIsCheckedOnceItIsKnown) {
   add_int(add_node(g, "Gather", {"x", "idx"}, {"vals"}), "axis", 0);
   add_node(g, "Add", {"vals", "w"}, {"y"}, "add_w");
   g->add_output()->set_name("y");
-  auto e = std::make_shared<Engine>(build(m));
+  auto e = std::make_shared<Engine>(build_unfused(m));
   Session s(e, make_cpu_backend(1));
   auto out = s.run({floats("x", {1, 0, 2}), floats("w", {10, 20})});
   EXPECT_EQ(floats_of(out[0]), (std::vector<float>{11, 22}));
@@ -141,7 +126,7 @@ TEST(DataDependentSizes, TopKWithADataKNeedsNoSpecialisation) {
   add_node(g, "TopK", {"x", "k"}, {"v", "i"}, "topk");
   g->add_output()->set_name("v");
   g->add_output()->set_name("i");
-  auto e = std::make_shared<Engine>(build(m));
+  auto e = std::make_shared<Engine>(build_unfused(m));
   EXPECT_FALSE(is_deferred(*e));
   ASSERT_EQ(e->graph.data_dims.size(), 1u);
   Session s(e, make_cpu_backend(1));
@@ -165,7 +150,7 @@ TEST(DataDependentSizes, NonMaxSuppressionCountVariesPerRun) {
   add_init(g, "thr", {1}, {0.1f});
   add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"}, "nms");
   g->add_output()->set_name("sel");
-  auto e = std::make_shared<Engine>(build(m));
+  auto e = std::make_shared<Engine>(build_unfused(m));
   Session s(e, make_cpu_backend(1));
   EXPECT_EQ(s.output_shapes({{1, 3, 4}, {1, 1, 3}}), (std::vector<std::vector<int64_t>>{{2, 3}}));  // b*c*min(n, 2)
   HostTensor boxes = floats("boxes", {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 0, 2, 1, 3});
@@ -181,7 +166,7 @@ TEST(DataDependentSizes, NonMaxSuppressionCountVariesPerRun) {
 }
 
 TEST(DataDependentSizes, EngineFileKeepsTheSizes) {
-  Engine e = build(nonzero_model());
+  Engine e = build_unfused(nonzero_model());
   const std::string path = ::testing::TempDir() + "/nonzero.engine";
   save_engine(e, path);
   auto loaded = std::make_shared<Engine>(load_engine(path));

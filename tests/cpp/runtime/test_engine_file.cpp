@@ -140,19 +140,8 @@ void expect_error(const std::string& bytes, const std::string& needle) {
   }
 }
 
-uint64_t fnv1a(const char* p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(p[i])) * 1099511628211ull;
-  return h;
-}
-
 // Rewrites the stored checksum so damage inside the payload reaches the parser.
-void fix_checksum(std::string& b) {
-  uint64_t len;
-  std::memcpy(&len, b.data() + 12, 8);
-  const uint64_t sum = fnv1a(b.data() + 20, len);
-  std::memcpy(&b[20 + len], &sum, 8);
-}
+void fix_checksum(std::string& b) { b = frame_engine_payload(engine_payload(b)); }
 
 }  // namespace
 

@@ -29,15 +29,6 @@ Engine conv_relu() {
   return build_engine(import_onnx_bytes(model_bytes(m), "conv_relu"), o);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // Saves the (damaged) engine and loads it back; returns the error, "" if it loaded.
 std::string load_error(const Engine& e) {
   const std::string path = ::testing::TempDir() + "/hostile.engine";

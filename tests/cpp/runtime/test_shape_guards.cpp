@@ -11,22 +11,6 @@ using namespace unirt::testing;
 
 namespace {
 
-Engine build(onnx::ModelProto m, ShapeProfile prof = {}) {
-  BuildOptions o;
-  o.profile = std::move(prof);
-  o.fuse = false;
-  return build_engine(import_onnx_bytes(model_bytes(m), "test"), o);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 // x [b, h] + y [b, w]: equal only if h == w, which the build cannot know.
 onnx::ModelProto add_model() {
   onnx::ModelProto m;
@@ -62,7 +46,7 @@ TensorData tensor_f(std::vector<int64_t> shape) {
 }  // namespace
 
 TEST(ShapeGuards, UndecidableBroadcastBecomesAGuardCheckedPerShape) {
-  Engine e = build(add_model());
+  Engine e = build_unfused(add_model());
   ASSERT_EQ(e.graph.guards.size(), 1u);
   EXPECT_NE(e.graph.guards[0].node.find("the_add"), std::string::npos);
   EXPECT_NO_THROW(make_plan(e, {{"x", {2, 5}}, {"y", {2, 5}}}));
@@ -77,7 +61,7 @@ TEST(ShapeGuards, ProfileThatBreaksAGuardIsRefusedWithTheRangeThatWorks) {
   ShapeProfile two;
   two.min["x"] = {1, 6};
   two.max["x"] = {2, 6};
-  const std::string msg = error_of([&] { build(frozen_batch_model(), two); });
+  const std::string msg = error_of([&] { build_unfused(frozen_batch_model(), two); });
   EXPECT_NE(msg.find("residual"), std::string::npos) << msg;
   EXPECT_NE(msg.find("b=2"), std::string::npos) << msg;
   EXPECT_NE(msg.find("valid only for b == 1"), std::string::npos) << msg;
@@ -86,7 +70,7 @@ TEST(ShapeGuards, ProfileThatBreaksAGuardIsRefusedWithTheRangeThatWorks) {
   ShapeProfile one;
   one.min["x"] = {1, 6};
   one.max["x"] = {1, 6};
-  Engine e = build(frozen_batch_model(), one);
+  Engine e = build_unfused(frozen_batch_model(), one);
   EXPECT_TRUE(e.graph.guards.empty());  // the pinned batch is the constant 1: everything is proven
   EXPECT_TRUE(same_shape(e.graph.value(e.graph.outputs[0]).shape, {Dim(1), Dim(6)}));
   Session s(std::make_shared<Engine>(e), make_cpu_backend(1));
@@ -97,7 +81,7 @@ TEST(ShapeGuards, ProfileThatBreaksAGuardIsRefusedWithTheRangeThatWorks) {
 }
 
 TEST(ShapeGuards, PlannerRefusesSymbolValuesOutsideTheirRange) {
-  Engine e = build(add_model());  // no profile: 1..2^31-1 for every symbol
+  Engine e = build_unfused(add_model());  // no profile: 1..2^31-1 for every symbol
   const std::string msg = error_of([&] { make_plan(e, {{"x", {0, 5}}, {"y", {0, 5}}}); });
   EXPECT_NE(msg.find("'b'"), std::string::npos) << msg;
   EXPECT_NE(msg.find("serves 1.."), std::string::npos) << msg;
@@ -115,7 +99,7 @@ TEST(ShapeGuards, ShapeInputSpecialisesTheEnginePerValue) {
   add_node(g, "Reshape", {"x", "shape"}, {"r"});
   add_node(g, "Neg", {"r"}, {"y"});
   g->add_output()->set_name("y");
-  auto e = std::make_shared<Engine>(build(m));
+  auto e = std::make_shared<Engine>(build_unfused(m));
   ASSERT_EQ(e->shape_inputs, std::vector<std::string>{"shape"});
   Session sess(e, make_cpu_backend(1));
   TensorData x = tensor_f({12});
@@ -146,7 +130,7 @@ TEST(ShapeGuards, UndecidableShapeValueSpecialisesPerInputShape) {
   add_node(g, "Where", {"is6", "two_by_three", "n_by_1"}, {"target"});
   add_node(g, "Reshape", {"x", "target"}, {"y"});
   g->add_output()->set_name("y");
-  auto e = std::make_shared<Engine>(build(m));
+  auto e = std::make_shared<Engine>(build_unfused(m));
   EXPECT_TRUE(e->specialize_per_shape);
   EXPECT_TRUE(e->shape_inputs.empty());
   Session sess(e, make_cpu_backend(1));
