@@ -33,6 +33,7 @@ void add_run_command(CLI::App& app, Registry& r);
 void add_bench_command(CLI::App& app, Registry& r);
 void add_compare_command(CLI::App& app, Registry& r);
 void add_inspect_command(CLI::App& app, Registry& r);
+void add_ops_command(CLI::App& app, Registry& r);
 void add_classify_command(CLI::App& app, Registry& r);
 
 // "auto" -> "cuda" when this binary has CUDA and a GPU is usable, else "cpu".

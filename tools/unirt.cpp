@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   cli::add_compare_command(app, reg);
   cli::add_inspect_command(app, reg);
   cli::add_classify_command(app, reg);
+  cli::add_ops_command(app, reg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
