@@ -215,10 +215,12 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
       for (auto& set : c->segments)
         for (auto& seg : set) seg->graph.reset(), seg->arena_base = nullptr;
   }
+  // The first segment is prepared before the plan is cached: a kernel refusing the shape must not
+  // leave a cached plan without it.
+  segment_for(*pp, 0, pp->plan.bindings, {});
   cache_.push_front(std::move(pp));
   if (cache_.size() > opts_.max_cached_plans) cache_.pop_back();
   last_ = cache_.front().get();
-  segment_for(*last_, 0, last_->plan.bindings, {});
   return *last_;
 }
 
