@@ -196,22 +196,6 @@ class TopKKernel : public IndexKernel {
 };
 UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel);
 
-// Is element i nonzero? -0.0 is zero and NaN is not, as for a C++ comparison with 0.
-bool nonzero_at(const TensorView& t, int64_t i) {
-  switch (t.dtype) {
-    case DType::Float32: return t.as<float>()[i] != 0.0f;
-    case DType::Float64: return t.as<double>()[i] != 0.0;
-    case DType::Float16: return (t.as<uint16_t>()[i] & 0x7fff) != 0;
-    default: {
-      const size_t es = dtype_size(t.dtype);
-      const uint8_t* p = t.as<uint8_t>() + i * es;
-      for (size_t b = 0; b < es; ++b)
-        if (p[b]) return true;
-      return false;
-    }
-  }
-}
-
 // The coordinates of the nonzero elements in element order: [rank, count].
 class NonZeroKernel : public IndexKernel {
  public:
@@ -220,8 +204,9 @@ class NonZeroKernel : public IndexKernel {
     const auto& xs = in[0].shape;
     const int64_t n = in[0].numel();
     std::vector<int64_t> hits;
+    const size_t es = dtype_size(in[0].dtype);
     for (int64_t i = 0; i < n; ++i)
-      if (nonzero_at(in[0], i)) hits.push_back(i);
+      if (element_nonzero(in[0].dtype, in[0].as<uint8_t>() + i * es)) hits.push_back(i);
     const int64_t count = static_cast<int64_t>(hits.size());
     if (out[0].shape.size() != 2 || count > out[0].shape[1])
       fail("output " + shape_text(out[0].shape) + " cannot hold " + std::to_string(count) + " coordinates");

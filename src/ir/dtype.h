@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace unirt {
@@ -48,6 +49,21 @@ inline const char* dtype_name(DType t) {
 }
 
 // True for the ONNX codes unirt can hold in a tensor.
+// Is the element of type t at p nonzero, as NonZero counts it? -0.0 is zero and NaN is not (a C++
+// comparison with 0); integers and bool by any set bit.
+inline bool element_nonzero(DType t, const void* p) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  switch (t) {
+    case DType::Float32: { float v; std::memcpy(&v, b, 4); return v != 0.0f; }
+    case DType::Float64: { double v; std::memcpy(&v, b, 8); return v != 0.0; }
+    case DType::Float16: { uint16_t v; std::memcpy(&v, b, 2); return (v & 0x7fff) != 0; }
+    default:
+      for (size_t k = 0; k < dtype_size(t); ++k)
+        if (b[k]) return true;
+      return false;
+  }
+}
+
 inline bool dtype_supported(int32_t code) {
   switch (static_cast<DType>(code)) {
     case DType::Float32: case DType::Uint8: case DType::Int8: case DType::Int32:

@@ -3,8 +3,6 @@
 // ScatterND) and the detector's selections use them. TopK's k may be a shape value (argsort
 // exports k = Shape(x)[axis]) or tensor data; NonZero's and NonMaxSuppression's output lengths
 // are data-dependent sizes (ShapeCtx::data_dim) bounded by their inputs' sizes.
-#include <cstring>
-
 #include "passes/shape_inference.h"
 
 namespace unirt {
@@ -80,35 +78,14 @@ void topk(ShapeCtx& c) {
   c.set(1, DType::Int64, out);
 }
 
-bool element_is_nonzero(const TensorData& t, int64_t i) {
-  const size_t es = dtype_size(t.dtype);
-  if (t.dtype == DType::Float32) {
-    float v;
-    std::memcpy(&v, t.bytes.data() + i * es, es);
-    return v != 0.0f;  // -0.0 is zero, NaN is not
-  }
-  if (t.dtype == DType::Float64) {
-    double v;
-    std::memcpy(&v, t.bytes.data() + i * es, es);
-    return v != 0.0;
-  }
-  if (t.dtype == DType::Float16) {
-    uint16_t v;
-    std::memcpy(&v, t.bytes.data() + i * es, es);
-    return (v & 0x7fff) != 0;
-  }
-  for (size_t b = 0; b < es; ++b)
-    if (t.bytes[i * es + b]) return true;
-  return false;
-}
-
 void nonzero(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   if (x.empty()) c.fail("input must have rank >= 1");
   Dim count;
   if (const auto& d = c.in(0).data) {
     int64_t n = 0;
-    for (int64_t i = 0; i < d->numel(); ++i) n += element_is_nonzero(*d, i);
+    const size_t es = dtype_size(d->dtype);
+    for (int64_t i = 0; i < d->numel(); ++i) n += element_nonzero(d->dtype, d->bytes.data() + i * es);
     count = Dim(n);
   } else {
     count = c.data_dim(shape_numel(x));
