@@ -31,7 +31,10 @@ Engine conv_relu() {
 
 // Saves the (damaged) engine and loads it back; returns the error, "" if it loaded.
 std::string load_error(const Engine& e) {
-  const std::string path = ::testing::TempDir() + "/hostile.engine";
+  static int saved = 0;
+  // One file per test: ctest runs the tests of this binary in parallel processes.
+  const std::string path = ::testing::TempDir() + "/hostile_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                           "_" + std::to_string(++saved) + ".engine";
   save_engine(e, path);
   const std::string msg = error_of([&] { load_engine(path); });
   std::remove(path.c_str());
