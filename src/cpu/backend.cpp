@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "runtime/kernel.h"
+#include "backend/backend.h"
 
 namespace unirt {
 namespace {
@@ -18,6 +18,8 @@ class CpuBackend : public Backend {
   }
   static constexpr int kMaxThreads = 1024;
   std::string name() const override { return "cpu"; }
+  bool host_visible() const override { return true; }
+  std::unique_ptr<Backend> clone() const override { return std::make_unique<CpuBackend>(ctx_.threads); }
   void* alloc(size_t bytes) override {
     void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
     if (!p) throw Error("cpu backend: out of host memory allocating " + std::to_string(bytes) + " bytes");

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/kernel.h"
+#include "backend/kernel.h"
 
 namespace unirt {
 namespace cpu {

@@ -3,7 +3,7 @@
 // at most max_output_boxes_per_class). The output length is a data-dependent size: the kernel
 // writes it into the extra output the runtime gives such a node.
 #include "cpu/cpu_util.h"
-#include "runtime/nms_rule.h"
+#include "backend/nms_rule.h"
 
 namespace unirt {
 namespace cpu {

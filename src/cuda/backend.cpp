@@ -19,6 +19,8 @@ class CudaBackend : public Backend {
     if (stream_) cudaStreamDestroy(stream_);
   }
   std::string name() const override { return "cuda"; }
+  bool host_visible() const override { return false; }
+  std::unique_ptr<Backend> clone() const override { return std::make_unique<CudaBackend>(); }
   void* alloc(size_t bytes) override {
     void* p = nullptr;
     // 256 bytes at least so every buffer is 16-byte aligned and distinct, even when empty.

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "cuda/check.h"
-#include "runtime/kernel.h"
+#include "backend/backend.h"
 
 namespace unirt {
 namespace cuda {

@@ -1,5 +1,5 @@
 // Detection ops on the GPU: NonMaxSuppression, with ONNX semantics and the same suppression rule
-// as the CPU kernel (runtime/nms_rule.h), without a host synchronisation:
+// as the CPU kernel (backend/nms_rule.h), without a host synchronisation:
 //   1. CUB segmented radix sort of each (batch, class) row of scores, descending (stable, so equal
 //      scores keep the lower box index first);
 //   2. per row, the number of candidates above score_threshold (a prefix of the sorted row);
@@ -12,7 +12,7 @@
 #include <cub/device/device_segmented_radix_sort.cuh>
 
 #include "cuda/cuda_context.h"
-#include "runtime/nms_rule.h"
+#include "backend/nms_rule.h"
 
 namespace unirt {
 namespace cuda {

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "ir/graph.h"
-#include "runtime/kernel.h"
+#include "ir/precision.h"
 
 namespace unirt {
 

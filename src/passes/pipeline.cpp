@@ -18,7 +18,7 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     reports.push_back(r);
   };
   run("infer_shapes", [&] { infer_shapes(g); return 0; });
-  run("fold_constants", [&] { return fold_constants(g); });
+  run("fold_constants", [&] { return fold_constants(g, o.evaluate); });
   run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   if (o.fuse) {
     run("fold_conv_batchnorm", [&] { return fold_conv_batchnorm(g); });

@@ -58,7 +58,7 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   e.options = opts;
   PipelineOptions po;
   po.precision = opts.precision;
-  po.backend = opts.backend;
+  po.evaluate = cpu_constant_evaluator();
   po.fuse = opts.fuse;
   if (opts.layout != "auto" && opts.layout != "nchw" && opts.layout != "nhwc")
     throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");

@@ -6,7 +6,7 @@
 
 #include "ir/graph.h"
 #include "passes/pipeline.h"
-#include "runtime/kernel.h"
+#include "backend/backend.h"
 
 namespace unirt {
 
@@ -45,6 +45,8 @@ struct Engine {
 };
 
 Engine build_engine(Graph graph, const BuildOptions& opts);
+// fold_constants' evaluator: the node's CPU kernel (runtime/constant_evaluator.cpp).
+ConstantEvaluator cpu_constant_evaluator();
 // The engine for one value of each shape input (shape_inputs), built with the stored options.
 Engine specialize_engine(const Engine& e, const std::map<std::string, TensorData>& values,
                          const std::map<std::string, std::vector<int64_t>>& shapes = {});

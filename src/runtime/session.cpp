@@ -17,15 +17,11 @@ struct Session::Segment {
   std::map<int, std::vector<int64_t>> host_values;
   // Device copies of shape values (computed on the host per input shape) that a device kernel
   // reads as data, e.g. a Cast of Shape(x): uploaded once when the segment is prepared.
-  std::map<int, void*> device_values;
+  std::map<int, Buffer> device_values;
   std::shared_ptr<void> graph;  // captured CUDA graph
   int runs = 0;
   void* arena_base = nullptr;   // arena the views point into
   std::vector<void*> io_ptrs;   // input/output pointers the views were built with
-  Backend* owner = nullptr;
-  ~Segment() {
-    for (auto& kv : device_values) owner->free(kv.second);
-  }
 };
 
 struct Session::Prepared {
@@ -64,12 +60,10 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
   if (opts_.threads > 0) backend_->context().threads = opts_.threads;
   if (const char* env = std::getenv("UNIRT_POISON_MEMORY")) opts_.poison_memory = opts_.poison_memory || std::string(env) == "1";
   if (is_deferred(*engine_)) return;  // kernels live in the specialised sessions
-  if (!g.data_dims.empty()) {
-    sizes_ = backend_->alloc(g.data_dims.size() * sizeof(int64_t));
-  }
+  if (!g.data_dims.empty()) sizes_ = Buffer(*backend_, g.data_dims.size() * sizeof(int64_t));
   const KernelRegistry& reg = KernelRegistry::get(backend_->name());
   kernels_.resize(g.nodes.size());
-  const_ptrs_.assign(g.values.size(), nullptr);
+  consts_.resize(g.values.size());
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     const Node& n = g.nodes[i];
     if (node_is_static(g, n)) continue;
@@ -79,12 +73,12 @@ Session::Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> 
     auto t = engine_->tactics.find(n.name);
     if (t != engine_->tactics.end()) kernels_[i]->use_tactic(t->second);
     for (int in : n.inputs) {
-      if (in < 0 || const_ptrs_[in]) continue;
+      if (in < 0 || consts_[in]) continue;
       const Value& v = g.value(in);
       if (!v.data) continue;
       const size_t bytes = v.data->bytes.size();
-      const_ptrs_[in] = backend_->alloc(std::max<size_t>(bytes, 1));
-      if (bytes) backend_->copy_from_host(const_ptrs_[in], v.data->bytes.data(), bytes);
+      consts_[in] = Buffer(*backend_, bytes);
+      backend_->copy_from_host(consts_[in].get(), v.data->bytes.data(), bytes);
       weight_bytes_ += bytes;
     }
   }
@@ -117,15 +111,7 @@ void select_tactics(Engine& e, std::unique_ptr<Backend> backend) {
   e.tactics = s.tactics();
 }
 
-Session::~Session() {
-  for (void* p : const_ptrs_)
-    if (p) backend_->free(p);
-  if (arena_) backend_->free(arena_);
-  if (workspace_) backend_->free(workspace_);
-  if (sizes_) backend_->free(sizes_);
-  for (auto& st : staging_)
-    if (st.first) backend_->free(st.first);
-}
+Session::~Session() = default;
 
 void Session::check_input(const Value& v, const TensorView& t, size_t i) const {
   if (t.dtype != v.dtype)
@@ -163,8 +149,7 @@ Session& Session::specialised(const std::map<std::string, TensorData>& values,
       return *specialised_.front().second;
     }
   auto e = std::make_shared<Engine>(specialize_engine(*engine_, values, named));
-  std::unique_ptr<Backend> b = backend_->name() == "cpu" ? make_cpu_backend(backend_->context().threads) : make_cuda_backend();
-  specialised_.emplace_front(key, std::make_unique<Session>(e, std::move(b), opts_));
+  specialised_.emplace_front(key, std::make_unique<Session>(e, backend_->clone(), opts_));
   if (specialised_.size() > opts_.max_cached_plans) specialised_.pop_back();
   return *specialised_.front().second;
 }
@@ -206,11 +191,10 @@ Session::Prepared& Session::prepare_for(const std::vector<std::vector<int64_t>>&
   pp->input_shapes = input_shapes;
   pp->plan = make_plan(*engine_, named);
   pp->segments.resize(pp->plan.segment_ends.size());
-  if (pp->plan.arena_bytes > arena_capacity_) {
-    if (arena_) backend_->free(arena_);
-    arena_ = backend_->alloc(pp->plan.arena_bytes);
-    poison(arena_, pp->plan.arena_bytes);
-    arena_capacity_ = pp->plan.arena_bytes;
+  if (pp->plan.arena_bytes > arena_.bytes() || !arena_) {
+    arena_.reset();  // before the new one: the peak is one arena, not two
+    arena_ = Buffer(*backend_, pp->plan.arena_bytes);
+    poison(arena_.get(), pp->plan.arena_bytes);
     for (auto& c : cache_)  // their pointers moved
       for (auto& set : c->segments)
         for (auto& seg : set) seg->graph.reset(), seg->arena_base = nullptr;
@@ -231,11 +215,10 @@ void Session::poison(void* p, size_t bytes) {
 }
 
 void Session::grow_workspace(size_t bytes) {
-  if (bytes <= workspace_bytes_) return;
-  if (workspace_) backend_->free(workspace_);
-  workspace_ = backend_->alloc(bytes);
-  poison(workspace_, bytes);
-  workspace_bytes_ = bytes;
+  if (bytes <= workspace_.bytes()) return;
+  workspace_.reset();
+  workspace_ = Buffer(*backend_, bytes);
+  poison(workspace_.get(), bytes);
   for (auto& c : cache_)
     for (auto& set : c->segments)
       for (auto& seg : set) seg->graph.reset();
@@ -252,7 +235,6 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
   const Graph& g = engine_->graph;
   const Plan& plan = pp.plan;
   auto seg = std::make_unique<Segment>();
-  seg->owner = backend_.get();
   seg->sizes = sizes;
   seg->begin = k == 0 ? 0 : plan.segment_ends[k - 1];
   seg->end = plan.segment_ends[k];
@@ -309,17 +291,16 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
     seg->ins.push_back(std::move(ins));
     seg->outs.push_back(std::move(outs));
   }
-  if (backend_->name() != "cpu") {
+  if (!backend_->host_visible()) {
     std::vector<char> is_input(g.values.size(), 0);
     for (int id : g.inputs) is_input[id] = 1;
     for (int s = seg->begin; s < seg->end; ++s)
       for (int v : g.nodes[plan.steps[s]].inputs) {
-        if (v < 0 || !plan.has_host_values[v] || const_ptrs_[v] || is_input[v] || seg->device_values.count(v)) continue;
+        if (v < 0 || !plan.has_host_values[v] || consts_[v] || is_input[v] || seg->device_values.count(v)) continue;
         if (plan.offsets[v] != Plan::kNoBuffer) continue;
         const std::vector<uint8_t> bytes = host_value_bytes(g.value(v), host_values_of(v));
-        void* d = backend_->alloc(bytes.size());
-        seg->device_values[v] = d;
-        backend_->copy_from_host(d, bytes.data(), bytes.size());
+        Buffer& d = seg->device_values[v] = Buffer(*backend_, bytes.size());
+        backend_->copy_from_host(d.get(), bytes.data(), bytes.size());
       }
   }
   grow_workspace(workspace);
@@ -332,16 +313,15 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
 // values, or the slots where data-dependent sizes are written.
 void Session::bind_views(const Plan& plan, Segment& seg, const std::map<int, void*>& io) {
   const Graph& g = engine_->graph;
-  const bool host_backend = backend_->name() == "cpu";
-  char* arena = static_cast<char*>(arena_);
-  const std::vector<void*>& consts = const_ptrs_;
-  int64_t* sizes = static_cast<int64_t*>(sizes_);
+  const bool host_backend = backend_->host_visible();
+  char* arena = static_cast<char*>(arena_.get());
+  int64_t* sizes = static_cast<int64_t*>(sizes_.get());
   auto ptr = [&](int v) -> void* {
     auto it = io.find(v);
     if (it != io.end()) return it->second;
     auto dv = seg.device_values.find(v);
-    if (dv != seg.device_values.end()) return dv->second;
-    if (consts[v]) return consts[v];
+    if (dv != seg.device_values.end()) return dv->second.get();
+    if (consts_[v]) return consts_[v].get();
     if (plan.offsets[v] != Plan::kNoBuffer) return arena + plan.offsets[v];
     if (plan.has_host_values[v] && host_backend) {
       auto hv = seg.host_values.find(v);
@@ -367,8 +347,8 @@ void Session::bind_views(const Plan& plan, Segment& seg, const std::map<int, voi
 
 void Session::launch(const Plan& plan, Segment& seg) {
   RunContext ctx = backend_->context();
-  ctx.workspace = workspace_;
-  ctx.workspace_bytes = workspace_bytes_;
+  ctx.workspace = workspace_.get();
+  ctx.workspace_bytes = workspace_.bytes();
   auto body = [&] {
     for (int s = seg.begin; s < seg.end; ++s) kernels_[plan.steps[s]]->run(seg.ins[s - seg.begin], seg.outs[s - seg.begin], ctx);
   };
@@ -426,9 +406,9 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
   for (size_t k = 0; k < plan.segment_ends.size(); ++k) {
     Segment& seg = k == 0 ? *pp.segments[0].front() : segment_for(pp, k, known, sizes);
     last_segments_.push_back(&seg);
-    if (seg.arena_base != arena_ || seg.io_ptrs != ptrs) {
+    if (seg.arena_base != arena_.get() || seg.io_ptrs != ptrs) {
       bind_views(plan, seg, io);
-      seg.arena_base = arena_;
+      seg.arena_base = arena_.get();
       seg.io_ptrs = ptrs;
       seg.graph.reset();
     }
@@ -438,7 +418,7 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
     for (const auto& ds : plan.data_sizes) {
       if (ds.step != seg.end - 1) continue;
       int64_t value = 0;
-      backend_->copy_to_host(&value, static_cast<int64_t*>(sizes_) + ds.slot, sizeof(int64_t));
+      backend_->copy_to_host(&value, static_cast<int64_t*>(sizes_.get()) + ds.slot, sizeof(int64_t));
       if (value < 0 || value > ds.bound)
         throw Error("node '" + ds.node + "' produced a data-dependent size of " + std::to_string(value) + ", outside 0.." +
                     std::to_string(ds.bound) + " for " + bindings_text(plan.bindings) + " (a TopK k larger than its axis?)");
@@ -493,14 +473,13 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
 // Device buffers for run()'s inputs and outputs, one per graph input/output slot, grown only: the
 // pointers stay put from run to run, so a captured CUDA graph of the shape stays valid.
 void* Session::staging(size_t slot, size_t bytes) {
-  if (slot >= staging_.size()) staging_.resize(slot + 1, {nullptr, 0});
-  auto& s = staging_[slot];
-  if (s.second < bytes || !s.first) {
-    if (s.first) backend_->free(s.first);
-    s.first = backend_->alloc(std::max<size_t>(1, bytes));
-    s.second = std::max<size_t>(1, bytes);
+  if (slot >= staging_.size()) staging_.resize(slot + 1);
+  Buffer& s = staging_[slot];
+  if (!s || s.bytes() < bytes) {
+    s.reset();
+    s = Buffer(*backend_, bytes);
   }
-  return s.first;
+  return s.get();
 }
 
 std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
@@ -547,7 +526,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
     shapes.push_back(ordered[i]->shape);
   }
   Prepared& pp = prepare_for(shapes);
-  const bool host = backend_->name() == "cpu";
+  const bool host = backend_->host_visible();
   std::vector<TensorView> in_views, out_views;
   for (size_t i = 0; i < ordered.size(); ++i) {
     TensorView t;
@@ -604,6 +583,7 @@ std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& 
   // Bind the views to buffers that stay alive while the kernels are timed one by one.
   const Graph& g = engine_->graph;
   std::vector<TensorView> ins, outs;
+  std::vector<Buffer> held;
   std::vector<std::vector<int64_t>> shapes;
   for (int id : g.inputs)
     for (const auto& t : inputs)
@@ -611,7 +591,8 @@ std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& 
         TensorView v;
         v.dtype = t.dtype;
         v.shape = t.shape;
-        v.data = backend_->alloc(std::max<size_t>(1, t.bytes.size()));
+        held.emplace_back(*backend_, t.bytes.size());
+        v.data = held.back().get();
         backend_->copy_from_host(v.data, t.bytes.data(), t.bytes.size());
         ins.push_back(v);
         shapes.push_back(t.shape);
@@ -622,14 +603,15 @@ std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& 
     TensorView v;
     v.dtype = g.value(g.outputs[i]).dtype;
     v.shape = oshapes[i];
-    v.data = backend_->alloc(std::max<size_t>(1, v.bytes()));
+    held.emplace_back(*backend_, v.bytes());
+    v.data = held.back().get();
     outs.push_back(v);
   }
   execute(ins, outs);
   const Plan& plan = last_->plan;
   RunContext ctx = backend_->context();
-  ctx.workspace = workspace_;
-  ctx.workspace_bytes = workspace_bytes_;
+  ctx.workspace = workspace_.get();
+  ctx.workspace_bytes = workspace_.bytes();
   std::vector<LayerTiming> t;
   for (Segment* seg : last_segments_)
     for (int s = seg->begin; s < seg->end; ++s) {
@@ -641,8 +623,6 @@ std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& 
       t.push_back({n.name, n.op_type, ms / std::max(1, iterations)});
     }
   backend_->synchronize();
-  for (auto& v : ins) backend_->free(v.data);
-  for (auto& v : outs) backend_->free(v.data);
   return t;
 }
 

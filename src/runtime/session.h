@@ -11,19 +11,14 @@
 
 namespace unirt {
 
-struct HostTensor {
+// A tensor in host memory with the name of the graph input or output it is for.
+struct HostTensor : TensorData {
   std::string name;
-  DType dtype = DType::Float32;
-  std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
 
-  int64_t numel() const {
-    int64_t n = 1;
-    for (auto d : shape) n *= d;
-    return n;
-  }
-  template <typename T> T* as() { return reinterpret_cast<T*>(bytes.data()); }
-  template <typename T> const T* as() const { return reinterpret_cast<const T*>(bytes.data()); }
+  HostTensor() = default;
+  HostTensor(std::string n, DType type, std::vector<int64_t> dims, std::vector<uint8_t> data = {})
+      : TensorData{type, std::move(dims), std::move(data)}, name(std::move(n)) {}
+  HostTensor(std::string n, TensorData t) : TensorData(std::move(t)), name(std::move(n)) {}
 };
 
 struct SessionOptions {
@@ -51,7 +46,7 @@ void select_tactics(Engine& e, std::unique_ptr<Backend> backend);
 class Session {
  public:
   Session(std::shared_ptr<const Engine> engine, std::unique_ptr<Backend> backend, SessionOptions o = {});
-  ~Session();
+  ~Session();  // where Prepared and Segment are complete
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
@@ -78,7 +73,7 @@ class Session {
   size_t peak_activation_bytes() const;   // of the last planned input shape
   size_t naive_activation_bytes() const;  // same buffers without reuse
   size_t weight_bytes() const { return weight_bytes_; }
-  size_t workspace_bytes() const { return workspace_bytes_; }
+  size_t workspace_bytes() const { return workspace_.bytes(); }
   const Engine& engine() const { return *engine_; }
   Backend& backend() { return *backend_; }
   void synchronize() { backend_->synchronize(); }
@@ -96,23 +91,23 @@ class Session {
   void bind_views(const Plan& plan, Segment& seg, const std::map<int, void*>& io);
   void check_input(const Value& v, const TensorView& t, size_t i) const;
 
+  // Declared first among the buffers' owners: members go in reverse order, so every Buffer below
+  // is freed while the backend that allocated it still exists.
   std::shared_ptr<const Engine> engine_;
   std::unique_ptr<Backend> backend_;
   SessionOptions opts_;
   std::vector<std::unique_ptr<OpKernel>> kernels_;  // per node index (null for static nodes)
-  std::vector<void*> const_ptrs_;                   // per value: uploaded constant
+  std::vector<Buffer> consts_;                      // per value: its uploaded constant, if any
   size_t weight_bytes_ = 0;
-  void* arena_ = nullptr;
-  size_t arena_capacity_ = 0;
-  void* workspace_ = nullptr;
-  size_t workspace_bytes_ = 0;
+  Buffer arena_;
+  Buffer workspace_;
   std::list<std::unique_ptr<Prepared>> cache_;  // most recent first
   Prepared* last_ = nullptr;
   std::vector<Segment*> last_segments_;  // the segments the last execute() ran, in order
-  void* sizes_ = nullptr;                 // backend memory where kernels write data-dependent sizes
-  bool capture_supported_ = true;
-  std::vector<std::pair<void*, size_t>> staging_;  // run()'s device copies of inputs/outputs
-  void* staging(size_t slot, size_t bytes);  // false once the backend's capture() returned null
+  Buffer sizes_;                         // where kernels write data-dependent sizes
+  bool capture_supported_ = true;        // false once the backend's capture() returned null
+  std::vector<Buffer> staging_;          // run()'s device copies of inputs/outputs, per slot
+  void* staging(size_t slot, size_t bytes);
   // Engines with shape inputs: one specialised session per value set, most recent first.
   std::list<std::pair<std::vector<std::vector<int64_t>>, std::unique_ptr<Session>>> specialised_;
   Session& specialised(const std::map<std::string, TensorData>& values, const std::vector<std::vector<int64_t>>& input_shapes);

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/kernel.h"
+#include "backend/kernel.h"
 
 namespace unirt {
 namespace cputest {

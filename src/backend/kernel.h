@@ -1,6 +1,7 @@
-// The boundary between the backend-independent runtime and a backend (CPU, CUDA).
-// A backend provides memory and one OpKernel per node; the runtime owns shapes, planning and
-// scheduling, so a new backend plugs into the same IR, passes and plan.
+// The kernel half of the backend contract: what a kernel sees (TensorView, RunContext), what it
+// implements (OpKernel) and where it registers (KernelRegistry). backend/backend.h has the other
+// half, memory and streams. The runtime owns shapes, planning and scheduling, so a new backend
+// plugs into the same IR, passes and plan.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -11,11 +12,9 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/precision.h"
 
 namespace unirt {
-
-enum class Precision : int32_t { FP32 = 0, FP16 = 1, INT8 = 2, FP8 = 3 };
-const char* precision_name(Precision p);
 
 // A concrete tensor as a kernel sees it: memory of the backend (host for CPU, device for CUDA).
 struct TensorView {
@@ -83,7 +82,7 @@ struct KernelCreateArgs {
 using KernelFactory = std::function<std::unique_ptr<OpKernel>(const KernelCreateArgs&)>;
 
 // One registry per backend name ("cpu", "cuda"); kernels register by ONNX op type (or the
-// name of a fused op such as "unirt.LayerNorm"), so "how does the CPU run Pad" is a search for
+// name of a fused op such as "unirt.Attention"), so "how does the CPU run Pad" is a search for
 // UNIRT_REGISTER_KERNEL(cpu, Pad).
 class KernelRegistry {
  public:
@@ -110,35 +109,5 @@ struct KernelRegistrar {
       #backend, #op_type, [](const ::unirt::KernelCreateArgs& a) -> std::unique_ptr<::unirt::OpKernel> { \
         return std::make_unique<Class>(a);                                                \
       })
-
-// Memory and synchronisation of a backend.
-class Backend {
- public:
-  virtual ~Backend() = default;
-  virtual std::string name() const = 0;
-  virtual void* alloc(size_t bytes) = 0;
-  virtual void free(void* p) = 0;
-  virtual void copy_from_host(void* dst, const void* src, size_t bytes) = 0;
-  virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
-  virtual void synchronize() {}
-  // CUDA graphs: record the work `fn` enqueues into a replayable graph (nullptr when the backend
-  // cannot), then replay it. The session keeps one per input-shape signature.
-  virtual std::shared_ptr<void> capture(const std::function<void()>& fn) {
-    (void)fn;
-    return nullptr;
-  }
-  virtual void replay(const std::shared_ptr<void>& graph) { (void)graph; }
-  // Device-side timing for `unirt bench --profile`: an opaque event recorded on the stream.
-  virtual double elapsed_ms(const std::function<void()>& fn);
-  RunContext& context() { return ctx_; }
-
- protected:
-  RunContext ctx_;
-};
-
-std::unique_ptr<Backend> make_cpu_backend(int threads);
-// Defined only when built with CUDA; throws Error when no GPU is usable.
-std::unique_ptr<Backend> make_cuda_backend();
-bool cuda_backend_available(std::string* why_not);
 
 }  // namespace unirt
