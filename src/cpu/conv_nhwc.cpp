@@ -1,4 +1,4 @@
-// unirt.ConvNHWC (passes/layout_nhwc.cpp): channels-last convolution, X [N, H, W, C], weights
+// unirt.ConvNHWC (passes/nhwc_wrap_convs.cpp): channels-last convolution, X [N, H, W, C], weights
 // [kh, kw, C/group, Cout], optional bias [Cout] and residual R [N, OH, OW, Cout].
 // group 1: per-image im2col rows (kh*kw*C columns) times the weight matrix; depthwise: direct.
 #include "cpu/blas.h"

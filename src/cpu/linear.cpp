@@ -1,4 +1,4 @@
-// unirt.Linear (passes/fuse_linear.cpp, and 1x1 convs from passes/layout_nhwc.cpp):
+// unirt.Linear (passes/fuse_linear.cpp, and 1x1 convs from passes/nhwc_wrap_convs.cpp):
 // Y[..., N] = act(X[..., K] W[K, N] (+ bias[N])) (+ R[..., N]), one sgemm over all leading dims;
 // act is none or exact GELU (activation = "gelu", never together with R).
 #include <cmath>

@@ -1,4 +1,4 @@
-// unirt.ConvNHWC (passes/layout_nhwc.cpp): channels-last convolution, X [N, H, W, C], weights
+// unirt.ConvNHWC (passes/nhwc_wrap_convs.cpp): channels-last convolution, X [N, H, W, C], weights
 // [kh, kw, C/group, Cout], optional bias [Cout] and residual R [N, OH, OW, Cout].
 //  - depthwise (group == C): one thread per output pixel and 16-byte channel vector; the k x k
 //    taps of neighbouring threads overlap, so the input is read from L1/L2, and bias and the

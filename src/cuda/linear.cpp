@@ -1,4 +1,4 @@
-// unirt.Linear (passes/fuse_linear.cpp; 1x1 convs from passes/layout_nhwc.cpp):
+// unirt.Linear (passes/fuse_linear.cpp; 1x1 convs from passes/nhwc_wrap_convs.cpp):
 // Y[M, N] = X[M, K] W[K, N] + bias[N] + R[M, N] as one cuBLASLt GEMM, M = all leading dims of X.
 // The bias rides in the epilogue and the residual enters as C with beta = 1, so neither costs a
 // pass over memory. One plan (descriptors + heuristic algorithm) per M, made in prepare().

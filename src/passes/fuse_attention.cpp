@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "passes/fusions.h"
+#include "passes/match_util.h"
 #include "passes/shape_inference.h"
 
 namespace unirt {

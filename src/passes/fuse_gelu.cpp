@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "passes/fusions.h"
+#include "passes/match_util.h"
 
 namespace unirt {
 namespace {

@@ -10,6 +10,7 @@
 // channels) keep two GEMMs: their output tile would not fit in registers, and they are
 // compute-bound anyway. float32 engines keep two GEMMs at full FP32 precision.
 #include "passes/fusions.h"
+#include "passes/match_util.h"
 #include "passes/shape_inference.h"
 
 namespace unirt {

@@ -5,8 +5,8 @@
 namespace unirt {
 
 // Conv -> BatchNormalization (constant statistics, conv output used only by the BN) becomes one
-// Conv with scaled weights and a shifted bias.
-int fold_conv_batchnorm(Graph& g);
+// Conv with scaled weights and a shifted bias (fold_bn_after_conv.cpp).
+int fold_bn_after_conv(Graph& g);
 // x * 0.5 * (1 + Erf(x / sqrt(2))) in the orderings exporters emit becomes Gelu (opset-20 semantics).
 int fuse_gelu(Graph& g);
 
@@ -14,27 +14,23 @@ int fuse_gelu(Graph& g);
 // output transpose/reshape, becomes one unirt.Attention(qkv) node (head_dim <= 128).
 int fuse_attention(Graph& g);
 
-// BatchNormalization feeding an unpadded one-group Conv folds into the conv's weights and bias.
-int fold_batchnorm_into_conv(Graph& g);
+// BatchNormalization feeding an unpadded one-group Conv folds into the conv's weights and bias
+// (fold_bn_before_conv.cpp).
+int fold_bn_before_conv(Graph& g);
 // Channels-last convolution regions: Conv -> unirt.ConvNHWC / unirt.Linear (1x1) between
-// transposes that are then sunk and cancelled (see layout_nhwc.cpp). Returns the convs converted.
+// transposes that are then sunk and cancelled (convert_to_nhwc.cpp and its steps, layout_nhwc.h).
+// Returns the convs converted.
 int convert_to_nhwc(Graph& g);
 
-// MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear; see fuse_linear.cpp.
+// MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear (fuse_linear.cpp).
 int fuse_linear(Graph& g);
-// unirt.Linear -> exact Gelu becomes the Linear's activation attribute.
+// unirt.Linear -> exact Gelu becomes the Linear's activation attribute (fuse_linear_gelu.cpp).
 int fuse_linear_gelu(Graph& g);
-// Add(unirt.Linear/ConvNHWC output, same-shape tensor) -> the layer's residual input.
+// Add(unirt.Linear/ConvNHWC output, same-shape tensor) -> the layer's residual input (fuse_residual.cpp).
 int fuse_residual(Graph& g);
 // float16 unirt.Linear(gelu) -> unirt.Linear (+ residual) with narrow channels -> unirt.Mlp.
 constexpr int64_t kMaxMlpChannels = 64;
 constexpr int64_t kMlpHiddenChunk = 64;
 int fuse_mlp(Graph& g);
-
-// Helpers shared by the pattern matchers.
-// The only consumer of `value`, or -1 when it has none or several (or is a graph output).
-int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value);
-// True when `value` is a constant float scalar (any rank with one element) equal to `x` within tol.
-bool is_scalar_const(const Graph& g, int value, float x, float tol = 1e-4f);
 
 }  // namespace unirt

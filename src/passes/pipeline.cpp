@@ -21,8 +21,8 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
   run("fold_constants", [&] { return fold_constants(g, o.evaluate); });
   run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   if (o.fuse) {
-    run("fold_conv_batchnorm", [&] { return fold_conv_batchnorm(g); });
-    run("fold_batchnorm_into_conv", [&] { return fold_batchnorm_into_conv(g); });
+    run("fold_bn_after_conv", [&] { return fold_bn_after_conv(g); });
+    run("fold_bn_before_conv", [&] { return fold_bn_before_conv(g); });
     run("fuse_gelu", [&] { return fuse_gelu(g); });
     run("fuse_attention", [&] { return fuse_attention(g); });
     if (o.nhwc) run("convert_to_nhwc", [&] { return convert_to_nhwc(g); });

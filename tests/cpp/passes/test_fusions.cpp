@@ -58,7 +58,7 @@ TEST(FuseGelu, ErfPatternBecomesGeluAndMatches) {
   }
 }
 
-TEST(FoldConvBatchNorm, FoldsAndMatches) {
+TEST(FoldBnAfterConv, FoldsAndMatches) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
   add_input(g, "x", {"1", "2", "4", "4"});
@@ -83,6 +83,147 @@ TEST(FoldConvBatchNorm, FoldsAndMatches) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5);
 }
 
+
+namespace {
+// The graph after shape inference, as the pass under test sees it inside the pipeline.
+Graph imported(const std::string& bytes) {
+  Graph g = import_onnx_bytes(bytes, "m");
+  infer_shapes(g);
+  return g;
+}
+int count_ops(const Graph& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.nodes) n += node.op_type == op;
+  return n;
+}
+std::vector<float> wave(size_t n, float f) {
+  std::vector<float> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = std::sin(f * static_cast<float>(i));
+  return x;
+}
+void expect_close(const std::vector<float>& a, const std::vector<float>& b, double tol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], tol) << i;
+}
+}  // namespace
+
+// BatchNormalization -> unpadded 1x1 Conv (the CBlock's norm -> conv1) folds into the conv; the
+// same BN before a padded conv stays (a padded border would see BN(0) instead of 0).
+TEST(FoldBnBeforeConv, UnpaddedConvFoldsAndPaddedConvStays) {
+  for (int64_t pad : {0, 1}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"1", "3", "5", "5"});
+    add_init(g, "gamma", {3}, {1.5f, 0.5f, 2.f});
+    add_init(g, "beta", {3}, {0.f, 1.f, -1.f});
+    add_init(g, "mean", {3}, {0.2f, -0.1f, 0.f});
+    add_init(g, "var", {3}, {1.f, 4.f, 0.25f});
+    add_node(g, "BatchNormalization", {"x", "gamma", "beta", "mean", "var"}, {"n"});
+    const int64_t k = pad ? 3 : 1;
+    add_init(g, "w", {4, 3, k, k}, randn(4 * 3 * k * k, 0.4f, 3));
+    add_init(g, "b", {4}, {0.1f, -0.2f, 0.3f, 0.f});
+    add_ints(add_node(g, "Conv", {"n", "w", "b"}, {"y"}), "pads", {pad, pad, pad, pad});
+    g->add_output()->set_name("y");
+    const std::string bytes = model_bytes(m);
+    Graph gr = imported(bytes);
+    EXPECT_EQ(fold_bn_before_conv(gr), pad ? 0 : 1);
+    gr.compact();
+    EXPECT_EQ(count_ops(gr, "BatchNormalization"), pad ? 1 : 0);
+    const auto x = wave(75, 0.31f);
+    expect_close(run_cpu(std::move(gr), false, x, {1, 3, 5, 5}), run_cpu(import_onnx_bytes(bytes, "m"), false, x, {1, 3, 5, 5}), 1e-5);
+  }
+}
+
+// MatMul by a constant [K, N] and its bias Add become one unirt.Linear over all leading dims; a
+// MatMul by a tensor that is not constant stays.
+TEST(FuseLinear, ConstantWeightAndBiasBecomeOneLinear) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", "3", "8"});
+  add_input(g, "other", {"b", "8", "2"});
+  add_init(g, "w", {8, 5}, randn(40, 0.3f, 7));
+  add_init(g, "bias", {5}, {0.1f, -0.2f, 0.3f, 0.4f, -0.5f});
+  add_node(g, "MatMul", {"x", "w"}, {"mm"});
+  add_node(g, "Add", {"mm", "bias"}, {"y"});
+  add_node(g, "MatMul", {"x", "other"}, {"z"});
+  g->add_output()->set_name("y");
+  g->add_output()->set_name("z");
+  Graph gr = imported(model_bytes(m));
+  EXPECT_EQ(fuse_linear(gr), 1);
+  gr.compact();
+  ASSERT_EQ(count_ops(gr, "unirt.Linear"), 1);
+  EXPECT_EQ(count_ops(gr, "MatMul"), 1) << "the MatMul by a graph input stays";
+  EXPECT_EQ(count_ops(gr, "Add"), 0) << "the bias rides in the Linear";
+  for (const auto& n : gr.nodes)
+    if (n.op_type == "unirt.Linear") EXPECT_EQ(n.inputs.size(), 3u);
+  // Numbers: the fused engine against the same graph built without fusions.
+  onnx::ModelProto m1;
+  auto* g1 = m1.mutable_graph();
+  add_input(g1, "x", {"b", "3", "8"});
+  add_init(g1, "w", {8, 5}, randn(40, 0.3f, 7));
+  add_init(g1, "bias", {5}, {0.1f, -0.2f, 0.3f, 0.4f, -0.5f});
+  add_node(g1, "MatMul", {"x", "w"}, {"mm"});
+  add_node(g1, "Add", {"mm", "bias"}, {"y"});
+  g1->add_output()->set_name("y");
+  const std::string bytes = model_bytes(m1);
+  Graph fused = imported(bytes);
+  ASSERT_EQ(fuse_linear(fused), 1);
+  const auto x = wave(2 * 3 * 8, 0.23f);
+  expect_close(run_cpu(std::move(fused), false, x, {2, 3, 8}), run_cpu(import_onnx_bytes(bytes, "m"), false, x, {2, 3, 8}), 1e-5);
+}
+
+// Add(Linear(x), r) with r of the output's exact shape becomes the Linear's 4th input; an r that
+// broadcasts, or a Linear that already applies Gelu, keeps its Add.
+TEST(FuseResidual, SameShapeAddJoinsTheLinearAndBroadcastAddStays) {
+  for (const char* kind : {"residual", "broadcast", "gelu"}) {
+    const std::string k = kind;
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"b", "4", "6"});
+    add_init(g, "w", {6, 6}, randn(36, 0.3f, 11));
+    add_init(g, "bias", {6}, randn(6, 0.1f, 12));
+    add_init(g, "row", {6}, randn(6, 0.5f, 13));
+    add_node(g, "MatMul", {"x", "w"}, {"mm"});
+    add_node(g, "Add", {"mm", "bias"}, {"lin"});
+    std::string branch = "lin";
+    if (k == "gelu") add_node(g, "Gelu", {"lin"}, {"act"}), branch = "act";
+    add_node(g, "Add", {k == "broadcast" ? "row" : "x", branch}, {"y"});
+    g->add_output()->set_name("y");
+    const std::string bytes = model_bytes(m);
+    Graph gr = imported(bytes);
+    ASSERT_EQ(fuse_linear(gr), 1);
+    if (k == "gelu") ASSERT_EQ(fuse_linear_gelu(gr), 1);
+    infer_shapes(gr);
+    EXPECT_EQ(fuse_residual(gr), k == "residual" ? 1 : 0) << kind;
+    gr.compact();
+    EXPECT_EQ(count_ops(gr, "Add"), k == "residual" ? 0 : 1) << kind;
+    const auto x = wave(2 * 4 * 6, 0.41f);
+    expect_close(run_cpu(std::move(gr), false, x, {2, 4, 6}), run_cpu(import_onnx_bytes(bytes, "m"), false, x, {2, 4, 6}), 1e-5);
+  }
+}
+
+// unirt.Linear -> exact Gelu becomes the Linear's activation; the tanh approximation stays.
+TEST(FuseLinearGelu, ExactGeluJoinsAndTanhApproximationStays) {
+  for (const char* approx : {"none", "tanh"}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"b", "6"});
+    add_init(g, "w", {6, 9}, randn(54, 0.3f, 17));
+    add_node(g, "MatMul", {"x", "w"}, {"mm"});
+    auto* gelu = add_node(g, "Gelu", {"mm"}, {"y"});
+    auto* a = gelu->add_attribute();
+    a->set_name("approximate");
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(approx);
+    g->add_output()->set_name("y");
+    const std::string bytes = model_bytes(m, 20);
+    Graph gr = imported(bytes);
+    ASSERT_EQ(fuse_linear(gr), 1);
+    EXPECT_EQ(fuse_linear_gelu(gr), std::string(approx) == "none" ? 1 : 0) << approx;
+    const auto x = wave(3 * 6, 0.7f);
+    expect_close(run_cpu(std::move(gr), false, x, {3, 6}), run_cpu(import_onnx_bytes(bytes, "m"), false, x, {3, 6}), 1e-5);
+  }
+}
 
 TEST(FuseAttention, PackedQkvBecomesOneNodeAndMatches) {
   auto m = attention_model(2, 3, "n");

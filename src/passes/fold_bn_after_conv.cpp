@@ -1,22 +1,13 @@
-#include <cmath>
-
+// Conv -> BatchNormalization (constant statistics, the conv output used only by the BN): the BN
+// scales and shifts each output channel, so it folds into the conv's weights and bias:
+//   W'[o, ...] = W[o, ...] * s[o],  b'[o] = b[o] * s[o] + t[o]
+// with s, t the BN's affine map (match_util.h).
 #include "passes/fusions.h"
+#include "passes/match_util.h"
 
 namespace unirt {
 
-int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value) {
-  if (value < 0 || g.is_graph_output(value) || consumers[value].size() != 1) return -1;
-  return consumers[value][0];
-}
-
-bool is_scalar_const(const Graph& g, int value, float x, float tol) {
-  if (value < 0) return false;
-  const Value& v = g.value(value);
-  if (!v.data || v.data->numel() != 1 || (v.dtype != DType::Float32 && v.dtype != DType::Float64)) return false;
-  return std::fabs(v.data->to_float()[0] - x) <= tol * std::max(1.f, std::fabs(x));
-}
-
-int fold_conv_batchnorm(Graph& g) {
+int fold_bn_after_conv(Graph& g) {
   int fired = 0;
   auto consumers = g.consumers();
   for (auto& conv : g.nodes) {
@@ -27,23 +18,19 @@ int fold_conv_batchnorm(Graph& g) {
     const int bn_idx = sole_consumer(g, consumers, conv.outputs[0]);
     if (bn_idx < 0) continue;
     Node& bn = g.nodes[bn_idx];
-    if (bn.op_type != "BatchNormalization" || bn.outputs.size() != 1) continue;
-    bool params_const = true;
-    for (int i = 1; i < 5; ++i) params_const &= g.value(bn.inputs[i]).is_const();
-    if (!params_const) continue;
+    const auto bn_map = batchnorm_affine(g, bn);
+    if (!bn_map) continue;
     const TensorData& w = *g.value(conv.inputs[1]).data;
+    if (w.shape.empty() || w.shape[0] <= 0) continue;
     const int64_t cout = w.shape[0], per = w.numel() / cout;
-    auto gamma = g.value(bn.inputs[1]).data->to_float(), beta = g.value(bn.inputs[2]).data->to_float();
-    auto mean = g.value(bn.inputs[3]).data->to_float(), var = g.value(bn.inputs[4]).data->to_float();
-    if (static_cast<int64_t>(gamma.size()) != cout) continue;
-    const float eps = bn.attr_f("epsilon", 1e-5f);
+    if (static_cast<int64_t>(bn_map->scale.size()) != cout) continue;
     std::vector<float> bias(cout, 0.f);
     if (conv.has_input(2)) bias = g.value(conv.inputs[2]).data->to_float();
     TensorData nw = w;
     for (int64_t c = 0; c < cout; ++c) {
-      const float s = gamma[c] / std::sqrt(var[c] + eps);
+      const float s = bn_map->scale[c];
       for (int64_t i = 0; i < per; ++i) nw.as<float>()[c * per + i] *= s;
-      bias[c] = (bias[c] - mean[c]) * s + beta[c];
+      bias[c] = bias[c] * s + bn_map->shift[c];
     }
     const int wid = g.add_constant(g.unique_name(conv.name + "/folded_weight"), std::move(nw));
     const int bid = g.add_constant(g.unique_name(conv.name + "/folded_bias"), TensorData::from_float(bias, {cout}));

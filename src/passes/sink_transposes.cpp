@@ -1,79 +1,19 @@
-// Channels-last layout for convolution regions, TensorRT-style: every 4-D Conv becomes
-//   Transpose(NCHW -> NHWC) -> unirt.ConvNHWC or unirt.Linear (1x1) -> Transpose(NHWC -> NCHW)
-// and the transposes are then sunk towards the outputs until they meet their inverse and vanish:
+// convert_to_nhwc step 3: transposes sunk towards the outputs until they meet their inverse and vanish:
 //   - through element-wise ops (unary; binary when the other operand carries the same transpose
 //     or is a constant, which is permuted at build time),
 //   - through Reshapes that merge or split dims that stay adjacent in the channels-last order
 //     (UniFormer's x.flatten(2).transpose(1, 2) and its inverse at the end of each SABlock),
-//   - into another Transpose (composed; identity removed).
+//   - into another Transpose (composed; identity removed),
+//   - under a Shape (read from the source and permuted).
 // What is left is a transpose where channels-last meets an op that needs NCHW (graph outputs,
 // Pad, window partitions), i.e. reformats only where needed.
 #include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <set>
 
-#include "passes/fusions.h"
-#include "passes/pipeline.h"
-#include "passes/shape_inference.h"
+#include "passes/layout_nhwc.h"
 
 namespace unirt {
 namespace {
-
-using Perm = std::vector<int64_t>;
-
-Perm invert(const Perm& p) {
-  Perm r(p.size());
-  for (size_t i = 0; i < p.size(); ++i) r[p[i]] = static_cast<int64_t>(i);
-  return r;
-}
-// Transpose(Transpose(a, p), q) == Transpose(a, compose(p, q)).
-Perm compose(const Perm& p, const Perm& q) {
-  Perm r(q.size());
-  for (size_t i = 0; i < q.size(); ++i) r[i] = p[q[i]];
-  return r;
-}
-bool is_identity(const Perm& p) {
-  for (size_t i = 0; i < p.size(); ++i)
-    if (p[i] != static_cast<int64_t>(i)) return false;
-  return true;
-}
-
-// out.shape[i] = in.shape[perm[i]], any element type.
-TensorData transpose_data(const TensorData& t, const Perm& perm) {
-  TensorData o;
-  o.dtype = t.dtype;
-  const size_t r = t.shape.size(), es = dtype_size(t.dtype);
-  o.shape.resize(r);
-  for (size_t i = 0; i < r; ++i) o.shape[i] = t.shape[perm[i]];
-  o.bytes.resize(t.bytes.size());
-  std::vector<int64_t> in_strides(r, 1);
-  for (int i = static_cast<int>(r) - 2; i >= 0; --i) in_strides[i] = in_strides[i + 1] * t.shape[i + 1];
-  const int64_t n = t.numel();
-  std::vector<int64_t> idx(r, 0);
-  for (int64_t e = 0; e < n; ++e) {
-    int64_t src = 0;
-    for (size_t i = 0; i < r; ++i) src += idx[i] * in_strides[perm[i]];
-    std::memcpy(o.bytes.data() + e * es, t.bytes.data() + src * es, es);
-    for (int i = static_cast<int>(r) - 1; i >= 0; --i) {
-      if (++idx[i] < o.shape[i]) break;
-      idx[i] = 0;
-    }
-  }
-  return o;
-}
-
-int add_transpose(Graph& g, int input, const Perm& perm, int output, const std::string& base) {
-  if (output < 0) output = g.add_value(g.unique_name(base + "/nhwc"), g.value(input).dtype);
-  Node t;
-  t.name = g.unique_name(base + "/reformat");
-  t.op_type = "Transpose";
-  t.inputs = {input};
-  t.outputs = {output};
-  t.attrs["perm"] = perm;
-  g.add_node(std::move(t));
-  return output;
-}
 
 const std::set<std::string> kUnary = {"Gelu", "Relu", "Sigmoid", "Tanh", "Erf", "Cast", "Sqrt", "Neg", "Abs", "Exp", "Log",
                                       "Reciprocal", "Clip", "Identity", "Softplus", "LeakyRelu", "HardSigmoid", "HardSwish"};
@@ -81,110 +21,6 @@ const std::set<std::string> kBinary = {"Add", "Sub", "Mul", "Div", "Pow", "Max",
 
 bool is_scalar_value(const Graph& g, int v) { return v < 0 || (g.value(v).data && g.value(v).data->numel() == 1); }
 
-// ---- step 1: convolutions to channels-last ----
-int wrap_convs(Graph& g) {
-  int fired = 0;
-  const size_t original = g.nodes.size();
-  for (size_t ci = 0; ci < original; ++ci) {
-    if (g.nodes[ci].op_type != "Conv") continue;
-    const Node conv = g.nodes[ci];
-    const Value& x = g.value(conv.inputs[0]);
-    if (!x.has_shape || x.shape.size() != 4 || !g.value(conv.inputs[1]).is_const()) continue;
-    if (conv.has_input(2) && !g.value(conv.inputs[2]).is_const()) continue;
-    const std::string ap = conv.attr_s("auto_pad", "NOTSET");
-    if (ap != "NOTSET" && ap != "VALID") continue;
-    for (auto d : conv.attr_ints("dilations", {1, 1}))
-      if (d != 1) goto next;
-    {
-      const TensorData& w = *g.value(conv.inputs[1]).data;
-      if (w.shape.size() != 4 || (w.dtype != DType::Float32 && w.dtype != DType::Float16)) continue;
-      const int64_t group = conv.attr_i("group", 1), cout = w.shape[0], cin_g = w.shape[1];
-      const bool depthwise = group > 1 && cin_g == 1 && cout == group;
-      if (group != 1 && !depthwise) continue;
-      const Perm strides = conv.attr_ints("strides", {1, 1});
-      Perm pads = conv.attr_ints("pads", {0, 0, 0, 0});
-      if (ap == "VALID") pads = {0, 0, 0, 0};
-      const bool pointwise = group == 1 && w.shape[2] == 1 && w.shape[3] == 1 && strides == Perm{1, 1} && pads == Perm{0, 0, 0, 0};
-      const int xn = add_transpose(g, conv.inputs[0], {0, 2, 3, 1}, -1, conv.name);
-      const int yn = g.add_value(g.unique_name(conv.name + "/out_nhwc"), g.value(conv.outputs[0]).dtype);
-      Node n;
-      n.name = conv.name;
-      n.notes = conv.notes;
-      if (pointwise) {
-        // [Cout, Cin, 1, 1] -> [Cin, Cout]: the GEMM's B operand, rows = input channels.
-        TensorData w2 = w;
-        w2.shape = {cout, cin_g};
-        w2 = transpose_data(w2, {1, 0});
-        n.op_type = "unirt.Linear";
-        n.inputs = {xn, g.add_constant(g.unique_name(conv.name + "/weight_io"), std::move(w2))};
-        n.notes.push_back("1x1 Conv as a channels-last GEMM");
-      } else {
-        n.op_type = "unirt.ConvNHWC";
-        n.inputs = {xn, g.add_constant(g.unique_name(conv.name + "/weight_hwio"), transpose_data(w, {2, 3, 1, 0}))};
-        n.attrs["kernel_shape"] = Perm{w.shape[2], w.shape[3]};
-        n.attrs["strides"] = strides;
-        n.attrs["pads"] = pads;
-        n.attrs["group"] = group;
-        n.notes.push_back("channels-last Conv");
-      }
-      if (conv.has_input(2)) n.inputs.push_back(conv.inputs[2]);
-      n.outputs = {yn};
-      g.nodes[ci].op_type.clear();
-      g.add_node(std::move(n));
-      add_transpose(g, yn, {0, 3, 1, 2}, conv.outputs[0], conv.name);
-      ++fired;
-    }
-  next:;
-  }
-  g.relink();
-  return fired;
-}
-
-// BatchNormalization on NCHW (inference) as Mul/Add with [C, 1, 1] constants, which sink like any
-// element-wise op; the CBlock BNs are folded into their convs before this runs.
-int batchnorm_to_affine(Graph& g) {
-  int fired = 0;
-  const size_t original = g.nodes.size();
-  for (size_t i = 0; i < original; ++i) {
-    const Node bn = g.nodes[i];
-    if (bn.op_type != "BatchNormalization" || bn.outputs.size() != 1 || bn.attr_i("training_mode", 0) != 0) continue;
-    if (!g.value(bn.inputs[0]).has_shape || g.value(bn.inputs[0]).shape.size() != 4) continue;
-    const DType xtype = g.value(bn.inputs[0]).dtype;
-    bool ok = true;
-    for (int k = 1; k < 5; ++k) ok &= g.value(bn.inputs[k]).is_const() && g.value(bn.inputs[k]).dtype == DType::Float32;
-    if (!ok) continue;
-    auto gamma = g.value(bn.inputs[1]).data->to_float(), beta = g.value(bn.inputs[2]).data->to_float();
-    auto mean = g.value(bn.inputs[3]).data->to_float(), var = g.value(bn.inputs[4]).data->to_float();
-    const int64_t c = static_cast<int64_t>(gamma.size());
-    const float eps = bn.attr_f("epsilon", 1e-5f);
-    std::vector<float> s(c), t(c);
-    for (int64_t k = 0; k < c; ++k) {
-      s[k] = gamma[k] / std::sqrt(var[k] + eps);
-      t[k] = beta[k] - mean[k] * s[k];
-    }
-    const int sv = g.add_constant(g.unique_name(bn.name + "/scale"), TensorData::from_float(s, {c, 1, 1}));
-    const int tv = g.add_constant(g.unique_name(bn.name + "/shift"), TensorData::from_float(t, {c, 1, 1}));
-    const int mid = g.add_value(g.unique_name(bn.name + "/scaled"), xtype);
-    Node mul, add;
-    mul.name = g.unique_name(bn.name + "/mul");
-    mul.op_type = "Mul";
-    mul.inputs = {bn.inputs[0], sv};
-    mul.outputs = {mid};
-    add.name = g.unique_name(bn.name + "/add");
-    add.op_type = "Add";
-    add.inputs = {mid, tv};
-    add.outputs = {bn.outputs[0]};
-    add.notes.push_back("BatchNormalization '" + bn.name + "' as a per-channel affine map");
-    g.nodes[i].op_type.clear();
-    g.add_node(std::move(mul));
-    g.add_node(std::move(add));
-    ++fired;
-  }
-  g.relink();
-  return fired;
-}
-
-// ---- step 2: transpose sinking ----
 class Sinker {
  public:
   explicit Sinker(Graph& g) : g_(g) {}
@@ -411,48 +247,8 @@ class Sinker {
   Graph& g_;
 };
 
-
-// A one-group ConvNHWC fed by the NCHW -> NHWC reformat of a tensor nothing else needs in
-// channels-last (the image into the first patch embedding) gathers its im2col rows from NCHW.
-int absorb_input_reformats(Graph& g) {
-  int fired = 0;
-  auto cons = g.consumers();
-  for (auto& n : g.nodes) {
-    if (n.op_type != "unirt.ConvNHWC" || n.attr_i("group", 1) != 1 || n.has_attr("input_layout")) continue;
-    const int p = g.value(n.inputs[0]).producer;
-    if (p < 0 || g.nodes[p].op_type != "Transpose" || g.nodes[p].attr_ints("perm") != Perm{0, 2, 3, 1}) continue;
-    if (cons[n.inputs[0]].size() != 1 || g.is_graph_output(n.inputs[0])) continue;
-    n.inputs[0] = g.nodes[p].inputs[0];
-    n.attrs["input_layout"] = std::string("NCHW");
-    n.notes.push_back("reads its NCHW input directly");
-    ++fired;
-  }
-  if (fired) g.relink();
-  return fired;
-}
-
 }  // namespace
 
-int convert_to_nhwc(Graph& g) {
-  const int convs = wrap_convs(g);
-  if (convs == 0) return 0;
-  batchnorm_to_affine(g);
-  eliminate_dead_code(g);
-  infer_shapes(g);
-  int rewrites = 0;
-  for (int round = 0; round < 200; ++round) {
-    Sinker s(g);
-    const int n = s.sweep();
-    eliminate_dead_code(g);
-    infer_shapes(g);
-    rewrites += n;
-    if (n == 0) break;
-  }
-  if (absorb_input_reformats(g)) {
-    eliminate_dead_code(g);
-    infer_shapes(g);
-  }
-  return convs;
-}
+int sink_transposes(Graph& g) { return Sinker(g).sweep(); }
 
 }  // namespace unirt

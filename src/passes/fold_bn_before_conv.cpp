@@ -4,20 +4,17 @@
 //   W'[o, i, ...] = W[o, i, ...] * s[i],  b'[o] = b[o] + sum_{i,...} W[o, i, ...] * t[i]
 // with s = gamma / sqrt(var + eps), t = beta - mean * s. Zero padding would see BN(0) = t at the
 // border instead of 0, so padded convs are left alone.
-#include <cmath>
-
 #include "passes/fusions.h"
+#include "passes/match_util.h"
 
 namespace unirt {
 
-int fold_batchnorm_into_conv(Graph& g) {
+int fold_bn_before_conv(Graph& g) {
   int fired = 0;
   auto consumers = g.consumers();
   for (auto& bn : g.nodes) {
-    if (bn.op_type != "BatchNormalization" || bn.outputs.size() != 1 || bn.inputs.size() < 5) continue;
-    bool params_const = true;
-    for (int i = 1; i < 5; ++i) params_const &= g.value(bn.inputs[i]).is_const() && g.value(bn.inputs[i]).dtype == DType::Float32;
-    if (!params_const || bn.attr_i("training_mode", 0) != 0) continue;
+    const auto bn_map = batchnorm_affine(g, bn);
+    if (!bn_map) continue;
     const int conv_idx = sole_consumer(g, consumers, bn.outputs[0]);
     if (conv_idx < 0) continue;
     Node& conv = g.nodes[conv_idx];
@@ -31,18 +28,13 @@ int fold_batchnorm_into_conv(Graph& g) {
     const TensorData& w = *g.value(conv.inputs[1]).data;
     if (w.shape.size() < 3) continue;
     const int64_t cout = w.shape[0], cin = w.shape[1], taps = w.numel() / (cout * cin);
-    auto gamma = g.value(bn.inputs[1]).data->to_float(), beta = g.value(bn.inputs[2]).data->to_float();
-    auto mean = g.value(bn.inputs[3]).data->to_float(), var = g.value(bn.inputs[4]).data->to_float();
-    if (static_cast<int64_t>(gamma.size()) != cin || beta.size() != gamma.size() || mean.size() != gamma.size() ||
-        var.size() != gamma.size())
-      continue;
-    const float eps = bn.attr_f("epsilon", 1e-5f);
+    if (static_cast<int64_t>(bn_map->scale.size()) != cin) continue;
     std::vector<float> bias(cout, 0.f);
     if (conv.has_input(2)) bias = g.value(conv.inputs[2]).data->to_float();
     TensorData nw = w;
     float* wp = nw.as<float>();
     for (int64_t i = 0; i < cin; ++i) {
-      const float s = gamma[i] / std::sqrt(var[i] + eps), t = beta[i] - mean[i] * s;
+      const float s = bn_map->scale[i], t = bn_map->shift[i];
       for (int64_t o = 0; o < cout; ++o) {
         float* wi = wp + (o * cin + i) * taps;
         double shift = 0;

@@ -1,0 +1,24 @@
+// Helpers the pattern-matching passes share.
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace unirt {
+
+// The only consumer of `value`, or -1 when it has none or several (or is a graph output).
+int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value);
+// True when `value` is a constant float scalar (any rank with one element) equal to `x` within tol.
+bool is_scalar_const(const Graph& g, int value, float x, float tol = 1e-4f);
+
+// An inference BatchNormalization as the affine map y = x * scale[c] + shift[c], with
+// scale = gamma / sqrt(var + eps) and shift = beta - mean * scale.
+struct BatchNormAffine {
+  std::vector<float> scale, shift;
+};
+// The affine map of `bn` when it is in inference mode with constant float32 parameters of one
+// length; nullopt otherwise (the fold passes then leave it alone).
+std::optional<BatchNormAffine> batchnorm_affine(const Graph& g, const Node& bn);
+
+}  // namespace unirt
