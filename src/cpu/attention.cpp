@@ -4,6 +4,7 @@
 
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cpu {
@@ -12,7 +13,7 @@ namespace {
 class AttentionKernel : public CpuKernel {
  public:
   explicit AttentionKernel(const KernelCreateArgs& a)
-      : CpuKernel(a), heads_(a.node.attr_i("num_heads")), hd_(a.node.attr_i("head_dim")), scale_(a.node.attr_f("scale", 1.f)) {}
+      : CpuKernel(a), attrs_(AttentionAttrs::of(a.node)), heads_(attrs_.num_heads), hd_(attrs_.head_dim), scale_(attrs_.scale) {}
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     check(in, out);
@@ -55,8 +56,9 @@ class AttentionKernel : public CpuKernel {
       fail("qkv has shape " + shape_text(s) + ", expected [batch, tokens, " + std::to_string(3 * heads_ * hd_) + "]");
     expect_shape(out[0], {s[0], s[1], heads_ * hd_}, "output");
   }
-  int64_t heads_, hd_;
-  float scale_;
+  const AttentionAttrs attrs_;
+  const int64_t heads_, hd_;
+  const float scale_;
 };
 UNIRT_REGISTER_KERNEL(cpu, unirt.Attention, AttentionKernel);
 

@@ -3,6 +3,7 @@
 // group 1: per-image im2col rows (kh*kw*C columns) times the weight matrix; depthwise: direct.
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cpu {
@@ -12,14 +13,12 @@ class ConvNhwcKernel : public CpuKernel {
  public:
   explicit ConvNhwcKernel(const KernelCreateArgs& a)
       : CpuKernel(a),
-        k_(a.node.attr_ints("kernel_shape")),
-        s_(a.node.attr_ints("strides", {1, 1})),
-        p_(a.node.attr_ints("pads", {0, 0, 0, 0})),
-        group_(a.node.attr_i("group", 1)),
-        nchw_(a.node.attr_s("input_layout", "NHWC") == "NCHW") {
-    if (k_.size() != 2 || s_.size() != 2 || p_.size() != 4) fail("expects 2-D kernel_shape, strides and pads");
-    if (nchw_ && group_ != 1) fail("an NCHW input is only supported with one group");
-  }
+        attrs_(ConvNhwcAttrs::of(a.node)),
+        k_(attrs_.kernel),
+        s_(attrs_.strides),
+        p_(attrs_.pads),
+        group_(attrs_.group),
+        nchw_(attrs_.nchw_input) {}
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     check(in, out);
@@ -106,9 +105,10 @@ class ConvNhwcKernel : public CpuKernel {
     if (!nchw_ || s.size() != 4) return s;
     return {s[0], s[2], s[3], s[1]};
   }
-  std::vector<int64_t> k_, s_, p_;
-  int64_t group_;
-  bool nchw_;
+  const ConvNhwcAttrs attrs_;
+  const std::vector<int64_t>&k_, &s_, &p_;  // kernel, strides, pads of attrs_
+  const int64_t group_;
+  const bool nchw_;
 };
 UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel);
 

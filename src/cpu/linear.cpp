@@ -5,6 +5,7 @@
 
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cpu {
@@ -13,9 +14,7 @@ namespace {
 class LinearKernel : public CpuKernel {
  public:
   explicit LinearKernel(const KernelCreateArgs& a) : CpuKernel(a) {
-    const std::string act = a.node.attr_s("activation", "");
-    if (!act.empty() && act != "gelu") fail("activation '" + act + "' is not supported (gelu)");
-    gelu_ = act == "gelu";
+    gelu_ = LinearAttrs::of(a.node).gelu;
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "X");

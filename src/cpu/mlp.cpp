@@ -5,6 +5,7 @@
 
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cpu {
@@ -13,8 +14,7 @@ namespace {
 class MlpKernel : public CpuKernel {
  public:
   explicit MlpKernel(const KernelCreateArgs& a) : CpuKernel(a) {
-    const std::string act = a.node.attr_s("activation", "gelu");
-    if (act != "gelu") fail("activation '" + act + "' is not supported (gelu)");
+    MlpAttrs::of(a.node);
   }
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     const auto& xs = in[0].shape;

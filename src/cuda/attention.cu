@@ -14,6 +14,7 @@
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
 #include "cuda/mma.cuh"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cuda {
@@ -224,7 +225,7 @@ __global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict
 class AttentionKernel : public CudaKernel {
  public:
   explicit AttentionKernel(const KernelCreateArgs& a)
-      : CudaKernel(a), heads_(a.node.attr_i("num_heads")), hd_(a.node.attr_i("head_dim")), scale_(a.node.attr_f("scale", 1.f)) {
+      : CudaKernel(a), attrs_(AttentionAttrs::of(a.node)), heads_(attrs_.num_heads), hd_(attrs_.head_dim), scale_(attrs_.scale) {
     if (heads_ <= 0 || hd_ <= 0 || hd_ > 128)
       fail("num_heads " + std::to_string(heads_) + " and head_dim " + std::to_string(hd_) +
            ": the CUDA attention kernel supports head_dim 1..128");
@@ -282,8 +283,9 @@ class AttentionKernel : public CudaKernel {
     else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
     else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
   }
-  int64_t heads_, hd_;
-  float scale_;
+  const AttentionAttrs attrs_;
+  const int64_t heads_, hd_;
+  const float scale_;
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel);
 

@@ -12,6 +12,7 @@
 
 #include "cuda/gemm.h"
 #include "cuda/half_io.cuh"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cuda {
@@ -321,14 +322,12 @@ class ConvNhwcKernel : public CudaKernel {
   }
   explicit ConvNhwcKernel(const KernelCreateArgs& a)
       : CudaKernel(a),
-        k_(a.node.attr_ints("kernel_shape")),
-        s_(a.node.attr_ints("strides", {1, 1})),
-        p_(a.node.attr_ints("pads", {0, 0, 0, 0})),
-        group_(a.node.attr_i("group", 1)),
-        nchw_(a.node.attr_s("input_layout", "NHWC") == "NCHW") {
-    if (k_.size() != 2 || s_.size() != 2 || p_.size() != 4) fail("expects 2-D kernel_shape, strides and pads");
-    if (nchw_ && group_ != 1) fail("an NCHW input is only supported with one group");
-  }
+        attrs_(ConvNhwcAttrs::of(a.node)),
+        k_(attrs_.kernel),
+        s_(attrs_.strides),
+        p_(attrs_.pads),
+        group_(attrs_.group),
+        nchw_(attrs_.nchw_input) {}
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     expect_floatish(in[0], "X");
@@ -475,9 +474,10 @@ class ConvNhwcKernel : public CudaKernel {
     if (!nchw_ || s.size() != 4) return s;
     return {s[0], s[2], s[3], s[1]};
   }
-  std::vector<int64_t> k_, s_, p_;
-  int64_t group_;
-  bool nchw_;
+  const ConvNhwcAttrs attrs_;
+  const std::vector<int64_t>&k_, &s_, &p_;  // kernel, strides, pads of attrs_
+  const int64_t group_;
+  const bool nchw_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
   std::string recorded_, tactic_;
 

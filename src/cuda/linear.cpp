@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cuda/gemm.h"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cuda {
@@ -24,9 +25,7 @@ int alignment_for(std::initializer_list<int64_t> byte_strides) {
 class LinearKernel : public CudaKernel {
  public:
   explicit LinearKernel(const KernelCreateArgs& a) : CudaKernel(a) {
-    const std::string act = a.node.attr_s("activation", "");
-    if (!act.empty() && act != "gelu") fail("activation '" + act + "' is not supported (gelu)");
-    gelu_ = act == "gelu";
+    gelu_ = LinearAttrs::of(a.node).gelu;
   }
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {

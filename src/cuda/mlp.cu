@@ -16,6 +16,7 @@
 
 #include "cuda/gemm.h"
 #include "cuda/mma.cuh"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cuda {
@@ -192,8 +193,7 @@ int64_t fused_min_rows() { return int64_t(kWarpRows) * 4 * 2 * context().props.m
 class MlpKernel : public CudaKernel {
  public:
   explicit MlpKernel(const KernelCreateArgs& a) : CudaKernel(a) {
-    const std::string act = a.node.attr_s("activation", "gelu");
-    if (act != "gelu") fail("activation '" + act + "' is not supported (gelu)");
+    MlpAttrs::of(a.node);
   }
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     for (size_t i = 0; i < in.size(); ++i)

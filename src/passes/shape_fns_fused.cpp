@@ -2,6 +2,7 @@
 // unirt.Mlp). They run again when an engine file is loaded, so besides the shapes they check
 // everything the kernels rely on (operand ranks, channel counts, bias lengths, attribute ranges):
 // a damaged engine gets an error naming the node, never a kernel reading past a buffer.
+#include "ir/fused_attrs.h"
 #include "passes/shape_inference.h"
 
 namespace unirt {
@@ -16,8 +17,8 @@ void require_bias(ShapeCtx& c, int i, const Dim& n, const char* what) {
 
 void attention(ShapeCtx& c) {
   const Shape& x = c.shape(0);
-  const int64_t h = c.node().attr_i("num_heads"), d = c.node().attr_i("head_dim");
-  if (h < 1 || d < 1 || h > 4096 || d > 4096) c.fail("num_heads " + std::to_string(h) + " and head_dim " + std::to_string(d) + " must be in 1..4096");
+  const AttentionAttrs a = AttentionAttrs::of(c.node());
+  const int64_t h = a.num_heads, d = a.head_dim;
   if (x.size() != 3) c.fail("qkv must be [batch, tokens, 3*heads*head_dim], got rank " + std::to_string(x.size()));
   c.require_equal(x[2], Dim(3 * h * d), "qkv channels vs 3*" + std::to_string(h) + "*" + std::to_string(d));
   c.set(0, c.dtype(0), {x[0], x[1], Dim(h * d)});
@@ -27,6 +28,7 @@ void attention(ShapeCtx& c) {
 void linear(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   const Shape& w = c.shape(1);
+  LinearAttrs::of(c.node());
   if (x.empty() || w.size() != 2) c.fail("expects X [..., K] and W [K, N]");
   c.require_equal(x.back(), w[0], "features of X " + shape_str(x) + " vs W " + shape_str(w));
   require_bias(c, 2, w[1], "bias");
@@ -41,6 +43,7 @@ void mlp(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   const Shape& w1 = c.shape(1);
   const Shape& w2 = c.shape(3);
+  MlpAttrs::of(c.node());
   if (x.empty() || w1.size() != 2 || w2.size() != 2) c.fail("expects X [..., C], W1 [C, hidden] and W2 [hidden, Cout]");
   c.require_equal(x.back(), w1[0], "channels of X " + shape_str(x) + " vs W1 " + shape_str(w1));
   c.require_equal(w1[1], w2[0], "hidden features of W1 " + shape_str(w1) + " vs W2 " + shape_str(w2));
@@ -55,17 +58,14 @@ void mlp(ShapeCtx& c) {
 // X [N, H, W, C] (or NCHW with input_layout), W [kh, kw, C/group, Cout] (+ bias) (+ residual).
 void conv_nhwc(ShapeCtx& c) {
   Shape x = c.shape(0);
-  const std::string layout = c.node().attr_s("input_layout", "NHWC");
-  if (layout != "NHWC" && layout != "NCHW") c.fail("input_layout '" + layout + "' (NHWC or NCHW expected)");
-  if (layout == "NCHW" && x.size() == 4) x = {x[0], x[2], x[3], x[1]};
+  const ConvNhwcAttrs a = ConvNhwcAttrs::of(c.node());
+  if (a.nchw_input && x.size() == 4) x = {x[0], x[2], x[3], x[1]};
   const Shape& w = c.shape(1);
   if (x.size() != 4 || w.size() != 4) c.fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
-  const auto k = c.node().attr_ints("kernel_shape"), s = c.node().attr_ints("strides", {1, 1}),
-             p = c.node().attr_ints("pads", {0, 0, 0, 0});
-  if (k.size() != 2 || s.size() != 2 || p.size() != 4) c.fail("kernel_shape, strides and pads must have 2, 2 and 4 values");
-  check_window_attrs(c, k, s, {1, 1}, p);
-  const int64_t group = c.node().attr_i("group", 1);
-  if (group < 1) c.fail("group " + std::to_string(group) + " must be positive");
+  const auto& k = a.kernel;
+  const auto& s = a.strides;
+  const auto& p = a.pads;
+  const int64_t group = a.group;
   c.require_equal(w[0], Dim(k[0]), "weight height vs kernel_shape");
   c.require_equal(w[1], Dim(k[1]), "weight width vs kernel_shape");
   c.require_equal(x[3], w[2] * Dim(group), "input channels of " + shape_str(x) + " vs the weight's " + w[2].brief() + " x group " +

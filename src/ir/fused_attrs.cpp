@@ -1,0 +1,65 @@
+#include "ir/fused_attrs.h"
+
+#include <string>
+
+namespace unirt {
+namespace {
+
+[[noreturn]] void refuse(const Node& n, const std::string& msg) { throw Error(n.describe() + ": " + msg); }
+
+std::string ints_text(const std::vector<int64_t>& v) {
+  std::string s = "[";
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+ConvNhwcAttrs ConvNhwcAttrs::of(const Node& n) {
+  ConvNhwcAttrs a;
+  a.kernel = n.attr_ints("kernel_shape");
+  a.strides = n.attr_ints("strides", {1, 1});
+  a.pads = n.attr_ints("pads", {0, 0, 0, 0});
+  a.group = n.attr_i("group", 1);
+  const std::string layout = n.attr_s("input_layout", "NHWC");
+  if (layout != "NHWC" && layout != "NCHW") refuse(n, "input_layout '" + layout + "' (NHWC or NCHW expected)");
+  a.nchw_input = layout == "NCHW";
+  if (a.kernel.size() != 2 || a.strides.size() != 2 || a.pads.size() != 4)
+    refuse(n, "kernel_shape " + ints_text(a.kernel) + ", strides " + ints_text(a.strides) + " and pads " + ints_text(a.pads) +
+                  " must have 2, 2 and 4 values");
+  for (int64_t k : a.kernel)
+    if (k < 1 || k > resource_limits().max_dim) refuse(n, "kernel_shape " + ints_text(a.kernel) + " must be positive");
+  for (int64_t s : a.strides)
+    if (s < 1 || s > resource_limits().max_dim) refuse(n, "strides " + ints_text(a.strides) + " must be positive");
+  for (int64_t p : a.pads)
+    if (p < 0 || p > resource_limits().max_dim) refuse(n, "pads " + ints_text(a.pads) + " must be in 0.." + std::to_string(resource_limits().max_dim));
+  if (a.group < 1) refuse(n, "group " + std::to_string(a.group) + " must be positive");
+  if (a.nchw_input && a.group != 1) refuse(n, "an NCHW input is only supported with one group");
+  return a;
+}
+
+LinearAttrs LinearAttrs::of(const Node& n) {
+  const std::string act = n.attr_s("activation", "");
+  if (!act.empty() && act != "gelu") refuse(n, "activation '" + act + "' is not supported (none or gelu)");
+  LinearAttrs a;
+  a.gelu = act == "gelu";
+  return a;
+}
+
+MlpAttrs MlpAttrs::of(const Node& n) {
+  const std::string act = n.attr_s("activation", "gelu");
+  if (act != "gelu") refuse(n, "activation '" + act + "' is not supported (gelu)");
+  return {};
+}
+
+AttentionAttrs AttentionAttrs::of(const Node& n) {
+  AttentionAttrs a;
+  a.num_heads = n.attr_i("num_heads");
+  a.head_dim = n.attr_i("head_dim");
+  a.scale = n.attr_f("scale", 1.f);
+  if (a.num_heads < 1 || a.head_dim < 1 || a.num_heads > 4096 || a.head_dim > 4096)
+    refuse(n, "num_heads " + std::to_string(a.num_heads) + " and head_dim " + std::to_string(a.head_dim) + " must be in 1..4096");
+  return a;
+}
+
+}  // namespace unirt
