@@ -10,6 +10,7 @@
 #include "image.h"
 #include "npy.h"
 #include "runtime/planner.h"
+#include "ir/half.h"
 
 namespace fs = std::filesystem;
 
@@ -151,27 +152,6 @@ std::vector<HostTensor> gather_inputs(const Engine& e, const std::vector<std::st
   return in;
 }
 
-namespace {
-float half_to_float(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-  uint32_t bits;
-  if (exp == 0x1f) bits = sign | 0x7f800000u | (man << 13);  // inf / nan
-  else if (exp != 0) bits = sign | ((exp + 112) << 23) | (man << 13);
-  else if (man == 0) bits = sign;
-  else {  // subnormal: renormalise
-    int e = -1;
-    uint32_t m = man;
-    do {
-      ++e;
-      m <<= 1;
-    } while (!(m & 0x400));
-    bits = sign | ((112 - e) << 23) | ((m & 0x3ff) << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-}  // namespace
 
 std::vector<double> to_doubles(const HostTensor& t) {
   const size_t n = static_cast<size_t>(t.numel());

@@ -1,4 +1,5 @@
 #include "image.h"
+#include "ir/file.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,11 +22,7 @@
 namespace unirt {
 
 HostTensor load_image(const std::string& path, const std::string& name, int size) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot open image '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return decode_image(ss.str(), path, name, size);
+  return decode_image(read_file(path, "image"), path, name, size);
 }
 
 namespace {

@@ -1,4 +1,5 @@
 #include "npy.h"
+#include "ir/file.h"
 
 #include <cmath>
 #include <cstring>
@@ -25,11 +26,7 @@ std::string header_field(const std::string& h, const std::string& key, const std
 }  // namespace
 
 HostTensor read_npy(const std::string& path, const std::string& name) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot open '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return parse_npy(ss.str(), path, name);
+  return parse_npy(read_file(path, ".npy input"), path, name);
 }
 
 HostTensor parse_npy(const std::string& b, const std::string& path, const std::string& name) {

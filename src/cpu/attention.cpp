@@ -53,7 +53,7 @@ class AttentionKernel : public CpuKernel {
     expect_float(in[0], "qkv");
     const auto& s = in[0].shape;
     if (s.size() != 3 || s[2] != 3 * heads_ * hd_)
-      fail("qkv has shape " + shape_text(s) + ", expected [batch, tokens, " + std::to_string(3 * heads_ * hd_) + "]");
+      fail("qkv has shape " + dims_text(s) + ", expected [batch, tokens, " + std::to_string(3 * heads_ * hd_) + "]");
     expect_shape(out[0], {s[0], s[1], heads_ * hd_}, "output");
   }
   const AttentionAttrs attrs_;

@@ -72,23 +72,23 @@ class ConvKernel : public CpuKernel {
     const auto& ws = in[1].shape;
     const auto& ys = out[0].shape;
     if (xs.size() < 3 || xs.size() > 5 || ws.size() != xs.size())
-      fail("input " + shape_text(xs) + " / weight " + shape_text(ws) + ": unsupported conv rank");
+      fail("input " + dims_text(xs) + " / weight " + dims_text(ws) + ": unsupported conv rank");
     G.nsp = static_cast<int>(xs.size()) - 2;
-    if (ys.size() != xs.size()) fail("output shape " + shape_text(ys) + " has a different rank than input " + shape_text(xs));
+    if (ys.size() != xs.size()) fail("output shape " + dims_text(ys) + " has a different rank than input " + dims_text(xs));
     G.batch = xs[0];
     G.cin = xs[1];
     G.cout = ws[0];
     if (group_ <= 0 || G.cout % group_ != 0)
-      fail("weight " + shape_text(ws) + " has " + std::to_string(G.cout) + " output channels, not divisible by group " + std::to_string(group_));
+      fail("weight " + dims_text(ws) + " has " + std::to_string(G.cout) + " output channels, not divisible by group " + std::to_string(group_));
     if (in.size() > 2 && in[2].data && (in[2].dtype != DType::Float32 || in[2].shape != std::vector<int64_t>{G.cout}))
-      fail("bias has shape " + shape_text(in[2].shape) + " (" + dtype_name(in[2].dtype) + "), expected float32 [" + std::to_string(G.cout) + "]");
+      fail("bias has shape " + dims_text(in[2].shape) + " (" + dtype_name(in[2].dtype) + "), expected float32 [" + std::to_string(G.cout) + "]");
     {
       const auto ks = node_.attr_ints("kernel_shape");
       if (!ks.empty() && std::vector<int64_t>(ws.begin() + 2, ws.end()) != ks)
-        fail("kernel_shape " + shape_text(ks) + " does not match weight " + shape_text(ws));
+        fail("kernel_shape " + dims_text(ks) + " does not match weight " + dims_text(ws));
     }
     if (ws[1] * group_ != G.cin)
-      fail("input has " + std::to_string(G.cin) + " channels, weight " + shape_text(ws) + " with group " +
+      fail("input has " + std::to_string(G.cin) + " channels, weight " + dims_text(ws) + " with group " +
            std::to_string(group_) + " expects " + std::to_string(ws[1] * group_));
     auto strides = node_.attr_ints("strides", std::vector<int64_t>(G.nsp, 1));
     auto dil = node_.attr_ints("dilations", std::vector<int64_t>(G.nsp, 1));
@@ -121,7 +121,7 @@ class ConvKernel : public CpuKernel {
       G.ohw *= G.out[i];
       G.ckk *= G.k[i];
     }
-    if (ys.size() != xs.size() || ys[0] != G.batch || ys[1] != G.cout) fail("output shape " + shape_text(ys) + " does not match input/weight");
+    if (ys.size() != xs.size() || ys[0] != G.batch || ys[1] != G.cout) fail("output shape " + dims_text(ys) + " does not match input/weight");
     G.depthwise = group_ == G.cin && group_ == G.cout && G.nsp == 2 && group_ > 1;
     G.pointwise = !G.depthwise && G.ckk == ws[1] && std::all_of(G.s, G.s + 3, [](int64_t v) { return v == 1; }) &&
                  std::all_of(G.p, G.p + 3, [](int64_t v) { return v == 0; }) && G.ihw == G.ohw;

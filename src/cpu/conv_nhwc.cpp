@@ -92,9 +92,9 @@ class ConvNhwcKernel : public CpuKernel {
     const auto xs = nhwc(in[0].shape);
     const auto& ws = in[1].shape;
     if (xs.size() != 4 || ws.size() != 4) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
-    if (ws[0] != k_[0] || ws[1] != k_[1]) fail("weights " + shape_text(ws) + " do not match kernel_shape");
+    if (ws[0] != k_[0] || ws[1] != k_[1]) fail("weights " + dims_text(ws) + " do not match kernel_shape");
     if (group_ == 1 ? ws[2] != xs[3] : (group_ != xs[3] || ws[2] != 1 || ws[3] != xs[3]))
-      fail("X " + shape_text(xs) + " and W " + shape_text(ws) + " with group " + std::to_string(group_) +
+      fail("X " + dims_text(xs) + " and W " + dims_text(ws) + " with group " + std::to_string(group_) +
            ": only one group or depthwise (group == channels) are supported");
     const int64_t oh = (xs[1] + p_[0] + p_[2] - k_[0]) / s_[0] + 1, ow = (xs[2] + p_[1] + p_[3] - k_[1]) / s_[1] + 1;
     expect_shape(out[0], {xs[0], oh, ow, ws[3]}, "output");

@@ -6,15 +6,10 @@
 #include <vector>
 
 #include "backend/kernel.h"
+#include "ir/half.h"
 
 namespace unirt {
 namespace cpu {
-
-inline std::string shape_text(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 inline bool present(const std::vector<TensorView>& v, size_t i) {
   return i < v.size() && (v[i].data != nullptr || v[i].host_values != nullptr);
@@ -33,7 +28,7 @@ class CpuKernel : public OpKernel {
   }
   void expect_float(const TensorView& t, const char* what) const { expect_dtype(t, DType::Float32, what); }
   void expect_shape(const TensorView& t, const std::vector<int64_t>& want, const char* what) const {
-    if (t.shape != want) fail(std::string(what) + " has shape " + shape_text(t.shape) + ", expected " + shape_text(want));
+    if (t.shape != want) fail(std::string(what) + " has shape " + dims_text(t.shape) + ", expected " + dims_text(want));
   }
   [[noreturn]] void unsupported_type(const TensorView& t, const char* what) const {
     fail(std::string(what) + " has unsupported type " + dtype_name(t.dtype) + " on the CPU backend");
@@ -65,12 +60,6 @@ class CpuKernel : public OpKernel {
   Node node_;
   int64_t opset_;
 };
-
-inline std::vector<int64_t> strides_of(const std::vector<int64_t>& s) {
-  std::vector<int64_t> st(s.size(), 1);
-  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
-  return st;
-}
 
 // Strides of `shape` broadcast to rank `r` (0 stride on broadcast dims).
 inline std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& shape, const std::vector<int64_t>& out) {
@@ -140,8 +129,6 @@ struct BroadcastPlan {
   }
 };
 
-float half_to_float(uint16_t h);
-uint16_t float_to_half(float f);  // round to nearest even; also used by the FP16 precision pass
 
 }  // namespace cpu
 }  // namespace unirt

@@ -17,7 +17,7 @@ class NonMaxSuppressionKernel : public CpuKernel {
     expect_float(in[1], "scores");
     const int64_t batches = in[0].shape[0], boxes = in[0].shape[1], classes = in[1].shape[1];
     if (in[0].shape[2] != 4 || in[1].shape[0] != batches || in[1].shape[2] != boxes)
-      fail("boxes " + shape_text(in[0].shape) + " and scores " + shape_text(in[1].shape) + " do not match ([b,n,4] and [b,c,n])");
+      fail("boxes " + dims_text(in[0].shape) + " and scores " + dims_text(in[1].shape) + " do not match ([b,n,4] and [b,c,n])");
     const int64_t max_out = present(in, 2) && in[2].numel() ? std::max<int64_t>(0, ints(in[2]).at(0)) : 0;
     const float iou = present(in, 3) && in[3].numel() ? scalar(in[3], "iou_threshold") : 0.0f;
     const bool has_thr = present(in, 4) && in[4].numel();
@@ -52,7 +52,7 @@ class NonMaxSuppressionKernel : public CpuKernel {
       }
     const int64_t count = static_cast<int64_t>(rows.size() / 3);
     if (out[0].shape.size() != 2 || count > out[0].shape[0])
-      fail("output " + shape_text(out[0].shape) + " cannot hold " + std::to_string(count) + " selected boxes");
+      fail("output " + dims_text(out[0].shape) + " cannot hold " + std::to_string(count) + " selected boxes");
     if (!rows.empty()) std::memcpy(out[0].data, rows.data(), rows.size() * sizeof(int64_t));
     if (out.size() > 1) out[1].as<int64_t>()[0] = count;
   }

@@ -108,8 +108,8 @@ class BinaryKernel : public CpuKernel {
       fail(std::string("inputs have different types ") + dtype_name(in[0].dtype) + " and " + dtype_name(in[1].dtype));
     for (int i = 0; i < 2; ++i)
       if (!broadcastable_to(in[i].shape, out[0].shape))
-        fail("input " + std::to_string(i) + " shape " + shape_text(in[i].shape) + " does not broadcast to the output " +
-             shape_text(out[0].shape));
+        fail("input " + std::to_string(i) + " shape " + dims_text(in[i].shape) + " does not broadcast to the output " +
+             dims_text(out[0].shape));
     const std::vector<int64_t>* shapes[2] = {&in[0].shape, &in[1].shape};
     BroadcastPlan<2> p(out[0].shape, shapes);
     constexpr bool logic = OP == Bin::And || OP == Bin::Or || OP == Bin::Xor;
@@ -212,7 +212,7 @@ class MinMaxKernel : public CpuKernel {
     for (size_t k = 0; k < in.size(); ++k) {
       if (in[k].dtype != o.dtype) fail("input " + std::to_string(k) + " has type " + dtype_name(in[k].dtype) + ", expected " + dtype_name(o.dtype));
       if (!broadcastable_to(in[k].shape, o.shape))
-        fail("input " + std::to_string(k) + " shape " + shape_text(in[k].shape) + " does not broadcast to " + shape_text(o.shape));
+        fail("input " + std::to_string(k) + " shape " + dims_text(in[k].shape) + " does not broadcast to " + dims_text(o.shape));
     }
     T* y = o.as<T>();
     if (in.size() == 1) {
@@ -246,7 +246,7 @@ class PowKernel : public CpuKernel {
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     for (int i = 0; i < 2; ++i)
       if (!broadcastable_to(in[i].shape, out[0].shape))
-        fail("input " + std::to_string(i) + " shape " + shape_text(in[i].shape) + " does not broadcast to " + shape_text(out[0].shape));
+        fail("input " + std::to_string(i) + " shape " + dims_text(in[i].shape) + " does not broadcast to " + dims_text(out[0].shape));
     if (out[0].dtype != in[0].dtype) fail(std::string("output type ") + dtype_name(out[0].dtype) + " differs from the base's");
     const std::vector<int64_t>* s[2] = {&in[0].shape, &in[1].shape};
     BroadcastPlan<2> p(out[0].shape, s);
@@ -308,7 +308,7 @@ class WhereKernel : public CpuKernel {
            dtype_name(out[0].dtype));
     for (int i = 0; i < 3; ++i)
       if (!broadcastable_to(in[i].shape, out[0].shape))
-        fail("input " + std::to_string(i) + " shape " + shape_text(in[i].shape) + " does not broadcast to " + shape_text(out[0].shape));
+        fail("input " + std::to_string(i) + " shape " + dims_text(in[i].shape) + " does not broadcast to " + dims_text(out[0].shape));
     const std::vector<int64_t>* s[3] = {&in[0].shape, &in[1].shape, &in[2].shape};
     BroadcastPlan<3> p(out[0].shape, s);
     const size_t es = dtype_size(out[0].dtype);

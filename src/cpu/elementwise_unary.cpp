@@ -188,7 +188,7 @@ class ClipKernel : public CpuKernel {
       for (int k = 1; k <= 2; ++k) {
         if (!(in.size() > static_cast<size_t>(k) && in[k].data)) continue;
         if (in[k].dtype != in[0].dtype) fail(std::string(k == 1 ? "min" : "max") + " has type " + dtype_name(in[k].dtype) + ", input is " + dtype_name(in[0].dtype));
-        if (in[k].numel() != 1) fail(std::string(k == 1 ? "min" : "max") + " must be a scalar, has shape " + shape_text(in[k].shape));
+        if (in[k].numel() != 1) fail(std::string(k == 1 ? "min" : "max") + " must be a scalar, has shape " + dims_text(in[k].shape));
         (k == 1 ? lo : hi) = *in[k].as<T>();
       }
     }
@@ -325,50 +325,6 @@ class CastKernel : public CpuKernel {
 UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel);
 
 }  // namespace
-
-float half_to_float(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu, bits;
-  if (exp == 0) {
-    if (mant == 0) {
-      bits = sign;
-    } else {  // subnormal half: normalise into a float
-      exp = 127 - 15 + 1;
-      while (!(mant & 0x400u)) {
-        mant <<= 1;
-        --exp;
-      }
-      bits = sign | (exp << 23) | ((mant & 0x3ffu) << 13);
-    }
-  } else if (exp == 31) {
-    bits = sign | 0x7f800000u | (mant << 13);
-  } else {
-    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t float_to_half(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t absx = x & 0x7fffffffu;
-  if (absx > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN stays a (quiet) NaN
-  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds to inf
-  if (absx < 0x38800000u) {  // half subnormal or zero: scale to units of 2^-24, round to nearest even
-    float a;
-    std::memcpy(&a, &absx, 4);
-    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(a * 16777216.0f)));
-  }
-  const uint32_t mant = absx & 0x7fffffu;
-  const uint32_t exp = (absx >> 23) - 127 + 15;
-  uint32_t h = (exp << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is correct
-  return static_cast<uint16_t>(sign | h);
-}
 
 }  // namespace cpu
 }  // namespace unirt

@@ -18,13 +18,13 @@ class MatMulKernel : public CpuKernel {
     if (bs.size() == 1) bs.push_back(1);
     const int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
     if (bs[bs.size() - 2] != K)
-      fail("inner dimensions differ: " + shape_text(in[0].shape) + " x " + shape_text(in[1].shape));
+      fail("inner dimensions differ: " + dims_text(in[0].shape) + " x " + dims_text(in[1].shape));
     std::vector<int64_t> ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
     const size_t r = std::max(ab.size(), bb.size());
     std::vector<int64_t> ob(r);
     for (size_t i = 0; i < r; ++i) {
       int64_t da = i + ab.size() >= r ? ab[i + ab.size() - r] : 1, db = i + bb.size() >= r ? bb[i + bb.size() - r] : 1;
-      if (da != db && da != 1 && db != 1) fail("batch dims do not broadcast: " + shape_text(in[0].shape) + " x " + shape_text(in[1].shape));
+      if (da != db && da != 1 && db != 1) fail("batch dims do not broadcast: " + dims_text(in[0].shape) + " x " + dims_text(in[1].shape));
       ob[i] = std::max(da, db);
     }
     int64_t batches = 1;
@@ -86,14 +86,14 @@ class GemmKernel : public CpuKernel {
     const auto& bs = in[1].shape;
     if (as.size() != 2 || bs.size() != 2) fail("A and B must be 2-D");
     const int64_t M = ta_ ? as[1] : as[0], K = ta_ ? as[0] : as[1], N = tb_ ? bs[0] : bs[1];
-    if ((tb_ ? bs[1] : bs[0]) != K) fail("inner dimensions differ: " + shape_text(as) + " x " + shape_text(bs));
+    if ((tb_ ? bs[1] : bs[0]) != K) fail("inner dimensions differ: " + dims_text(as) + " x " + dims_text(bs));
     expect_shape(out[0], {M, N}, "output");
     float* C = out[0].as<float>();
     float beta = 0.f;
     if (in.size() > 2 && in[2].data) {
       expect_float(in[2], "C");
       if (!broadcastable_to(in[2].shape, out[0].shape))
-        fail("C has shape " + shape_text(in[2].shape) + ", which does not broadcast to " + shape_text(out[0].shape));
+        fail("C has shape " + dims_text(in[2].shape) + ", which does not broadcast to " + dims_text(out[0].shape));
       const std::vector<int64_t>* s[1] = {&in[2].shape};
       BroadcastPlan<1> p(out[0].shape, s);
       const float* c = in[2].as<float>();

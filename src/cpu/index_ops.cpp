@@ -58,7 +58,7 @@ class GatherElementsKernel : public IndexKernel {
     expect_shape(out[0], in[1].shape, "output");
     for (size_t d = 0; d < xs.size(); ++d)
       if (static_cast<int64_t>(d) != axis && in[1].shape[d] > xs[d])
-        fail("indices " + shape_text(in[1].shape) + " exceed data " + shape_text(xs) + " off the axis");
+        fail("indices " + dims_text(in[1].shape) + " exceed data " + dims_text(xs) + " off the axis");
     const auto st = strides_of(xs);
     const size_t es = dtype_size(in[0].dtype);
     const char* x = in[0].as<char>();
@@ -115,7 +115,7 @@ class ScatterElementsKernel : public ScatterBase {
     expect_shape(in[2], in[1].shape, "updates");
     for (size_t d = 0; d < xs.size(); ++d)
       if (static_cast<int64_t>(d) != axis && in[1].shape[d] > xs[d])
-        fail("indices " + shape_text(in[1].shape) + " exceed data " + shape_text(xs) + " off the axis");
+        fail("indices " + dims_text(in[1].shape) + " exceed data " + dims_text(xs) + " off the axis");
     const auto st = strides_of(xs);
     char* y = out[0].as<char>();
     if (y != in[0].as<char>()) std::memcpy(y, in[0].data, in[0].bytes());
@@ -209,7 +209,7 @@ class NonZeroKernel : public IndexKernel {
       if (element_nonzero(in[0].dtype, in[0].as<uint8_t>() + i * es)) hits.push_back(i);
     const int64_t count = static_cast<int64_t>(hits.size());
     if (out[0].shape.size() != 2 || count > out[0].shape[1])
-      fail("output " + shape_text(out[0].shape) + " cannot hold " + std::to_string(count) + " coordinates");
+      fail("output " + dims_text(out[0].shape) + " cannot hold " + std::to_string(count) + " coordinates");
     int64_t* y = out[0].as<int64_t>();
     const auto st = strides_of(xs);
     for (int64_t j = 0; j < count; ++j)

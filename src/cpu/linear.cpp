@@ -21,7 +21,7 @@ class LinearKernel : public CpuKernel {
     expect_float(in[1], "W");
     const auto& xs = in[0].shape;
     if (xs.empty() || in[1].shape.size() != 2 || in[1].shape[0] != xs.back())
-      fail("X " + shape_text(xs) + " and W " + shape_text(in[1].shape) + " do not form [..., K] x [K, N]");
+      fail("X " + dims_text(xs) + " and W " + dims_text(in[1].shape) + " do not form [..., K] x [K, N]");
     const int64_t K = xs.back(), N = in[1].shape[1], M = K ? in[0].numel() / K : 0;
     auto ys = xs;
     ys.back() = N;

@@ -28,7 +28,7 @@ class MlpKernel : public CpuKernel {
     const auto& w1 = in[1].shape;
     const auto& w2 = in[3].shape;
     if (xs.empty() || w1.size() != 2 || w2.size() != 2 || w1[0] != xs.back() || w2[0] != w1[1])
-      fail("X " + shape_text(xs) + ", W1 " + shape_text(w1) + " and W2 " + shape_text(w2) +
+      fail("X " + dims_text(xs) + ", W1 " + dims_text(w1) + " and W2 " + dims_text(w2) +
            " do not form [..., C] x [C, hidden] x [hidden, Cout]");
     const int64_t C = xs.back(), H = w1[1], N = w2[1], M = C ? in[0].numel() / C : 0;
     auto ys = xs;

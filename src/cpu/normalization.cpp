@@ -21,11 +21,11 @@ class BatchNormalizationKernel : public CpuKernel {
     static const char* names[5] = {"X", "scale", "B", "input_mean", "input_var"};
     for (int i = 0; i < 5; ++i) expect_float(in[i], names[i]);
     const auto& xs = in[0].shape;
-    if (xs.size() < 2) fail("X must have rank >= 2, has shape " + shape_text(xs));
+    if (xs.size() < 2) fail("X must have rank >= 2, has shape " + dims_text(xs));
     expect_shape(out[0], xs, "output");
     const int64_t N = xs[0], C = xs[1], S = (N * C) != 0 ? in[0].numel() / (N * C) : 0;
     for (int i = 1; i < 5; ++i)
-      if (in[i].numel() != C) fail(std::string(names[i]) + " has shape " + shape_text(in[i].shape) + ", expected [" + std::to_string(C) + "]");
+      if (in[i].numel() != C) fail(std::string(names[i]) + " has shape " + dims_text(in[i].shape) + ", expected [" + std::to_string(C) + "]");
     const float *x = in[0].as<float>(), *g = in[1].as<float>(), *b = in[2].as<float>(), *m = in[3].as<float>(), *v = in[4].as<float>();
     float* y = out[0].as<float>();
     const float eps = eps_;
@@ -113,8 +113,8 @@ class LayerNormalizationKernel : public CpuKernel {
                       std::vector<float>& buf) const {
     if (t.shape == norm_shape || (t.numel() == D && t.shape.size() <= norm_shape.size())) return t.as<float>();
     if (!broadcastable_to(t.shape, norm_shape))
-      fail(std::string(what) + " has shape " + shape_text(t.shape) + ", which does not broadcast to the normalised shape " +
-           shape_text(norm_shape));
+      fail(std::string(what) + " has shape " + dims_text(t.shape) + ", which does not broadcast to the normalised shape " +
+           dims_text(norm_shape));
     buf.resize(static_cast<size_t>(D));
     const std::vector<int64_t>* s[1] = {&t.shape};
     BroadcastPlan<1> p(norm_shape, s);

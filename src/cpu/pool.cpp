@@ -16,7 +16,7 @@ class GlobalAveragePoolKernel : public CpuKernel {
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "input");
     const auto& xs = in[0].shape;
-    if (xs.size() < 3) fail("input must be N x C x spatial..., has shape " + shape_text(xs));
+    if (xs.size() < 3) fail("input must be N x C x spatial..., has shape " + dims_text(xs));
     std::vector<int64_t> want(xs.size(), 1);
     want[0] = xs[0];
     want[1] = xs[1];
@@ -49,11 +49,11 @@ class PoolKernel : public CpuKernel {
     const auto& xs = in[0].shape;
     const auto& ys = out[0].shape;
     const int nsp = static_cast<int>(xs.size()) - 2;
-    if (nsp < 1 || nsp > 3) fail("input must be N x C x (1 to 3 spatial dims), has shape " + shape_text(xs));
+    if (nsp < 1 || nsp > 3) fail("input must be N x C x (1 to 3 spatial dims), has shape " + dims_text(xs));
     if (static_cast<int>(kernel_.size()) != nsp)
-      fail("kernel_shape has " + std::to_string(kernel_.size()) + " dims for input " + shape_text(xs));
+      fail("kernel_shape has " + std::to_string(kernel_.size()) + " dims for input " + dims_text(xs));
     if (ys.size() != xs.size() || ys[0] != xs[0] || ys[1] != xs[1])
-      fail("output shape " + shape_text(ys) + " does not match input " + shape_text(xs));
+      fail("output shape " + dims_text(ys) + " does not match input " + dims_text(xs));
     if (in[0].dtype != out[0].dtype) fail("output type differs from the input's");
     auto s = node_.attr_ints("strides", std::vector<int64_t>(nsp, 1));
     auto d = node_.attr_ints("dilations", std::vector<int64_t>(nsp, 1));

@@ -36,26 +36,26 @@ class ReshapeKernel : public ViewKernel {
     int64_t known = 1, infer = -1;
     for (size_t i = 0; i < s.size(); ++i) {
       if (s[i] == 0 && !allowzero_) {
-        if (i >= xs.size()) fail("shape " + shape_text(s) + " copies dim " + std::to_string(i) + " of input " + shape_text(xs) + ", which has no such dim");
+        if (i >= xs.size()) fail("shape " + dims_text(s) + " copies dim " + std::to_string(i) + " of input " + dims_text(xs) + ", which has no such dim");
         s[i] = xs[i];
       }
       if (s[i] == -1) {
-        if (infer >= 0) fail("shape " + shape_text(s) + " has more than one -1");
+        if (infer >= 0) fail("shape " + dims_text(s) + " has more than one -1");
         infer = static_cast<int64_t>(i);
       } else if (s[i] < 0) {
-        fail("shape " + shape_text(s) + " has a negative dim");
+        fail("shape " + dims_text(s) + " has a negative dim");
       } else {
         known *= s[i];
       }
     }
     if (infer >= 0) {
-      if (known == 0 || in[0].numel() % known) fail("cannot reshape input " + shape_text(xs) + " to " + shape_text(s));
+      if (known == 0 || in[0].numel() % known) fail("cannot reshape input " + dims_text(xs) + " to " + dims_text(s));
       s[infer] = in[0].numel() / known;
     }
     int64_t n = 1;
     for (auto d : s) n *= d;
     if (n != in[0].numel())
-      fail("input " + shape_text(xs) + " has " + std::to_string(in[0].numel()) + " elements, target shape " + shape_text(s) + " has " + std::to_string(n));
+      fail("input " + dims_text(xs) + " has " + std::to_string(in[0].numel()) + " elements, target shape " + dims_text(s) + " has " + std::to_string(n));
     return s;
   }
 
@@ -99,7 +99,7 @@ class SqueezeKernel : public ViewKernel {
     } else {
       for (auto a : axes) {
         const int64_t k = norm_axis(a, r);
-        if (xs[k] != 1) fail("cannot squeeze axis " + std::to_string(a) + " of size " + std::to_string(xs[k]) + " (input " + shape_text(xs) + ")");
+        if (xs[k] != 1) fail("cannot squeeze axis " + std::to_string(a) + " of size " + std::to_string(xs[k]) + " (input " + dims_text(xs) + ")");
         drop[k] = true;
       }
     }
@@ -179,7 +179,7 @@ class RangeKernel : public CpuKernel {
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext&) override {
     for (int i = 0; i < 3; ++i) {
       if (in[i].dtype != out[0].dtype) fail("input " + std::to_string(i) + " has type " + dtype_name(in[i].dtype) + ", output " + dtype_name(out[0].dtype));
-      if (in[i].numel() != 1) fail("input " + std::to_string(i) + " must be a scalar, has shape " + shape_text(in[i].shape));
+      if (in[i].numel() != 1) fail("input " + std::to_string(i) + " must be a scalar, has shape " + dims_text(in[i].shape));
     }
     switch (out[0].dtype) {
       case DType::Float32: return go_float<float>(in, out[0]);

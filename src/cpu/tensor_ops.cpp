@@ -167,7 +167,7 @@ class ConcatKernel : public CpuKernel {
       const auto& t = in[k];
       if (t.dtype != out[0].dtype) fail("input " + std::to_string(k) + " has type " + dtype_name(t.dtype) + ", output " + dtype_name(out[0].dtype));
       auto want = os;
-      if (t.shape.size() != os.size()) fail("input " + std::to_string(k) + " has shape " + shape_text(t.shape) + ", rank differs from output " + shape_text(os));
+      if (t.shape.size() != os.size()) fail("input " + std::to_string(k) + " has shape " + dims_text(t.shape) + ", rank differs from output " + dims_text(os));
       want[axis] = t.shape[axis];
       expect_shape(t, want, ("input " + std::to_string(k)).c_str());
       if (!t.data && t.numel()) fail("input " + std::to_string(k) + " has no data");
@@ -275,13 +275,13 @@ class ExpandKernel : public CpuKernel {
       for (size_t i = 0; i < r; ++i) {
         const int64_t a = i + in[0].shape.size() >= r ? in[0].shape[i + in[0].shape.size() - r] : 1;
         const int64_t b = i + shape.size() >= r ? shape[i + shape.size() - r] : 1;
-        if (a != b && a != 1 && b != 1) fail("input " + shape_text(in[0].shape) + " does not broadcast with shape " + shape_text(shape));
+        if (a != b && a != 1 && b != 1) fail("input " + dims_text(in[0].shape) + " does not broadcast with shape " + dims_text(shape));
         want[i] = a == 1 ? b : a;
       }
       expect_shape(out[0], want, "output");
     }
     if (!broadcastable_to(in[0].shape, out[0].shape))
-      fail("input " + shape_text(in[0].shape) + " does not broadcast to " + shape_text(out[0].shape));
+      fail("input " + dims_text(in[0].shape) + " does not broadcast to " + dims_text(out[0].shape));
     strided_copy(in[0], out[0], 0, broadcast_strides(in[0].shape, out[0].shape), ctx);
   }
 };

@@ -57,11 +57,5 @@ Strides strides_for(const std::vector<int64_t>& in, const std::vector<int64_t>& 
   return st;
 }
 
-std::vector<int64_t> row_strides(const std::vector<int64_t>& s) {
-  std::vector<int64_t> st(s.size(), 1);
-  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
-  return st;
-}
-
 }  // namespace cuda
 }  // namespace unirt

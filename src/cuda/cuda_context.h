@@ -42,7 +42,6 @@ struct Strides {
 Dims dims_of(const std::vector<int64_t>& shape);
 // Row-major strides of `in` aligned to the right of `out`; broadcast dims get stride 0.
 Strides strides_for(const std::vector<int64_t>& in, const std::vector<int64_t>& out);
-std::vector<int64_t> row_strides(const std::vector<int64_t>& shape);
 inline int grid_for(int64_t n, int threads = 256) {
   return static_cast<int>(std::min<int64_t>((n + threads - 1) / threads, int64_t{65535} * 8));
 }

@@ -154,9 +154,9 @@ __global__ void arg_reduce_kernel(const T* x, int64_t* y, int64_t outer, int64_t
   }
 }
 
-Strides row_strides_of(const std::vector<int64_t>& s) {
+Strides device_strides_of(const std::vector<int64_t>& s) {
   Strides st;
-  const auto rs = row_strides(s);
+  const auto rs = strides_of(s);
   for (size_t i = 0; i < rs.size(); ++i) st.s[i] = rs[i];
   return st;
 }
@@ -179,7 +179,7 @@ template <typename E, typename I>
 struct GatherElementsLaunch {
   static void go(const TensorView& x, const TensorView& idx, const TensorView& y, int axis, cudaStream_t s) {
     const int64_t n = y.numel();
-    gather_elements_kernel<<<grid_for(n), 256, 0, s>>>(x.as<E>(), idx.as<I>(), y.as<E>(), n, dims_of(idx.shape), row_strides_of(x.shape),
+    gather_elements_kernel<<<grid_for(n), 256, 0, s>>>(x.as<E>(), idx.as<I>(), y.as<E>(), n, dims_of(idx.shape), device_strides_of(x.shape),
                                                        axis, x.shape[axis]);
   }
 };
@@ -188,7 +188,7 @@ template <typename E, typename I>
 struct ScatterElementsLaunch {
   static void go(const TensorView& x, const TensorView& idx, const TensorView& u, const TensorView& y, int axis, cudaStream_t s) {
     const int64_t n = u.numel();
-    scatter_elements_kernel<<<grid_for(n), 256, 0, s>>>(u.as<E>(), idx.as<I>(), y.as<E>(), n, dims_of(idx.shape), row_strides_of(x.shape),
+    scatter_elements_kernel<<<grid_for(n), 256, 0, s>>>(u.as<E>(), idx.as<I>(), y.as<E>(), n, dims_of(idx.shape), device_strides_of(x.shape),
                                                         axis, x.shape[axis]);
   }
 };
@@ -202,7 +202,7 @@ struct ScatterNDLaunch {
     const int64_t tuples = k ? idx.numel() / k : 0;
     if (tuples * slice == 0) return;
     scatter_nd_kernel<<<grid_for(tuples * slice), 256, 0, s>>>(u.as<E>(), idx.as<I>(), y.as<E>(), tuples, slice, k, dims_of(x.shape),
-                                                               row_strides_of(x.shape));
+                                                               device_strides_of(x.shape));
   }
 };
 

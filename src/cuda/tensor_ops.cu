@@ -206,7 +206,7 @@ class TransposeKernel : public CudaKernel {
       check_launch(node_);
       return;
     }
-    auto rs = row_strides(xs);
+    auto rs = strides_of(xs);
     Strides is;
     for (size_t i = 0; i < perm.size(); ++i) is.s[i] = rs[perm[i]];
     launch_gather(in[0], out[0], is, 0, st);
@@ -234,7 +234,7 @@ class SliceKernel : public CudaKernel {
       std::iota(axes.begin(), axes.end(), 0);
     }
     if (steps.empty()) steps.assign(starts.size(), 1);
-    auto st = row_strides(xs);
+    auto st = strides_of(xs);
     Strides is;
     for (size_t i = 0; i < xs.size(); ++i) is.s[i] = st[i];
     int64_t base = 0;

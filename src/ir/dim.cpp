@@ -742,4 +742,10 @@ std::string dims_text(const std::vector<int64_t>& s) {
   return r.empty() ? "scalar" : r;
 }
 
+std::vector<int64_t> strides_of(const std::vector<int64_t>& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (int i = static_cast<int>(s.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * s[i + 1];
+  return st;
+}
+
 }  // namespace unirt

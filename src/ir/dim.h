@@ -128,5 +128,7 @@ std::vector<int64_t> shape_values(const Shape& s);  // throws unless all const
 Shape shape_from_values(const std::vector<int64_t>& v);
 // "1x3x224x224" ("scalar" for rank 0): how concrete shapes appear in messages and on the CLI.
 std::string dims_text(const std::vector<int64_t>& s);
+// Row-major element strides of a concrete shape (the last dim has stride 1).
+std::vector<int64_t> strides_of(const std::vector<int64_t>& s);
 
 }  // namespace unirt

@@ -1,4 +1,5 @@
 #include "ir/graph.h"
+#include "ir/half.h"
 
 #include <algorithm>
 #include <cstring>
@@ -10,14 +11,6 @@ ResourceLimits& resource_limits() {
   return limits;
 }
 
-namespace {
-std::string shape_text_of(const std::vector<int64_t>& s) {
-  std::string r;
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? "x" : "") + std::to_string(s[i]);
-  return r.empty() ? "scalar" : r;
-}
-}  // namespace
-
 int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what) {
   const ResourceLimits& lim = resource_limits();
   if (static_cast<int64_t>(shape.size()) > lim.max_rank)
@@ -25,16 +18,16 @@ int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what
   int64_t n = 1;
   bool overflow = false;
   for (int64_t d : shape) {
-    if (d < 0) throw Error(what + ": shape " + shape_text_of(shape) + " has a negative dimension");
+    if (d < 0) throw Error(what + ": shape " + dims_text(shape) + " has a negative dimension");
     if (d > lim.max_dim)
-      throw Error(what + ": dimension " + std::to_string(d) + " of " + shape_text_of(shape) + " is above the limit of " +
+      throw Error(what + ": dimension " + std::to_string(d) + " of " + dims_text(shape) + " is above the limit of " +
                   std::to_string(lim.max_dim));
     overflow = overflow || __builtin_mul_overflow(n, d, &n);
   }
   // A zero dimension makes the tensor empty whatever the others overflowed to.
   for (int64_t d : shape)
     if (d == 0) return 0;
-  if (overflow) throw Error(what + ": shape " + shape_text_of(shape) + " has more elements than int64 holds");
+  if (overflow) throw Error(what + ": shape " + dims_text(shape) + " has more elements than int64 holds");
   return n;
 }
 
@@ -43,7 +36,7 @@ size_t checked_bytes(const std::vector<int64_t>& shape, DType dtype, const std::
   const int64_t es = static_cast<int64_t>(dtype_size(dtype));
   const int64_t lim = resource_limits().max_tensor_bytes;
   if (es > 0 && n > lim / es)
-    throw Error(what + ": " + dtype_name(dtype) + " " + shape_text_of(shape) + " needs " + std::to_string(n) + " x " +
+    throw Error(what + ": " + dtype_name(dtype) + " " + dims_text(shape) + " needs " + std::to_string(n) + " x " +
                 std::to_string(es) + " bytes, above the limit of " + std::to_string(lim) +
                 " bytes per tensor (unirt --max-tensor-bytes N, or UNIRT_MAX_TENSOR_BYTES)");
   return static_cast<size_t>(n * es);
@@ -98,6 +91,7 @@ std::vector<float> TensorData::to_float() const {
     switch (dtype) {
       case DType::Float32: v[i] = as<float>()[i]; break;
       case DType::Float64: v[i] = static_cast<float>(as<double>()[i]); break;
+      case DType::Float16: v[i] = half_to_float(as<uint16_t>()[i]); break;
       case DType::Int64: v[i] = static_cast<float>(as<int64_t>()[i]); break;
       case DType::Int32: v[i] = static_cast<float>(as<int32_t>()[i]); break;
       default: throw Error(std::string("cannot read ") + dtype_name(dtype) + " tensor as float");

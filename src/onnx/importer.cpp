@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "onnx.pb.h"
+#include "ir/file.h"
 
 namespace unirt {
 namespace {
@@ -200,11 +201,7 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& source_name
 }
 
 Graph import_onnx_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot open '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return import_onnx_bytes(ss.str(), path);
+  return import_onnx_bytes(read_file(path, "ONNX model"), path);
 }
 
 }  // namespace unirt

@@ -12,41 +12,18 @@
 #include "passes/assign_precision.h"
 #include "passes/pipeline.h"
 #include "passes/shape_inference.h"
+#include "ir/half.h"
 
 namespace unirt {
 
 namespace {
-
-// IEEE binary16 from binary32, round to nearest even; overflow to inf, NaN stays NaN.
-uint16_t half_from_float(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t absx = x & 0x7fffffffu;
-  if (absx >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0u));
-  if (absx >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
-  if (absx < 0x38800000u) {                                               // subnormal half (or zero)
-    if (absx < 0x33000000u) return static_cast<uint16_t>(sign);          // below half the smallest subnormal
-    const uint32_t e = absx >> 23;
-    const uint32_t m = (absx & 0x7fffffu) | 0x800000u;
-    const uint32_t shift = 126 - e;  // result in units of 2^-24, the smallest subnormal
-    uint32_t r = m >> shift;
-    const uint32_t rem = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
-    if (rem > halfway || (rem == halfway && (r & 1u))) ++r;
-    return static_cast<uint16_t>(sign | r);
-  }
-  uint32_t r = ((absx - 0x38000000u) >> 13);  // rebias exponent 127 -> 15
-  const uint32_t rem = absx & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (r & 1u))) ++r;
-  return static_cast<uint16_t>(sign | r);
-}
 
 std::shared_ptr<TensorData> to_half(const TensorData& t) {
   auto h = std::make_shared<TensorData>();
   h->dtype = DType::Float16;
   h->shape = t.shape;
   h->bytes.resize(static_cast<size_t>(t.numel()) * 2);
-  for (int64_t i = 0; i < t.numel(); ++i) h->as<uint16_t>()[i] = half_from_float(t.as<float>()[i]);
+  for (int64_t i = 0; i < t.numel(); ++i) h->as<uint16_t>()[i] = float_to_half(t.as<float>()[i]);
   return h;
 }
 
@@ -74,7 +51,6 @@ Node make_cast(Graph& g, const std::string& base, int in, int out, DType to) {
 
 }  // namespace
 
-uint16_t float_to_fp16_bits(float f) { return half_from_float(f); }
 
 int assign_precision(Graph& g, Precision p) {
   if (p != Precision::FP16) return 0;

@@ -13,7 +13,4 @@ namespace unirt {
 // Returns the number of changes. No-op for other precisions.
 int assign_precision(Graph& g, Precision p);
 
-// IEEE binary16 bits of f, rounded to nearest even.
-uint16_t float_to_fp16_bits(float f);
-
 }  // namespace unirt

@@ -28,8 +28,7 @@ TensorData transpose_data(const TensorData& t, const Perm& perm) {
   o.shape.resize(r);
   for (size_t i = 0; i < r; ++i) o.shape[i] = t.shape[perm[i]];
   o.bytes.resize(t.bytes.size());
-  std::vector<int64_t> in_strides(r, 1);
-  for (int i = static_cast<int>(r) - 2; i >= 0; --i) in_strides[i] = in_strides[i + 1] * t.shape[i + 1];
+  const std::vector<int64_t> in_strides = strides_of(t.shape);
   const int64_t n = t.numel();
   std::vector<int64_t> idx(r, 0);
   for (int64_t e = 0; e < n; ++e) {

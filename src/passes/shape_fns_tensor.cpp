@@ -12,13 +12,6 @@ constexpr int64_t kHuge = int64_t{1} << 40;  // Slice ends such as INT64_MAX mea
 
 std::optional<std::vector<Dim>> passthrough(ShapeCtx& c) { return c.values(0); }
 
-// Row-major strides of a constant shape.
-std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
-  std::vector<int64_t> st(dims.size(), 1);
-  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * dims[i + 1];
-  return st;
-}
-
 // Moves known element values the way a data-movement op moves elements: out[i] = in[src(i)].
 // Shape-value chains (torch's F.pad export: Concat -> Reshape(-1,2) -> Slice(step -1) ->
 // Transpose -> Reshape) are small, so this runs on the element lists at build time.

@@ -11,6 +11,7 @@
 #include "onnx/importer.h"
 #include "passes/shape_inference.h"
 #include "runtime/profile.h"
+#include "ir/file.h"
 
 namespace unirt {
 
@@ -176,11 +177,7 @@ Engine build_engine_from_onnx(const std::string& onnx_path, const BuildOptions& 
 }
 
 Engine load_model(const std::string& path, const BuildOptions& opts) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot open '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string bytes = ss.str();
+  const std::string bytes = read_file(path, "model");
   if (bytes.compare(0, 8, kEngineMagic) == 0) return load_engine_bytes(bytes, path);
   Engine e = build_engine(import_onnx_bytes(bytes, path), opts);
   e.source = path;

@@ -12,6 +12,7 @@
 #include "onnx/importer.h"
 #include "passes/shape_inference.h"
 #include "runtime/engine.h"
+#include "ir/file.h"
 
 namespace unirt {
 
@@ -555,11 +556,7 @@ static void validate_loaded_graph(Engine& e, const std::string& what) {
 }
 
 Engine load_engine(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error("cannot open engine file '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return load_engine_bytes(ss.str(), path);
+  return load_engine_bytes(read_file(path, "engine file"), path);
 }
 
 }  // namespace unirt

@@ -3,6 +3,7 @@
 
 #include "cpu/cpu_test_util.h"
 #include "cpu/cpu_util.h"
+#include "ir/half.h"
 
 using namespace unirt;
 using namespace unirt::cputest;
@@ -241,15 +242,15 @@ TEST(CpuCast, Float16RoundTripAndRounding) {
   // Every finite half survives half -> float -> half exactly.
   for (uint32_t h = 0; h < 65536; ++h) {
     if (((h >> 10) & 31) == 31) continue;
-    ASSERT_EQ(cpu_ns::float_to_half(cpu_ns::half_to_float(static_cast<uint16_t>(h))), h) << h;
+    ASSERT_EQ(float_to_half(half_to_float(static_cast<uint16_t>(h))), h) << h;
   }
   // Ties go to even: 1 + 2^-11 lies halfway between 1 and 1 + 2^-10.
-  EXPECT_EQ(cpu_ns::float_to_half(1.f + std::ldexp(1.f, -11)), 0x3c00);
-  EXPECT_EQ(cpu_ns::float_to_half(1.f + 3 * std::ldexp(1.f, -11)), 0x3c02);
-  EXPECT_EQ(cpu_ns::float_to_half(65520.f), 0x7c00);  // rounds to infinity
-  EXPECT_EQ(cpu_ns::float_to_half(65519.f), 0x7bff);
-  EXPECT_EQ(cpu_ns::float_to_half(std::ldexp(1.f, -25)), 0x0000);  // tie to even subnormal 0
-  EXPECT_EQ(cpu_ns::float_to_half(std::ldexp(3.f, -25)), 0x0002);
+  EXPECT_EQ(float_to_half(1.f + std::ldexp(1.f, -11)), 0x3c00);
+  EXPECT_EQ(float_to_half(1.f + 3 * std::ldexp(1.f, -11)), 0x3c02);
+  EXPECT_EQ(float_to_half(65520.f), 0x7c00);  // rounds to infinity
+  EXPECT_EQ(float_to_half(65519.f), 0x7bff);
+  EXPECT_EQ(float_to_half(std::ldexp(1.f, -25)), 0x0000);  // tie to even subnormal 0
+  EXPECT_EQ(float_to_half(std::ldexp(3.f, -25)), 0x0002);
   // Through the kernel, both directions.
   Tensor f = floats({3}, {0.1f, -2.5f, 1e-6f}), h = empty(DType::Float16, {3}), back = out_f({3});
   run(node("Cast", "to_half"), {&f}, {&h});
