@@ -110,7 +110,7 @@ void add_inspect_command(CLI::App& app, Registry& r) {
       std::printf("plan at %s: %zu kernels, peak activations %s (without reuse %s), weights %s\n", o->shapes.c_str(), p.steps.size(),
                   human_bytes(static_cast<double>(p.arena_bytes)).c_str(), human_bytes(static_cast<double>(p.naive_bytes)).c_str(),
                   human_bytes(static_cast<double>(weights)).c_str());
-      for (int id : g.outputs) std::printf("  output %s: %s\n", g.value(id).name.c_str(), dims_text(p.shapes[id]).c_str());
+      for (int id : g.outputs) std::printf("  output %s: %s\n", g.value(id).name.c_str(), dims_text(p.values[id].shape).c_str());
     }
     return 0;
   };

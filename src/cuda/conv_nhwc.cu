@@ -347,29 +347,9 @@ class ConvNhwcKernel : public CudaKernel {
     const int64_t M = xs[0] * oh * ow, K = k_[0] * k_[1] * xs[3], N = ws[3];
     const int64_t es = static_cast<int64_t>(dtype_size(in[0].dtype));
     const size_t col = static_cast<size_t>((M * K * es + 255) / 256 * 256);
-    auto it = plans_.find(M);
-    if (it == plans_.end()) {
-      auto p = std::make_unique<Plan>();
-      GemmShape g;
-      g.type = in[0].dtype;
-      g.M = M;
-      g.N = N;
-      g.K = K;
-      g.lda = K;
-      g.ldb = N;
-      g.ldc = N;
-      g.bias = has(2);
-      int a = 16;
-      for (int64_t o : {K * es, N * es})
-        while (a > 1 && o % a != 0) a >>= 1;
-      g.min_alignment = a;
-      guarded("cuBLASLt plan", [&] {
-        p->gemm.setup(g, kGemmCandidates);
-        p->workspace = choose_gemm(p->gemm, M, recorded_, has(3), &tactic_);
-      });
-      it = plans_.emplace(M, std::move(p)).first;
-    }
-    return col + it->second->workspace;
+    size_t gemm_ws = 0;
+    guarded("cuBLASLt plan", [&] { gemm_ws = plans_.prepare(dense_gemm(in[0].dtype, M, N, K, has(2)), has(3)); });
+    return col + gemm_ws;
   }
 
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
@@ -412,8 +392,8 @@ class ConvNhwcKernel : public CudaKernel {
     const int64_t M = int64_t(g.N) * g.OH * g.OW, K = int64_t(g.KH) * g.KW * g.C;
     const size_t es = dtype_size(in[0].dtype);
     const size_t col_bytes = static_cast<size_t>((M * K * static_cast<int64_t>(es) + 255) / 256 * 256);
-    auto it = plans_.find(M);
-    if (it == plans_.end()) fail("run() for an input shape prepare() never saw");
+    const LtGemm* gemm = plans_.find(M);
+    if (!gemm) fail("run() for an input shape prepare() never saw");
     if (ctx.workspace_bytes < col_bytes) fail("workspace smaller than prepare() asked for");
     void* col = ctx.workspace;
     const bool vec = !nchw_ && g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(col);
@@ -434,7 +414,7 @@ class ConvNhwcKernel : public CudaKernel {
     }
     check_launch(node_);
     guarded("cuBLASLt conv GEMM", [&] {
-      it->second->gemm.run(1.f, col, in[1].data, res ? 1.f : 0.f, res, out[0].data, bias, static_cast<char*>(ctx.workspace) + col_bytes,
+      gemm->run(1.f, col, in[1].data, res ? 1.f : 0.f, res, out[0].data, bias, static_cast<char*>(ctx.workspace) + col_bytes,
                            ctx.workspace_bytes - col_bytes, s);
     });
   }
@@ -465,10 +445,6 @@ class ConvNhwcKernel : public CudaKernel {
       else depthwise_nhwc_s1<T, V, 7, 1><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
     }
   }
-  struct Plan {
-    LtGemm gemm;
-    size_t workspace = 0;
-  };
   // The input as [N, H, W, C] whatever layout it arrives in.
   std::vector<int64_t> nhwc_shape(const std::vector<int64_t>& s) const {
     if (!nchw_ || s.size() != 4) return s;
@@ -478,12 +454,11 @@ class ConvNhwcKernel : public CudaKernel {
   const std::vector<int64_t>&k_, &s_, &p_;  // kernel, strides, pads of attrs_
   const int64_t group_;
   const bool nchw_;
-  std::map<int64_t, std::unique_ptr<Plan>> plans_;
-  std::string recorded_, tactic_;
+  GemmPlans plans_;
 
  public:
-  std::string tactic() const override { return tactic_; }
-  void use_tactic(const std::string& t) override { recorded_ = t; }
+  std::string tactic() const override { return plans_.tactic; }
+  void use_tactic(const std::string& t) override { plans_.recorded = t; }
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel);
 

@@ -164,14 +164,45 @@ size_t choose_gemm(LtGemm& gemm, int64_t M, const std::string& recorded, bool wi
   return gemm.run_workspace();
 }
 
-namespace {
-
 int alignment_of(std::initializer_list<int64_t> byte_offsets) {
   int a = 16;
   for (int64_t o : byte_offsets)
     while (a > 1 && o % a != 0) a >>= 1;
   return a;
 }
+
+GemmShape dense_gemm(DType type, int64_t M, int64_t N, int64_t K, bool bias) {
+  GemmShape g;
+  g.type = type;
+  g.M = M;
+  g.N = N;
+  g.K = K;
+  g.lda = K;
+  g.ldb = N;
+  g.ldc = N;
+  g.bias = bias;
+  const int64_t es = static_cast<int64_t>(dtype_size(type));
+  g.min_alignment = alignment_of({K * es, N * es});
+  return g;
+}
+
+size_t GemmPlans::prepare(const GemmShape& g, bool with_c) {
+  auto it = plans_.find(g.M);
+  if (it != plans_.end()) return it->second->workspace;
+  auto p = std::make_unique<Plan>();
+  p->gemm.setup(g, kGemmCandidates);
+  p->workspace = choose_gemm(p->gemm, g.M, recorded, with_c, &tactic);
+  const size_t ws = p->workspace;
+  plans_.emplace(g.M, std::move(p));
+  return ws;
+}
+
+const LtGemm* GemmPlans::find(int64_t M) const {
+  auto it = plans_.find(M);
+  return it == plans_.end() ? nullptr : &it->second->gemm;
+}
+
+namespace {
 
 // Batched MatMul with ONNX broadcasting over the leading dims.
 class MatMulKernel : public CudaKernel {

@@ -1,5 +1,8 @@
 // Row-major GEMMs through cuBLASLt, shared by MatMul, Gemm and the patch-embedding Conv.
 #pragma once
+#include <initializer_list>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,6 +64,31 @@ constexpr int kGemmCandidates = 8;
 // The tactic for a plan of M rows: the recorded candidate when `recorded` names this M (as written
 // by autotune), else timed now. Describes the choice in *tactic; returns the workspace.
 size_t choose_gemm(LtGemm& gemm, int64_t M, const std::string& recorded, bool with_c, std::string* tactic);
+
+// The alignment in bytes (16, 8, 4, 2 or 1) every one of these byte offsets is a multiple of.
+int alignment_of(std::initializer_list<int64_t> byte_offsets);
+// Y[M, N] = X[M, K] W[K, N] (+ bias[N]), all row-major and dense: unirt.Linear and the GEMM of
+// unirt.ConvNHWC.
+GemmShape dense_gemm(DType type, int64_t M, int64_t N, int64_t K, bool bias);
+
+// The cuBLASLt plans of one layer, one per row count M, each with its algorithm chosen once (the
+// engine's recorded tactic when it names that M, else timed). Used from prepare(); run() finds.
+class GemmPlans {
+ public:
+  // The plan for g.M rows, made now if new; returns the workspace its run needs.
+  size_t prepare(const GemmShape& g, bool with_c);
+  // The plan prepared for M rows; nullptr when prepare() never saw M.
+  const LtGemm* find(int64_t M) const;
+  std::string recorded;  // from the engine (use_tactic)
+  std::string tactic;    // of the last prepared plan (tactic())
+
+ private:
+  struct Plan {
+    LtGemm gemm;
+    size_t workspace = 0;
+  };
+  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+};
 
 }  // namespace cuda
 }  // namespace unirt

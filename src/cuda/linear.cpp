@@ -12,13 +12,6 @@ namespace unirt {
 namespace cuda {
 namespace {
 
-int alignment_for(std::initializer_list<int64_t> byte_strides) {
-  int a = 16;
-  for (int64_t o : byte_strides)
-    while (a > 1 && o % a != 0) a >>= 1;
-  return a;
-}
-
 // activation "gelu": float16 takes cuBLASLt's GELU epilogue (its tanh form differs from erf by
 // less than float16 resolves at the magnitudes involved; parity is measured end to end in
 // tests/python/test_gpu_parity.py); float32 keeps the exact erf form in a separate in-place pass.
@@ -41,27 +34,10 @@ class LinearKernel : public CudaKernel {
     if (has(2) && in[2].numel() != N) fail("bias must hold " + std::to_string(N) + " values");
     if (has(3) && in[3].shape != out[0].shape) fail("residual shape differs from the output");
     if (M == 0 || N == 0 || K == 0) return 0;
-    auto it = plans_.find(M);
-    if (it != plans_.end()) return it->second->workspace;
-    auto p = std::make_unique<Plan>();
-    GemmShape g;
-    g.type = in[0].dtype;
-    g.M = M;
-    g.N = N;
-    g.K = K;
-    g.lda = K;
-    g.ldb = N;
-    g.ldc = N;
-    g.bias = has(2);
+    GemmShape g = dense_gemm(in[0].dtype, M, N, K, has(2));
     g.gelu = gelu_ && g.type == DType::Float16;
-    const int64_t es = static_cast<int64_t>(dtype_size(g.type));
-    g.min_alignment = alignment_for({K * es, N * es});
-    guarded("cuBLASLt plan", [&] {
-      p->gemm.setup(g, kGemmCandidates);
-      p->workspace = choose_gemm(p->gemm, M, recorded_, has(3), &tactic_);
-    });
-    const size_t ws = p->workspace;
-    plans_.emplace(M, std::move(p));
+    size_t ws = 0;
+    guarded("cuBLASLt plan", [&] { ws = plans_.prepare(g, has(3)); });
     return ws;
   }
 
@@ -69,11 +45,11 @@ class LinearKernel : public CudaKernel {
     const int64_t K = in[0].shape.back(), N = in[1].shape[1], M = K ? in[0].numel() / K : 0;
     if (M == 0 || N == 0) return;
     if (K == 0) fail("K == 0 is not supported by the CUDA Linear kernel");
-    auto it = plans_.find(M);
-    if (it == plans_.end()) fail("run() for an input shape prepare() never saw");
+    const LtGemm* gemm = plans_.find(M);
+    if (!gemm) fail("run() for an input shape prepare() never saw");
     const bool res = has(3);
     guarded("cuBLASLt Linear", [&] {
-      it->second->gemm.run(1.f, in[0].data, in[1].data, res ? 1.f : 0.f, res ? in[3].data : nullptr, out[0].data,
+      gemm->run(1.f, in[0].data, in[1].data, res ? 1.f : 0.f, res ? in[3].data : nullptr, out[0].data,
                            has(2) ? in[2].data : nullptr, ctx.workspace, ctx.workspace_bytes, stream_of(ctx));
     });
     if (gelu_ && in[0].dtype != DType::Float16) {
@@ -83,17 +59,12 @@ class LinearKernel : public CudaKernel {
   }
 
  private:
-  struct Plan {
-    LtGemm gemm;
-    size_t workspace = 0;
-  };
-  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+  GemmPlans plans_;
   bool gelu_ = false;
-  std::string recorded_, tactic_;
 
  public:
-  std::string tactic() const override { return tactic_; }
-  void use_tactic(const std::string& t) override { recorded_ = t; }
+  std::string tactic() const override { return plans_.tactic; }
+  void use_tactic(const std::string& t) override { plans_.recorded = t; }
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.Linear, LinearKernel);
 

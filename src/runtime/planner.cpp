@@ -70,21 +70,22 @@ void check_data_guards(const Graph& g, const std::map<std::string, int64_t>& kno
 void data_shaped_value(const Graph& g, const Plan& p, int v, const std::map<std::string, int64_t>& known,
                        std::vector<int64_t>& shape, std::vector<int64_t>& host_values) {
   const Value& val = g.value(v);
-  shape = p.shapes[v];
-  host_values = p.host_values[v];
+  const PlannedValue& pv = p.values[v];
+  shape = pv.shape;
+  host_values = pv.host_values;
   try {
     for (size_t i = 0; i < val.shape.size(); ++i) shape[i] = val.shape[i].eval(known);
     if (val.sym_value)
       for (size_t i = 0; i < val.sym_value->size(); ++i) host_values[i] = (*val.sym_value)[i].eval(known);
   } catch (const DimError&) {
-    shape = p.shapes[v];  // a size it needs is read back later: keep the bound
-    host_values = p.host_values[v];
+    shape = pv.shape;  // a size it needs is read back later: keep the bound
+    host_values = pv.host_values;
     return;
   }
   for (size_t i = 0; i < shape.size(); ++i)
-    if (shape[i] < 0 || shape[i] > p.shapes[v][i])
+    if (shape[i] < 0 || shape[i] > pv.shape[i])
       throw Error("value '" + val.name + "': dimension " + std::to_string(i) + " (" + val.shape[i].brief() + ") is " +
-                  std::to_string(shape[i]) + " for " + bindings_text(known) + ", outside 0.." + std::to_string(p.shapes[v][i]) +
+                  std::to_string(shape[i]) + " for " + bindings_text(known) + ", outside 0.." + std::to_string(pv.shape[i]) +
                   " that memory was planned for");
 }
 
@@ -102,7 +103,7 @@ void check_guards(const Graph& g, const std::map<std::string, int64_t>& bindings
 
 size_t planned_bytes(const Graph& g, const Plan& p, int value) {
   int64_t n = 1;
-  for (auto d : p.shapes[value]) n *= d;
+  for (auto d : p.values[value].shape) n *= d;
   return align_up(std::max<size_t>(1, static_cast<size_t>(n) * dtype_size(g.value(value).dtype)));
 }
 
@@ -119,13 +120,13 @@ bool node_is_static(const Graph& g, const Node& n) {
   return true;
 }
 
-Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+namespace {
+
+// Step 1: each input dimension checked against the engine's input shape, its profile and its
+// symbol's range, and the input symbols bound.
+void bind_inputs(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes, Plan& p) {
   const Graph& g = e.graph;
-  if (is_deferred(e))
-    throw Error("this engine is specialised at run time (per shape-input value or input shape): plan its specialisation "
-                "(specialize_engine) instead");
   const ShapeProfile& prof = e.options.profile;
-  Plan p;
   for (int id : g.inputs) {
     const Value& v = g.value(id);
     auto it = input_shapes.find(v.name);
@@ -181,14 +182,11 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
                     d.str() + " = " + std::to_string(want) + " (engine input " + shape_str(v.shape) + ")");
     }
   }
-  check_guards(g, p.bindings);
-  const size_t nv = g.values.size();
-  p.shapes.resize(nv);
-  p.host_values.resize(nv);
-  p.has_host_values.assign(nv, 0);
-  p.data_shaped.assign(nv, 0);
-  // Data-dependent sizes get their bound at these input shapes (a bound may itself mention an
-  // earlier size: NonZero of a NonZero); values that mention one are planned at their upper bound.
+}
+
+// Step 2: each data-dependent size gets its bound at these input shapes (a bound may itself
+// mention an earlier size: NonZero of a NonZero). Returns symbol -> that symbol ranged 0..bound.
+std::map<std::string, Dim> bound_data_sizes(const Graph& g, Plan& p) {
   std::map<std::string, Dim> bounded;
   for (size_t k = 0; k < g.data_dims.size(); ++k) {
     const DataDim& dd = g.data_dims[k];
@@ -204,73 +202,71 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
     p.data_sizes.push_back({dd.symbol, dd.node, -1, b, k});
     bounded[dd.symbol] = Dim::symbol(dd.symbol, 0, b);
   }
-  for (size_t i = 0; i < nv; ++i) {
+  return bounded;
+}
+
+// Step 3: every value's concrete shape and host values; a value that mentions a data size at its
+// upper bound. Sizes are checked against the resource limits here, before anything is allocated.
+void evaluate_shapes(const Graph& g, Plan& p, const std::map<std::string, Dim>& bounded) {
+  p.values.resize(g.values.size());
+  for (size_t i = 0; i < g.values.size(); ++i) {
     const Value& v = g.value(static_cast<int>(i));
+    PlannedValue& pv = p.values[i];
     if (!v.has_shape) continue;
+    std::vector<std::string> syms;
     if (!bounded.empty()) {
-      std::vector<std::string> syms;
       for (const Dim& d : v.shape) data_symbols_of(g, d, syms);
       if (v.sym_value)
         for (const Dim& d : *v.sym_value) data_symbols_of(g, d, syms);
-      if (!syms.empty()) {
-        p.data_shaped[i] = 1;
-        try {
-          for (const Dim& d : v.shape) p.shapes[i].push_back(std::max<int64_t>(0, upper_bound(d, p.bindings, bounded)));
-          if (v.sym_value) {
-            for (const Dim& d : *v.sym_value) p.host_values[i].push_back(upper_bound(d, p.bindings, bounded));
-            p.has_host_values[i] = 1;
-          }
-        } catch (const DimError& e) {
-          throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + ": " + e.what() + " for " + bindings_text(p.bindings));
-        }
-        size_t bytes;
-        if (!bytes_within_limits(p.shapes[i], v.dtype, &bytes))
-          checked_bytes(p.shapes[i], v.dtype, "value '" + v.name + "' of shape " + shape_str(v.shape) + " (bounded by its data-dependent sizes) for " +
-                                                  bindings_text(p.bindings));
-        continue;
-      }
     }
+    pv.data_shaped = !syms.empty();
+    // Built only for a message: shape_str of every value would cost more than the plan itself.
+    auto what = [&] { return "value '" + v.name + "' of shape " + shape_str(v.shape); };
+    pv.shape.reserve(v.shape.size());
     try {
       for (const Dim& d : v.shape) {
-        int64_t x = d.eval(p.bindings);
+        const int64_t x = pv.data_shaped ? std::max<int64_t>(0, upper_bound(d, p.bindings, bounded)) : d.eval(p.bindings);
         if (x < 0)
           throw Error("value '" + v.name + "' gets a negative dimension (" + d.brief() + " = " + std::to_string(x) + ") for " +
                       bindings_text(p.bindings));
-        p.shapes[i].push_back(x);
+        pv.shape.push_back(x);
       }
       if (v.sym_value) {
-        for (const Dim& d : *v.sym_value) p.host_values[i].push_back(d.eval(p.bindings));
-        p.has_host_values[i] = 1;
+        pv.host_values.reserve(v.sym_value->size());
+        for (const Dim& d : *v.sym_value) pv.host_values.push_back(pv.data_shaped ? upper_bound(d, p.bindings, bounded) : d.eval(p.bindings));
+        pv.has_host_values = true;
       }
     } catch (const DimError& e) {
-      throw Error("value '" + v.name + "' of shape " + shape_str(v.shape) + ": " + e.what() + " for " + bindings_text(p.bindings));
+      throw Error(what() + ": " + e.what() + " for " + bindings_text(p.bindings));
     }
     size_t bytes;
-    if (!bytes_within_limits(p.shapes[i], v.dtype, &bytes))
-      checked_bytes(p.shapes[i], v.dtype, "value '" + v.name + "' of shape " + shape_str(v.shape) + " for " + bindings_text(p.bindings));
-    if (!v.sym_value && v.data && v.dtype == DType::Int64) {
-      p.host_values[i] = v.data->to_int64();
-      p.has_host_values[i] = 1;
+    if (!bytes_within_limits(pv.shape, v.dtype, &bytes))
+      checked_bytes(pv.shape, v.dtype, what() + (pv.data_shaped ? " (bounded by its data-dependent sizes)" : "") + " for " + bindings_text(p.bindings));
+    if (!pv.data_shaped && !v.sym_value && v.data && v.dtype == DType::Int64) {
+      pv.host_values = v.data->to_int64();
+      pv.has_host_values = true;
     }
   }
-  // Lifetimes over the steps that run. Graph inputs and outputs stay out of the arena: the
-  // caller owns their memory.
-  std::vector<char> external(nv, 0);
+}
+
+// The values that live outside the arena: the caller owns graph inputs' and outputs' memory.
+std::vector<char> external_values(const Graph& g) {
+  std::vector<char> external(g.values.size(), 0);
   for (int id : g.inputs) external[id] = 1;
   for (int id : g.outputs) external[id] = 1;
-  p.first_step.assign(nv, -1);
-  p.last_step.assign(nv, -1);
-  p.written.assign(nv, 0);
-  auto& first = p.first_step;
-  auto& last = p.last_step;
-  // Reshape-like nodes between two arena tensors run nothing: the output is a view of the
-  // input's buffer (root), whose lifetime then covers the view's readers.
+  return external;
+}
+
+// Step 4: the nodes that run, in order, and the live range of what they write. A Reshape-like node
+// between two arena tensors runs nothing: its output is a view of its input's buffer (root[]),
+// whose lifetime then covers the view's readers. Returns root (itself for a non-view).
+std::vector<int> schedule_steps(const Graph& g, Plan& p, const std::vector<char>& external) {
+  const size_t nv = g.values.size();
   std::vector<int> root(nv);
   for (size_t i = 0; i < nv; ++i) root[i] = static_cast<int>(i);
-  std::vector<char> view(nv, 0);
   auto arena_value = [&](int v) {
     const Value& val = g.value(v);
-    return p.written[v] && !external[v] && !val.is_const() && !val.sym_value;
+    return p.values[v].written && !external[v] && !val.is_const() && !val.sym_value;
   };
   for (int idx = 0; idx < static_cast<int>(g.nodes.size()); ++idx) {
     const Node& n = g.nodes[idx];
@@ -279,22 +275,26 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
         arena_value(root[n.inputs[0]]) && !external[n.outputs[0]] && !g.value(n.outputs[0]).sym_value) {
       const int o = n.outputs[0];
       root[o] = root[n.inputs[0]];
-      view[o] = 1;
-      p.written[o] = 1;
+      p.values[o].written = true;
       continue;
     }
     const int step = static_cast<int>(p.steps.size());
     p.steps.push_back(idx);
     for (int o : n.outputs)
       if (o >= 0) {
-        p.written[o] = 1;
-        if (first[o] < 0) first[o] = step;
-        last[o] = std::max(last[o], step);
+        PlannedValue& pv = p.values[o];
+        pv.written = true;
+        if (pv.first_step < 0) pv.first_step = step;
+        pv.last_step = std::max(pv.last_step, step);
       }
     for (int i : n.inputs)
-      if (i >= 0 && first[root[i]] >= 0) last[root[i]] = std::max(last[root[i]], step);
+      if (i >= 0 && p.values[root[i]].first_step >= 0) p.values[root[i]].last_step = std::max(p.values[root[i]].last_step, step);
   }
-  // Segments end after each node that writes a data-dependent size.
+  return root;
+}
+
+// Step 5: segments end after each node that writes a data-dependent size.
+void split_segments(const Graph& g, Plan& p) {
   for (auto& ds : p.data_sizes)
     for (size_t s = 0; s < p.steps.size(); ++s)
       if (g.nodes[p.steps[s]].name == ds.node) ds.step = static_cast<int>(s);
@@ -305,6 +305,13 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   }
   if (p.segment_ends.empty() || p.segment_ends.back() != static_cast<int>(p.steps.size()))
     p.segment_ends.push_back(static_cast<int>(p.steps.size()));
+}
+
+// Step 6: arena offsets. Greedy by size, largest first; each buffer goes into the smallest gap that
+// is free during its whole lifetime (best fit), else on top of the buffers it overlaps. Views take
+// their root's offset and lifetime.
+void pack_arena(const Graph& g, Plan& p, const std::vector<char>& external, const std::vector<int>& root) {
+  const size_t nv = g.values.size();
   // Each buffer with its lifetime inline: the overlap test below runs for every pair.
   struct Buf {
     int value;
@@ -314,14 +321,12 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
   std::vector<Buf> bufs;
   for (size_t i = 0; i < nv; ++i) {
     const Value& v = g.value(static_cast<int>(i));
-    if (!p.written[i] || external[i] || v.is_const() || v.sym_value || view[i]) continue;
-    bufs.push_back({static_cast<int>(i), first[i], last[i], planned_bytes(g, p, static_cast<int>(i)), 0});
+    const PlannedValue& pv = p.values[i];
+    if (!pv.written || external[i] || v.is_const() || v.sym_value || root[i] != static_cast<int>(i)) continue;
+    bufs.push_back({static_cast<int>(i), pv.first_step, pv.last_step, planned_bytes(g, p, static_cast<int>(i)), 0});
   }
-  // Greedy by size, largest first; each buffer goes into the smallest gap that is free during
-  // its whole lifetime (best fit), else on top of the buffers it overlaps.
   std::sort(bufs.begin(), bufs.end(),
             [](const Buf& a, const Buf& b) { return a.size != b.size ? a.size > b.size : a.value < b.value; });
-  p.offsets.assign(nv, Plan::kNoBuffer);
   std::vector<Buf> placed;
   placed.reserve(bufs.size());
   std::vector<std::pair<size_t, size_t>> busy;
@@ -336,17 +341,36 @@ Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>
       top = std::max(top, r.second);
     }
     b.offset = best != Plan::kNoBuffer ? best : top;
-    p.offsets[b.value] = b.offset;
+    p.values[b.value].offset = b.offset;
     p.arena_bytes = std::max(p.arena_bytes, b.offset + b.size);
     p.naive_bytes += b.size;
     placed.push_back(b);
   }
   for (size_t i = 0; i < nv; ++i)
-    if (view[i]) {
-      p.offsets[i] = p.offsets[root[i]];
-      first[i] = first[root[i]];
-      last[i] = last[root[i]];
+    if (root[i] != static_cast<int>(i)) {
+      const PlannedValue& r = p.values[root[i]];
+      p.values[i].offset = r.offset;
+      p.values[i].first_step = r.first_step;
+      p.values[i].last_step = r.last_step;
     }
+}
+
+}  // namespace
+
+Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes) {
+  const Graph& g = e.graph;
+  if (is_deferred(e))
+    throw Error("this engine is specialised at run time (per shape-input value or input shape): plan its specialisation "
+                "(specialize_engine) instead");
+  Plan p;
+  bind_inputs(e, input_shapes, p);
+  check_guards(g, p.bindings);
+  const std::map<std::string, Dim> bounded = bound_data_sizes(g, p);
+  evaluate_shapes(g, p, bounded);
+  const std::vector<char> external = external_values(g);
+  const std::vector<int> root = schedule_steps(g, p, external);
+  split_segments(g, p);
+  pack_arena(g, p, external, root);
   return p;
 }
 

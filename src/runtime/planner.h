@@ -9,20 +9,27 @@
 
 namespace unirt {
 
-struct Plan {
-  std::map<std::string, int64_t> bindings;            // symbol -> size
-  std::vector<std::vector<int64_t>> shapes;           // per value
-  std::vector<std::vector<int64_t>> host_values;      // per value with a sym_value (else empty)
-  std::vector<char> has_host_values;
-  std::vector<int> steps;                             // node indices that run, in order
+// What the plan knows of one value at these input shapes.
+struct PlannedValue {
   static constexpr size_t kNoBuffer = ~size_t{0};
-  // Per value: arena offset, or kNoBuffer for constants, shape values and graph inputs/outputs
-  // (those live in their own buffers, given by the caller, so results never alias the arena).
-  std::vector<size_t> offsets;
-  std::vector<char> written;                          // per value: some step in `steps` writes it
-  std::vector<int> first_step, last_step;             // per arena value: live range in `steps`
-  size_t arena_bytes = 0;                             // peak activation bytes with reuse
-  size_t naive_bytes = 0;                             // without reuse, for comparison
+  std::vector<int64_t> shape;        // concrete; the upper bound when data_shaped
+  std::vector<int64_t> host_values;  // its elements, for values known on the host (shape values, int64 constants)
+  bool has_host_values = false;
+  bool data_shaped = false;  // its shape or host values involve a data-dependent size
+  bool written = false;      // some step writes it (or it is a view of a buffer one writes)
+  int first_step = -1, last_step = -1;  // arena values: live range in Plan::steps
+  // Arena offset, or kNoBuffer for constants, shape values and graph inputs/outputs (those live in
+  // their own buffers, given by the caller, so results never alias the arena).
+  size_t offset = kNoBuffer;
+};
+
+struct Plan {
+  static constexpr size_t kNoBuffer = PlannedValue::kNoBuffer;
+  std::map<std::string, int64_t> bindings;  // symbol -> size
+  std::vector<PlannedValue> values;         // per value id
+  std::vector<int> steps;                   // node indices that run, in order
+  size_t arena_bytes = 0;                   // peak activation bytes with reuse
+  size_t naive_bytes = 0;                   // without reuse, for comparison
 
   // Data-dependent sizes (Graph::data_dims), in step order. The steps split into segments after
   // each node that writes one. Until the runtime reads a size back, the shapes (and host values)
@@ -37,11 +44,12 @@ struct Plan {
   };
   std::vector<DataSize> data_sizes;
   std::vector<int> segment_ends;  // exclusive end (index in `steps`) of each segment, the last is steps.size()
-  std::vector<char> data_shaped;  // per value: its shape or host values involve a data size
 };
 
 // Binds the graph-input symbols from `input_shapes` (by input name), checks them against the
-// profile, evaluates every shape and plans memory. Throws Error naming the tensor and the profile.
+// profile, evaluates every shape and plans memory (planner.cpp: bind_inputs, bound_data_sizes,
+// evaluate_shapes, schedule_steps, split_segments, pack_arena). Throws Error naming the tensor and
+// the profile.
 Plan make_plan(const Engine& e, const std::map<std::string, std::vector<int64_t>>& input_shapes);
 
 // Checks every shape guard of the graph at these symbol values; throws Error naming the node,

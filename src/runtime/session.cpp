@@ -241,20 +241,20 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
   // Shapes and host values of the values these steps touch, exact where their data sizes are known.
   std::map<int, std::vector<int64_t>> shapes;
   auto shape_of = [&](int v) -> const std::vector<int64_t>& {
-    if (!plan.data_shaped[v]) return plan.shapes[v];
+    if (!plan.values[v].data_shaped) return plan.values[v].shape;
     auto it = shapes.find(v);
     if (it == shapes.end()) {
       std::vector<int64_t> hv;
       it = shapes.emplace(v, std::vector<int64_t>()).first;
       data_shaped_value(g, plan, v, known, it->second, hv);
-      if (plan.has_host_values[v]) seg->host_values[v] = std::move(hv);
+      if (plan.values[v].has_host_values) seg->host_values[v] = std::move(hv);
     }
     return it->second;
   };
   auto host_values_of = [&](int v) -> const std::vector<int64_t>& {
     shape_of(v);
     auto it = seg->host_values.find(v);
-    return it != seg->host_values.end() ? it->second : plan.host_values[v];
+    return it != seg->host_values.end() ? it->second : plan.values[v].host_values;
   };
   size_t workspace = 0;
   for (int s = seg->begin; s < seg->end; ++s) {
@@ -266,7 +266,7 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
       if (v >= 0) {
         t.dtype = g.value(v).dtype;
         t.shape = shape_of(v);
-        if (plan.has_host_values[v]) t.host_values = host_values_of(v).data();
+        if (plan.values[v].has_host_values) t.host_values = host_values_of(v).data();
       }
       ins.push_back(t);
     }
@@ -296,8 +296,8 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
     for (int id : g.inputs) is_input[id] = 1;
     for (int s = seg->begin; s < seg->end; ++s)
       for (int v : g.nodes[plan.steps[s]].inputs) {
-        if (v < 0 || !plan.has_host_values[v] || consts_[v] || is_input[v] || seg->device_values.count(v)) continue;
-        if (plan.offsets[v] != Plan::kNoBuffer) continue;
+        if (v < 0 || !plan.values[v].has_host_values || consts_[v] || is_input[v] || seg->device_values.count(v)) continue;
+        if (plan.values[v].offset != Plan::kNoBuffer) continue;
         const std::vector<uint8_t> bytes = host_value_bytes(g.value(v), host_values_of(v));
         Buffer& d = seg->device_values[v] = Buffer(*backend_, bytes.size());
         backend_->copy_from_host(d.get(), bytes.data(), bytes.size());
@@ -322,10 +322,10 @@ void Session::bind_views(const Plan& plan, Segment& seg, const std::map<int, voi
     auto dv = seg.device_values.find(v);
     if (dv != seg.device_values.end()) return dv->second.get();
     if (consts_[v]) return consts_[v].get();
-    if (plan.offsets[v] != Plan::kNoBuffer) return arena + plan.offsets[v];
-    if (plan.has_host_values[v] && host_backend) {
+    if (plan.values[v].offset != Plan::kNoBuffer) return arena + plan.values[v].offset;
+    if (plan.values[v].has_host_values && host_backend) {
       auto hv = seg.host_values.find(v);
-      return const_cast<int64_t*>(hv != seg.host_values.end() ? hv->second.data() : plan.host_values[v].data());
+      return const_cast<int64_t*>(hv != seg.host_values.end() ? hv->second.data() : plan.values[v].host_values.data());
     }
     return nullptr;
   };
@@ -393,11 +393,11 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
     const Value& val = g.value(v);
-    if (outputs[i].shape != plan.shapes[v] || outputs[i].dtype != val.dtype)
+    if (outputs[i].shape != plan.values[v].shape || outputs[i].dtype != val.dtype)
       throw Error("output '" + val.name + "' buffer is " + dtype_name(outputs[i].dtype) + " " + dims_text(outputs[i].shape) +
-                  ", this input shape gives " + dtype_name(val.dtype) + " " + dims_text(plan.shapes[v]) +
-                  (plan.data_shaped[v] ? " (the upper bound of its data-dependent size)" : ""));
-    if (plan.written[v] && !io.count(v)) io[v] = outputs[i].data;
+                  ", this input shape gives " + dtype_name(val.dtype) + " " + dims_text(plan.values[v].shape) +
+                  (plan.values[v].data_shaped ? " (the upper bound of its data-dependent size)" : ""));
+    if (plan.values[v].written && !io.count(v)) io[v] = outputs[i].data;
   }
   for (auto& kv : io) ptrs.push_back(kv.second);
   std::map<std::string, int64_t> known = plan.bindings;
@@ -430,8 +430,8 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
   }
   std::vector<std::vector<int64_t>> actual;
   for (int v : g.outputs) {
-    if (!plan.data_shaped[v]) {
-      actual.push_back(plan.shapes[v]);
+    if (!plan.values[v].data_shaped) {
+      actual.push_back(plan.values[v].shape);
       continue;
     }
     std::vector<int64_t> shape, hv;
@@ -442,18 +442,18 @@ std::vector<std::vector<int64_t>> Session::execute(const std::vector<TensorView>
   // an output listed twice get copied; these never occur in exported classifiers.
   for (size_t i = 0; i < outputs.size(); ++i) {
     const int v = g.outputs[i];
-    if (plan.written[v] && io[v] == outputs[i].data) continue;
+    if (plan.values[v].written && io[v] == outputs[i].data) continue;
     const Value& val = g.value(v);
     const size_t bytes = outputs[i].bytes();
     std::vector<uint8_t> tmp(bytes);
-    if (plan.written[v]) {
+    if (plan.values[v].written) {
       backend_->copy_to_host(tmp.data(), io[v], bytes);
     } else if (val.data) {
       if (const size_t n = std::min(bytes, val.data->bytes.size())) std::memcpy(tmp.data(), val.data->bytes.data(), n);
-    } else if (plan.has_host_values[v]) {
+    } else if (plan.values[v].has_host_values) {
       std::vector<int64_t> shape, hv;
-      if (plan.data_shaped[v]) data_shaped_value(g, plan, v, known, shape, hv);
-      else hv = plan.host_values[v];
+      if (plan.values[v].data_shaped) data_shaped_value(g, plan, v, known, shape, hv);
+      else hv = plan.values[v].host_values;
       for (size_t k = 0; k < hv.size() && k < static_cast<size_t>(outputs[i].numel()); ++k) {
         if (val.dtype == DType::Int64) reinterpret_cast<int64_t*>(tmp.data())[k] = hv[k];
         else if (val.dtype == DType::Int32) reinterpret_cast<int32_t*>(tmp.data())[k] = static_cast<int32_t>(hv[k]);
@@ -544,7 +544,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
     HostTensor h;
     h.name = g.value(v).name;
     h.dtype = g.value(v).dtype;
-    h.shape = pp.plan.shapes[v];
+    h.shape = pp.plan.values[v].shape;
     h.bytes.resize(static_cast<size_t>(h.numel()) * dtype_size(h.dtype));
     results.push_back(std::move(h));
   }
@@ -575,7 +575,7 @@ size_t Session::naive_activation_bytes() const { return last_ ? last_->plan.naiv
 std::vector<std::vector<int64_t>> Session::output_shapes(const std::vector<std::vector<int64_t>>& input_shapes) {
   Prepared& pp = prepare_for(input_shapes);
   std::vector<std::vector<int64_t>> out;
-  for (int v : engine_->graph.outputs) out.push_back(pp.plan.shapes[v]);
+  for (int v : engine_->graph.outputs) out.push_back(pp.plan.values[v].shape);
   return out;
 }
 

@@ -86,8 +86,8 @@ TEST(DataDependentSizes, PlanSplitsAfterTheNodeAndPlansTheBound) {
   EXPECT_EQ(e.graph.nodes[p.steps[p.segment_ends[0] - 1]].name, "nonzero");
   const int vals = e.graph.find_value("vals");
   ASSERT_GE(vals, 0);
-  EXPECT_TRUE(p.data_shaped[vals]);
-  EXPECT_EQ(p.shapes[vals], (std::vector<int64_t>{7}));
+  EXPECT_TRUE(p.values[vals].data_shaped);
+  EXPECT_EQ(p.values[vals].shape, (std::vector<int64_t>{7}));
   std::vector<int64_t> shape, hv;
   data_shaped_value(e.graph, p, vals, {{"n", 7}, {"len(nonzero)", 4}}, shape, hv);
   EXPECT_EQ(shape, (std::vector<int64_t>{4}));

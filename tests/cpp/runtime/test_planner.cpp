@@ -23,17 +23,17 @@ int expect_no_live_overlap(const Engine& e, const Plan& p) {
   }
   int checked = 0;
   for (size_t a = 0; a < nv; ++a) {
-    if (p.offsets[a] == Plan::kNoBuffer) continue;
+    if (p.values[a].offset == Plan::kNoBuffer) continue;
     EXPECT_GE(first[a], 0) << g.values[a].name << " has a buffer but no step writes it";
-    EXPECT_LE(p.offsets[a] + planned_bytes(g, p, static_cast<int>(a)), p.arena_bytes);
-    EXPECT_EQ(p.offsets[a] % 256, 0u);
+    EXPECT_LE(p.values[a].offset + planned_bytes(g, p, static_cast<int>(a)), p.arena_bytes);
+    EXPECT_EQ(p.values[a].offset % 256, 0u);
     for (size_t b = a + 1; b < nv; ++b) {
-      if (p.offsets[b] == Plan::kNoBuffer) continue;
+      if (p.values[b].offset == Plan::kNoBuffer) continue;
       if (last[a] < first[b] || last[b] < first[a]) continue;
-      const size_t ea = p.offsets[a] + planned_bytes(g, p, static_cast<int>(a));
-      const size_t eb = p.offsets[b] + planned_bytes(g, p, static_cast<int>(b));
-      EXPECT_TRUE(ea <= p.offsets[b] || eb <= p.offsets[a])
-          << g.values[a].name << " [" << p.offsets[a] << "," << ea << ") overlaps " << g.values[b].name << " [" << p.offsets[b]
+      const size_t ea = p.values[a].offset + planned_bytes(g, p, static_cast<int>(a));
+      const size_t eb = p.values[b].offset + planned_bytes(g, p, static_cast<int>(b));
+      EXPECT_TRUE(ea <= p.values[b].offset || eb <= p.values[a].offset)
+          << g.values[a].name << " [" << p.values[a].offset << "," << ea << ") overlaps " << g.values[b].name << " [" << p.values[b].offset
           << "," << eb << ")";
       ++checked;
     }
@@ -54,10 +54,10 @@ TEST(Planner, ChainPingPongsBetweenTwoBuffers) {
     EXPECT_EQ(p.naive_bytes, 7 * one);  // x and y live outside the arena
     EXPECT_GT(expect_no_live_overlap(e, p), 0);
     const Graph& g = e.graph;
-    EXPECT_EQ(p.offsets[g.inputs[0]], Plan::kNoBuffer);
-    EXPECT_EQ(p.offsets[g.outputs[0]], Plan::kNoBuffer);
-    EXPECT_TRUE(p.written[g.outputs[0]]);
-    EXPECT_EQ(p.shapes[g.outputs[0]], (std::vector<int64_t>{batch, 16}));
+    EXPECT_EQ(p.values[g.inputs[0]].offset, Plan::kNoBuffer);
+    EXPECT_EQ(p.values[g.outputs[0]].offset, Plan::kNoBuffer);
+    EXPECT_TRUE(p.values[g.outputs[0]].written);
+    EXPECT_EQ(p.values[g.outputs[0]].shape, (std::vector<int64_t>{batch, 16}));
   }
 }
 
@@ -73,7 +73,7 @@ TEST(Planner, DiamondKeepsLongLivedBranchApart) {
   for (const char* other : {"b", "c", "d", "e", "f"}) {
     const int o = g.find_value(other);
     ASSERT_GE(o, 0);
-    EXPECT_NE(p.offsets[a], p.offsets[o]) << other;
+    EXPECT_NE(p.values[a].offset, p.values[o].offset) << other;
   }
   // 6 intermediates of 1 KiB each (a..f). Live ranges in steps: a[0,6] b[1,3] c[2,4] d[3,4]
   // e[4,5] f[5,6]: at most 4 are live at once (steps 3 and 4), which is what the plan needs.
@@ -115,7 +115,7 @@ TEST(Planner, SymbolicShapesEvaluatePerInputShape) {
     Plan p = make_plan(e, {{"x", {2, 4, hw.first, hw.second}}});
     EXPECT_EQ(p.bindings.at("height"), hw.first);
     EXPECT_EQ(p.bindings.at("width"), hw.second);
-    const auto& y = p.shapes[g.outputs[0]];
+    const auto& y = p.values[g.outputs[0]].shape;
     ASSERT_EQ(y.size(), 4u);
     EXPECT_EQ(y[2], (hw.first + 6) / 7 * 7);
     EXPECT_EQ(y[3], (hw.second + 6) / 7 * 7);
@@ -143,8 +143,8 @@ TEST(Planner, ReshapeIsAViewOfItsInput) {
   EXPECT_EQ(p.steps.size(), 3u);  // the Reshape does not run
   const Graph& gr = e.graph;
   const int a = gr.find_value("a"), b = gr.find_value("b"), c = gr.find_value("c");
-  EXPECT_EQ(p.offsets[a], p.offsets[b]);
-  EXPECT_NE(p.offsets[c], p.offsets[a]);  // c is written while b (= a) is read
-  EXPECT_EQ(p.shapes[b], (std::vector<int64_t>{3, 4, 4}));
-  EXPECT_EQ(p.last_step[a], 1);
+  EXPECT_EQ(p.values[a].offset, p.values[b].offset);
+  EXPECT_NE(p.values[c].offset, p.values[a].offset);  // c is written while b (= a) is read
+  EXPECT_EQ(p.values[b].shape, (std::vector<int64_t>{3, 4, 4}));
+  EXPECT_EQ(p.values[a].last_step, 1);
 }
