@@ -17,16 +17,23 @@ KernelRegistry& KernelRegistry::get(const std::string& backend) {
   return registries[backend];
 }
 
-void KernelRegistry::add(const std::string& op_type, KernelFactory f) { factories_[op_type] = std::move(f); }
+void KernelRegistry::add(const std::string& op_type, KernelFactory f, KernelInfo info) {
+  entries_[op_type] = Entry{std::move(f), std::move(info)};
+}
 
 const KernelFactory* KernelRegistry::find(const std::string& op_type) const {
-  auto it = factories_.find(op_type);
-  return it == factories_.end() ? nullptr : &it->second;
+  auto it = entries_.find(op_type);
+  return it == entries_.end() ? nullptr : &it->second.factory;
+}
+
+const KernelInfo* KernelRegistry::info(const std::string& op_type) const {
+  auto it = entries_.find(op_type);
+  return it == entries_.end() ? nullptr : &it->second.info;
 }
 
 std::vector<std::string> KernelRegistry::ops() const {
   std::vector<std::string> v;
-  for (const auto& kv : factories_) v.push_back(kv.first);
+  for (const auto& kv : entries_) v.push_back(kv.first);
   return v;
 }
 

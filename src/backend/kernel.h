@@ -81,33 +81,48 @@ struct KernelCreateArgs {
 
 using KernelFactory = std::function<std::unique_ptr<OpKernel>(const KernelCreateArgs&)>;
 
+// What a kernel covers, as `unirt ops` lists it: the element types of its data operands ("any"
+// for kernels that move bytes whatever they mean) and, where it matters, the layouts and ranks.
+struct KernelInfo {
+  std::string types;
+  std::string layouts;
+};
+
 // One registry per backend name ("cpu", "cuda"); kernels register by ONNX op type (or the
-// name of a fused op such as "unirt.Attention"), so "how does the CPU run Pad" is a search for
-// UNIRT_REGISTER_KERNEL(cpu, Pad).
+// name of a fused op such as "unirt.Attention"), one line per op, so "how does the CPU run Pad" is
+// a search for UNIRT_REGISTER_KERNEL(cpu, Pad.
 class KernelRegistry {
  public:
   static KernelRegistry& get(const std::string& backend);
-  void add(const std::string& op_type, KernelFactory f);
+  void add(const std::string& op_type, KernelFactory f, KernelInfo info);
   const KernelFactory* find(const std::string& op_type) const;
+  const KernelInfo* info(const std::string& op_type) const;
   std::vector<std::string> ops() const;
 
  private:
-  std::map<std::string, KernelFactory> factories_;
+  struct Entry {
+    KernelFactory factory;
+    KernelInfo info;
+  };
+  std::map<std::string, Entry> entries_;
 };
 
 struct KernelRegistrar {
-  KernelRegistrar(const char* backend, const char* op_type, KernelFactory f) {
-    KernelRegistry::get(backend).add(op_type, std::move(f));
+  KernelRegistrar(const char* backend, const char* op_type, KernelFactory f, KernelInfo info) {
+    KernelRegistry::get(backend).add(op_type, std::move(f), std::move(info));
   }
 };
 
 #define UNIRT_CONCAT_INNER(a, b) a##b
 #define UNIRT_CONCAT(a, b) UNIRT_CONCAT_INNER(a, b)
-// UNIRT_REGISTER_KERNEL(cpu, Conv, ConvKernel): ConvKernel has a ctor (const KernelCreateArgs&).
-#define UNIRT_REGISTER_KERNEL(backend, op_type, Class)                                    \
-  static ::unirt::KernelRegistrar UNIRT_CONCAT(unirt_reg_##backend##_, __LINE__)(         \
-      #backend, #op_type, [](const ::unirt::KernelCreateArgs& a) -> std::unique_ptr<::unirt::OpKernel> { \
-        return std::make_unique<Class>(a);                                                \
-      })
+// UNIRT_REGISTER_KERNEL(cpu, Conv, ConvKernel, "float32", "NCHW, 1..3 spatial dims"): ConvKernel
+// has a ctor (const KernelCreateArgs&); then the types it accepts and, optionally, its layouts.
+#define UNIRT_REGISTER_KERNEL(backend, op_type, Class, ...)                                            \
+  static ::unirt::KernelRegistrar UNIRT_CONCAT(unirt_reg_##backend##_, __LINE__)(                        \
+      #backend, #op_type,                                                                                \
+      [](const ::unirt::KernelCreateArgs& a) -> std::unique_ptr<::unirt::OpKernel> {                    \
+        return std::make_unique<Class>(a);                                                               \
+      },                                                                                                 \
+      ::unirt::KernelInfo{__VA_ARGS__})
 
 }  // namespace unirt

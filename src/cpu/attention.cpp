@@ -60,7 +60,7 @@ class AttentionKernel : public CpuKernel {
   const int64_t heads_, hd_;
   const float scale_;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.Attention, AttentionKernel);
+UNIRT_REGISTER_KERNEL(cpu, unirt.Attention, AttentionKernel, "float32", "qkv 3-D [batch, tokens, 3*heads*head_dim]");
 
 }  // namespace
 }  // namespace cpu

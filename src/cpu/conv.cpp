@@ -190,6 +190,6 @@ class ConvKernel : public CpuKernel {
 };
 
 }  // namespace
-UNIRT_REGISTER_KERNEL(cpu, Conv, ConvKernel);
+UNIRT_REGISTER_KERNEL(cpu, Conv, ConvKernel, "float32", "NCHW-style N x C x 1..3 spatial dims (3-D to 5-D tensors)");
 }  // namespace cpu
 }  // namespace unirt

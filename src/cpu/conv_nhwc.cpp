@@ -110,7 +110,7 @@ class ConvNhwcKernel : public CpuKernel {
   const int64_t group_;
   const bool nchw_;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel);
+UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel, "float32", "channels-last X [N, H, W, C] 4-D, W [kh, kw, C/group, Cout]; NCHW input accepted with input_layout=NCHW (group 1 only)");
 
 }  // namespace
 }  // namespace cpu

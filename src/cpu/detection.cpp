@@ -63,7 +63,7 @@ class NonMaxSuppressionKernel : public CpuKernel {
     return t.as<float>()[0];
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, NonMaxSuppression, NonMaxSuppressionKernel);
+UNIRT_REGISTER_KERNEL(cpu, NonMaxSuppression, NonMaxSuppressionKernel, "float32", "boxes [b, n, 4], scores [b, c, n]");
 
 }  // namespace
 }  // namespace cpu

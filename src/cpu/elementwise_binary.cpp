@@ -161,16 +161,16 @@ using GreaterKernel = BinaryKernel<Bin::Greater>;
 using AndKernel = BinaryKernel<Bin::And>;
 using OrKernel = BinaryKernel<Bin::Or>;
 using XorKernel = BinaryKernel<Bin::Xor>;
-UNIRT_REGISTER_KERNEL(cpu, Add, AddKernel);
-UNIRT_REGISTER_KERNEL(cpu, Sub, SubKernel);
-UNIRT_REGISTER_KERNEL(cpu, Mul, MulKernel);
-UNIRT_REGISTER_KERNEL(cpu, Div, DivKernel);
-UNIRT_REGISTER_KERNEL(cpu, Equal, EqualKernel);
-UNIRT_REGISTER_KERNEL(cpu, Less, LessKernel);
-UNIRT_REGISTER_KERNEL(cpu, Greater, GreaterKernel);
-UNIRT_REGISTER_KERNEL(cpu, And, AndKernel);
-UNIRT_REGISTER_KERNEL(cpu, Or, OrKernel);
-UNIRT_REGISTER_KERNEL(cpu, Xor, XorKernel);
+UNIRT_REGISTER_KERNEL(cpu, Add, AddKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, Sub, SubKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, Mul, MulKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, Div, DivKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, Equal, EqualKernel, "float32 float64 int64 int32 int8 uint8 bool");
+UNIRT_REGISTER_KERNEL(cpu, Less, LessKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, Greater, GreaterKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, And, AndKernel, "bool");
+UNIRT_REGISTER_KERNEL(cpu, Or, OrKernel, "bool");
+UNIRT_REGISTER_KERNEL(cpu, Xor, XorKernel, "bool");
 
 // Mod: fmod=1 gives C fmod (sign of the dividend), fmod=0 Python's modulo.
 class ModKernel : public OpKernel {
@@ -186,7 +186,7 @@ class ModKernel : public OpKernel {
  private:
   std::unique_ptr<OpKernel> impl_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Mod, ModKernel);
+UNIRT_REGISTER_KERNEL(cpu, Mod, ModKernel, "float32 float64 int64 int32 int8 uint8");
 
 // Min/Max are variadic: the first input is broadcast into the output, the rest folded in place.
 template <Bin OP>
@@ -231,8 +231,8 @@ class MinMaxKernel : public CpuKernel {
 };
 using MinKernel = MinMaxKernel<Bin::Min>;
 using MaxKernel = MinMaxKernel<Bin::Max>;
-UNIRT_REGISTER_KERNEL(cpu, Min, MinKernel);
-UNIRT_REGISTER_KERNEL(cpu, Max, MaxKernel);
+UNIRT_REGISTER_KERNEL(cpu, Min, MinKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, Max, MaxKernel, "float32 float64 int64 int32 int8 uint8");
 
 template <typename T>
 double load(const void* p, int64_t i) {
@@ -295,7 +295,7 @@ class PowKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Pow, PowKernel);
+UNIRT_REGISTER_KERNEL(cpu, Pow, PowKernel, "float32 float64 int64 int32");
 
 // Where(cond, x, y): a byte copy per element, so any element type works.
 class WhereKernel : public CpuKernel {
@@ -328,7 +328,7 @@ class WhereKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Where, WhereKernel);
+UNIRT_REGISTER_KERNEL(cpu, Where, WhereKernel, "any");
 
 }  // namespace
 }  // namespace cpu

@@ -35,8 +35,7 @@ class FloatUnaryKernel : public CpuKernel {
     explicit OP##Fn(const Node&) {}                          \
     float operator()(float x) const { return EXPR; }         \
   };                                                         \
-  using OP##Kernel = FloatUnaryKernel<OP##Fn>;               \
-  UNIRT_REGISTER_KERNEL(cpu, OP, OP##Kernel)
+  using OP##Kernel = FloatUnaryKernel<OP##Fn>
 UNIRT_CPU_UNARY(Sqrt, std::sqrt(x));
 UNIRT_CPU_UNARY(Erf, std::erf(x));
 UNIRT_CPU_UNARY(Relu, x > 0.f ? x : (std::isnan(x) ? x : 0.f));
@@ -48,6 +47,16 @@ UNIRT_CPU_UNARY(Reciprocal, 1.f / x);
 UNIRT_CPU_UNARY(Floor, std::floor(x));
 UNIRT_CPU_UNARY(Ceil, std::ceil(x));
 #undef UNIRT_CPU_UNARY
+UNIRT_REGISTER_KERNEL(cpu, Sqrt, SqrtKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Erf, ErfKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Relu, ReluKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Sigmoid, SigmoidKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Tanh, TanhKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Exp, ExpKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Log, LogKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Reciprocal, ReciprocalKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Floor, FloorKernel, "float32");
+UNIRT_REGISTER_KERNEL(cpu, Ceil, CeilKernel, "float32");
 
 // erf as a rational function on [-4, 4] (the float erf approximation of Eigen/XLA): absolute
 // error below 4e-7 and, unlike the libm call, vectorisable. Gelu runs on every MLP activation of
@@ -105,7 +114,7 @@ class GeluKernel : public CpuKernel {
  private:
   bool tanh_ = false;
 };
-UNIRT_REGISTER_KERNEL(cpu, Gelu, GeluKernel);
+UNIRT_REGISTER_KERNEL(cpu, Gelu, GeluKernel, "float32");
 
 // Neg and Abs also serve integer shape arithmetic.
 template <bool NEG>
@@ -144,8 +153,8 @@ class SignedUnaryKernel : public CpuKernel {
 };
 using NegKernel = SignedUnaryKernel<true>;
 using AbsKernel = SignedUnaryKernel<false>;
-UNIRT_REGISTER_KERNEL(cpu, Neg, NegKernel);
-UNIRT_REGISTER_KERNEL(cpu, Abs, AbsKernel);
+UNIRT_REGISTER_KERNEL(cpu, Neg, NegKernel, "float32 float64 int64 int32 int8");
+UNIRT_REGISTER_KERNEL(cpu, Abs, AbsKernel, "float32 float64 int64 int32 int8 uint8");
 
 class NotKernel : public CpuKernel {
  public:
@@ -158,7 +167,7 @@ class NotKernel : public CpuKernel {
     for (int64_t i = 0; i < in[0].numel(); ++i) y[i] = x[i] ? 0 : 1;
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Not, NotKernel);
+UNIRT_REGISTER_KERNEL(cpu, Not, NotKernel, "bool");
 
 // Clip: bounds are attributes before opset 11 and optional scalar inputs from 11 on.
 class ClipKernel : public CpuKernel {
@@ -203,7 +212,7 @@ class ClipKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Clip, ClipKernel);
+UNIRT_REGISTER_KERNEL(cpu, Clip, ClipKernel, "float32 float64 int64 int32 int8 uint8");
 
 // Identity and Dropout (inference): same bytes. Dropout's optional mask output is all true.
 class PassThroughKernel : public CpuKernel {
@@ -221,8 +230,8 @@ class PassThroughKernel : public CpuKernel {
     if (out.size() > 1 && out[1].data) std::memset(out[1].data, 1, out[1].bytes());
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Identity, PassThroughKernel);
-UNIRT_REGISTER_KERNEL(cpu, Dropout, PassThroughKernel);
+UNIRT_REGISTER_KERNEL(cpu, Identity, PassThroughKernel, "any");
+UNIRT_REGISTER_KERNEL(cpu, Dropout, PassThroughKernel, "any");
 
 // ---- Cast ----
 template <typename To>
@@ -322,7 +331,7 @@ class CastKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel);
+UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel, "float32 float16 float64 int64 int32 int8 uint8 bool");
 
 }  // namespace
 

@@ -69,7 +69,7 @@ class MatMulKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, MatMul, MatMulKernel);
+UNIRT_REGISTER_KERNEL(cpu, MatMul, MatMulKernel, "float32");
 
 class GemmKernel : public CpuKernel {
  public:
@@ -116,7 +116,7 @@ class GemmKernel : public CpuKernel {
   float alpha_, beta_;
   bool ta_, tb_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Gemm, GemmKernel);
+UNIRT_REGISTER_KERNEL(cpu, Gemm, GemmKernel, "float32", "A and B 2-D");
 
 }  // namespace
 }  // namespace cpu

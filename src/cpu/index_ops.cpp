@@ -70,7 +70,7 @@ class GatherElementsKernel : public IndexKernel {
     });
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, GatherElements, GatherElementsKernel);
+UNIRT_REGISTER_KERNEL(cpu, GatherElements, GatherElementsKernel, "any");
 
 // dst = combine(dst, src) for the scatter reductions, on float32/int64/int32 (none: any type).
 template <typename T>
@@ -126,7 +126,7 @@ class ScatterElementsKernel : public ScatterBase {
     });
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, ScatterElements, ScatterElementsKernel);
+UNIRT_REGISTER_KERNEL(cpu, ScatterElements, ScatterElementsKernel, "any");
 
 class ScatterNDKernel : public ScatterBase {
  public:
@@ -150,7 +150,7 @@ class ScatterNDKernel : public ScatterBase {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, ScatterND, ScatterNDKernel);
+UNIRT_REGISTER_KERNEL(cpu, ScatterND, ScatterNDKernel, "any");
 
 class TopKKernel : public IndexKernel {
  public:
@@ -194,7 +194,7 @@ class TopKKernel : public IndexKernel {
     if (out.size() > 2) out[2].as<int64_t>()[0] = k;  // k was data: it is the output's length
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel);
+UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel, "float32 int64 int32");
 
 // The coordinates of the nonzero elements in element order: [rank, count].
 class NonZeroKernel : public IndexKernel {
@@ -217,7 +217,7 @@ class NonZeroKernel : public IndexKernel {
     if (out.size() > 1) out[1].as<int64_t>()[0] = count;
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, NonZero, NonZeroKernel);
+UNIRT_REGISTER_KERNEL(cpu, NonZero, NonZeroKernel, "any");
 
 class ArgReduceKernel : public IndexKernel {
  public:
@@ -249,8 +249,8 @@ class ArgReduceKernel : public IndexKernel {
   }
   bool max_;
 };
-UNIRT_REGISTER_KERNEL(cpu, ArgMax, ArgReduceKernel);
-UNIRT_REGISTER_KERNEL(cpu, ArgMin, ArgReduceKernel);
+UNIRT_REGISTER_KERNEL(cpu, ArgMax, ArgReduceKernel, "float32 int64 int32");
+UNIRT_REGISTER_KERNEL(cpu, ArgMin, ArgReduceKernel, "float32 int64 int32");
 
 }  // namespace
 }  // namespace cpu

@@ -58,7 +58,7 @@ class LinearKernel : public CpuKernel {
  private:
   bool gelu_ = false;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.Linear, LinearKernel);
+UNIRT_REGISTER_KERNEL(cpu, unirt.Linear, LinearKernel, "float32", "X [..., K], W [K, N]");
 
 }  // namespace
 }  // namespace cpu

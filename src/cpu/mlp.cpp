@@ -67,7 +67,7 @@ class MlpKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.Mlp, MlpKernel);
+UNIRT_REGISTER_KERNEL(cpu, unirt.Mlp, MlpKernel, "float32", "X [..., C], W1 [C, hidden], W2 [hidden, Cout]");
 
 }  // namespace
 }  // namespace cpu

@@ -42,7 +42,7 @@ class BatchNormalizationKernel : public CpuKernel {
  private:
   float eps_;
 };
-UNIRT_REGISTER_KERNEL(cpu, BatchNormalization, BatchNormalizationKernel);
+UNIRT_REGISTER_KERNEL(cpu, BatchNormalization, BatchNormalizationKernel, "float32", "rank >= 2, channel at dim 1 (N, C, ...)");
 
 // Normalises over the dims from `axis` on. Scale/B broadcast to those dims. Statistics are
 // accumulated in double, which satisfies stash_type=1 (float32) with margin.
@@ -128,7 +128,7 @@ class LayerNormalizationKernel : public CpuKernel {
   int64_t axis_;
   float eps_;
 };
-UNIRT_REGISTER_KERNEL(cpu, LayerNormalization, LayerNormalizationKernel);
+UNIRT_REGISTER_KERNEL(cpu, LayerNormalization, LayerNormalizationKernel, "float32");
 
 }  // namespace
 }  // namespace cpu

@@ -32,7 +32,7 @@ class GlobalAveragePoolKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, GlobalAveragePool, GlobalAveragePoolKernel);
+UNIRT_REGISTER_KERNEL(cpu, GlobalAveragePool, GlobalAveragePoolKernel, "float32", "N x C x spatial (rank >= 3)");
 
 template <bool MAX>
 class PoolKernel : public CpuKernel {
@@ -166,8 +166,8 @@ class PoolKernel : public CpuKernel {
 };
 using AveragePoolKernel = PoolKernel<false>;
 using MaxPoolKernel = PoolKernel<true>;
-UNIRT_REGISTER_KERNEL(cpu, AveragePool, AveragePoolKernel);
-UNIRT_REGISTER_KERNEL(cpu, MaxPool, MaxPoolKernel);
+UNIRT_REGISTER_KERNEL(cpu, AveragePool, AveragePoolKernel, "float32", "N x C x 1..3 spatial dims");
+UNIRT_REGISTER_KERNEL(cpu, MaxPool, MaxPoolKernel, "float32 float64 int8 uint8", "N x C x 1..3 spatial dims");
 
 }  // namespace
 }  // namespace cpu

@@ -116,13 +116,13 @@ class ReduceKernel : public CpuKernel {
 using ReduceMeanKernel = ReduceKernel<Red::Mean>;
 using ReduceSumKernel = ReduceKernel<Red::Sum>;
 using ReduceMaxKernel = ReduceKernel<Red::Max>;
-UNIRT_REGISTER_KERNEL(cpu, ReduceMean, ReduceMeanKernel);
-UNIRT_REGISTER_KERNEL(cpu, ReduceSum, ReduceSumKernel);
-UNIRT_REGISTER_KERNEL(cpu, ReduceMax, ReduceMaxKernel);
+UNIRT_REGISTER_KERNEL(cpu, ReduceMean, ReduceMeanKernel, "float32 float64 int64 int32");
+UNIRT_REGISTER_KERNEL(cpu, ReduceSum, ReduceSumKernel, "float32 float64 int64 int32");
+UNIRT_REGISTER_KERNEL(cpu, ReduceMax, ReduceMaxKernel, "float32 float64 int64 int32");
 using ReduceMinKernel = ReduceKernel<Red::Min>;
 using ReduceProdKernel = ReduceKernel<Red::Prod>;
-UNIRT_REGISTER_KERNEL(cpu, ReduceMin, ReduceMinKernel);
-UNIRT_REGISTER_KERNEL(cpu, ReduceProd, ReduceProdKernel);
+UNIRT_REGISTER_KERNEL(cpu, ReduceMin, ReduceMinKernel, "float32 float64 int64 int32");
+UNIRT_REGISTER_KERNEL(cpu, ReduceProd, ReduceProdKernel, "float32 float64 int64 int32");
 
 // Size: the element count of its input as an int64 scalar (normally a shape value the planner
 // evaluates; this runs only where a graph feeds it data the build did not see).
@@ -133,7 +133,7 @@ class SizeKernel : public CpuKernel {
     *out[0].as<int64_t>() = in[0].numel();
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Size, SizeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Size, SizeKernel, "any");
 
 }  // namespace
 }  // namespace cpu

@@ -62,7 +62,7 @@ class ReshapeKernel : public ViewKernel {
  private:
   bool allowzero_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Reshape, ReshapeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Reshape, ReshapeKernel, "any");
 
 class FlattenKernel : public ViewKernel {
  public:
@@ -82,7 +82,7 @@ class FlattenKernel : public ViewKernel {
  private:
   int64_t axis_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Flatten, FlattenKernel);
+UNIRT_REGISTER_KERNEL(cpu, Flatten, FlattenKernel, "any");
 
 class SqueezeKernel : public ViewKernel {
  public:
@@ -109,7 +109,7 @@ class SqueezeKernel : public ViewKernel {
     return s;
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Squeeze, SqueezeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Squeeze, SqueezeKernel, "any");
 
 class UnsqueezeKernel : public ViewKernel {
  public:
@@ -132,7 +132,7 @@ class UnsqueezeKernel : public ViewKernel {
     return s;
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Unsqueeze, UnsqueezeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Unsqueeze, UnsqueezeKernel, "any");
 
 class ShapeKernel : public CpuKernel {
  public:
@@ -149,7 +149,7 @@ class ShapeKernel : public CpuKernel {
     for (int64_t i = s; i < e; ++i) out[0].as<int64_t>()[i - s] = in[0].shape[i];
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Shape, ShapeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Shape, ShapeKernel, "any");
 
 class ConstantOfShapeKernel : public CpuKernel {
  public:
@@ -170,7 +170,7 @@ class ConstantOfShapeKernel : public CpuKernel {
     for (int64_t i = 0; i < out[0].numel(); ++i) std::memcpy(y + i * es, v.data(), es);
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, ConstantOfShape, ConstantOfShapeKernel);
+UNIRT_REGISTER_KERNEL(cpu, ConstantOfShape, ConstantOfShapeKernel, "any");
 
 // Range: n = max(ceil((limit - start) / delta), 0) elements start + i * delta.
 class RangeKernel : public CpuKernel {
@@ -210,7 +210,7 @@ class RangeKernel : public CpuKernel {
     for (int64_t i = 0; i < n; ++i) out.as<T>()[i] = static_cast<T>(s + static_cast<T>(i) * d);
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Range, RangeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Range, RangeKernel, "float32 float64 int64 int32");
 
 // Constant: the importer folds these into values, but graphs built in code may still run one.
 class ConstantKernel : public CpuKernel {
@@ -233,7 +233,7 @@ class ConstantKernel : public CpuKernel {
  private:
   TensorData value_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Constant, ConstantKernel);
+UNIRT_REGISTER_KERNEL(cpu, Constant, ConstantKernel, "any");
 
 }  // namespace
 }  // namespace cpu

@@ -70,7 +70,7 @@ class SoftmaxKernel : public CpuKernel {
   bool legacy_ = false;
   int64_t axis_ = -1;
 };
-UNIRT_REGISTER_KERNEL(cpu, Softmax, SoftmaxKernel);
+UNIRT_REGISTER_KERNEL(cpu, Softmax, SoftmaxKernel, "float32");
 
 }  // namespace
 }  // namespace cpu

@@ -93,7 +93,7 @@ class TransposeKernel : public CpuKernel {
  private:
   std::vector<int64_t> perm_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Transpose, TransposeKernel);
+UNIRT_REGISTER_KERNEL(cpu, Transpose, TransposeKernel, "any");
 
 class SliceKernel : public CpuKernel {
  public:
@@ -151,7 +151,7 @@ class SliceKernel : public CpuKernel {
     strided_copy(in[0], out[0], base, ist, ctx);
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Slice, SliceKernel);
+UNIRT_REGISTER_KERNEL(cpu, Slice, SliceKernel, "any");
 
 class ConcatKernel : public CpuKernel {
  public:
@@ -187,7 +187,7 @@ class ConcatKernel : public CpuKernel {
  private:
   int64_t axis_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Concat, ConcatKernel);
+UNIRT_REGISTER_KERNEL(cpu, Concat, ConcatKernel, "any");
 
 // Split: the output shapes (from shape inference) carry the sizes; `split` is checked against them.
 class SplitKernel : public CpuKernel {
@@ -225,7 +225,7 @@ class SplitKernel : public CpuKernel {
  private:
   int64_t axis_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Split, SplitKernel);
+UNIRT_REGISTER_KERNEL(cpu, Split, SplitKernel, "any");
 
 class GatherKernel : public CpuKernel {
  public:
@@ -260,7 +260,7 @@ class GatherKernel : public CpuKernel {
  private:
   int64_t axis_;
 };
-UNIRT_REGISTER_KERNEL(cpu, Gather, GatherKernel);
+UNIRT_REGISTER_KERNEL(cpu, Gather, GatherKernel, "any");
 
 class ExpandKernel : public CpuKernel {
  public:
@@ -285,7 +285,7 @@ class ExpandKernel : public CpuKernel {
     strided_copy(in[0], out[0], 0, broadcast_strides(in[0].shape, out[0].shape), ctx);
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Expand, ExpandKernel);
+UNIRT_REGISTER_KERNEL(cpu, Expand, ExpandKernel, "any");
 
 class TileKernel : public CpuKernel {
  public:
@@ -322,7 +322,7 @@ class TileKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Tile, TileKernel);
+UNIRT_REGISTER_KERNEL(cpu, Tile, TileKernel, "any");
 
 // Pad: constant, reflect, edge and wrap; negative pads crop.
 class PadKernel : public CpuKernel {
@@ -428,7 +428,7 @@ class PadKernel : public CpuKernel {
   std::string mode_;
   Mode kind_ = Mode::Constant;
 };
-UNIRT_REGISTER_KERNEL(cpu, Pad, PadKernel);
+UNIRT_REGISTER_KERNEL(cpu, Pad, PadKernel, "any");
 
 }  // namespace
 }  // namespace cpu

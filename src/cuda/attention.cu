@@ -287,7 +287,7 @@ class AttentionKernel : public CudaKernel {
   const int64_t heads_, hd_;
   const float scale_;
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel);
+UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel, "float32 float16", "qkv 3-D [batch, tokens, 3*heads*head_dim]");
 
 }  // namespace
 }  // namespace cuda

@@ -243,6 +243,6 @@ class ConvKernel : public CudaKernel {
 };
 
 }  // namespace
-UNIRT_REGISTER_KERNEL(cuda, Conv, ConvKernel);
+UNIRT_REGISTER_KERNEL(cuda, Conv, ConvKernel, "float32 float16", "2-D NCHW only (4-D X, W, Y)");
 }  // namespace cuda
 }  // namespace unirt

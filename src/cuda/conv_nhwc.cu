@@ -460,7 +460,7 @@ class ConvNhwcKernel : public CudaKernel {
   std::string tactic() const override { return plans_.tactic; }
   void use_tactic(const std::string& t) override { plans_.recorded = t; }
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel);
+UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel, "float32 float16", "channels-last X [N, H, W, C] 4-D, W [kh, kw, C/group, Cout]; NCHW input accepted with input_layout=NCHW (group 1 only)");
 
 }  // namespace
 }  // namespace cuda

@@ -207,7 +207,7 @@ class NonMaxSuppressionKernel : public CudaKernel {
   int64_t batches_ = 0, n_ = 0, classes_ = 0, rows_ = 0;
   int words_ = 0;
 };
-UNIRT_REGISTER_KERNEL(cuda, NonMaxSuppression, NonMaxSuppressionKernel);
+UNIRT_REGISTER_KERNEL(cuda, NonMaxSuppression, NonMaxSuppressionKernel, "float32", "boxes [b, n, 4], scores [b, c, n]");
 
 }  // namespace
 }  // namespace cuda

@@ -175,8 +175,7 @@ class BinaryKernel : public CudaKernel {
   class OP##Kernel : public BinaryKernel {                                           \
    public:                                                                           \
     explicit OP##Kernel(const KernelCreateArgs& a) : BinaryKernel(a, Bin::OP) {}     \
-  };                                                                                 \
-  UNIRT_REGISTER_KERNEL(cuda, OP, OP##Kernel)
+  }
 CUDA_BINARY(Add);
 CUDA_BINARY(Sub);
 CUDA_BINARY(Mul);
@@ -185,6 +184,13 @@ CUDA_BINARY(Pow);
 CUDA_BINARY(Min);
 CUDA_BINARY(Max);
 #undef CUDA_BINARY
+UNIRT_REGISTER_KERNEL(cuda, Add, AddKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Sub, SubKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Mul, MulKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Div, DivKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Pow, PowKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Min, MinKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Max, MaxKernel, "float32 float16");
 
 // ---- comparisons (bool out) and Where ----
 
@@ -252,12 +258,14 @@ class CompareKernel : public CudaKernel {
   class OP##Kernel : public CompareKernel {                                          \
    public:                                                                           \
     explicit OP##Kernel(const KernelCreateArgs& a) : CompareKernel(a, Cmp::OP) {}    \
-  };                                                                                 \
-  UNIRT_REGISTER_KERNEL(cuda, OP, OP##Kernel)
+  }
 CUDA_COMPARE(Equal);
 CUDA_COMPARE(Less);
 CUDA_COMPARE(Greater);
 #undef CUDA_COMPARE
+UNIRT_REGISTER_KERNEL(cuda, Equal, EqualKernel, "float32 float16 int64 int32 uint8 bool");
+UNIRT_REGISTER_KERNEL(cuda, Less, LessKernel, "float32 float16 int64 int32 uint8 bool");
+UNIRT_REGISTER_KERNEL(cuda, Greater, GreaterKernel, "float32 float16 int64 int32 uint8 bool");
 
 // Element-size generic: y = c ? x : z, each operand broadcast.
 template <typename E>
@@ -300,7 +308,7 @@ class WhereKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Where, WhereKernel);
+UNIRT_REGISTER_KERNEL(cuda, Where, WhereKernel, "any");
 
 template <typename T>
 __global__ void channel_bias(const T* b, T* y, int64_t n, int64_t C, int64_t S) {

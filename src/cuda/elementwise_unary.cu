@@ -88,8 +88,7 @@ class UnaryKernel : public CudaKernel {
   class OP##Kernel : public UnaryKernel {                                           \
    public:                                                                          \
     explicit OP##Kernel(const KernelCreateArgs& a) : UnaryKernel(a, Un::OP) {}      \
-  };                                                                                \
-  UNIRT_REGISTER_KERNEL(cuda, OP, OP##Kernel)
+  }
 CUDA_UNARY(Sqrt);
 CUDA_UNARY(Erf);
 CUDA_UNARY(Gelu);
@@ -104,6 +103,19 @@ CUDA_UNARY(Reciprocal);
 CUDA_UNARY(Floor);
 CUDA_UNARY(Ceil);
 #undef CUDA_UNARY
+UNIRT_REGISTER_KERNEL(cuda, Sqrt, SqrtKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Erf, ErfKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Gelu, GeluKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Relu, ReluKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Sigmoid, SigmoidKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Tanh, TanhKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Exp, ExpKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Log, LogKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Neg, NegKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Abs, AbsKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Reciprocal, ReciprocalKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Floor, FloorKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Ceil, CeilKernel, "float32 float16");
 
 // Clip: bounds are optional inputs (opset 11+) living on the device, or attributes (older opsets).
 template <typename T>
@@ -139,7 +151,7 @@ class ClipKernel : public CudaKernel {
  private:
   float lo_, hi_;
 };
-UNIRT_REGISTER_KERNEL(cuda, Clip, ClipKernel);
+UNIRT_REGISTER_KERNEL(cuda, Clip, ClipKernel, "float32 float16");
 
 __global__ void not_kernel(const bool* x, bool* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = !x[i];
@@ -156,7 +168,7 @@ class NotKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Not, NotKernel);
+UNIRT_REGISTER_KERNEL(cuda, Not, NotKernel, "bool");
 
 // Cast between the numeric types; float -> int truncates toward zero, float -> bool is x != 0,
 // float32 -> float16 rounds to nearest even (as the CPU backend).
@@ -225,7 +237,7 @@ class CastKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Cast, CastKernel);
+UNIRT_REGISTER_KERNEL(cuda, Cast, CastKernel, "float32 float16 float64 int64 int32 int8 uint8 bool");
 
 // Identity, Dropout (inference): a device copy (a no-op when the planner gave both one buffer).
 class CopyKernel : public CudaKernel {
@@ -239,8 +251,8 @@ class CopyKernel : public CudaKernel {
       UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Identity, CopyKernel);
-UNIRT_REGISTER_KERNEL(cuda, Dropout, CopyKernel);
+UNIRT_REGISTER_KERNEL(cuda, Identity, CopyKernel, "any");
+UNIRT_REGISTER_KERNEL(cuda, Dropout, CopyKernel, "any");
 
 }  // namespace
 }  // namespace cuda

@@ -325,7 +325,7 @@ class MatMulKernel : public CudaKernel {
 
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
 };
-UNIRT_REGISTER_KERNEL(cuda, MatMul, MatMulKernel);
+UNIRT_REGISTER_KERNEL(cuda, MatMul, MatMulKernel, "float32 float16");
 
 // Gemm: Y = alpha * op(A) op(B) + beta * C. A [N]-shaped C with beta 1 rides the bias epilogue;
 // any other C is broadcast into Y first and accumulated with beta.
@@ -413,7 +413,7 @@ class GemmKernel : public CudaKernel {
   bool ta_, tb_;
   std::map<std::vector<int64_t>, std::unique_ptr<Plan>> plans_;
 };
-UNIRT_REGISTER_KERNEL(cuda, Gemm, GemmKernel);
+UNIRT_REGISTER_KERNEL(cuda, Gemm, GemmKernel, "float32 float16", "A and B 2-D");
 
 }  // namespace
 }  // namespace cuda

@@ -241,7 +241,7 @@ class GatherElementsKernel : public IndexKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, GatherElements, GatherElementsKernel);
+UNIRT_REGISTER_KERNEL(cuda, GatherElements, GatherElementsKernel, "any", "rank <= 8");
 
 class ScatterElementsKernel : public IndexKernel {
  public:
@@ -255,7 +255,7 @@ class ScatterElementsKernel : public IndexKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, ScatterElements, ScatterElementsKernel);
+UNIRT_REGISTER_KERNEL(cuda, ScatterElements, ScatterElementsKernel, "any", "rank <= 8");
 
 class ScatterNDKernel : public IndexKernel {
  public:
@@ -268,7 +268,7 @@ class ScatterNDKernel : public IndexKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, ScatterND, ScatterNDKernel);
+UNIRT_REGISTER_KERNEL(cuda, ScatterND, ScatterNDKernel, "any", "rank <= 8");
 
 class TopKKernel : public IndexKernel {
  public:
@@ -314,7 +314,7 @@ class TopKKernel : public IndexKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, TopK, TopKKernel);
+UNIRT_REGISTER_KERNEL(cuda, TopK, TopKKernel, "float32 float16 int64");
 
 // Nonzero test on the element's bits: the sign bit does not count for floats (-0.0 is zero, NaN
 // is not), every bit counts for integers and bool.
@@ -388,7 +388,7 @@ class NonZeroKernel : public IndexKernel {
   }
   size_t cub_bytes_ = 0, flat_bytes_ = 0;
 };
-UNIRT_REGISTER_KERNEL(cuda, NonZero, NonZeroKernel);
+UNIRT_REGISTER_KERNEL(cuda, NonZero, NonZeroKernel, "any", "rank <= 8");
 
 class ArgReduceKernel : public IndexKernel {
  public:
@@ -409,8 +409,8 @@ class ArgReduceKernel : public IndexKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, ArgMax, ArgReduceKernel);
-UNIRT_REGISTER_KERNEL(cuda, ArgMin, ArgReduceKernel);
+UNIRT_REGISTER_KERNEL(cuda, ArgMax, ArgReduceKernel, "float32 float16 int64");
+UNIRT_REGISTER_KERNEL(cuda, ArgMin, ArgReduceKernel, "float32 float16 int64");
 
 }  // namespace
 }  // namespace cuda

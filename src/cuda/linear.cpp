@@ -66,7 +66,7 @@ class LinearKernel : public CudaKernel {
   std::string tactic() const override { return plans_.tactic; }
   void use_tactic(const std::string& t) override { plans_.recorded = t; }
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.Linear, LinearKernel);
+UNIRT_REGISTER_KERNEL(cuda, unirt.Linear, LinearKernel, "float32 float16", "X [..., K], W [K, N]");
 
 }  // namespace
 }  // namespace cuda

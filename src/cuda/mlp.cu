@@ -280,7 +280,7 @@ class MlpKernel : public CudaKernel {
   std::map<int64_t, std::unique_ptr<GemmPair>> gemms_;
   std::string tactic_;
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.Mlp, MlpKernel);
+UNIRT_REGISTER_KERNEL(cuda, unirt.Mlp, MlpKernel, "float16", "X [..., C], W1 [C, hidden], W2 [hidden, C]");
 
 }  // namespace
 }  // namespace cuda

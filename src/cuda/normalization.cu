@@ -136,7 +136,7 @@ class LayerNormalizationKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, LayerNormalization, LayerNormalizationKernel);
+UNIRT_REGISTER_KERNEL(cuda, LayerNormalization, LayerNormalizationKernel, "float32 float16");
 
 template <typename T, typename P>
 __global__ void batchnorm(const T* x, const P* g, const P* b, const P* m, const P* v, T* y, int64_t n, int64_t C, int64_t S, float eps) {
@@ -180,7 +180,7 @@ class BatchNormalizationKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, BatchNormalization, BatchNormalizationKernel);
+UNIRT_REGISTER_KERNEL(cuda, BatchNormalization, BatchNormalizationKernel, "float32 float16", "rank >= 2, channel at dim 1");
 
 }  // namespace
 }  // namespace cuda

@@ -21,7 +21,7 @@ class GlobalAveragePoolKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, GlobalAveragePool, GlobalAveragePoolKernel);
+UNIRT_REGISTER_KERNEL(cuda, GlobalAveragePool, GlobalAveragePoolKernel, "float32 float16", "N x C x spatial (rank >= 3)");
 
 struct PoolGeom {
   int kh, kw, sh, sw, pt, pl, dh, dw, pb, pr;
@@ -93,8 +93,8 @@ class Pool2dKernel : public CudaKernel {
 };
 using MaxPoolKernel = Pool2dKernel<true>;
 using AveragePoolKernel = Pool2dKernel<false>;
-UNIRT_REGISTER_KERNEL(cuda, MaxPool, MaxPoolKernel);
-UNIRT_REGISTER_KERNEL(cuda, AveragePool, AveragePoolKernel);
+UNIRT_REGISTER_KERNEL(cuda, MaxPool, MaxPoolKernel, "float32 float16", "2-D NCHW only (4-D input)");
+UNIRT_REGISTER_KERNEL(cuda, AveragePool, AveragePoolKernel, "float32 float16", "2-D NCHW only (4-D input)");
 
 }  // namespace
 }  // namespace cuda

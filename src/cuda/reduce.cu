@@ -109,8 +109,8 @@ class ReduceProdKernel : public ReduceKernel {
  public:
   explicit ReduceProdKernel(const KernelCreateArgs& a) : ReduceKernel(a, 4) {}
 };
-UNIRT_REGISTER_KERNEL(cuda, ReduceMin, ReduceMinKernel);
-UNIRT_REGISTER_KERNEL(cuda, ReduceProd, ReduceProdKernel);
+UNIRT_REGISTER_KERNEL(cuda, ReduceMin, ReduceMinKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, ReduceProd, ReduceProdKernel, "float32 float16");
 
 __global__ void size_kernel(int64_t* y, int64_t n) { *y = n; }
 
@@ -123,7 +123,7 @@ class SizeKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Size, SizeKernel);
+UNIRT_REGISTER_KERNEL(cuda, Size, SizeKernel, "any");
 class ReduceMeanKernel : public ReduceKernel {
  public:
   explicit ReduceMeanKernel(const KernelCreateArgs& a) : ReduceKernel(a, 0) {}
@@ -136,9 +136,9 @@ class ReduceMaxKernel : public ReduceKernel {
  public:
   explicit ReduceMaxKernel(const KernelCreateArgs& a) : ReduceKernel(a, 2) {}
 };
-UNIRT_REGISTER_KERNEL(cuda, ReduceMean, ReduceMeanKernel);
-UNIRT_REGISTER_KERNEL(cuda, ReduceSum, ReduceSumKernel);
-UNIRT_REGISTER_KERNEL(cuda, ReduceMax, ReduceMaxKernel);
+UNIRT_REGISTER_KERNEL(cuda, ReduceMean, ReduceMeanKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, ReduceSum, ReduceSumKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, ReduceMax, ReduceMaxKernel, "float32 float16");
 
 }  // namespace
 }  // namespace cuda

@@ -18,10 +18,10 @@ class ReshapeKernel : public CudaKernel {
       UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, stream_of(ctx)));
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Reshape, ReshapeKernel);
-UNIRT_REGISTER_KERNEL(cuda, Flatten, ReshapeKernel);
-UNIRT_REGISTER_KERNEL(cuda, Squeeze, ReshapeKernel);
-UNIRT_REGISTER_KERNEL(cuda, Unsqueeze, ReshapeKernel);
+UNIRT_REGISTER_KERNEL(cuda, Reshape, ReshapeKernel, "any");
+UNIRT_REGISTER_KERNEL(cuda, Flatten, ReshapeKernel, "any");
+UNIRT_REGISTER_KERNEL(cuda, Squeeze, ReshapeKernel, "any");
+UNIRT_REGISTER_KERNEL(cuda, Unsqueeze, ReshapeKernel, "any");
 
 template <typename E>
 __global__ void fill_kernel(E* y, int64_t n, E v) {
@@ -56,7 +56,7 @@ class ConstantOfShapeKernel : public CudaKernel {
  private:
   uint64_t bits_ = 0;  // float32 0.0 when there is no value attribute
 };
-UNIRT_REGISTER_KERNEL(cuda, ConstantOfShape, ConstantOfShapeKernel);
+UNIRT_REGISTER_KERNEL(cuda, ConstantOfShape, ConstantOfShapeKernel, "any");
 
 template <typename T>
 __global__ void range_kernel(T* y, int64_t n, double start, double delta) {
@@ -111,7 +111,7 @@ class RangeKernel : public CudaKernel {
   double consts_[3] = {0, 0, 0};
   bool known_[3] = {false, false, false};
 };
-UNIRT_REGISTER_KERNEL(cuda, Range, RangeKernel);
+UNIRT_REGISTER_KERNEL(cuda, Range, RangeKernel, "float32 float16 int64 int32");
 
 }  // namespace
 }  // namespace cuda

@@ -89,7 +89,7 @@ class SoftmaxKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Softmax, SoftmaxKernel);
+UNIRT_REGISTER_KERNEL(cuda, Softmax, SoftmaxKernel, "float32 float16");
 
 }  // namespace
 }  // namespace cuda

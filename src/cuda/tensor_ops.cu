@@ -213,7 +213,7 @@ class TransposeKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Transpose, TransposeKernel);
+UNIRT_REGISTER_KERNEL(cuda, Transpose, TransposeKernel, "any", "rank <= 8 (Dims/Strides of the gather kernel)");
 
 class SliceKernel : public CudaKernel {
  public:
@@ -249,7 +249,7 @@ class SliceKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Slice, SliceKernel);
+UNIRT_REGISTER_KERNEL(cuda, Slice, SliceKernel, "any", "rank <= 8 (Dims/Strides of the gather kernel)");
 
 class ExpandKernel : public CudaKernel {
  public:
@@ -259,7 +259,7 @@ class ExpandKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Expand, ExpandKernel);
+UNIRT_REGISTER_KERNEL(cuda, Expand, ExpandKernel, "any", "rank <= 8 (Dims/Strides of the gather kernel)");
 
 template <typename E, typename I>
 __global__ void gather_device(const E* in, const I* idx, E* out, int64_t n, int64_t ni, int64_t inner, int64_t axis_len) {
@@ -318,7 +318,7 @@ class GatherKernel : public CudaKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Gather, GatherKernel);
+UNIRT_REGISTER_KERNEL(cuda, Gather, GatherKernel, "any");
 
 // The pad value comes from a device pointer (the optional constant_value input) or defaults to 0,
 // so nothing is read back to the host while a graph is being captured.
@@ -393,7 +393,7 @@ class PadKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Pad, PadKernel);
+UNIRT_REGISTER_KERNEL(cuda, Pad, PadKernel, "any", "rank <= 8");
 
 class ConcatKernel : public CudaKernel {
  public:
@@ -416,7 +416,7 @@ class ConcatKernel : public CudaKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Concat, ConcatKernel);
+UNIRT_REGISTER_KERNEL(cuda, Concat, ConcatKernel, "any");
 
 class SplitKernel : public CudaKernel {
  public:
@@ -439,7 +439,7 @@ class SplitKernel : public CudaKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Split, SplitKernel);
+UNIRT_REGISTER_KERNEL(cuda, Split, SplitKernel, "any");
 
 // Tile: out[i] = in[idx_k(i) % in_dim_k]; repeats are host-known.
 template <typename E>
@@ -475,7 +475,7 @@ class TileKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Tile, TileKernel);
+UNIRT_REGISTER_KERNEL(cuda, Tile, TileKernel, "any", "rank <= 8");
 
 }  // namespace
 }  // namespace cuda

@@ -12,6 +12,7 @@
 
 #include "onnx.pb.h"
 #include "onnx/importer.h"
+#include "runtime/planner.h"
 #include "runtime/session.h"
 
 namespace fs = std::filesystem;
@@ -193,6 +194,19 @@ TEST_P(OnnxNodeTest, MatchesExpectedOutputs) {
       }
     }
     ++sets;
+  }
+  // What `unirt ops` prints comes from the registrations: every kernel that just ran must declare
+  // the type it ran on.
+  for (const Node& n : e->graph.nodes) {
+    if (node_is_static(e->graph, n)) continue;
+    const KernelInfo* k = KernelRegistry::get("cpu").info(n.op_type);
+    ASSERT_NE(k, nullptr) << n.op_type;
+    const int v = !n.inputs.empty() && n.inputs[0] >= 0 ? n.inputs[0] : n.outputs[0];
+    const std::string t = dtype_name(e->graph.value(v).dtype);
+    if (k->types != "any" && (" " + k->types + " ").find(" " + t + " ") == std::string::npos) {
+      ++summary.failed;
+      FAIL() << "the CPU " << n.op_type << " kernel ran on " << t << " but its registration declares \"" << k->types << "\"";
+    }
   }
   ++summary.passed;
   EXPECT_GT(sets, 0);
