@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backend/pool_window.h"
 #include "cpu/cpu_util.h"
 
 namespace unirt {
@@ -121,33 +122,35 @@ class PoolKernel : public CpuKernel {
         for (int64_t oy = 0; oy < OH; ++oy)
           for (int64_t ox = 0; ox < OW; ++ox) {
             double acc = MAX ? -INFINITY : 0.0;
-            int64_t cnt = 0, best = -1;
-            for (int64_t kz = 0; kz < g.k[0]; ++kz) {
-              const int64_t iz = oz * g.s[0] - g.pb[0] + kz * g.d[0];
-              for (int64_t ky = 0; ky < g.k[1]; ++ky) {
-                const int64_t iy = oy * g.s[1] - g.pb[1] + ky * g.d[1];
-                for (int64_t kx = 0; kx < g.k[2]; ++kx) {
-                  const int64_t ix = ox * g.s[2] - g.pb[2] + kx * g.d[2];
-                  const bool inside = iz >= 0 && iz < D && iy >= 0 && iy < H && ix >= 0 && ix < W;
-                  if (inside) {
-                    const int64_t li = (iz * H + iy) * W + ix;
-                    const double v = static_cast<double>(xc[li]);
-                    if (MAX) {
-                      if (v > acc || best < 0) {
-                        acc = v;
-                        best = order ? (ix * H + iy) * D + iz : li;
-                      }
-                    } else {
-                      acc += v;
+            int64_t best = -1;
+            const int64_t z0 = oz * g.s[0] - g.pb[0], y0 = oy * g.s[1] - g.pb[1], x0 = ox * g.s[2] - g.pb[2];
+            const TapRange tz = taps_within(z0, g.d[0], g.k[0], 0, D), ty = taps_within(y0, g.d[1], g.k[1], 0, H),
+                           tx = taps_within(x0, g.d[2], g.k[2], 0, W);
+            for (int64_t kz = tz.lo; kz < tz.hi; ++kz) {
+              const int64_t iz = z0 + kz * g.d[0];
+              for (int64_t ky = ty.lo; ky < ty.hi; ++ky) {
+                const int64_t iy = y0 + ky * g.d[1];
+                for (int64_t kx = tx.lo; kx < tx.hi; ++kx) {
+                  const int64_t ix = x0 + kx * g.d[2];
+                  const int64_t li = (iz * H + iy) * W + ix;
+                  const double v = static_cast<double>(xc[li]);
+                  if (MAX) {
+                    if (v > acc || best < 0) {
+                      acc = v;
+                      best = order ? (ix * H + iy) * D + iz : li;
                     }
-                    ++cnt;
-                  } else if (include_pad && iz >= -g.pb[0] && iz < D + g.pe[0] && iy >= -g.pb[1] && iy < H + g.pe[1] &&
-                             ix >= -g.pb[2] && ix < W + g.pe[2]) {
-                    ++cnt;  // explicit padding counts; the ceil_mode overhang does not
+                  } else {
+                    acc += v;
                   }
                 }
               }
             }
+            // count_include_pad counts the explicit padding, never the ceil_mode overhang past it.
+            int64_t cnt = tz.count() * ty.count() * tx.count();
+            if (include_pad)
+              cnt = taps_within(z0, g.d[0], g.k[0], -g.pb[0], D + g.pe[0]).count() *
+                    taps_within(y0, g.d[1], g.k[1], -g.pb[1], H + g.pe[1]).count() *
+                    taps_within(x0, g.d[2], g.k[2], -g.pb[2], W + g.pe[2]).count();
             const int64_t o = ((nc * OD + oz) * OH + oy) * OW + ox;
             if (MAX) {
               y[o] = static_cast<T>(acc);

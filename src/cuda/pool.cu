@@ -2,6 +2,7 @@
 #include <cfloat>
 
 #include "cuda/cuda_context.h"
+#include "backend/pool_window.h"
 #include "cuda/half_io.cuh"
 
 namespace unirt {
@@ -24,7 +25,7 @@ class GlobalAveragePoolKernel : public CudaKernel {
 UNIRT_REGISTER_KERNEL(cuda, GlobalAveragePool, GlobalAveragePoolKernel, "float32 float16", "N x C x spatial (rank >= 3)");
 
 struct PoolGeom {
-  int kh, kw, sh, sw, pt, pl, dh, dw, pb, pr;
+  int64_t kh, kw, sh, sw, pt, pl, dh, dw, pb, pr;
 };
 
 template <typename T, bool kMax>
@@ -32,23 +33,21 @@ __global__ void pool2d(const T* x, T* y, int64_t n, int64_t H, int64_t W, int64_
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t ox = i % OW, oy = (i / OW) % OH, plane = i / (OW * OH);
     const T* xp = x + plane * H * W;
-    float acc = kMax ? -FLT_MAX : 0.f;
-    int count = 0;
-    for (int ky = 0; ky < g.kh; ++ky) {
-      const int64_t iy = oy * g.sh - g.pt + ky * g.dh;
-      for (int kx = 0; kx < g.kw; ++kx) {
-        const int64_t ix = ox * g.sw - g.pl + kx * g.dw;
-        const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
-        if (kMax) {
-          if (inside) acc = fmaxf(acc, ld(xp, iy * W + ix));
-        } else {
-          // count_include_pad counts explicit padding, never the ceil_mode overhang past it.
-          if (inside) acc += ld(xp, iy * W + ix), ++count;
-          else if (count_pad && iy < H + g.pb && ix < W + g.pr) ++count;
-        }
+    const int64_t y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl;
+    const TapRange ty = taps_within(y0, g.dh, g.kh, 0, H), tx = taps_within(x0, g.dw, g.kw, 0, W);
+    float acc = kMax ? -INFINITY : 0.f;
+    for (int64_t ky = ty.lo; ky < ty.hi; ++ky) {
+      const int64_t iy = y0 + ky * g.dh;
+      for (int64_t kx = tx.lo; kx < tx.hi; ++kx) {
+        const float v = ld(xp, iy * W + x0 + kx * g.dw);
+        if (kMax) acc = fmaxf(acc, v);
+        else acc += v;
       }
     }
-    st(y, i, kMax ? acc : (count ? acc / count : 0.f));
+    // count_include_pad counts explicit padding, never the ceil_mode overhang past it.
+    const int64_t count = count_pad ? taps_within(y0, g.dh, g.kh, -g.pt, H + g.pb).count() * taps_within(x0, g.dw, g.kw, -g.pl, W + g.pr).count()
+                                    : ty.count() * tx.count();
+    st(y, i, kMax ? acc : (count ? acc / static_cast<float>(count) : 0.f));
   }
 }
 
@@ -77,9 +76,7 @@ class Pool2dKernel : public CudaKernel {
     } else if (ap == "VALID") {
       p = {0, 0, 0, 0};
     }
-    PoolGeom g{static_cast<int>(k[0]), static_cast<int>(k[1]), static_cast<int>(s[0]), static_cast<int>(s[1]),
-               static_cast<int>(p[0]), static_cast<int>(p[1]), static_cast<int>(d[0]), static_cast<int>(d[1]),
-               static_cast<int>(p[2]), static_cast<int>(p[3])};
+    PoolGeom g{k[0], k[1], s[0], s[1], p[0], p[1], d[0], d[1], p[2], p[3]};
     const bool count_pad = node_.attr_i("count_include_pad", 0) != 0;
     const int64_t n = out[0].numel();
     if (n == 0) return;

@@ -374,6 +374,15 @@ TEST_F(CudaOps, Pools) {
       EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << op;
       EXPECT_LT(compare(m, in, Precision::FP16), 5e-3) << op;
     }
+    // Windows of 2^40 taps (pads just below) over 4x4 planes: only the taps inside the input run,
+    // and the geometry stays 64-bit on the device.
+    const int64_t k = int64_t{1} << 40;
+    onnx::NodeProto* n = nullptr;
+    auto m = one_op(op, {{1, 2, 4, 4}}, &n);
+    add_ints(n, "kernel_shape", {k, k});
+    add_ints(n, "pads", {k - 3, k - 3, 0, 0});
+    auto in = inputs_for({{1, 2, 4, 4}}, 53);
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << op << " with a 2^40 window";
   }
 }
 

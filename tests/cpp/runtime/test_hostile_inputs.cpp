@@ -272,6 +272,38 @@ TEST(HostileModels, WindowAttributesOutOfRange) {
   EXPECT_ERROR_HAS(build_error(m), "kernel_shape value 0");
 }
 
+// A window of 2^40 x 2^40 taps over a 4x4 input (legal: the pads stay below the kernel): the pools
+// visit only the taps inside the input, so this answers at once instead of looping 2^80 times.
+TEST(HostileModels, HugePoolWindowsCostWhatTheInputHolds) {
+  const int64_t k = int64_t{1} << 40;
+  for (const char* op : {"MaxPool", "AveragePool"}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"1", "1", "4", "4"});
+    auto* n = add_node(g, op, {"x"}, {"y"});
+    add_ints(n, "kernel_shape", {k, k});
+    add_ints(n, "pads", {k - 3, k - 3, 0, 0});  // output 2x2: windows end at rows/cols 2 and 3
+    if (std::string(op) == "AveragePool") add_int(n, "count_include_pad", 0);
+    g->add_output()->set_name("y");
+    BuildOptions o;
+    o.fuse = false;
+    auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(model_bytes(m), "pool"), o));
+    Session s(e, make_cpu_backend(1));
+    HostTensor x("x", DType::Float32, {1, 1, 4, 4}, std::vector<uint8_t>(64));
+    for (int i = 0; i < 16; ++i) x.as<float>()[i] = static_cast<float>(i);
+    const auto y = s.run({x});
+    ASSERT_EQ(y[0].shape, (std::vector<int64_t>{1, 1, 2, 2}));
+    const float* v = y[0].as<float>();
+    if (std::string(op) == "MaxPool") {
+      EXPECT_EQ(v[0], 10.f);  // rows 0..2, cols 0..2
+      EXPECT_EQ(v[3], 15.f);  // everything
+    } else {
+      EXPECT_FLOAT_EQ(v[0], 5.f);    // mean of rows 0..2, cols 0..2
+      EXPECT_FLOAT_EQ(v[3], 7.5f);  // mean of all 16
+    }
+  }
+}
+
 TEST(HostileModels, ReflectPaddingBeyondTheAxis) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
