@@ -55,6 +55,7 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
   summary="$OUT/sanitize_summary.md"
   [ -f "$summary" ] || printf '| tool | model | precision | shape | seconds | result |\n|---|---|---|---|---|---|\n' > "$summary"
   for tool in ${SAN_TOOLS:-memcheck initcheck synccheck racecheck}; do
+    [ "$tool" = none ] && continue
     echo "== compute-sanitizer $tool: one inference per model"
     for m in ${SAN_MODELS:-uniformer_small uniformer_base uniformer_small_det_hybrid}; do
       [ -f "artifacts/$m.onnx" ] || python3 -m unirt_models.export "$m" -o "artifacts/$m.onnx" --no-verify >/dev/null 2>&1 ||
@@ -80,11 +81,23 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
     done
   done
   if [ "${SAN_TESTS:-1}" = 1 ]; then
-    echo "== racecheck over the CUDA unit tests (our kernels in FP32 and FP16, library GEMMs excluded)"
-    t0=$(date +%s)
-    timeout ${SAN_TEST_TIMEOUT:-900} compute-sanitizer --tool racecheck --kernel-name-exclude $LIB "./$BIN_DIR/unirt_tests_cuda" --gtest_brief=1 \
-      > "$OUT/racecheck_tests.log" 2>&1 || status=1
-    echo "   $(grep -E "RACECHECK SUMMARY|PASSED|FAILED" "$OUT/racecheck_tests.log" | tail -n 3 | tr '\n' ' ') ($(( $(date +%s) - t0 )) s)"
+    # Our kernels in FP32 and FP16 one unit test at a time (each compares FP32 and FP16 against the
+    # CPU), library GEMMs excluded; tests whose graphs need cuBLASLt FP16 GEMMs are left out: with
+    # those kernels excluded the sanitizer fails on a hardware exception (sanitizers_h200.md).
+    echo "== racecheck per CUDA unit test (our kernels)"
+    for t in $("./$BIN_DIR/unirt_tests_cuda" --gtest_list_tests | awk '/^[A-Za-z]/{s=$1} /^  /{print s $1}'); do
+      case $t in *MatMul*|*Gemm*|*ChannelsLast*|*PatchEmbedding*|*ViaCudnn*|*OmittedOptional*|*Dense*|*TwoGemms*) continue;; esac
+      t0=$(date +%s)
+      timeout ${SAN_TEST_TIMEOUT:-300} compute-sanitizer --tool racecheck --kernel-name-exclude $LIB "./$BIN_DIR/unirt_tests_cuda" \
+        --gtest_filter="$t" --gtest_brief=1 > "$OUT/racecheck_test.log" 2>&1
+      rc=$?
+      result=$(grep -E "RACECHECK SUMMARY" "$OUT/racecheck_test.log" | tail -n 1)
+      [ $rc = 124 ] && result="did not finish"
+      grep -q "FAILED" "$OUT/racecheck_test.log" && result="$result; the test FAILED"
+      echo "-- $t: $result ($(( $(date +%s) - t0 )) s)"
+      printf '| racecheck | unit test %s | fp32+fp16 | | %s | %s |\n' "$t" "$(( $(date +%s) - t0 ))" "$result" >> "$summary"
+      [ $rc = 0 ] || { status=1; cp "$OUT/racecheck_test.log" "$OUT/racecheck_$t.log"; }
+    done
   fi
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then

@@ -67,8 +67,15 @@ class Buffer {
   void* get() const { return ptr_; }
   size_t bytes() const { return bytes_; }
   explicit operator bool() const { return ptr_ != nullptr; }
-  void reset() {
-    if (ptr_) owner_->free(ptr_);
+  // Never throws: it runs in destructors. After a device fault the CUDA context is gone and every
+  // free fails; the error that caused it has already been reported by whatever ran into it.
+  void reset() noexcept {
+    if (ptr_) {
+      try {
+        owner_->free(ptr_);
+      } catch (...) {
+      }
+    }
     ptr_ = nullptr;
     bytes_ = 0;
   }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -153,6 +154,17 @@ void LtGemm::run(float alpha, const void* A, const void* B, float beta, const vo
 }
 
 size_t choose_gemm(LtGemm& gemm, int64_t M, const std::string& recorded, bool with_c, std::string* tactic) {
+  // UNIRT_GEMM_CANDIDATE=i pins every plan to the heuristic's candidate i (when it has one): for
+  // experiments that need one cuBLASLt kernel held fixed, such as telling a sanitizer report that
+  // follows one library kernel from a bug of ours (docs/results/sanitizers_h200.md).
+  if (const char* pin = std::getenv("UNIRT_GEMM_CANDIDATE")) {
+    const int i = std::atoi(pin);
+    if (i >= 0 && i < gemm.candidates()) {
+      *tactic = "M=" + std::to_string(M) + " cublasLt candidate " + std::to_string(i) + " of " + std::to_string(gemm.candidates()) +
+                " (pinned by UNIRT_GEMM_CANDIDATE)";
+      return gemm.select(i);
+    }
+  }
   long long m = -1;
   int idx = -1, of = -1;
   if (std::sscanf(recorded.c_str(), "M=%lld cublasLt candidate %d of %d", &m, &idx, &of) == 3 && m == M && of == gemm.candidates() &&

@@ -120,12 +120,13 @@ std::vector<HostTensor> inputs_for(const std::vector<std::vector<int64_t>>& shap
 
 }  // namespace
 
-TEST_F(CudaOps, ConvDepthwiseDenseStrided) {
-  struct C { int64_t c, cout, k, group, stride, pad, h; } cases[] = {
-      {64, 64, 3, 64, 1, 1, 56},   {64, 64, 5, 64, 1, 2, 56},   {128, 128, 5, 128, 1, 2, 28}, {320, 320, 3, 320, 1, 1, 14},
-      {512, 512, 3, 512, 1, 1, 7},  {64, 64, 3, 64, 2, 1, 56},   {32, 32, 7, 32, 1, 3, 15},    {16, 16, 4, 16, 2, 1, 13},
-      {64, 256, 1, 1, 1, 0, 56},   {3, 64, 4, 1, 4, 0, 224},    {64, 128, 2, 1, 2, 0, 56},    {128, 128, 3, 128, 1, 1, 19},
-      {3, 32, 3, 1, 2, 1, 33},     {64, 64, 3, 4, 1, 1, 20}};
+// Depthwise (own kernels) and dense or grouped (cuDNN / cuBLASLt) convolutions in separate tests,
+// so racecheck can run the first alone.
+
+struct ConvCase {
+  int64_t c, cout, k, group, stride, pad, h;
+};
+void check_convs(const std::vector<ConvCase>& cases) {
   for (const auto& cs : cases) {
     onnx::ModelProto m;
     conv_model(m, cs.c, cs.cout, cs.k, cs.group, cs.stride, cs.pad);
@@ -133,6 +134,14 @@ TEST_F(CudaOps, ConvDepthwiseDenseStrided) {
     EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-4) << "conv c=" << cs.c << " k=" << cs.k;
     EXPECT_LT(compare(m, {x}, Precision::FP16), 2e-2) << "conv fp16 c=" << cs.c << " k=" << cs.k;
   }
+}
+TEST_F(CudaOps, ConvDepthwiseStrided) {
+  check_convs({{64, 64, 3, 64, 1, 1, 56}, {64, 64, 5, 64, 1, 2, 56}, {128, 128, 5, 128, 1, 2, 28}, {320, 320, 3, 320, 1, 1, 14},
+               {512, 512, 3, 512, 1, 1, 7}, {64, 64, 3, 64, 2, 1, 56}, {32, 32, 7, 32, 1, 3, 15}, {16, 16, 4, 16, 2, 1, 13},
+               {128, 128, 3, 128, 1, 1, 19}});
+}
+TEST_F(CudaOps, ConvDenseAndGrouped) {
+  check_convs({{64, 256, 1, 1, 1, 0, 56}, {3, 64, 4, 1, 4, 0, 224}, {64, 128, 2, 1, 2, 0, 56}, {3, 32, 3, 1, 2, 1, 33}, {64, 64, 3, 4, 1, 1, 20}});
 }
 
 // Batch sizes where the stride-1 depthwise kernels switch to shared-memory tiles (8 x 16 outputs,
@@ -503,8 +512,11 @@ TEST_F(CudaOps, ChannelsLastCBlock) {
 // unirt.Mlp (float16 GEMM -> GELU -> GEMM -> bias + residual) for both channel counts it takes:
 // 3 x 12000+ rows run the fused kernel (row counts that are not multiples of its 128-row tile),
 // 3 x 100 rows the two-GEMM form it uses for small inputs; against the CPU in float32.
-TEST_F(CudaOps, FusedMlpFloat16) {
-  for (auto [c, rows] : {std::pair<int64_t, int64_t>{64, 12000}, {32, 12001}, {64, 100}, {32, 129}}) {
+// Enough rows for the fused tensor-core kernel; FusedMlpFloat16FewRowsRunsTwoGemms covers the
+// cuBLASLt path below the threshold (kept apart so racecheck can run our kernel alone).
+
+void check_fused_mlp(const std::vector<std::pair<int64_t, int64_t>>& cases) {
+  for (auto [c, rows] : cases) {
     auto m = mlp_model(c, 4 * c);
     BuildOptions o;
     o.backend = "cuda";
@@ -518,6 +530,8 @@ TEST_F(CudaOps, FusedMlpFloat16) {
     EXPECT_LT(compare(m, {in}, Precision::FP32), 1e-5) << "c=" << c;
   }
 }
+TEST_F(CudaOps, FusedMlpFloat16) { check_fused_mlp({{64, 12000}, {32, 12001}}); }
+TEST_F(CudaOps, FusedMlpFloat16FewRowsRunsTwoGemms) { check_fused_mlp({{64, 100}, {32, 129}}); }
 
 // Token pruning's index ops with indices computed on the device: TopK (argsort) feeds
 // GatherElements, ScatterElements and ScatterND; ArgMax/ArgMin; indices compared as floats.
