@@ -84,6 +84,7 @@ using KernelFactory = std::function<std::unique_ptr<OpKernel>(const KernelCreate
 // What a kernel covers, as `unirt ops` lists it: the element types of its data operands ("any"
 // for kernels that move bytes whatever they mean) and, where it matters, the layouts and ranks.
 struct KernelInfo {
+  KernelInfo(std::string t = "", std::string l = "") : types(std::move(t)), layouts(std::move(l)) {}
   std::string types;
   std::string layouts;
 };

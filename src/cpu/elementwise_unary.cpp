@@ -296,7 +296,7 @@ class CastKernel : public CpuKernel {
         bool ok = true;
         cast_any(x.dtype, x.data, DType::Float32, tmp.data(), n, ok);
         if (!ok) unsupported_type(x, "input");
-      } else {
+      } else if (n) {  // an empty vector's data() may be null, which memcpy must not get
         std::memcpy(tmp.data(), x.data, n * sizeof(float));
       }
       uint16_t* h = y.as<uint16_t>();

@@ -399,24 +399,45 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
   Reader r(b, 20, 20 + len, what);
   Engine e;
   nlohmann::json h;
+  // Integers are read strictly: nlohmann turns a float into an integer with a plain cast, undefined
+  // outside the target's range (a header saying 3e27), so an integer field must hold a JSON integer
+  // within its range.
+  auto integer = [&](const nlohmann::json& v, const std::string& field, int64_t lo, int64_t hi) -> int64_t {
+    if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
+      throw Error(what + ": corrupted engine header (" + field + " is " + v.dump() + ", expected an integer)");
+    const int64_t x = v.get<int64_t>();
+    if (x < lo || x > hi)
+      throw Error(what + ": corrupted engine header (" + field + " is " + std::to_string(x) + ", outside " + std::to_string(lo) + ".." +
+                  std::to_string(hi) + ")");
+    return x;
+  };
+  auto shapes = [&](const nlohmann::json& v, const std::string& field) {
+    std::map<std::string, std::vector<int64_t>> out;
+    for (const auto& kv : v.items()) {
+      std::vector<int64_t>& dims = out[kv.key()];
+      for (const auto& d : kv.value()) dims.push_back(integer(d, field + " '" + kv.key() + "'", 0, resource_limits().max_dim));
+    }
+    return out;
+  };
   try {
     h = nlohmann::json::parse(r.str());
     e.options.precision = precision_from(h.at("precision"));
     e.options.backend = h.at("backend");
     e.options.fuse = h.at("fuse");
     e.options.layout = h.value("layout", std::string("auto"));
-    e.options.profile.min = h.at("profile").at("min").get<std::map<std::string, std::vector<int64_t>>>();
-    e.options.profile.opt = h.at("profile").at("opt").get<std::map<std::string, std::vector<int64_t>>>();
-    e.options.profile.max = h.at("profile").at("max").get<std::map<std::string, std::vector<int64_t>>>();
+    e.options.profile.min = shapes(h.at("profile").at("min"), "min shape");
+    e.options.profile.opt = shapes(h.at("profile").at("opt"), "opt shape");
+    e.options.profile.max = shapes(h.at("profile").at("max"), "max shape");
     e.source = h.at("source");
     e.tactics = h.at("tactics").get<std::map<std::string, std::string>>();
     e.shape_inputs = h.value("shape_inputs", std::vector<std::string>{});
     e.specialize_per_shape = h.value("specialize_per_shape", false);
     e.build_ms = h.at("build_ms");
-    e.created = h.at("created");
+    e.created = integer(h.at("created"), "created", INT64_MIN, INT64_MAX);
     e.unirt_version = h.at("unirt_version");
     for (const auto& p : h.at("passes"))
-      e.passes.push_back({p.at("pass"), p.at("changes"), p.at("ms"), p.at("details").get<std::vector<std::string>>()});
+      e.passes.push_back({p.at("pass"), static_cast<int>(integer(p.at("changes"), "pass changes", 0, INT32_MAX)), p.at("ms"),
+                          p.at("details").get<std::vector<std::string>>()});
   } catch (const nlohmann::json::exception& ex) {
     throw Error(what + ": corrupted engine header (" + ex.what() + ")");
   }
