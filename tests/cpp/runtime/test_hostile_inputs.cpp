@@ -4,7 +4,10 @@
 // is wrong, or (where the input is valid) in the right answer; never a signal.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <limits>
 
 #include "runtime/planner.h"
@@ -161,6 +164,35 @@ TEST(HostileEngines, ConstantsThatDisagreeWithTheirDeclaredShape) {
     w.data = d;
     EXPECT_ERROR_HAS(load_error(e), "corrupted engine file");
   }
+}
+
+// Header numbers of the wrong kind (fuzzing found a float where an integer belongs: nlohmann's
+// conversion is undefined out of range) are refused, naming the field.
+TEST(HostileEngines, HeaderNumbersOfTheWrongKind) {
+  const std::string path = ::testing::TempDir() + "/header_numbers.engine";
+  save_engine(conv_relu(), path);
+  std::string file;
+  {
+    std::ifstream f(path, std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
+  std::remove(path.c_str());
+  const std::string payload = engine_payload(file);
+  // Same length, so the length-prefixed header stays well formed: only the value changes.
+  auto with = [&](const std::string& key, const std::string& value) {
+    std::string p = payload;
+    const size_t at = p.find("\"" + key + "\":");
+    EXPECT_NE(at, std::string::npos) << key;
+    size_t v = at + key.size() + 3, end = v;
+    while (end < p.size() && (std::isdigit(static_cast<unsigned char>(p[end])) || p[end] == '-')) ++end;
+    std::string repl = value;
+    if (repl.size() > end - v) return std::string();
+    repl.resize(end - v, ' ');
+    p.replace(v, end - v, repl);
+    return error_of([&] { load_engine_bytes(frame_engine_payload(p), "damaged header"); });
+  };
+  EXPECT_ERROR_HAS(with("created", "3.3e27"), "created is 3.3e+27, expected an integer");
+  EXPECT_EQ(with("created", "12345"), "") << "an integer in range still loads";
 }
 
 TEST(HostileEngines, ShapeValueOnAnActivationIsRecomputedNotTrusted) {
