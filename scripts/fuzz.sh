@@ -9,12 +9,12 @@
 #   bash scripts/fuzz.sh [SECONDS]      per harness, random seed
 #   bash scripts/fuzz.sh --runs N       N executions per harness instead (e.g. 1000000)
 #   bash scripts/fuzz.sh --ci           what CI runs: seed 1, a fixed number of executions per
-#                                       harness (10-50 s each on 2 cores), so a run repeats
+#                                       harness (about a minute each on 2 cores), so a run repeats
 # Crashing inputs land in build-fuzz/crashes/; a run with any crash exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT=(-max_total_time="${1:-60}")
-declare -A CI_RUNS=([onnx]=600000 [engine]=400000 [inputs]=150000)
+declare -A CI_RUNS=([onnx]=1200000 [engine]=500000 [inputs]=500000)
 if [ "${1:-}" = "--runs" ]; then LIMIT=(-runs="$2"); fi
 
 missing=()

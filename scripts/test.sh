@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: builds (incrementally) and runs every test: GoogleTest (unit tests, ONNX node
 # tests, CUDA tests which skip visibly without a GPU), pytest (models vs PyTorch/ONNX Runtime,
-# hostile inputs) and libFuzzer (fixed seed, 150k-600k executions per harness) under ASan+UBSan
+# hostile inputs) and libFuzzer (fixed seed, 0.5M-1.2M executions per harness, about a minute each) under ASan+UBSan
 # (UNIRT_SKIP_FUZZ=1 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -52,6 +52,39 @@ void check_jpeg_huffman_tables(const std::string& b, const std::string& path) {
   }
 }
 
+// Decoded pixels at most: 16384 x 8192 (384 MiB as RGB). A header can claim 16384 x 16384 in a
+// few bytes, and decoding it would allocate and fill that much before anything else could refuse.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 27;
+
+uint32_t le32(const std::string& b, size_t at) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+uint16_t le16(const std::string& b, size_t at) { return static_cast<uint16_t>(static_cast<uint8_t>(b[at]) | (static_cast<uint8_t>(b[at + 1]) << 8)); }
+
+// An uncompressed BMP must hold every row it declares: stb_image would read past the end as zeros
+// (a 54-byte file claiming 14080 x 14080 pixels decodes for seconds into 595 MB of black).
+void check_bmp_holds_its_pixels(const std::string& b, const std::string& path) {
+  if (b.size() < 30 || b[0] != 'B' || b[1] != 'M') return;  // not a BMP: stb decides
+  const uint32_t offset = le32(b, 10), header = le32(b, 14);
+  int64_t w, h, bpp, compression = 0;
+  if (header == 12) {
+    w = le16(b, 18), h = le16(b, 20), bpp = le16(b, 24);
+  } else if (header >= 40 && b.size() >= 34) {
+    w = static_cast<int32_t>(le32(b, 18)), h = static_cast<int32_t>(le32(b, 22)), bpp = le16(b, 28), compression = le32(b, 30);
+  } else {
+    return;
+  }
+  if (compression != 0 && compression != 3 && compression != 6) return;  // RLE data may be short
+  const int64_t rows = h < 0 ? -h : h, stride = (std::max<int64_t>(w, 0) * bpp + 31) / 32 * 4;
+  if (w <= 0 || rows == 0 || w > (1 << 14) || rows > (1 << 14)) return;  // stb refuses these itself
+  const int64_t need = static_cast<int64_t>(offset) + rows * stride;
+  if (static_cast<int64_t>(b.size()) < need)
+    throw Error("cannot decode image '" + path + "': a " + std::to_string(w) + "x" + std::to_string(rows) + " BMP needs " +
+                std::to_string(need) + " bytes, the file has " + std::to_string(b.size()) + " (truncated)");
+}
+
 }  // namespace
 
 HostTensor decode_image(const std::string& bytes, const std::string& path, const std::string& name, int size) {
@@ -59,6 +92,12 @@ HostTensor decode_image(const std::string& bytes, const std::string& path, const
   int w, h, c;
   if (size < 1 || size > 8192) throw Error("image size " + std::to_string(size) + " is out of range (1..8192)");
   if (bytes.size() > (size_t{1} << 31)) throw Error("image '" + path + "' is larger than 2 GiB");
+  check_bmp_holds_its_pixels(bytes, path);
+  int iw = 0, ih = 0, ic = 0;
+  if (stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &iw, &ih, &ic) &&
+      static_cast<int64_t>(iw) * ih > kMaxImagePixels)
+    throw Error("image '" + path + "' is " + std::to_string(iw) + "x" + std::to_string(ih) + " pixels, above the limit of " +
+                std::to_string(kMaxImagePixels) + " pixels");
   std::unique_ptr<unsigned char, void (*)(void*)> owned(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &c, 3), stbi_image_free);
   const unsigned char* px = owned.get();
