@@ -27,8 +27,9 @@ HostTensor load_image(const std::string& path, const std::string& name, int size
 
 namespace {
 
-// Debian's stb_image (2022-09) trusts a JPEG's Huffman table sizes: a DHT table declaring more than
-// 256 codes writes past stbi__huffman::size[257] (fixed upstream later). Reject such files before
+// Debian's stb_image (2022-09) trusts a JPEG's Huffman tables: a DHT table declaring more than
+// 256 codes writes past stbi__huffman::size[257], and code lengths that overflow the code space
+// make the decoder read past its symbol table (both fixed upstream later). Reject such files before
 // stb sees them. Every DHT stb could parse starts at some 0xFF 0xC4 in the file (entropy-coded
 // data never holds one: there 0xFF is followed by 0 or a restart marker), so each of them is read
 // the way stb reads it: tables while the declared length lasts, even past the segment.
@@ -46,6 +47,16 @@ void check_jpeg_huffman_tables(const std::string& b, const std::string& path) {
       for (int k = 0; k < 16; ++k) n += byte(p + 1 + k);
       if (n > 256)
         throw Error("cannot decode image '" + path + "': corrupt JPEG (a Huffman table declares " + std::to_string(n) + " codes, at most 256)");
+      // The code lengths must fit a prefix code (Kraft): more codes of a length than it has left
+      // make stb's decoder index its 256 symbols with whatever the bits say (878 in one file).
+      uint32_t code = 0;
+      for (int len = 1; len <= 16; ++len) {
+        code += byte(p + len);
+        if (code > (1u << len))
+          throw Error("cannot decode image '" + path + "': corrupt JPEG (a Huffman table's code lengths overflow at length " +
+                      std::to_string(len) + ")");
+        code <<= 1;
+      }
       p += 17 + n;
       left -= static_cast<long>(17 + n);
     }
