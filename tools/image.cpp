@@ -17,6 +17,13 @@
 #define STBI_ONLY_BMP
 // A header may claim any size; 16384 per side (768 MiB decoded) is the most an input needs.
 #define STBI_MAX_DIMENSIONS (1 << 14)
+// Zeroed allocations: Debian's stb_image mallocs its JPEG decoder state and uses Huffman tables a
+// scan names even when no DHT defined them, reading their uninitialised deltas as indices (16777549
+// into 256 symbols, found by fuzzing). Zeroed, an undefined table decodes nothing out of bounds.
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(p, size) std::realloc(p, size)
+#define STBI_FREE(p) std::free(p)
+#include <cstdlib>
 #include <stb_image.h>
 
 namespace unirt {
