@@ -17,16 +17,8 @@ LIMIT=(-max_total_time="${1:-60}")
 declare -A CI_RUNS=([onnx]=1200000 [engine]=500000 [inputs]=500000)
 if [ "${1:-}" = "--runs" ]; then LIMIT=(-runs="$2"); fi
 
-missing=()
-for p in clang libomp-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz: installing Debian packages: ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/apt_install.sh
+apt_install fuzz clang libomp-dev
 
 B=build-fuzz
 cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \

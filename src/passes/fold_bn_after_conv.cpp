@@ -32,15 +32,8 @@ int fold_bn_after_conv(Graph& g) {
       for (int64_t i = 0; i < per; ++i) nw.as<float>()[c * per + i] *= s;
       bias[c] = bias[c] * s + bn_map->shift[c];
     }
-    const int wid = g.add_constant(g.unique_name(conv.name + "/folded_weight"), std::move(nw));
-    const int bid = g.add_constant(g.unique_name(conv.name + "/folded_bias"), TensorData::from_float(bias, {cout}));
-    conv.inputs.resize(3);
-    conv.inputs[1] = wid;
-    conv.inputs[2] = bid;
     conv.outputs[0] = bn.outputs[0];
-    conv.notes.push_back("folded BatchNormalization '" + bn.name + "'");
-    bn.op_type.clear();
-    g.relink();
+    take_folded_batchnorm(g, conv, bn, std::move(nw), bias, "folded", "folded BatchNormalization");
     consumers = g.consumers();
     ++fired;
   }

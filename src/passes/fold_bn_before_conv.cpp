@@ -45,15 +45,8 @@ int fold_bn_before_conv(Graph& g) {
         bias[o] += static_cast<float>(shift);
       }
     }
-    const int wid = g.add_constant(g.unique_name(conv.name + "/bn_folded_weight"), std::move(nw));
-    const int bid = g.add_constant(g.unique_name(conv.name + "/bn_folded_bias"), TensorData::from_float(bias, {cout}));
-    conv.inputs.resize(3);
     conv.inputs[0] = bn.inputs[0];
-    conv.inputs[1] = wid;
-    conv.inputs[2] = bid;
-    conv.notes.push_back("folded the preceding BatchNormalization '" + bn.name + "'");
-    bn.op_type.clear();
-    g.relink();
+    take_folded_batchnorm(g, conv, bn, std::move(nw), bias, "bn_folded", "folded the preceding BatchNormalization");
     consumers = g.consumers();
     ++fired;
   }

@@ -36,4 +36,17 @@ std::optional<BatchNormAffine> batchnorm_affine(const Graph& g, const Node& bn) 
   return a;
 }
 
+void take_folded_batchnorm(Graph& g, Node& conv, Node& bn, TensorData weight, const std::vector<float>& bias, const std::string& tag,
+                           const std::string& note) {
+  const int64_t cout = static_cast<int64_t>(bias.size());
+  const int wid = g.add_constant(g.unique_name(conv.name + "/" + tag + "_weight"), std::move(weight));
+  const int bid = g.add_constant(g.unique_name(conv.name + "/" + tag + "_bias"), TensorData::from_float(bias, {cout}));
+  conv.inputs.resize(3);
+  conv.inputs[1] = wid;
+  conv.inputs[2] = bid;
+  conv.notes.push_back(note + " '" + bn.name + "'");
+  bn.op_type.clear();
+  g.relink();
+}
+
 }  // namespace unirt

@@ -1,6 +1,7 @@
 // Helpers the pattern-matching passes share.
 #pragma once
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "ir/graph.h"
@@ -20,5 +21,9 @@ struct BatchNormAffine {
 // The affine map of `bn` when it is in inference mode with constant float32 parameters of one
 // length; nullopt otherwise (the fold passes then leave it alone).
 std::optional<BatchNormAffine> batchnorm_affine(const Graph& g, const Node& bn);
+// Gives `conv` new constant weight and bias (named after the conv and `tag`), notes why, and
+// removes the BatchNormalization `bn` that was folded into them; the caller rewires the data edge.
+void take_folded_batchnorm(Graph& g, Node& conv, Node& bn, TensorData weight, const std::vector<float>& bias, const std::string& tag,
+                           const std::string& note);
 
 }  // namespace unirt
