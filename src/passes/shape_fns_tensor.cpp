@@ -331,13 +331,16 @@ void pad(ShapeCtx& c) {
 
 void constant_of_shape(ShapeCtx& c) {
   std::vector<Dim> s = c.need_values(0, "shape");
+  for (size_t i = 0; i < s.size(); ++i)
+    if (s[i].is_const() && s[i].value() < 0) c.fail("shape value " + std::to_string(i) + " is " + s[i].brief() + ", expected >= 0");
   DType t = DType::Float32;
   std::optional<std::vector<Dim>> vals;
   if (c.node().has_attr("value")) {
     const TensorData& v = c.node().attr_t("value");
+    if (v.numel() != 1) c.fail("value holds " + std::to_string(v.numel()) + " elements, expected one");
     t = v.dtype;
     Dim n = shape_numel(s);
-    if ((t == DType::Int64 || t == DType::Int32) && n.is_const() && n.value() <= 1024)
+    if ((t == DType::Int64 || t == DType::Int32) && n.is_const() && n.value() >= 0 && n.value() <= 1024)
       vals = std::vector<Dim>(static_cast<size_t>(n.value()), Dim(v.to_int64().at(0)));
   }
   c.set(0, t, s, vals);
