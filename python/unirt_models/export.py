@@ -14,20 +14,34 @@ import warnings
 import numpy as np
 import torch
 
-from .uniformer import MODEL_NAMES, create_model, is_detector, load_checkpoint, randomize_
+from . import det_metrics
+from .mask_rcnn import MASK_RCNN_NAMES, create_mask_rcnn, randomize_detector_
+from .uniformer import MODEL_NAMES as BACKBONE_NAMES
+from .uniformer import create_model, is_detector, load_checkpoint, randomize_
 
+MODEL_NAMES = BACKBONE_NAMES + MASK_RCNN_NAMES
 CLASSIFIER_CHECK_SHAPES = [(1, 3, 224, 224), (2, 3, 160, 192), (3, 3, 256, 224)]
 DETECTOR_CHECK_SHAPES = [(1, 3, 200, 232), (2, 3, 256, 320), (1, 3, 229, 301)]
+MASK_RCNN_CHECK_SHAPES = [(1, 3, 224, 256), (2, 3, 256, 320), (1, 3, 229, 301)]
+MASK_RCNN_OUTPUTS = ["dets", "labels", "masks", "num_dets"]
+
+
+def is_mask_rcnn(name):
+    return name in MASK_RCNN_NAMES
 
 
 def output_names(name):
+    if is_mask_rcnn(name):
+        return MASK_RCNN_OUTPUTS
     return [f"feat{i}" for i in range(4)] if is_detector(name) else ["logits"]
 
 
 def build(name, checkpoint=None, seed=0):
-    model = create_model(name).eval()
+    model = (create_mask_rcnn(name) if is_mask_rcnn(name) else create_model(name)).eval()
     if checkpoint:
         load_checkpoint(model, checkpoint)
+    elif is_mask_rcnn(name):
+        randomize_detector_(model, seed)
     else:
         randomize_(model, seed)
     return model
@@ -39,8 +53,9 @@ def export_onnx(model, name, path, opset=17):
     outs = output_names(name)
     dyn = {"input": {0: "batch", 2: "height", 3: "width"}}
     for o in outs:
-        dyn[o] = {0: "batch"} if o == "logits" else {0: "batch", 2: f"{o}_h", 3: f"{o}_w"}
-    example = torch.randn(1, 3, 224, 224) if not is_detector(name) else torch.randn(1, 3, 200, 232)
+        dyn[o] = {0: "batch"} if o in ["logits"] + MASK_RCNN_OUTPUTS else {0: "batch", 2: f"{o}_h", 3: f"{o}_w"}
+    example = torch.randn(*(MASK_RCNN_CHECK_SHAPES if is_mask_rcnn(name) else
+                            DETECTOR_CHECK_SHAPES if is_detector(name) else CLASSIFIER_CHECK_SHAPES)[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (example,), path, dynamo=False, opset_version=opset, input_names=["input"],
@@ -62,7 +77,8 @@ def verify(model, name, path, shapes=None, tol=1e-4, seed=1):
 
     onnx.checker.check_model(onnx.load(path))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    shapes = shapes or (DETECTOR_CHECK_SHAPES if is_detector(name) else CLASSIFIER_CHECK_SHAPES)
+    shapes = shapes or (MASK_RCNN_CHECK_SHAPES if is_mask_rcnn(name) else
+                        DETECTOR_CHECK_SHAPES if is_detector(name) else CLASSIFIER_CHECK_SHAPES)
     g = torch.Generator().manual_seed(seed)
     rows = []
     for shape in shapes:
@@ -71,6 +87,9 @@ def verify(model, name, path, shapes=None, tol=1e-4, seed=1):
             ref = model(x)
         refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
         got = sess.run(None, {"input": x.numpy()})
+        if is_mask_rcnn(name):
+            rows.append((shape, "dets", verify_detections(name, shape, got, refs, tol)))
+            continue
         for oname, o, r in zip(output_names(name), got, refs):
             if o.shape != r.shape:
                 raise RuntimeError(f"{name}: ONNX output '{oname}' has shape {o.shape}, PyTorch {r.shape} "
@@ -82,6 +101,25 @@ def verify(model, name, path, shapes=None, tol=1e-4, seed=1):
                                    f"'{oname}': max abs error {s['max_abs']:.3e} (scale {s['scale']:.3g}, "
                                    f"allowed {tol:.0e} x scale)")
     return rows
+
+
+def verify_detections(name, shape, got, refs, tol):
+    """NMS makes outputs discrete: a box on an IoU threshold may flip between two correct runtimes.
+    So ORT must reproduce 99% of PyTorch's detections (score > 0.3: same label, IoU >= 0.9), and the
+    matched boxes, scores and masks must agree to tol x scale."""
+    for oname, o, r in zip(MASK_RCNN_OUTPUTS, got, refs):
+        if o.shape != r.shape:
+            raise RuntimeError(f"{name}: ONNX output '{oname}' has shape {o.shape}, PyTorch {r.shape} at input {shape}")
+    m = det_metrics.match_detections(det_metrics.split_batched(*refs), det_metrics.split_batched(*got))
+    scale = max(1.0, float(np.abs(refs[0][..., :4]).max()))
+    s = dict(max_abs=m["max_box_err"], mean_abs=float("nan"), max_rel_to_scale=m["max_box_err"] / scale,
+             matched=m["share"], n_ref=m["n_ref"], mask_err=m["max_mask_err"])
+    if m["share"] < 0.99 or s["max_rel_to_scale"] > tol or m["max_score_err"] > tol or m["max_mask_err"] > 10 * tol:
+        raise RuntimeError(f"{name}: ONNX Runtime disagrees with PyTorch at input {shape}: "
+                           f"{m['n_matched']} of {m['n_ref']} detections matched, box error {m['max_box_err']:.3e} "
+                           f"(scale {scale:.3g}), score error {m['max_score_err']:.3e}, mask error "
+                           f"{m['max_mask_err']:.3e} (allowed: 99%, {tol:.0e} x scale)")
+    return s
 
 
 def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=None, verify_onnx=True, quiet=False):
@@ -98,8 +136,9 @@ def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=No
                 print(f"{name}: ONNX Runtime vs PyTorch (float32)")
                 print(f"  {'input':>18s} {'output':>7s} {'max abs':>10s} {'mean abs':>10s} {'max/scale':>10s}")
                 for shape, oname, s in rows:
+                    extra = f"  {s['matched']:.1%} of {s['n_ref']} detections matched" if "matched" in s else ""
                     print(f"  {'x'.join(map(str, shape)):>18s} {oname:>7s} {s['max_abs']:10.2e} "
-                          f"{s['mean_abs']:10.2e} {s['max_rel_to_scale']:10.2e}")
+                          f"{s['mean_abs']:10.2e} {s['max_rel_to_scale']:10.2e}{extra}")
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
