@@ -1,9 +1,10 @@
 // Detection ops: NonMaxSuppression (ONNX semantics: per batch and class, candidates above
 // score_threshold by descending score, ties to the lower box index, greedy suppression by IoU,
-// at most max_output_boxes_per_class). The output length is a data-dependent size: the kernel
-// writes it into the extra output the runtime gives such a node.
+// at most max_output_boxes_per_class; the output length is a data-dependent size: the kernel
+// writes it into the extra output the runtime gives such a node) and RoiAlign (avg mode).
 #include "cpu/cpu_util.h"
 #include "backend/nms_rule.h"
+#include "backend/roi_align_rule.h"
 
 namespace unirt {
 namespace cpu {
@@ -64,6 +65,52 @@ class NonMaxSuppressionKernel : public CpuKernel {
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, NonMaxSuppression, NonMaxSuppressionKernel, "float32", "boxes [b, n, 4], scores [b, c, n]");
+
+class RoiAlignKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "X");
+    expect_float(in[1], "rois");
+    const auto& xs = in[0].shape;
+    const int64_t R = in[1].shape[0], N = xs[0], C = xs[1], H = xs[2], W = xs[3];
+    const int64_t oh = out[0].shape[2], ow = out[0].shape[3];
+    const std::vector<int64_t> bi = ints(in[2]);
+    for (int64_t r = 0; r < R; ++r)
+      if (bi[r] < 0 || bi[r] >= N)
+        fail("batch_indices[" + std::to_string(r) + "] = " + std::to_string(bi[r]) + " is outside 0.." + std::to_string(N - 1));
+    const bool half_pixel = node_.attr_s("coordinate_transformation_mode", opset_ >= 16 ? "half_pixel" : "output_half_pixel") ==
+                            "half_pixel";
+    const float scale = node_.attr_f("spatial_scale", 1.f);
+    const int64_t sr = node_.attr_i("sampling_ratio", 0);
+    const float* x = in[0].as<float>();
+    const float* rois = in[1].as<float>();
+    float* y = out[0].as<float>();
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
+    for (int64_t rc = 0; rc < R * C; ++rc) {
+      const int64_t r = rc / C, c = rc % C;
+      const RoiBins b = roi_bins(rois + r * 4, scale, half_pixel, oh, ow, sr);
+      const float* plane = x + (bi[r] * C + c) * H * W;
+      float* yo = y + rc * oh * ow;
+      for (int64_t py = 0; py < oh; ++py)
+        for (int64_t px = 0; px < ow; ++px) {
+          float acc = 0.f;
+          for (int64_t iy = 0; iy < b.grid_h; ++iy) {
+            const float sy = b.y0 + static_cast<float>(py) * b.bin_h + (static_cast<float>(iy) + 0.5f) * b.bin_h / static_cast<float>(b.grid_h);
+            for (int64_t ix = 0; ix < b.grid_w; ++ix) {
+              const float sx = b.x0 + static_cast<float>(px) * b.bin_w + (static_cast<float>(ix) + 0.5f) * b.bin_w / static_cast<float>(b.grid_w);
+              RoiTaps t;
+              if (!roi_taps(sy, sx, H, W, t)) continue;
+              acc += t.w00 * plane[t.y0 * W + t.x0] + t.w01 * plane[t.y0 * W + t.x1] + t.w10 * plane[t.y1 * W + t.x0] +
+                     t.w11 * plane[t.y1 * W + t.x1];
+            }
+          }
+          yo[py * ow + px] = acc / b.count;
+        }
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, RoiAlign, RoiAlignKernel, "float32", "X [n, c, h, w], rois [r, 4], avg mode");
 
 }  // namespace
 }  // namespace cpu

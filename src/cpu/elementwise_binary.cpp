@@ -10,7 +10,7 @@ namespace unirt {
 namespace cpu {
 namespace {
 
-enum class Bin { Add, Sub, Mul, Div, Mod, FMod, Min, Max, Equal, Less, Greater, And, Or, Xor };
+enum class Bin { Add, Sub, Mul, Div, Mod, FMod, Min, Max, Equal, Less, Greater, GreaterOrEqual, LessOrEqual, And, Or, Xor };
 
 // Signed integers wrap like two's complement hardware (and numpy) instead of overflowing: C++
 // leaves a signed overflow undefined, and INT_MIN / -1 traps the process.
@@ -52,6 +52,8 @@ inline auto apply(T a, T b) {
   } else if constexpr (OP == Bin::Equal) return static_cast<bool>(a == b);
   else if constexpr (OP == Bin::Less) return static_cast<bool>(a < b);
   else if constexpr (OP == Bin::Greater) return static_cast<bool>(a > b);
+  else if constexpr (OP == Bin::GreaterOrEqual) return static_cast<bool>(a >= b);
+  else if constexpr (OP == Bin::LessOrEqual) return static_cast<bool>(a <= b);
   else if constexpr (OP == Bin::And) return static_cast<bool>(a && b);
   else if constexpr (OP == Bin::Or) return static_cast<bool>(a || b);
   else return static_cast<bool>(static_cast<bool>(a) != static_cast<bool>(b));
@@ -135,7 +137,8 @@ class BinaryKernel : public CpuKernel {
  private:
   template <typename T>
   void go(const std::vector<TensorView>& in, const TensorView& out, const BroadcastPlan<2>& p, const RunContext& ctx) {
-    constexpr bool cmp = OP == Bin::Equal || OP == Bin::Less || OP == Bin::Greater;
+    constexpr bool cmp = OP == Bin::Equal || OP == Bin::Less || OP == Bin::Greater || OP == Bin::GreaterOrEqual ||
+                          OP == Bin::LessOrEqual;
     if constexpr (cmp) {
       if (out.dtype != DType::Bool) fail(std::string("output has type ") + dtype_name(out.dtype) + ", expected bool");
       broadcast_apply<OP>(in[0].as<T>(), in[1].as<T>(), out.as<bool>(), p, ctx.threads);
@@ -158,6 +161,8 @@ using DivKernel = BinaryKernel<Bin::Div>;
 using EqualKernel = BinaryKernel<Bin::Equal>;
 using LessKernel = BinaryKernel<Bin::Less>;
 using GreaterKernel = BinaryKernel<Bin::Greater>;
+using GreaterOrEqualKernel = BinaryKernel<Bin::GreaterOrEqual>;
+using LessOrEqualKernel = BinaryKernel<Bin::LessOrEqual>;
 using AndKernel = BinaryKernel<Bin::And>;
 using OrKernel = BinaryKernel<Bin::Or>;
 using XorKernel = BinaryKernel<Bin::Xor>;
@@ -168,6 +173,8 @@ UNIRT_REGISTER_KERNEL(cpu, Div, DivKernel, "float32 float64 int64 int32 int8 uin
 UNIRT_REGISTER_KERNEL(cpu, Equal, EqualKernel, "float32 float64 int64 int32 int8 uint8 bool");
 UNIRT_REGISTER_KERNEL(cpu, Less, LessKernel, "float32 float64 int64 int32 int8 uint8");
 UNIRT_REGISTER_KERNEL(cpu, Greater, GreaterKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, GreaterOrEqual, GreaterOrEqualKernel, "float32 float64 int64 int32 int8 uint8");
+UNIRT_REGISTER_KERNEL(cpu, LessOrEqual, LessOrEqualKernel, "float32 float64 int64 int32 int8 uint8");
 UNIRT_REGISTER_KERNEL(cpu, And, AndKernel, "bool");
 UNIRT_REGISTER_KERNEL(cpu, Or, OrKernel, "bool");
 UNIRT_REGISTER_KERNEL(cpu, Xor, XorKernel, "bool");

@@ -194,7 +194,18 @@ UNIRT_REGISTER_KERNEL(cuda, Max, MaxKernel, "float32 float16");
 
 // ---- comparisons (bool out) and Where ----
 
-enum class Cmp { Equal, Less, Greater };
+enum class Cmp { Equal, Less, Greater, GreaterOrEqual, LessOrEqual };
+
+template <typename T>
+__device__ __forceinline__ bool compare(Cmp op, T x, T z) {
+  switch (op) {
+    case Cmp::Equal: return x == z;
+    case Cmp::Less: return x < z;
+    case Cmp::Greater: return x > z;
+    case Cmp::GreaterOrEqual: return x >= z;
+    default: return x <= z;
+  }
+}
 
 template <typename T>
 __global__ void compare_general(Cmp op, const T* a, const T* b, bool* y, int64_t n, Dims out, Strides sa, Strides sb) {
@@ -207,7 +218,7 @@ __global__ void compare_general(Cmp op, const T* a, const T* b, bool* y, int64_t
       ob += idx * sb.s[k];
     }
     const T x = a[oa], z = b[ob];
-    y[i] = op == Cmp::Equal ? x == z : (op == Cmp::Less ? x < z : x > z);
+    y[i] = compare(op, x, z);
   }
 }
 
@@ -222,7 +233,7 @@ __global__ void compare_general<__half>(Cmp op, const __half* a, const __half* b
       ob += idx * sb.s[k];
     }
     const float x = __half2float(a[oa]), z = __half2float(b[ob]);
-    y[i] = op == Cmp::Equal ? x == z : (op == Cmp::Less ? x < z : x > z);
+    y[i] = compare(op, x, z);
   }
 }
 
@@ -262,10 +273,14 @@ class CompareKernel : public CudaKernel {
 CUDA_COMPARE(Equal);
 CUDA_COMPARE(Less);
 CUDA_COMPARE(Greater);
+CUDA_COMPARE(GreaterOrEqual);
+CUDA_COMPARE(LessOrEqual);
 #undef CUDA_COMPARE
 UNIRT_REGISTER_KERNEL(cuda, Equal, EqualKernel, "float32 float16 int64 int32 uint8 bool");
 UNIRT_REGISTER_KERNEL(cuda, Less, LessKernel, "float32 float16 int64 int32 uint8 bool");
 UNIRT_REGISTER_KERNEL(cuda, Greater, GreaterKernel, "float32 float16 int64 int32 uint8 bool");
+UNIRT_REGISTER_KERNEL(cuda, GreaterOrEqual, GreaterOrEqualKernel, "float32 float16 int64 int32 uint8 bool");
+UNIRT_REGISTER_KERNEL(cuda, LessOrEqual, LessOrEqualKernel, "float32 float16 int64 int32 uint8 bool");
 
 // Element-size generic: y = c ? x : z, each operand broadcast.
 template <typename E>

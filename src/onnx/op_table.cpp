@@ -31,6 +31,7 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Constant", {0, 0, 1, 1, {"value", "value_float", "value_floats", "value_int", "value_ints"}}},
       {"ConstantOfShape", {1, 1, 1, 1, {"value"}}},
       {"Conv", {2, 3, 1, 1, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}}},
+      {"ConvTranspose", {2, 3, 1, 1, {"auto_pad", "dilations", "group", "kernel_shape", "output_padding", "output_shape", "pads", "strides"}}},
       {"Div", {2, 2, 1, 1, {}}},
       {"Dropout", {1, 3, 1, 2, {"seed", "ratio"}}},
       {"Equal", {2, 2, 1, 1, {}}},
@@ -45,9 +46,11 @@ const std::map<std::string, OpSpec>& op_table() {
       {"Gemm", {2, 3, 1, 1, {"alpha", "beta", "transA", "transB"}}},
       {"GlobalAveragePool", {1, 1, 1, 1, {}}},
       {"Greater", {2, 2, 1, 1, {}}},
+      {"GreaterOrEqual", {2, 2, 1, 1, {}}},
       {"Identity", {1, 1, 1, 1, {}}},
       {"LayerNormalization", {2, 3, 1, 3, {"axis", "epsilon", "stash_type"}}},
       {"Less", {2, 2, 1, 1, {}}},
+      {"LessOrEqual", {2, 2, 1, 1, {}}},
       {"Log", {1, 1, 1, 1, {}}},
       {"MatMul", {2, 2, 1, 1, {}}},
       {"Max", {1, 1 << 20, 1, 1, {}}},
@@ -71,6 +74,8 @@ const std::map<std::string, OpSpec>& op_table() {
       {"ReduceSum", {1, 2, 1, 1, {"axes", "keepdims", "noop_with_empty_axes"}}},
       {"Relu", {1, 1, 1, 1, {}}},
       {"Reshape", {2, 2, 1, 1, {"allowzero"}}},
+      {"Resize", {1, 4, 1, 1, {"antialias", "axes", "coordinate_transformation_mode", "cubic_coeff_a", "exclude_outside", "extrapolation_value", "keep_aspect_ratio_policy", "mode", "nearest_mode"}}},
+      {"RoiAlign", {3, 3, 1, 1, {"coordinate_transformation_mode", "mode", "output_height", "output_width", "sampling_ratio", "spatial_scale"}}},
       {"Shape", {1, 1, 1, 1, {"start", "end"}}},
       {"ScatterElements", {3, 3, 1, 1, {"axis", "reduction"}}},
       {"ScatterND", {3, 3, 1, 1, {"reduction"}}},
@@ -154,6 +159,35 @@ void check_node_supported(const Node& node, int64_t opset, bool fused_ok) {
     const std::string r = node.attr_s("reduction", "none");
     if (r != "none" && r != "add" && r != "mul" && r != "max" && r != "min")
       throw Error(node.describe() + ": reduction '" + r + "' is not an ONNX value (none, add, mul, max, min)");
+  }
+  if (node.op_type == "ConvTranspose") {
+    const std::string ap = node.attr_s("auto_pad", "NOTSET");
+    if (ap != "NOTSET" && ap != "VALID" && ap != "SAME_UPPER" && ap != "SAME_LOWER")
+      throw Error(node.describe() + ": auto_pad '" + ap + "' is not an ONNX value");
+  }
+  if (node.op_type == "Resize") {
+    const std::string mode = node.attr_s("mode", "nearest");
+    if (mode != "nearest" && mode != "linear")
+      throw Error(node.describe() + ": Resize mode '" + mode + "' is not supported (nearest, linear)");
+    const std::string ct = node.attr_s("coordinate_transformation_mode", "half_pixel");
+    if (ct != "half_pixel" && ct != "asymmetric" && ct != "align_corners" && ct != "pytorch_half_pixel")
+      throw Error(node.describe() + ": coordinate_transformation_mode '" + ct +
+                  "' is not supported (half_pixel, pytorch_half_pixel, asymmetric, align_corners)");
+    const std::string nm = node.attr_s("nearest_mode", "round_prefer_floor");
+    if (nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" && nm != "ceil")
+      throw Error(node.describe() + ": nearest_mode '" + nm + "' is not an ONNX value");
+    if (node.attr_i("antialias", 0) != 0) throw Error(node.describe() + ": antialias=1 is not supported");
+    if (node.attr_i("exclude_outside", 0) != 0) throw Error(node.describe() + ": exclude_outside=1 is not supported");
+    if (node.attrs.count("axes")) throw Error(node.describe() + ": the axes attribute is not supported (scales/sizes for every axis)");
+    if (node.attr_s("keep_aspect_ratio_policy", "stretch") != "stretch")
+      throw Error(node.describe() + ": keep_aspect_ratio_policy other than 'stretch' is not supported");
+  }
+  if (node.op_type == "RoiAlign") {
+    const std::string mode = node.attr_s("mode", "avg");
+    if (mode != "avg") throw Error(node.describe() + ": RoiAlign mode '" + mode + "' is not supported (avg)");
+    const std::string ct = node.attr_s("coordinate_transformation_mode", "half_pixel");
+    if (ct != "half_pixel" && ct != "output_half_pixel")
+      throw Error(node.describe() + ": coordinate_transformation_mode '" + ct + "' is not an ONNX value (half_pixel, output_half_pixel)");
   }
   if (node.op_type == "Dropout" && node.has_input(2))
     throw Error(node.describe() + ": the training_mode input is not supported (inference engine)");

@@ -3,12 +3,15 @@
 // ScatterND) and the detector's selections use them. TopK's k may be a shape value (argsort
 // exports k = Shape(x)[axis]) or tensor data; NonZero's and NonMaxSuppression's output lengths
 // are data-dependent sizes (ShapeCtx::data_dim) bounded by their inputs' sizes.
+#include <cmath>
+
 #include "passes/shape_inference.h"
 
 namespace unirt {
 namespace {
 
 bool is_index_type(DType t) { return t == DType::Int64 || t == DType::Int32; }
+bool is_float(DType t) { return t == DType::Float32 || t == DType::Float16; }
 
 // The element-wise index ops: data and indices of one rank >= 1, indices int64/int32, axis valid.
 void check_element_indices(ShapeCtx& c) {
@@ -119,6 +122,27 @@ void non_max_suppression(ShapeCtx& c) {
   c.set(0, DType::Int64, {count, Dim(3)});
 }
 
+// RoiAlign: X [N, C, H, W], rois [R, 4] (x1, y1, x2, y2), batch_indices [R] -> [R, C, oh, ow].
+void roi_align(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& rois = c.shape(1);
+  const Shape& bi = c.shape(2);
+  if (x.size() != 4) c.fail("X must be [N, C, H, W], got " + shape_str(x));
+  if (rois.size() != 2) c.fail("rois must be [num_rois, 4], got " + shape_str(rois));
+  if (bi.size() != 1) c.fail("batch_indices must be [num_rois], got " + shape_str(bi));
+  if (!is_float(c.dtype(0)) || !is_float(c.dtype(1))) c.fail("X and rois must be floating point");
+  if (!is_index_type(c.dtype(2))) c.fail("batch_indices must be int64 or int32");
+  c.require_equal(rois[1], Dim(4), "the last dimension of rois " + shape_str(rois) + " is 4");
+  c.require_equal(rois[0], bi[0], "the RoI count of rois " + shape_str(rois) + " and batch_indices " + shape_str(bi));
+  const int64_t oh = c.node().attr_i("output_height", 1), ow = c.node().attr_i("output_width", 1);
+  const int64_t sr = c.node().attr_i("sampling_ratio", 0);
+  if (oh < 1 || ow < 1 || oh > 4096 || ow > 4096) c.fail("output_height/output_width must be in 1..4096");
+  if (sr < 0 || sr > 4096) c.fail("sampling_ratio must be in 0..4096");
+  const float scale = c.node().attr_f("spatial_scale", 1.0f);
+  if (!(scale > 0.f) || !std::isfinite(scale)) c.fail("spatial_scale must be positive and finite");
+  c.set(0, c.dtype(0), {rois[0], x[1], Dim(oh), Dim(ow)});
+}
+
 void arg_reduce(ShapeCtx& c) {
   const Shape& x = c.shape(0);
   if (x.empty()) c.fail("input must have rank >= 1");
@@ -142,6 +166,7 @@ void register_shape_fns_index(std::map<std::string, ShapeFn>& m) {
   m["ArgMin"] = arg_reduce;
   m["NonZero"] = nonzero;
   m["NonMaxSuppression"] = non_max_suppression;
+  m["RoiAlign"] = roi_align;
 }
 
 }  // namespace unirt

@@ -30,6 +30,8 @@ std::optional<std::vector<Dim>> combine_values(ShapeCtx& c, const Shape& out, co
   return r;
 }
 
+Truth negate(Truth t) { return t == Truth::Unknown ? t : t == Truth::True ? Truth::False : Truth::True; }
+
 std::optional<Dim> truth_value(Truth t) {
   if (t == Truth::Unknown) return std::nullopt;
   return Dim(t == Truth::True ? 1 : 0);
@@ -129,6 +131,57 @@ void conv(ShapeCtx& c) {
   if (ks != k) c.fail("kernel_shape attribute disagrees with the weight shape " + shape_str(w));
   Shape out = {x[0], w[0]};
   for (const Dim& d : spatial_out(c, x, k, false)) out.push_back(d);
+  c.set(0, c.dtype(0), out);
+}
+
+// ConvTranspose: weight [C_in, C_out / group, k...]; each output dim is output_shape[i] when given,
+// in * stride with SAME auto_pad, else stride * (in - 1) + output_padding + (k - 1) * dilation + 1
+// - pads (ONNX's formula).
+void conv_transpose(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& w = c.shape(1);
+  if (x.size() < 3 || w.size() != x.size())
+    c.fail("input " + shape_str(x) + " and weight " + shape_str(w) + " ranks do not fit a transposed convolution");
+  for (const Dim& d : w)
+    if (!d.is_const()) c.fail("weight shape " + shape_str(w) + " must be constant");
+  const int64_t group = c.node().attr_i("group", 1);
+  if (group <= 0) c.fail("group " + std::to_string(group) + " must be positive");
+  c.require_equal(x[1], w[0], "input channels of " + shape_str(x) + " vs the weight's first dim " + w[0].str());
+  if (w[0].value() % group != 0) c.fail("input channels " + w[0].str() + " not divisible by group");
+  const Dim cout = w[1] * Dim(group);
+  if (c.has(2)) {
+    if (c.rank(2) != 1) c.fail("bias shape " + shape_str(c.shape(2)) + ", expected [" + cout.str() + "]");
+    c.require_equal(c.shape(2)[0], cout, "bias length");
+  }
+  const size_t nsp = x.size() - 2;
+  std::vector<int64_t> k;
+  for (size_t i = 2; i < w.size(); ++i) k.push_back(w[i].value());
+  if (c.node().attr_ints("kernel_shape", k) != k) c.fail("kernel_shape attribute disagrees with the weight shape " + shape_str(w));
+  const auto strides = c.node().attr_ints("strides", std::vector<int64_t>(nsp, 1));
+  const auto dil = c.node().attr_ints("dilations", std::vector<int64_t>(nsp, 1));
+  const auto pads = c.node().attr_ints("pads", std::vector<int64_t>(2 * nsp, 0));
+  const auto opad = c.node().attr_ints("output_padding", std::vector<int64_t>(nsp, 0));
+  const auto oshape = c.node().attr_ints("output_shape");
+  if (strides.size() != nsp || dil.size() != nsp || pads.size() != 2 * nsp || opad.size() != nsp)
+    c.fail("strides/dilations/pads/output_padding do not match " + std::to_string(nsp) + " spatial dims");
+  if (!oshape.empty() && oshape.size() != nsp && oshape.size() != nsp + 2)
+    c.fail("output_shape " + dims_text(oshape) + " does not match " + std::to_string(nsp) + " spatial dims");
+  check_window_attrs(c, k, strides, dil, pads);
+  for (size_t i = 0; i < nsp; ++i)
+    if (opad[i] < 0 || opad[i] >= std::max(strides[i], dil[i]))
+      c.fail("output_padding " + std::to_string(opad[i]) + " must be in 0..max(stride, dilation) - 1");
+  const std::string ap = c.node().attr_s("auto_pad", "NOTSET");
+  Shape out = {x[0], cout};
+  for (size_t i = 0; i < nsp; ++i) {
+    const Dim& in = x[2 + i];
+    if (!oshape.empty()) out.push_back(Dim(oshape[oshape.size() - nsp + i]));
+    else if (ap == "SAME_UPPER" || ap == "SAME_LOWER") out.push_back(in * Dim(strides[i]));
+    else {
+      const int64_t p = ap == "VALID" ? 0 : pads[i] + pads[i + nsp];
+      out.push_back((in - Dim(1)) * Dim(strides[i]) + Dim(opad[i] + (k[i] - 1) * dil[i] + 1 - p));
+    }
+    if (dim_lt(out.back(), Dim(1)) == Truth::True) c.fail("output dim " + std::to_string(i) + " is " + out.back().brief() + " < 1");
+  }
   c.set(0, c.dtype(0), out);
 }
 
@@ -268,6 +321,8 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
   m["Equal"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(dim_eq(a, b)); }, DType::Bool); };
   m["Less"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(dim_lt(a, b)); }, DType::Bool); };
   m["Greater"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(dim_lt(b, a)); }, DType::Bool); };
+  m["GreaterOrEqual"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(negate(dim_lt(a, b))); }, DType::Bool); };
+  m["LessOrEqual"] = [](ShapeCtx& c) { binary(c, [](Dim a, Dim b) { return truth_value(negate(dim_lt(b, a))); }, DType::Bool); };
   auto logic = [](int kind) {
     return [kind](ShapeCtx& c) {
       binary(c, [kind](Dim a, Dim b) -> std::optional<Dim> {
@@ -300,6 +355,7 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
   };
   m["Cast"] = cast;
   m["Conv"] = conv;
+  m["ConvTranspose"] = conv_transpose;
   m["AveragePool"] = pool;
   m["MaxPool"] = pool;
   m["GlobalAveragePool"] = [](ShapeCtx& c) {

@@ -329,6 +329,50 @@ void pad(ShapeCtx& c) {
   c.set(0, c.dtype(0), out);
 }
 
+// Resize (opset 11+): sizes, or scales applied as floor(in * scale) like ONNX Runtime. On a
+// symbolic dim a scale must keep that exact: a whole number, or the reciprocal of a power of two.
+void resize(ShapeCtx& c) {
+  if (c.opset() < 11) c.fail("Resize before opset 11 is not supported");
+  const Shape& x = c.shape(0);
+  if (x.empty()) c.fail("input must have rank >= 1");
+  const bool has_sizes = c.has(3) && !shape_numel(c.shape(3)).is_const(0);
+  const bool has_scales = c.has(2) && !shape_numel(c.shape(2)).is_const(0);
+  if (has_sizes == has_scales) c.fail("exactly one of scales and sizes must be given");
+  Shape out;
+  if (has_sizes) {
+    if (c.dtype(3) != DType::Int64) c.fail("sizes must be int64");
+    out = c.need_values(3, "sizes");
+    if (out.size() != x.size()) c.fail("sizes has " + std::to_string(out.size()) + " values for rank " + std::to_string(x.size()));
+    for (size_t i = 0; i < out.size(); ++i)
+      if (dim_lt(out[i], Dim(1)) == Truth::True) c.fail("sizes[" + std::to_string(i) + "] is " + out[i].brief() + " < 1");
+  } else {
+    const auto& d = c.in(2).data;
+    if (c.dtype(2) != DType::Float32) c.fail("scales must be float32");
+    if (!d) c.fail("the output shape depends on tensor data: scales is not a constant (give constant scales, or sizes)");
+    const std::vector<float> sc = d->to_float();
+    if (sc.size() != x.size()) c.fail("scales has " + std::to_string(sc.size()) + " values for rank " + std::to_string(x.size()));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const float s = sc[i];
+      if (!(s > 0.f) || !std::isfinite(s)) c.fail("scales[" + std::to_string(i) + "] is " + std::to_string(s) + ", expected > 0");
+      if (x[i].is_const()) {
+        out.push_back(Dim(static_cast<int64_t>(std::floor(static_cast<float>(x[i].value()) * s))));
+      } else if (s >= 1.f && s == std::floor(s) && s < 65536.f) {
+        out.push_back(x[i] * Dim(static_cast<int64_t>(s)));
+      } else {
+        int64_t n = 0;
+        for (int64_t p = 1; p <= (int64_t{1} << 16); p *= 2)
+          if (s == 1.0f / static_cast<float>(p)) n = p;
+        if (!n)
+          c.fail("scale " + std::to_string(s) + " on the symbolic dim " + x[i].brief() +
+                 " is not supported (a whole number or 1/2^k; export with sizes instead)");
+        out.push_back(floordiv(x[i], Dim(n)));
+      }
+      if (dim_lt(out.back(), Dim(1)) == Truth::True) c.fail("output dim " + std::to_string(i) + " would be " + out.back().brief());
+    }
+  }
+  c.set(0, c.dtype(0), out);
+}
+
 void constant_of_shape(ShapeCtx& c) {
   std::vector<Dim> s = c.need_values(0, "shape");
   for (size_t i = 0; i < s.size(); ++i)
@@ -418,6 +462,7 @@ void where(ShapeCtx& c) {
 }  // namespace
 
 void register_shape_fns_tensor(std::map<std::string, ShapeFn>& m) {
+  m["Resize"] = resize;
   m["Shape"] = shape_op;
   m["Reshape"] = reshape;
   m["Transpose"] = transpose;
