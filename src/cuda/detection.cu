@@ -9,10 +9,14 @@
 //      stops at max_output_boxes_per_class;
 //   5. one block turns the kept counts into output offsets and writes the total where the runtime
 //      reads the data-dependent size back; the rows are then written [batch, class, box].
+// And RoiAlign (avg mode): one thread per output element, float32 or float16 maps with float32
+// RoI coordinates and sums, the sampling rule of backend/roi_align_rule.h shared with the CPU.
 #include <cub/device/device_segmented_radix_sort.cuh>
 
 #include "cuda/cuda_context.h"
+#include "cuda/half_io.cuh"
 #include "backend/nms_rule.h"
+#include "backend/roi_align_rule.h"
 
 namespace unirt {
 namespace cuda {
@@ -208,6 +212,72 @@ class NonMaxSuppressionKernel : public CudaKernel {
   int words_ = 0;
 };
 UNIRT_REGISTER_KERNEL(cuda, NonMaxSuppression, NonMaxSuppressionKernel, "float32", "boxes [b, n, 4], scores [b, c, n]");
+
+struct RoiAlignArgs {
+  int64_t R, N, C, H, W, oh, ow, sampling_ratio;
+  float scale;
+  bool half_pixel;
+};
+
+// Batch indices out of range are clamped (never read out of bounds), as the gathers do.
+template <typename T, typename R, typename I>
+__global__ void roi_align_kernel(const T* x, const R* rois, const I* batch_idx, T* y, RoiAlignArgs a) {
+  const int64_t total = a.R * a.C * a.oh * a.ow;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t px = i % a.ow, py = (i / a.ow) % a.oh, c = (i / (a.ow * a.oh)) % a.C, r = i / (a.ow * a.oh * a.C);
+    const float roi[4] = {ld(rois, r * 4), ld(rois, r * 4 + 1), ld(rois, r * 4 + 2), ld(rois, r * 4 + 3)};
+    const RoiBins b = roi_bins(roi, a.scale, a.half_pixel, a.oh, a.ow, a.sampling_ratio);
+    int64_t n = static_cast<int64_t>(batch_idx[r]);
+    n = n < 0 ? 0 : (n >= a.N ? a.N - 1 : n);
+    const T* plane = x + (n * a.C + c) * a.H * a.W;
+    float acc = 0.f;
+    for (int64_t iy = 0; iy < b.grid_h; ++iy) {
+      const float sy = b.y0 + static_cast<float>(py) * b.bin_h + (static_cast<float>(iy) + 0.5f) * b.bin_h / static_cast<float>(b.grid_h);
+      for (int64_t ix = 0; ix < b.grid_w; ++ix) {
+        const float sx = b.x0 + static_cast<float>(px) * b.bin_w + (static_cast<float>(ix) + 0.5f) * b.bin_w / static_cast<float>(b.grid_w);
+        RoiTaps t;
+        if (!roi_taps(sy, sx, a.H, a.W, t)) continue;
+        acc += t.w00 * ld(plane, t.y0 * a.W + t.x0) + t.w01 * ld(plane, t.y0 * a.W + t.x1) + t.w10 * ld(plane, t.y1 * a.W + t.x0) +
+               t.w11 * ld(plane, t.y1 * a.W + t.x1);
+      }
+    }
+    st(y, i, acc / b.count);
+  }
+}
+
+class RoiAlignKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_floatish(in[0], "X");
+    expect_floatish(in[1], "rois");
+    if (in[2].dtype != DType::Int64 && in[2].dtype != DType::Int32) fail("batch_indices must be int64 or int32");
+    const auto& xs = in[0].shape;
+    RoiAlignArgs a{in[1].shape[0], xs[0], xs[1], xs[2], xs[3], out[0].shape[2], out[0].shape[3], node_.attr_i("sampling_ratio", 0),
+                   node_.attr_f("spatial_scale", 1.f),
+                   node_.attr_s("coordinate_transformation_mode", opset_ >= 16 ? "half_pixel" : "output_half_pixel") == "half_pixel"};
+    const int64_t total = out[0].numel();
+    if (total == 0) return;
+    if (a.N == 0) fail("X has batch 0 but there are RoIs to align");
+    cudaStream_t s = stream_of(ctx);
+    const bool xh = in[0].dtype == DType::Float16, rh = in[1].dtype == DType::Float16, i64 = in[2].dtype == DType::Int64;
+    auto launch = [&](auto xt, auto rt, auto it) {
+      using X = decltype(xt);
+      using Rt = decltype(rt);
+      using It = decltype(it);
+      roi_align_kernel<<<grid_for(total), 256, 0, s>>>(in[0].as<X>(), in[1].as<Rt>(), in[2].as<It>(), out[0].as<X>(), a);
+    };
+    if (xh) {
+      if (rh) i64 ? launch(__half{}, __half{}, int64_t{}) : launch(__half{}, __half{}, int32_t{});
+      else i64 ? launch(__half{}, float{}, int64_t{}) : launch(__half{}, float{}, int32_t{});
+    } else {
+      if (rh) i64 ? launch(float{}, __half{}, int64_t{}) : launch(float{}, __half{}, int32_t{});
+      else i64 ? launch(float{}, float{}, int64_t{}) : launch(float{}, float{}, int32_t{});
+    }
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, RoiAlign, RoiAlignKernel, "float32 float16", "X [n, c, h, w] (float16 or float32), rois [r, 4], avg mode");
 
 }  // namespace
 }  // namespace cuda

@@ -1,7 +1,8 @@
-// Binary element-wise ops with ONNX broadcasting: Add, Sub, Mul, Div, Pow, Min, Max (float32 and
-// float16, computed in float32), Equal/Less/Greater (bool out) and Where. Fast paths: same shape
-// (16-byte float16 vectors), trailing-dims bias, per-channel and scalar operands; anything else
-// goes through a general strided-index kernel.
+// Binary element-wise ops with ONNX broadcasting: Add, Sub, Mul, Div, Pow, Min, Max, Mod (float32
+// and float16, computed in float32; Add/Sub/Mul/Div/Min/Max/Mod also int64 and int32, which the
+// detector's index arithmetic runs on the GPU), comparisons (bool out) and Where. Fast paths: same
+// shape (16-byte float16 vectors), trailing-dims bias, per-channel and scalar operands; anything
+// else goes through a general strided-index kernel.
 #include <cmath>
 #include <type_traits>
 
@@ -13,7 +14,7 @@ namespace cuda {
 namespace {
 
 
-enum class Bin { Add, Sub, Mul, Div, Pow, Min, Max };
+enum class Bin { Add, Sub, Mul, Div, Pow, Min, Max, Mod, FMod };
 
 __device__ __forceinline__ float apply(Bin op, float a, float b) {
   switch (op) {
@@ -23,7 +24,46 @@ __device__ __forceinline__ float apply(Bin op, float a, float b) {
     case Bin::Div: return a / b;
     case Bin::Pow: return powf(a, b);
     case Bin::Min: return fminf(a, b);
+    case Bin::FMod: return fmodf(a, b);
+    case Bin::Mod: {  // Python's modulo: the result takes the divisor's sign
+      const float r = fmodf(a, b);
+      return (r != 0.f && ((r < 0.f) != (b < 0.f))) ? r + b : r;
+    }
     default: return fmaxf(a, b);
+  }
+}
+
+// Integers: ONNX leaves division by zero undefined; the GPU gives 0 (the CPU backend reports it).
+template <typename T>
+__device__ __forceinline__ T apply_int(Bin op, T a, T b) {
+  switch (op) {
+    case Bin::Add: return a + b;
+    case Bin::Sub: return a - b;
+    case Bin::Mul: return a * b;
+    case Bin::Div: return b == 0 ? T(0) : a / b;
+    case Bin::Min: return a < b ? a : b;
+    case Bin::Max: return a < b ? b : a;
+    case Bin::FMod: return b == 0 ? T(0) : a % b;
+    case Bin::Mod: {
+      if (b == 0) return T(0);
+      const T r = a % b;
+      return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+    }
+    default: return T(0);
+  }
+}
+
+template <typename T>
+__global__ void binary_int_general(Bin op, const T* a, const T* b, T* y, int64_t n, Dims out, Strides sa, Strides sb) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, oa = 0, ob = 0;
+    for (int k = out.rank - 1; k >= 0; --k) {
+      const int64_t idx = rem % out.d[k];
+      rem /= out.d[k];
+      oa += idx * sa.s[k];
+      ob += idx * sb.s[k];
+    }
+    y[i] = apply_int(op, a[oa], b[ob]);
   }
 }
 
@@ -95,7 +135,9 @@ class BinaryKernel : public CudaKernel {
   BinaryKernel(const KernelCreateArgs& a, Bin op) : CudaKernel(a), op_(op) {}
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     const TensorView& y = out[0];
-    expect_floatish(y, "output");
+    const bool integer = y.dtype == DType::Int64 || y.dtype == DType::Int32;
+    if (integer && op_ == Bin::Pow) fail("integer Pow is not supported on CUDA");
+    if (!integer) expect_floatish(y, "output");
     for (size_t i = 0; i < in.size(); ++i)
       if (in[i].dtype != y.dtype)
         fail("input " + std::to_string(i) + " is " + dtype_name(in[i].dtype) + ", the output " + dtype_name(y.dtype) + "; they must match");
@@ -120,6 +162,18 @@ class BinaryKernel : public CudaKernel {
     return a;
   }
   void apply_pair(const TensorView& A, const TensorView& B, const TensorView& y, cudaStream_t s) {
+    if (y.dtype == DType::Int64 || y.dtype == DType::Int32) {
+      const int64_t n = y.numel();
+      if (n == 0) return;
+      const Dims od = dims_of(y.shape);
+      const Strides sa = strides_for(A.shape, y.shape), sb = strides_for(B.shape, y.shape);
+      if (y.dtype == DType::Int64)
+        binary_int_general<<<grid_for(n), 256, 0, s>>>(op_, A.as<int64_t>(), B.as<int64_t>(), y.as<int64_t>(), n, od, sa, sb);
+      else
+        binary_int_general<<<grid_for(n), 256, 0, s>>>(op_, A.as<int32_t>(), B.as<int32_t>(), y.as<int32_t>(), n, od, sa, sb);
+      check_launch(node_);
+      return;
+    }
     if (y.dtype == DType::Float16) go<__half>(A, B, y, s);
     else go<float>(A, B, y, s);
     check_launch(node_);
@@ -184,13 +238,18 @@ CUDA_BINARY(Pow);
 CUDA_BINARY(Min);
 CUDA_BINARY(Max);
 #undef CUDA_BINARY
-UNIRT_REGISTER_KERNEL(cuda, Add, AddKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, Sub, SubKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, Mul, MulKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, Div, DivKernel, "float32 float16");
+class ModKernel : public BinaryKernel {
+ public:
+  explicit ModKernel(const KernelCreateArgs& a) : BinaryKernel(a, a.node.attr_i("fmod", 0) ? Bin::FMod : Bin::Mod) {}
+};
+UNIRT_REGISTER_KERNEL(cuda, Add, AddKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, Sub, SubKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, Mul, MulKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, Div, DivKernel, "float32 float16 int64 int32");
 UNIRT_REGISTER_KERNEL(cuda, Pow, PowKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, Min, MinKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, Max, MaxKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Min, MinKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, Max, MaxKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, Mod, ModKernel, "float32 float16 int64 int32");
 
 // ---- comparisons (bool out) and Where ----
 

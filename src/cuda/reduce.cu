@@ -1,5 +1,5 @@
 // ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd (and Size) over a run of adjacent axes (axes from the attribute, or from
-// the host-known input in newer opsets); float32 accumulation.
+// the host-known input in newer opsets); float32 accumulation for floats, exact for int64/int32.
 #include <algorithm>
 
 #include "cuda/cuda_context.h"
@@ -43,10 +43,35 @@ __global__ void reduce_last(const T* x, T* y, int64_t rows, int64_t K, int mode)
   if (threadIdx.x == 0) st(y, row, mode == 0 ? acc / K : acc);
 }
 
+// Integer reductions (index counts of the detector's selections): exact in the element type.
+template <typename T>
+__global__ void reduce_mid_int(const T* x, T* y, int64_t outer, int64_t K, int64_t inner, int mode) {
+  const int64_t n = outer * inner;
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n; t += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = t / inner, i = t % inner;
+    T acc = mode == 4 ? T(1) : mode >= 2 ? x[o * K * inner + i] : T(0);
+    for (int64_t k = 0; k < K; ++k) {
+      const T v = x[(o * K + k) * inner + i];
+      acc = mode == 2 ? (v > acc ? v : acc) : mode == 3 ? (v < acc ? v : acc) : mode == 4 ? acc * v : acc + v;
+    }
+    y[t] = mode == 0 ? acc / static_cast<T>(K) : acc;
+  }
+}
+
 }  // namespace
 
 void reduce_axes(DType t, const void* x, void* y, int64_t outer, int64_t K, int64_t inner, int mode, cudaStream_t s) {
   if (outer * inner == 0) return;
+  if (t == DType::Int64) {
+    if (K == 0 && mode >= 2) return;  // max/min of nothing: the shape function refuses it
+    reduce_mid_int<<<grid_for(outer * inner), 256, 0, s>>>(static_cast<const int64_t*>(x), static_cast<int64_t*>(y), outer, K, inner, mode);
+    return;
+  }
+  if (t == DType::Int32) {
+    if (K == 0 && mode >= 2) return;
+    reduce_mid_int<<<grid_for(outer * inner), 256, 0, s>>>(static_cast<const int32_t*>(x), static_cast<int32_t*>(y), outer, K, inner, mode);
+    return;
+  }
   const bool half = t == DType::Float16;
   if (inner == 1) {
     dim3 block(32, 8);
@@ -65,7 +90,7 @@ class ReduceKernel : public CudaKernel {
  public:
   ReduceKernel(const KernelCreateArgs& a, int mode) : CudaKernel(a), mode_(mode) {}
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    expect_floatish(in[0], "input");
+    if ((in[0].dtype != DType::Int64 && in[0].dtype != DType::Int32) || mode_ == 0) expect_floatish(in[0], "input");
     const auto& xs = in[0].shape;
     std::vector<int64_t> axes;
     // axes became an input (ReduceSum at opset 13, the others at 18); the attribute is honoured
@@ -109,8 +134,8 @@ class ReduceProdKernel : public ReduceKernel {
  public:
   explicit ReduceProdKernel(const KernelCreateArgs& a) : ReduceKernel(a, 4) {}
 };
-UNIRT_REGISTER_KERNEL(cuda, ReduceMin, ReduceMinKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, ReduceProd, ReduceProdKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, ReduceMin, ReduceMinKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, ReduceProd, ReduceProdKernel, "float32 float16 int64 int32");
 
 __global__ void size_kernel(int64_t* y, int64_t n) { *y = n; }
 
@@ -137,8 +162,8 @@ class ReduceMaxKernel : public ReduceKernel {
   explicit ReduceMaxKernel(const KernelCreateArgs& a) : ReduceKernel(a, 2) {}
 };
 UNIRT_REGISTER_KERNEL(cuda, ReduceMean, ReduceMeanKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, ReduceSum, ReduceSumKernel, "float32 float16");
-UNIRT_REGISTER_KERNEL(cuda, ReduceMax, ReduceMaxKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, ReduceSum, ReduceSumKernel, "float32 float16 int64 int32");
+UNIRT_REGISTER_KERNEL(cuda, ReduceMax, ReduceMaxKernel, "float32 float16 int64 int32");
 
 }  // namespace
 }  // namespace cuda

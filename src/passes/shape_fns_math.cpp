@@ -337,8 +337,26 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
   m["Xor"] = logic(2);
   for (const char* op : {"Min", "Max"}) m[op] = variadic;
   for (const char* op : {"Sqrt", "Erf", "Gelu", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Reciprocal",
-                         "Floor", "Ceil", "Clip", "Softmax"})
+                         "Floor", "Ceil", "Softmax"})
     m[op] = same_as_input;
+  // Clip of a shape value (k = min(size, nms_pre) as detection exports write it) stays symbolic.
+  m["Clip"] = [](ShapeCtx& c) {
+    std::optional<Dim> lo, hi;
+    bool known = c.opset() >= 11;
+    for (int i = 1; i <= 2 && known; ++i) {
+      if (!c.has(i)) continue;
+      auto v = c.values(i);
+      if (!v || v->size() != 1) known = false;
+      else (i == 1 ? lo : hi) = (*v)[0];
+    }
+    unary_values(c, [&](const Dim& d) -> std::optional<Dim> {
+      if (!known) return std::nullopt;
+      Dim r = d;
+      if (lo) r = dmax(r, *lo);
+      if (hi) r = dmin(r, *hi);
+      return r;
+    });
+  };
   m["Neg"] = [](ShapeCtx& c) { unary_values(c, [](const Dim& d) -> std::optional<Dim> { return Dim(0) - d; }); };
   m["Abs"] = [](ShapeCtx& c) {
     unary_values(c, [](const Dim& d) -> std::optional<Dim> {
