@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import det_metrics
-from .mask_rcnn import MASK_RCNN_NAMES, create_mask_rcnn, randomize_detector_
+from .mask_rcnn import DEBUG_OUTPUTS, MASK_RCNN_NAMES, create_mask_rcnn, randomize_detector_
 from .uniformer import MODEL_NAMES as BACKBONE_NAMES
 from .uniformer import create_model, is_detector, load_checkpoint, randomize_
 
@@ -30,9 +30,9 @@ def is_mask_rcnn(name):
     return name in MASK_RCNN_NAMES
 
 
-def output_names(name):
+def output_names(name, model=None):
     if is_mask_rcnn(name):
-        return MASK_RCNN_OUTPUTS
+        return MASK_RCNN_OUTPUTS + (DEBUG_OUTPUTS if model is not None and model.debug_outputs else [])
     return [f"feat{i}" for i in range(4)] if is_detector(name) else ["logits"]
 
 
@@ -50,10 +50,13 @@ def build(name, checkpoint=None, seed=0):
 def export_onnx(model, name, path, opset=17):
     """Exports with the TorchScript-based exporter: it is present in every torch we run on
     and writes the dynamic-shape arithmetic as Shape/Gather/Concat subgraphs, which unirt resolves."""
-    outs = output_names(name)
+    outs = output_names(name, model)
     dyn = {"input": {0: "batch", 2: "height", 3: "width"}}
     for o in outs:
-        dyn[o] = {0: "batch"} if o in ["logits"] + MASK_RCNN_OUTPUTS else {0: "batch", 2: f"{o}_h", 3: f"{o}_w"}
+        dyn[o] = {0: "batch"} if o in ["logits"] + MASK_RCNN_OUTPUTS + DEBUG_OUTPUTS else \
+            {0: "batch", 2: f"{o}_h", 3: f"{o}_w"}
+    if "rpn_scores" in outs:
+        dyn["rpn_scores"] = dyn["rpn_deltas"] = {0: "batch", 1: "anchors"}
     example = torch.randn(*(MASK_RCNN_CHECK_SHAPES if is_mask_rcnn(name) else
                             DETECTOR_CHECK_SHAPES if is_detector(name) else CLASSIFIER_CHECK_SHAPES)[0])
     with warnings.catch_warnings():
@@ -88,7 +91,7 @@ def verify(model, name, path, shapes=None, tol=1e-4, seed=1):
         refs = [r.numpy() for r in (ref if isinstance(ref, tuple) else (ref,))]
         got = sess.run(None, {"input": x.numpy()})
         if is_mask_rcnn(name):
-            rows.append((shape, "dets", verify_detections(name, shape, got, refs, tol)))
+            rows.append((shape, "dets", verify_detections(name, shape, got[:4], refs[:4], tol)))
             continue
         for oname, o, r in zip(output_names(name), got, refs):
             if o.shape != r.shape:
@@ -122,8 +125,13 @@ def verify_detections(name, shape, got, refs, tol):
     return s
 
 
-def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=None, verify_onnx=True, quiet=False):
+def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=None, verify_onnx=True, quiet=False,
+                 debug_outputs=False):
     model = build(name, checkpoint, seed)
+    if debug_outputs:
+        if not is_mask_rcnn(name):
+            raise RuntimeError(f"{name}: debug outputs exist for the Mask R-CNN detectors only")
+        model.debug_outputs = True
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=d)
@@ -155,12 +163,15 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--opset", type=int, default=17)
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime check (not recommended)")
+    p.add_argument("--debug-outputs", action="store_true",
+                   help="detectors: also output the tensors before each NMS (" + ", ".join(DEBUG_OUTPUTS) + ")")
     a = p.parse_args(argv)
     if a.opset < 17:
         p.error("opset must be 17 or newer")
     out = a.output or f"{a.model}.onnx"
     try:
-        export_model(a.model, out, a.checkpoint, a.seed, a.opset, verify_onnx=not a.no_verify)
+        export_model(a.model, out, a.checkpoint, a.seed, a.opset, verify_onnx=not a.no_verify,
+                     debug_outputs=a.debug_outputs)
     except RuntimeError as e:
         print(f"unirt-export: error: {e}; nothing written", file=sys.stderr)
         return 1

@@ -231,6 +231,8 @@ class MaskRCNN(nn.Module):
         self.roi_head = StandardRoIHead(num_classes)
         self.num_classes = num_classes
         self.test_cfg = dict(TEST_CFG, **(test_cfg or {}))
+        self.debug_outputs = False  # forward() also returns the tensors before each NMS (DEBUG_OUTPUTS)
+        self.proposal_stage, self.box_stage, self.mask_stage = _Stage(), _Stage(), _Stage()
 
     # ---- shared pieces ----
     def extract_feat(self, x):
@@ -306,18 +308,30 @@ class MaskRCNN(nn.Module):
 
     # ---- the exported forward: batched, fixed-size, standard ONNX ops ----
     def forward(self, x):
-        cfg = self.test_cfg
         B = x.shape[0]
         hw = torch._shape_as_tensor(x)[2:4].to(x.dtype)
         max_h, max_w = hw[0], hw[1]
         feats = self.extract_feat(x)
         rpn_cls, rpn_reg = self.rpn_head(feats)
+        proposals, valid, all_scores, all_deltas = self.proposal_stage(self.rpn_proposals, rpn_cls, rpn_reg, B, max_h, max_w)
+        dets, labels, num_dets, cls_score, bbox_pred = self.box_stage(self.detect, feats, proposals, valid, max_h, max_w)
+        masks = self.mask_stage(self.segment, feats, dets, labels)
+        if self.debug_outputs:  # the tensors before each NMS, for parity checks
+            K = proposals.shape[1]
+            return (dets, labels, masks, num_dets, all_scores, all_deltas, torch.cat([proposals, valid[..., None]], 2),
+                    cls_score.reshape(B, K, -1), bbox_pred.reshape(B, K, -1))
+        return dets, labels, masks, num_dets
 
-        # RPN: per level the top nms_pre scores, decoded; one NMS with levels kept apart by offsets.
-        scores, boxes, ids = [], [], []
+    def rpn_proposals(self, rpn_cls, rpn_reg, B, max_h, max_w):
+        """Per level the top nms_pre scores, decoded; one NMS with the levels kept apart by
+        coordinate offsets; the kept boxes padded to [B, 1000, 4] with a validity mask."""
+        cfg = self.test_cfg
+        scores, boxes, ids, all_scores, all_deltas = [], [], [], [], []
         for lvl, (c, r) in enumerate(zip(rpn_cls, rpn_reg)):
             s = c.permute(0, 2, 3, 1).reshape(B, -1).sigmoid()
             d = r.permute(0, 2, 3, 1).reshape(B, -1, 4)
+            all_scores.append(s)
+            all_deltas.append(d)
             a = self.rpn_head.grid_anchors(lvl, c.shape[2], c.shape[3])
             k = torch.clamp(torch._shape_as_tensor(s)[1], max=cfg["rpn_nms_pre"])
             s, idx = s.topk(k, dim=1)
@@ -335,9 +349,14 @@ class MaskRCNN(nn.Module):
         proposals[b, rank] = boxes[b, sel[:, 2]]
         valid = boxes.new_zeros(B, K)
         valid[b, rank] = 1.0
+        return proposals, valid, torch.cat(all_scores, 1), torch.cat(all_deltas, 1)
 
-        # Box head on every (padded) proposal; padding scores 0, so the score threshold drops it.
-        batch_col = torch.arange(B, device=x.device).to(x.dtype)[:, None, None].expand(B, K, 1)
+    def detect(self, feats, proposals, valid, max_h, max_w):
+        """Box head on every (padded) proposal: padding scores 0, so the score threshold drops it;
+        class-specific decoding, one NMS with the classes kept apart by offsets, top 100."""
+        cfg = self.test_cfg
+        B, K = proposals.shape[0], proposals.shape[1]
+        batch_col = torch.arange(B, device=proposals.device).to(proposals.dtype)[:, None, None].expand(B, K, 1)
         rois = torch.cat([batch_col, proposals], 2).reshape(-1, 5)
         cls_score, bbox_pred = self.roi_head.bbox_head(self.roi_feats(feats[:4], rois, 7, False))
         C = self.num_classes
@@ -345,26 +364,36 @@ class MaskRCNN(nn.Module):
         cand = delta2bbox(proposals[:, :, None, :].expand(B, K, C, 4), bbox_pred.reshape(B, K, C, 4),
                           (0.1, 0.1, 0.2, 0.2), max_h, max_w).reshape(B, K * C, 4)
         prob = prob.reshape(B, K * C)
-        labels_all = torch.arange(C, device=x.device).to(x.dtype).repeat(K)
+        labels_all = torch.arange(C, device=proposals.device).to(proposals.dtype).repeat(K)
         offsets = labels_all[None, :] * (cand.flatten(1).max(dim=1, keepdim=True).values + 1)
         sel = _BatchedNMS.apply(cand + offsets[..., None], prob[:, None, :], cfg["rcnn_max_per_img"],
                                 cfg["rcnn_iou"], cfg["rcnn_score_thr"])
         D = cfg["rcnn_max_per_img"]
         b, rank, num_dets = _pad_selected(sel, B, D)
         i = sel[:, 2]
-        dets = boxes.new_zeros(B, D, 5)
+        dets = proposals.new_zeros(B, D, 5)
         dets[b, rank] = torch.cat([cand[b, i], prob[b, i][:, None]], 1)
-        labels = torch.full((B, D), -1, dtype=torch.long, device=x.device)
+        labels = torch.full((B, D), -1, dtype=torch.long, device=proposals.device)
         labels[b, rank] = i % C
-        det_valid = (labels >= 0).to(x.dtype)
+        return dets, labels, num_dets, cls_score, bbox_pred
 
-        # Mask head on the kept boxes: the 28x28 probabilities of each box's own class.
-        batch_col = torch.arange(B, device=x.device).to(x.dtype)[:, None, None].expand(B, D, 1)
+    def segment(self, feats, dets, labels):
+        """Mask head on the kept boxes: the 28x28 probabilities of each box's own class."""
+        B, D = dets.shape[0], dets.shape[1]
+        batch_col = torch.arange(B, device=dets.device).to(dets.dtype)[:, None, None].expand(B, D, 1)
         mrois = torch.cat([batch_col, dets[..., :4]], 2).reshape(-1, 5)
         mask_pred = self.roi_head.mask_head(self.roi_feats(feats[:4], mrois, 14, False))
         pick = labels.clamp(min=0).reshape(-1)[:, None, None, None].expand(-1, 1, 28, 28)
-        masks = torch.gather(mask_pred, 1, pick).sigmoid().reshape(B, D, 28, 28) * det_valid[..., None, None]
-        return dets, labels, masks, num_dets
+        det_valid = (labels >= 0).to(dets.dtype)
+        return torch.gather(mask_pred, 1, pick).sigmoid().reshape(B, D, 28, 28) * det_valid[..., None, None]
+
+
+class _Stage(nn.Module):
+    """A parameterless scope: what it runs is named after it in the ONNX graph (proposal_stage/...,
+    box_stage/..., mask_stage/...), so per-layer profiles group by stage."""
+
+    def forward(self, fn, *args):
+        return fn(*args)
 
 
 _DETECTORS = {
@@ -372,6 +401,11 @@ _DETECTORS = {
     "uniformer_base_mask_rcnn": dict(layers=(5, 8, 20, 7)),
 }
 MASK_RCNN_NAMES = list(_DETECTORS)
+OUTPUTS = ["dets", "labels", "masks", "num_dets"]
+# With debug_outputs: RPN scores [N, anchors] and deltas [N, anchors, 4] of every level (anchor
+# order: level, row, column, anchor), proposals [N, 1000, 5] (x0, y0, x1, y1, valid) and the box
+# head's class logits [N, 1000, 81] and deltas [N, 1000, 320] for them.
+DEBUG_OUTPUTS = ["rpn_scores", "rpn_deltas", "proposals", "cls_score", "bbox_pred"]
 
 
 def create_mask_rcnn(name, **kwargs):

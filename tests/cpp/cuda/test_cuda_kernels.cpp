@@ -759,3 +759,122 @@ TEST_F(CudaOps, PatchEmbeddingOutputIsWrittenEverywhere) {
   EXPECT_LT(fp16, 2e-2);  // NaN compares false: a NaN output fails here
   EXPECT_LT(fp32, 1e-4);
 }
+
+// ---- the detector's ops: RoiAlign, Resize, ConvTranspose, integer index arithmetic ----
+
+namespace {
+
+// Boxes (x0, y0, x1, y1) in image pixels for a map of stride 4: small, large, thin, partly
+// outside the image and degenerate.
+void add_rois(onnx::GraphProto* g) {
+  add_init(g, "rois", {6, 4}, {3, 5, 40, 31, 0, 0, 95, 79, 10.5f, 2, 12, 70, -6, -4, 20, 18, 60, 50, 110, 90, 30, 30, 30, 30});
+  add_init_i64(g, "bidx", {0, 1, 1, 0, 1, 0});
+}
+
+}  // namespace
+
+TEST_F(CudaOps, RoiAlignMatchesCpu) {
+  for (int64_t sr : {0, 2}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"2", "8", "20", "24"});
+    add_rois(g);
+    auto* n = add_node(g, "RoiAlign", {"x", "rois", "bidx"}, {"y"});
+    add_int(n, "output_height", 7);
+    add_int(n, "output_width", 5);
+    add_int(n, "sampling_ratio", sr);
+    add_float_attr(n, "spatial_scale", 0.25f);
+    g->add_output()->set_name("y");
+    auto in = inputs_for({{2, 8, 20, 24}}, 31);
+    in[0].name = "x";
+    onnx::ModelProto m16 = m;
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << "sampling_ratio " << sr;
+    EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3) << "sampling_ratio " << sr;
+  }
+}
+
+TEST_F(CudaOps, ResizeNearestAndLinearMatchCpu) {
+  struct Case {
+    const char* mode;
+    const char* coord;
+    std::vector<int64_t> sizes;
+  };
+  for (const Case& c : {Case{"nearest", "asymmetric", {2, 4, 10, 14}}, Case{"linear", "half_pixel", {2, 4, 9, 4}},
+                        Case{"linear", "align_corners", {2, 4, 3, 11}}, Case{"nearest", "half_pixel", {2, 4, 8, 5}}}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "a", {"2", "4", "5", "7"});
+    add_init_i64(g, "sizes", c.sizes);
+    auto* n = add_node(g, "Resize", {"a", "", "", "sizes"}, {"y"});
+    auto str_attr = [&](const char* k, const char* v) {
+      auto* at = n->add_attribute();
+      at->set_name(k);
+      at->set_type(onnx::AttributeProto::STRING);
+      at->set_s(v);
+    };
+    str_attr("mode", c.mode);
+    str_attr("coordinate_transformation_mode", c.coord);
+    if (std::string(c.mode) == "nearest") str_attr("nearest_mode", "floor");
+    g->add_output()->set_name("y");
+    auto in = inputs_for({{2, 4, 5, 7}}, 41);
+    onnx::ModelProto m16 = m;
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-6) << c.mode << " " << c.coord;
+    EXPECT_LT(compare(m16, in, Precision::FP16), 2e-3) << c.mode << " " << c.coord;
+  }
+}
+
+TEST_F(CudaOps, ConvTransposeMatchesCpu) {
+  struct Case {
+    int64_t k, stride, pad, out_pad;
+  };
+  for (const Case& c : {Case{2, 2, 0, 0}, Case{3, 2, 1, 1}, Case{3, 1, 1, 0}}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"batch", "16", "7", "6"});
+    add_init(g, "w", {16, 8, c.k, c.k}, randv(16 * 8 * c.k * c.k, 5, 0.2f));
+    add_init(g, "b", {8}, randv(8, 6, 0.2f));
+    auto* n = add_node(g, "ConvTranspose", {"x", "w", "b"}, {"y"});
+    add_ints(n, "strides", {c.stride, c.stride});
+    add_ints(n, "pads", {c.pad, c.pad, c.pad, c.pad});
+    add_ints(n, "output_padding", {c.out_pad, c.out_pad});
+    g->add_output()->set_name("y");
+    auto in = inputs_for({{3, 16, 7, 6}}, 51);
+    in[0].name = "x";
+    onnx::ModelProto m16 = m;
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << "kernel " << c.k << " stride " << c.stride;
+    EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3) << "kernel " << c.k << " stride " << c.stride;
+  }
+}
+
+// The detector's index arithmetic on data: ranks within a batch item (ReduceSum of a comparison),
+// label = index % classes, offsets by multiplication; exact.
+TEST_F(CudaOps, IntegerArithmeticMatchesCpu) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"6", "5"});
+  add_init(g, "ten", {1}, {10.f});
+  add_node(g, "Mul", {"a", "ten"}, {"a10"});
+  add_node(g, "Floor", {"a10"}, {"af"});
+  add_int(add_node(g, "Cast", {"af"}, {"ai"}), "to", 7);
+  add_init_i64(g, "seven", {7});
+  add_init_i64(g, "three", {3});
+  add_node(g, "Mod", {"ai", "seven"}, {"md"});
+  auto* fm = add_node(g, "Mod", {"ai", "seven"}, {"fmd"});
+  add_int(fm, "fmod", 1);
+  add_node(g, "Sub", {"ai", "md"}, {"sb"});
+  add_node(g, "Mul", {"sb", "three"}, {"ml"});
+  add_node(g, "Add", {"ml", "fmd"}, {"ad"});
+  add_node(g, "Div", {"ad", "seven"}, {"dv"});
+  add_node(g, "Max", {"dv", "md"}, {"mx"});
+  add_node(g, "Less", {"ai", "seven"}, {"lt"});
+  add_int(add_node(g, "Cast", {"lt"}, {"lti"}), "to", 7);
+  add_init_i64(g, "ax", {0});
+  add_node(g, "ReduceSum", {"lti", "ax"}, {"cnt"});
+  add_ints(add_node(g, "ReduceMax", {"ai"}, {"rmax"}), "axes", {1});
+  for (const char* v : {"mx", "cnt", "rmax"}) {
+    add_int(add_node(g, "Cast", {v}, {std::string(v) + "f"}), "to", 1);
+    g->add_output()->set_name(std::string(v) + "f");
+  }
+  auto in = inputs_for({{6, 5}}, 61);
+  EXPECT_EQ(compare(m, in, Precision::FP32), 0.0);
+}
