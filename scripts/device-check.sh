@@ -5,7 +5,7 @@
 # benchmark. Build here (cmake -S . -B build-gpu -DUNIRT_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a),
 # copy build-gpu/unirt and build-gpu/unirt_tests_cuda into build-dev/ (strip them), carry build-dev,
 # and run from the repo root on the device:
-#   bash scripts/device-check.sh [tests|sanitize|bench|all]     (logs go to $OUT or artifacts/)
+#   bash scripts/device-check.sh [tests|sanitize|bench|detector|all]     (logs go to $OUT or artifacts/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -41,6 +41,18 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   done | tee "$OUT/layout.txt"
   echo "== GPU parity (pytest)"
   UNIRT_RESULTS="$OUT/gpu_parity.md" python3 -m pytest -q -s tests/python/test_gpu_parity.py 2>&1 | tee "$OUT/gpu_parity.log" | tail -n 40 || status=1
+fi
+if [ "$what" = detector ] || [ "$what" = all ]; then
+  # The whole Mask R-CNN: parity with PyTorch (FP32/FP16, several sizes and batches), then the
+  # benchmark. DET_SHAPES / DET_BENCH_SHAPES / DET_COMPILE narrow a run to fit one device call.
+  echo "== Mask R-CNN parity (CUDA FP32/FP16 vs PyTorch)"
+  python3 scripts/detector_parity.py --unirt "$UNIRT_BIN" --backend cuda --precisions fp32,fp16 --torch-device cuda \
+    --shapes "${DET_SHAPES:-1x3x800x1344,2x3x640x640,1x3x544x736}" --workdir artifacts/parity \
+    --out "$OUT/detector_parity.md" 2>&1 | tee "$OUT/detector_parity.log" | tail -n 12 || status=1
+  echo "== Mask R-CNN benchmark"
+  python3 bench/bench_detector.py --unirt "$UNIRT_BIN" --shapes "${DET_BENCH_SHAPES:-1x3x800x1344,2x3x800x1344,4x3x800x1344,1x3x640x640}" \
+    --compile-modes "${DET_COMPILE-default,max-autotune-no-cudagraphs}" --workdir artifacts/bench_det \
+    --out "$OUT/bench_detector.md" 2>&1 | tee "$OUT/bench_detector.log" | tail -n 40 || status=1
 fi
 if [ "$what" = sanitize ] || [ "$what" = all ]; then
   # All four compute-sanitizer tools, one FP32 and one FP16 inference of S, B and the hybrid

@@ -11,6 +11,8 @@
 //      reads the data-dependent size back; the rows are then written [batch, class, box].
 // And RoiAlign (avg mode): one thread per output element, float32 or float16 maps with float32
 // RoI coordinates and sums, the sampling rule of backend/roi_align_rule.h shared with the CPU.
+#include <map>
+
 #include <cub/device/device_segmented_radix_sort.cuh>
 
 #include "cuda/cuda_context.h"
@@ -122,6 +124,13 @@ class NonMaxSuppressionKernel : public CudaKernel {
   using CudaKernel::CudaKernel;
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>&) override {
     if (in[0].dtype != DType::Float32 || in[1].dtype != DType::Float32) fail("boxes and scores must be float32");
+    Plan st;
+    int64_t& batches_ = st.batches;
+    int64_t& n_ = st.n;
+    int64_t& classes_ = st.classes;
+    int64_t& rows_ = st.rows;
+    int& words_ = st.words;
+    Layout& layout_ = st.layout;
     batches_ = in[0].shape[0];
     n_ = in[0].shape[1];
     classes_ = in[1].shape[1];
@@ -162,9 +171,17 @@ class NonMaxSuppressionKernel : public CudaKernel {
     layout_.mask = take(mask_bytes);
     layout_.cub = take(cub_bytes);
     layout_.cub_bytes = cub_bytes;
+    plans_[{in[0].shape, in[1].shape}] = st;
     return at;
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    // The plan of this shape: prepare() sees every shape before run() does, in any order.
+    auto it = plans_.find({in[0].shape, in[1].shape});
+    if (it == plans_.end()) fail("run() for an input shape prepare() never saw");
+    const Plan& st = it->second;
+    const int64_t n_ = st.n, classes_ = st.classes, rows_ = st.rows;
+    const int words_ = st.words;
+    const Layout& layout_ = st.layout;
     cudaStream_t s = stream_of(ctx);
     char* ws = static_cast<char*>(ctx.workspace);
     int64_t* total = out.size() > 1 ? out[1].as<int64_t>() : reinterpret_cast<int64_t*>(ws + layout_.total);
@@ -207,9 +224,12 @@ class NonMaxSuppressionKernel : public CudaKernel {
   struct Layout {
     size_t sorted, idx_in, idx_out, offsets, valid, kept_count, kept, out_offsets, total, mask, cub, cub_bytes;
   };
-  Layout layout_{};
-  int64_t batches_ = 0, n_ = 0, classes_ = 0, rows_ = 0;
-  int words_ = 0;
+  struct Plan {
+    Layout layout{};
+    int64_t batches = 0, n = 0, classes = 0, rows = 0;
+    int words = 0;
+  };
+  std::map<std::pair<std::vector<int64_t>, std::vector<int64_t>>, Plan> plans_;
 };
 UNIRT_REGISTER_KERNEL(cuda, NonMaxSuppression, NonMaxSuppressionKernel, "float32", "boxes [b, n, 4], scores [b, c, n]");
 

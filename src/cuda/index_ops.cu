@@ -1,10 +1,14 @@
 // Index ops on the GPU: GatherElements, ScatterElements, ScatterND (reduction none), TopK (one
-// block per row, bitonic sort in shared memory, rows up to 2048 elements), ArgMax/ArgMin, NonZero
+// block per row, bitonic sort in shared memory, for rows up to 2048 elements; longer rows of the
+// last axis, like a detector's 200k anchor scores, by CUB's stable segmented radix sort), ArgMax/ArgMin, NonZero
 // (CUB's DeviceSelect, then coordinates). TopK with a data k reads k on the device; it and
 // NonZero write their output length where the runtime reads data-dependent sizes back. Indices
 // live on the device, so a bad one cannot be reported without a synchronisation: a gather clamps
 // it into range and a scatter skips it (the CPU backend names it as an error).
 #include <cfloat>
+#include <map>
+#include <type_traits>
+#include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_select.cuh>
 #include <thrust/iterator/counting_iterator.h>
 
@@ -135,6 +139,41 @@ __global__ void topk_kernel(const T* x, T* y, int64_t* yi, int64_t n, int64_t in
     const int src = ids[j];
     y[(o * k + j) * inner + in] = xr[static_cast<int64_t>(src) * inner];
     yi[(o * k + j) * inner + in] = src;
+  }
+}
+
+// Long rows: sortable keys first (float16 as float32, NaN as one positive NaN, the largest key;
+// -0.0 as +0.0, so equal values keep index order), the row offsets and the indices 0..n-1.
+template <typename T, typename K>
+__global__ void topk_keys_kernel(const T* x, K* keys, int* ids, int* offsets, int64_t rows, int64_t n) {
+  const int64_t total = rows * n;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    K v = static_cast<K>(key_of(x, i));
+    if constexpr (std::is_floating_point<K>::value) {
+      if (v != v) v = __int_as_float(0x7fc00000);
+      if (v == K(0)) v = K(0);
+    }
+    keys[i] = v;
+    ids[i] = static_cast<int>(i % n);
+    if (i % n == 0) offsets[i / n] = static_cast<int>(i);
+    if (i == total - 1) offsets[rows] = static_cast<int>(total);
+  }
+}
+
+template <typename T>
+__global__ void topk_take_kernel(const T* x, const int* order, T* y, int64_t* yi, int64_t rows, int64_t n, int64_t k,
+                                 const int64_t* k_dev, int64_t* size_out) {
+  if (k_dev) {
+    const int64_t kd = *k_dev;
+    if (size_out && blockIdx.x == 0 && threadIdx.x == 0) *size_out = kd;
+    k = kd < 0 ? 0 : (kd > n ? n : kd);
+  }
+  const int64_t total = rows * k;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / k, j = i % k;
+    const int src = order[r * n + j];
+    y[i] = x[r * n + src];
+    yi[i] = src;
   }
 }
 
@@ -275,9 +314,35 @@ class TopKKernel : public IndexKernel {
   using IndexKernel::IndexKernel;
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>&) override {
     const int axis = axis_of(in[0].shape, -1);
-    if (in[0].shape[axis] > kTopKMax)
-      fail("TopK over " + std::to_string(in[0].shape[axis]) + " elements: the CUDA backend sorts rows of up to " + std::to_string(kTopKMax));
-    return 0;
+    const AxisSplit v(in[0].shape, axis);
+    if (v.n <= kTopKMax) return 0;
+    if (v.inner != 1)
+      fail("TopK over " + std::to_string(v.n) + " elements of a non-last axis: the CUDA backend sorts rows of up to " +
+           std::to_string(kTopKMax) + " there (longer rows on the last axis)");
+    if (v.outer * v.n >= (int64_t{1} << 31)) fail("TopK over " + std::to_string(v.outer * v.n) + " elements (at most 2^31 - 1 on CUDA)");
+    const size_t items = static_cast<size_t>(v.outer * v.n);
+    const bool int_keys = in[0].dtype == DType::Int64;
+    const size_t key_bytes = int_keys ? sizeof(int64_t) : sizeof(float);
+    size_t cub_bytes = 0;
+    const int ni = static_cast<int>(items), nr = static_cast<int>(v.outer);
+    if (int_keys)
+      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const int64_t*>(nullptr),
+                                                                    static_cast<int64_t*>(nullptr), static_cast<const int*>(nullptr),
+                                                                    static_cast<int*>(nullptr), ni, nr, static_cast<const int*>(nullptr),
+                                                                    static_cast<const int*>(nullptr) + 1));
+    else
+      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),
+                                                                    static_cast<float*>(nullptr), static_cast<const int*>(nullptr),
+                                                                    static_cast<int*>(nullptr), ni, nr, static_cast<const int*>(nullptr),
+                                                                    static_cast<const int*>(nullptr) + 1));
+    auto round = [](size_t b) { return (b + 255) / 256 * 256; };
+    Layout l{0, round(items * key_bytes), 0, 0, 0, cub_bytes, 0};
+    l.ids = 2 * l.keys_out;
+    l.order = l.ids + round(items * sizeof(int));
+    l.offsets = l.order + round(items * sizeof(int));
+    l.cub = l.offsets + round((v.outer + 1) * sizeof(int));
+    long_rows_[in[0].shape] = l;
+    return l.cub + round(cub_bytes);
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     const int axis = axis_of(in[0].shape, -1);
@@ -301,9 +366,14 @@ class TopKKernel : public IndexKernel {
       if (size_out) UNIRT_CUDA(cudaMemcpyAsync(size_out, k_dev, sizeof(int64_t), cudaMemcpyDeviceToDevice, s));
       return;
     }
+    const bool largest = node_.attr_i("largest", 1) != 0;
+    if (v.n > kTopKMax) {
+      auto it = long_rows_.find(in[0].shape);
+      if (it == long_rows_.end()) fail("run() for an input shape prepare() never saw");
+      return run_long_rows(it->second, in, out, v, k, largest, k_dev, size_out, ctx);
+    }
     int pow2 = 1;
     while (pow2 < v.n) pow2 <<= 1;
-    const bool largest = node_.attr_i("largest", 1) != 0;
     const dim3 grid(static_cast<unsigned>(v.outer * v.inner));
     switch (in[0].dtype) {
       case DType::Float32: topk_kernel<<<grid, 256, 0, s>>>(in[0].as<float>(), out[0].as<float>(), out[1].as<int64_t>(), v.n, v.inner, k, pow2, largest, k_dev, size_out); break;
@@ -313,6 +383,52 @@ class TopKKernel : public IndexKernel {
     }
     check_launch(node_);
   }
+
+ private:
+  struct Layout {
+    size_t keys_in, keys_out, ids, order, offsets, cub_bytes, cub;
+  };
+
+  template <typename K>
+  static void sort_rows(const Layout& layout, const K* keys_in, K* keys_out, const int* ids, int* order, const int* offsets, int items,
+                        int rows, bool largest, void* cub_ws, cudaStream_t s) {
+    size_t bytes = layout.cub_bytes;
+    if (largest)
+      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(cub_ws, bytes, keys_in, keys_out, ids, order, items, rows, offsets,
+                                                                    offsets + 1, 0, int(sizeof(K) * 8), s));
+    else
+      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairs(cub_ws, bytes, keys_in, keys_out, ids, order, items, rows, offsets, offsets + 1, 0,
+                                                          int(sizeof(K) * 8), s));
+  }
+
+  template <typename T, typename K>
+  static void long_rows_typed(const Layout& layout_, const TensorView& x, const TensorView& y, const TensorView& yi, const AxisSplit& v, int64_t k, bool largest,
+                              const int64_t* k_dev, int64_t* size_out, char* ws, cudaStream_t s) {
+    const int64_t items = v.outer * v.n;
+    K* keys_in = reinterpret_cast<K*>(ws + layout_.keys_in);
+    K* keys_out = reinterpret_cast<K*>(ws + layout_.keys_out);
+    int* ids = reinterpret_cast<int*>(ws + layout_.ids);
+    int* order = reinterpret_cast<int*>(ws + layout_.order);
+    int* offsets = reinterpret_cast<int*>(ws + layout_.offsets);
+    topk_keys_kernel<<<grid_for(items), 256, 0, s>>>(x.as<T>(), keys_in, ids, offsets, v.outer, v.n);
+    sort_rows(layout_, keys_in, keys_out, ids, order, offsets, static_cast<int>(items), static_cast<int>(v.outer), largest, ws + layout_.cub, s);
+    topk_take_kernel<<<grid_for(v.outer * k), 256, 0, s>>>(x.as<T>(), order, y.as<T>(), yi.as<int64_t>(), v.outer, v.n, k, k_dev, size_out);
+  }
+
+  void run_long_rows(const Layout& l, const std::vector<TensorView>& in, const std::vector<TensorView>& out, const AxisSplit& v, int64_t k, bool largest,
+                     const int64_t* k_dev, int64_t* size_out, const RunContext& ctx) const {
+    cudaStream_t s = stream_of(ctx);
+    char* ws = static_cast<char*>(ctx.workspace);
+    switch (in[0].dtype) {
+      case DType::Float32: long_rows_typed<float, float>(l, in[0], out[0], out[1], v, k, largest, k_dev, size_out, ws, s); break;
+      case DType::Float16: long_rows_typed<__half, float>(l, in[0], out[0], out[1], v, k, largest, k_dev, size_out, ws, s); break;
+      case DType::Int64: long_rows_typed<int64_t, int64_t>(l, in[0], out[0], out[1], v, k, largest, k_dev, size_out, ws, s); break;
+      default: fail(std::string("input type ") + dtype_name(in[0].dtype) + " (float32, float16 or int64 expected)");
+    }
+    check_launch(node_);
+  }
+
+  std::map<std::vector<int64_t>, Layout> long_rows_;  // per input shape (prepare() sees them all first)
 };
 UNIRT_REGISTER_KERNEL(cuda, TopK, TopKKernel, "float32 float16 int64");
 
