@@ -1,8 +1,9 @@
 // Unary element-wise ops: math (Sqrt, Erf, Gelu, Relu, Sigmoid, Tanh, Exp, Log, Neg, Abs,
 // Reciprocal, Floor, Ceil), Clip, Not, Cast, Identity/Dropout. float32 and float16 (computed in
-// float32; 16-byte vectors for float16).
+// float32; 16-byte vectors for float16); Clip also int64/int32.
 #include <cfloat>
 #include <cmath>
+#include <cstdint>
 
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
@@ -126,12 +127,24 @@ __global__ void clip_kernel(const T* x, T* y, int64_t n, const T* lo_p, const T*
     st(y, i, fminf(fmaxf(ld(x, i), lo), hi));
 }
 
+// Integer Clip (index clamps of the detector): bounds from the device inputs, else the type's range.
+template <typename T>
+__global__ void clip_int_kernel(const T* x, T* y, int64_t n, const T* lo_p, const T* hi_p, T lo, T hi) {
+  if (lo_p) lo = *lo_p;
+  if (hi_p) hi = *hi_p;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const T v = x[i] < lo ? lo : x[i];
+    y[i] = v > hi ? hi : v;
+  }
+}
+
 class ClipKernel : public CudaKernel {
  public:
   explicit ClipKernel(const KernelCreateArgs& a)
       : CudaKernel(a), lo_(a.node.attr_f("min", -FLT_MAX)), hi_(a.node.attr_f("max", FLT_MAX)) {}
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    expect_floatish(in[0], "input");
+    const bool integer = in[0].dtype == DType::Int64 || in[0].dtype == DType::Int32;
+    if (!integer) expect_floatish(in[0], "input");
     const int64_t n = in[0].numel();
     const void* lo = in.size() > 1 ? in[1].data : nullptr;
     const void* hi = in.size() > 2 ? in[2].data : nullptr;
@@ -139,7 +152,13 @@ class ClipKernel : public CudaKernel {
       if (in[i].data && in[i].dtype != in[0].dtype) fail("bound " + std::to_string(i) + " type differs from the input type");
     if (n == 0) return;
     cudaStream_t s = stream_of(ctx);
-    if (in[0].dtype == DType::Float16)
+    if (in[0].dtype == DType::Int64)
+      clip_int_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<int64_t>(), out[0].as<int64_t>(), n, static_cast<const int64_t*>(lo),
+                                                  static_cast<const int64_t*>(hi), INT64_MIN, INT64_MAX);
+    else if (in[0].dtype == DType::Int32)
+      clip_int_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<int32_t>(), out[0].as<int32_t>(), n, static_cast<const int32_t*>(lo),
+                                                  static_cast<const int32_t*>(hi), INT32_MIN, INT32_MAX);
+    else if (in[0].dtype == DType::Float16)
       clip_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), n, static_cast<const __half*>(lo),
                                               static_cast<const __half*>(hi), lo_, hi_);
     else
@@ -151,7 +170,7 @@ class ClipKernel : public CudaKernel {
  private:
   float lo_, hi_;
 };
-UNIRT_REGISTER_KERNEL(cuda, Clip, ClipKernel, "float32 float16");
+UNIRT_REGISTER_KERNEL(cuda, Clip, ClipKernel, "float32 float16 int64 int32");
 
 __global__ void not_kernel(const bool* x, bool* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = !x[i];

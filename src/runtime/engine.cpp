@@ -10,7 +10,9 @@
 
 #include "onnx/importer.h"
 #include "passes/shape_inference.h"
+#include "runtime/planner.h"
 #include "runtime/profile.h"
+#include "backend/kernel.h"
 #include "ir/file.h"
 
 namespace unirt {
@@ -24,6 +26,22 @@ std::string ShapeProfile::describe(const std::string& input) const {
     return s;
   };
   return "profile for '" + input + "': min " + fmt(min, input) + ", opt " + fmt(opt, input) + ", max " + fmt(max, input);
+}
+
+// Every node the backend runs has a kernel that declares the element type it gets (the type of
+// its first input, or of its output): a gap is a build error naming the node, not a run failure.
+void check_kernel_types(const Graph& g, const std::string& backend) {
+  const KernelRegistry& reg = KernelRegistry::get(backend);
+  for (const Node& n : g.nodes) {
+    if (node_is_static(g, n)) continue;
+    const KernelInfo* k = reg.info(n.op_type);
+    if (!k) throw Error(n.describe() + ": op " + n.op_type + " is not supported by the " + backend + " backend (no kernel)");
+    const int v = !n.inputs.empty() && n.inputs[0] >= 0 ? n.inputs[0] : n.outputs.at(0);
+    const std::string t = dtype_name(g.value(v).dtype);
+    if (k->types != "any" && (" " + k->types + " ").find(" " + t + " ") == std::string::npos)
+      throw Error(n.describe() + ": " + n.op_type + " on " + t + " is not supported by the " + backend + " backend (its kernel runs " +
+                  k->types + ")");
+  }
 }
 
 Engine build_engine(Graph graph, const BuildOptions& opts) {
@@ -124,6 +142,7 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
     return e;
   }
   e.graph = std::move(graph);
+  check_kernel_types(e.graph, opts.backend);
   check_profile_corners(e);
   stamp();
   return e;
