@@ -5,7 +5,11 @@
 //    residual (UniFormer's x + pos_embed(x)) are applied before the single store.
 //  - one group (patch embeddings, any k/stride/pad): im2col rows of kh*kw*C contiguous channels
 //    into the workspace, then one cuBLASLt GEMM against the [kh*kw*C, Cout] weights with bias and
-//    residual in its epilogue.
+//    residual in its epilogue;
+//  - one group with overlapping windows (the detector's 3x3 FPN, RPN and mask-head convs), when
+//    UNIRT_CONV_NHWC=cudnn: cuDNN's channels-last implicit GEMM (algorithm measured per shape), the
+//    weights reordered to [Cout, kh, kw, C] in the workspace, residual as beta, then the bias.
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <type_traits>
@@ -303,6 +307,41 @@ void launch_im2col(const T* x, T* col, const ConvGeom& g, int64_t work, unsigned
   else im2col_nhwc<T, V, NCHW, int64_t><<<grid, 256, 0, s>>>(x, col, g);
 }
 
+// [kh, kw, C, Cout] -> [Cout, kh, kw, C] (cuDNN's channels-last filter layout).
+template <typename T>
+__global__ void weights_rsck_to_krsc(const T* w, T* o, int64_t rsc, int64_t cout) {
+  const int64_t n = rsc * cout;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = i / rsc, r = i % rsc;
+    o[i] = w[r * cout + k];
+  }
+}
+
+template <typename T>
+__global__ void add_channel_bias_nhwc(T* y, const T* b, int64_t n, int64_t c) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    st(y, i, ld(y, i) + ld(b, i % c));
+}
+
+struct CudnnNhwc {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  cudnnConvolutionFwdAlgo_t algo{};
+  size_t workspace = 0, weight_bytes = 0;
+  ~CudnnNhwc() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  }
+};
+
+bool conv_nhwc_via_cudnn() {
+  const char* e = std::getenv("UNIRT_CONV_NHWC");
+  return e && std::string(e) == "cudnn";
+}
+
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, int64_t{1} << 20)); }
 
 class ConvNhwcKernel : public CudaKernel {
@@ -327,7 +366,8 @@ class ConvNhwcKernel : public CudaKernel {
         s_(attrs_.strides),
         p_(attrs_.pads),
         group_(attrs_.group),
-        nchw_(attrs_.nchw_input) {}
+        nchw_(attrs_.nchw_input),
+        cudnn_(conv_nhwc_via_cudnn()) {}
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     expect_floatish(in[0], "X");
@@ -344,6 +384,7 @@ class ConvNhwcKernel : public CudaKernel {
     if (has(3) && in[3].shape != out[0].shape) fail("residual shape differs from the output");
     if (dw) allow_tiled_smem();
     if (dw || out[0].numel() == 0) return 0;
+    if (use_cudnn(xs)) return prepare_cudnn(in[0].dtype, xs, out[0].shape, ws[3]);
     const int64_t M = xs[0] * oh * ow, K = k_[0] * k_[1] * xs[3], N = ws[3];
     const int64_t es = static_cast<int64_t>(dtype_size(in[0].dtype));
     const size_t col = static_cast<size_t>((M * K * es + 255) / 256 * 256);
@@ -389,6 +430,7 @@ class ConvNhwcKernel : public CudaKernel {
       check_launch(node_);
       return;
     }
+    if (use_cudnn(xs)) return run_cudnn(in, out, bias, res, ctx);
     const int64_t M = int64_t(g.N) * g.OH * g.OW, K = int64_t(g.KH) * g.KW * g.C;
     const size_t es = dtype_size(in[0].dtype);
     const size_t col_bytes = static_cast<size_t>((M * K * static_cast<int64_t>(es) + 255) / 256 * 256);
@@ -445,6 +487,86 @@ class ConvNhwcKernel : public CudaKernel {
       else depthwise_nhwc_s1<T, V, 7, 1><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
     }
   }
+  bool use_cudnn(const std::vector<int64_t>& xs) const {
+    (void)xs;
+    const bool overlapping = k_[0] * k_[1] > 1 && (k_[0] != s_[0] || k_[1] != s_[1] || p_[0] || p_[1] || p_[2] || p_[3]);
+    return cudnn_ && group_ == 1 && !nchw_ && overlapping && p_[0] == p_[2] && p_[1] == p_[3];
+  }
+
+  size_t prepare_cudnn(DType t, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, int64_t cout) {
+    auto it = cudnn_plans_.find(xs);
+    if (it != cudnn_plans_.end()) return it->second->weight_bytes + it->second->workspace;
+    auto c = std::make_unique<CudnnNhwc>();
+    const cudnnDataType_t dt = t == DType::Float16 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+    auto i32 = [](int64_t v) { return static_cast<int>(v); };
+    guarded("cuDNN channels-last convolution setup", [&] {
+      UNIRT_CUDNN(cudnnCreateTensorDescriptor(&c->x));
+      UNIRT_CUDNN(cudnnCreateTensorDescriptor(&c->y));
+      UNIRT_CUDNN(cudnnCreateFilterDescriptor(&c->w));
+      UNIRT_CUDNN(cudnnCreateConvolutionDescriptor(&c->conv));
+      UNIRT_CUDNN(cudnnSetTensor4dDescriptor(c->x, CUDNN_TENSOR_NHWC, dt, i32(xs[0]), i32(xs[3]), i32(xs[1]), i32(xs[2])));
+      UNIRT_CUDNN(cudnnSetTensor4dDescriptor(c->y, CUDNN_TENSOR_NHWC, dt, i32(ys[0]), i32(ys[3]), i32(ys[1]), i32(ys[2])));
+      UNIRT_CUDNN(cudnnSetFilter4dDescriptor(c->w, dt, CUDNN_TENSOR_NHWC, i32(cout), i32(xs[3]), i32(k_[0]), i32(k_[1])));
+      const int pad_h = i32(p_[0]), pad_w = i32(p_[1]), stride_h = i32(s_[0]), stride_w = i32(s_[1]);  // the macro names its status s_
+      UNIRT_CUDNN(cudnnSetConvolution2dDescriptor(c->conv, pad_h, pad_w, stride_h, stride_w, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+      // float32 stays true FP32 (no TF32) so FP32 engines match the CPU reference.
+      UNIRT_CUDNN(cudnnSetConvolutionMathType(c->conv, dt == CUDNN_DATA_HALF ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+      cudnnHandle_t h = context().cudnn;
+      UNIRT_CUDNN(cudnnSetStream(h, nullptr));
+      cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+      int found = 0;
+      if (xs[0] > 0 && cudnnFindConvolutionForwardAlgorithm(h, c->x, c->w, c->conv, c->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf) !=
+                           CUDNN_STATUS_SUCCESS) {
+        cudaGetLastError();
+        found = 0;
+      }
+      if (!found) UNIRT_CUDNN(cudnnGetConvolutionForwardAlgorithm_v7(h, c->x, c->w, c->conv, c->y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &found, perf));
+      bool ok = false;
+      for (int i = 0; i < found && !ok; ++i) {
+        size_t ws = 0;
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > (size_t{256} << 20) ||
+            cudnnGetConvolutionForwardWorkspaceSize(h, c->x, c->w, c->conv, c->y, perf[i].algo, &ws) != CUDNN_STATUS_SUCCESS)
+          continue;
+        c->algo = perf[i].algo;
+        c->workspace = ws;
+        ok = true;
+      }
+      if (!ok) throw Error("no cuDNN forward algorithm for this channels-last convolution");
+    });
+    c->weight_bytes = (static_cast<size_t>(k_[0] * k_[1] * xs[3] * cout) * dtype_size(t) + 255) / 256 * 256;
+    const size_t ws = c->weight_bytes + c->workspace;
+    cudnn_plans_.emplace(xs, std::move(c));
+    return ws;
+  }
+
+  void run_cudnn(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const void* bias, const void* res,
+                 const RunContext& ctx) {
+    auto it = cudnn_plans_.find(in[0].shape);
+    if (it == cudnn_plans_.end()) fail("run() for an input shape prepare() never saw");
+    const CudnnNhwc& c = *it->second;
+    if (ctx.workspace_bytes < c.weight_bytes + c.workspace) fail("workspace smaller than prepare() asked for");
+    cudaStream_t s = stream_of(ctx);
+    const bool f16 = in[0].dtype == DType::Float16;
+    const int64_t cout = in[1].shape[3], rsc = in[1].numel() / cout, n = out[0].numel();
+    void* w = ctx.workspace;
+    if (f16) weights_rsck_to_krsc<<<grid_for(rsc * cout), 256, 0, s>>>(in[1].as<__half>(), static_cast<__half*>(w), rsc, cout);
+    else weights_rsck_to_krsc<<<grid_for(rsc * cout), 256, 0, s>>>(in[1].as<float>(), static_cast<float*>(w), rsc, cout);
+    check_launch(node_);
+    if (res) UNIRT_CUDA(cudaMemcpyAsync(out[0].data, res, out[0].bytes(), cudaMemcpyDeviceToDevice, s));
+    const float one = 1.f, beta = res ? 1.f : 0.f;
+    guarded("cuDNN channels-last convolution", [&] {
+      cudnnHandle_t h = context().cudnn;
+      UNIRT_CUDNN(cudnnSetStream(h, s));
+      UNIRT_CUDNN(cudnnConvolutionForward(h, &one, c.x, in[0].data, c.w, w, c.conv, c.algo, static_cast<char*>(ctx.workspace) + c.weight_bytes,
+                                          c.workspace, &beta, c.y, out[0].data));
+    });
+    if (bias) {
+      if (f16) add_channel_bias_nhwc<<<grid_for(n), 256, 0, s>>>(out[0].as<__half>(), static_cast<const __half*>(bias), n, cout);
+      else add_channel_bias_nhwc<<<grid_for(n), 256, 0, s>>>(out[0].as<float>(), static_cast<const float*>(bias), n, cout);
+      check_launch(node_);
+    }
+  }
+
   // The input as [N, H, W, C] whatever layout it arrives in.
   std::vector<int64_t> nhwc_shape(const std::vector<int64_t>& s) const {
     if (!nchw_ || s.size() != 4) return s;
@@ -454,7 +576,9 @@ class ConvNhwcKernel : public CudaKernel {
   const std::vector<int64_t>&k_, &s_, &p_;  // kernel, strides, pads of attrs_
   const int64_t group_;
   const bool nchw_;
+  const bool cudnn_;
   GemmPlans plans_;
+  std::map<std::vector<int64_t>, std::unique_ptr<CudnnNhwc>> cudnn_plans_;
 
  public:
   std::string tactic() const override { return plans_.tactic; }

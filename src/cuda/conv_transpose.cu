@@ -1,7 +1,9 @@
 // ConvTranspose (1 to 3 spatial axes, group 1), float32 or float16: one batched cuBLASLt GEMM
-// makes the columns W^T X[n] of every image into the workspace, then a gather kernel sums, for
+// (its algorithm timed per shape) makes the columns W^T X[n] of every image into the workspace,
+// then a gather kernel sums, for
 // each output element, the kernel taps that land on it (plus the bias). Geometry and pads are
 // backend/conv_transpose_geometry.h, shared with the CPU kernel.
+#include <cstdint>
 #include <map>
 #include <memory>
 
@@ -56,10 +58,22 @@ __global__ void col2im_gather(const T* col, const T* bias, T* y, Col2ImArgs a) {
   }
 }
 
+// Kernel == stride, no padding or dilation (the mask head's 2x2 / 2 upsampling): every output
+// takes exactly one tap, found with 32-bit arithmetic.
+template <typename T>
+__global__ void col2im_one_tap(const T* col, const T* bias, T* y, int total, int cout, int OH, int OW, int IW, int SH, int SW, int P) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    const int ox = i % OW, t = i / OW, oy = t % OH, nc = t / OH;
+    const int iy = oy / SH, ix = ox / SW, kk = (oy - iy * SH) * SW + (ox - ix * SW);
+    st(y, i, ld(col, (static_cast<int64_t>(nc) * (SH * SW) + kk) * P + iy * IW + ix) + (bias ? ld(bias, nc % cout) : 0.f));
+  }
+}
+
 struct Plan {
   ConvTransposeGeometry geo;
   LtGemm gemm;
   size_t col_bytes = 0, workspace = 0;
+  std::string tactic;
 };
 
 class ConvTransposeKernel : public CudaKernel {
@@ -94,7 +108,11 @@ class ConvTransposeKernel : public CudaKernel {
       g.stride_b = G.cin * P;
       g.stride_c = rows * P;
       size_t gws = 0;
-      guarded("cuBLASLt ConvTranspose GEMM plan", [&] { gws = p->gemm.setup(g); });
+      guarded("cuBLASLt ConvTranspose GEMM plan", [&] {
+        p->gemm.setup(g, kGemmCandidates);
+        p->tactic = p->gemm.autotune(false);  // timed once per shape, on scratch buffers
+        gws = p->gemm.run_workspace();
+      });
       p->workspace += gws;
     }
     const size_t ws = p->workspace;
@@ -121,6 +139,23 @@ class ConvTransposeKernel : public CudaKernel {
       a.in[i] = G.in[i], a.out[i] = G.out[i], a.k[i] = G.k[i], a.s[i] = G.s[i], a.d[i] = G.d[i], a.p[i] = G.p[i];
     }
     const void* bias = has(2) ? in[2].data : nullptr;
+    const bool one_tap = G.nsp == 2 && G.k[0] == G.s[0] && G.k[1] == G.s[1] && G.d[0] == 1 && G.d[1] == 1 && G.p[0] == 0 && G.p[1] == 0 &&
+                         G.out[0] == G.in[0] * G.s[0] && G.out[1] == G.in[1] * G.s[1] && total < INT32_MAX &&
+                         G.batch * G.cout * G.kernel_volume() * G.in_pixels() < INT32_MAX;
+    if (one_tap) {
+      const int t = static_cast<int>(total);
+      auto i32 = [](int64_t v) { return static_cast<int>(v); };
+      if (in[0].dtype == DType::Float16)
+        col2im_one_tap<<<grid_for(total), 256, 0, s>>>(reinterpret_cast<const __half*>(col), static_cast<const __half*>(bias), out[0].as<__half>(), t,
+                                                       i32(G.cout), i32(G.out[0]), i32(G.out[1]), i32(G.in[1]), i32(G.s[0]), i32(G.s[1]),
+                                                       i32(G.in_pixels()));
+      else
+        col2im_one_tap<<<grid_for(total), 256, 0, s>>>(reinterpret_cast<const float*>(col), static_cast<const float*>(bias), out[0].as<float>(), t,
+                                                       i32(G.cout), i32(G.out[0]), i32(G.out[1]), i32(G.in[1]), i32(G.s[0]), i32(G.s[1]),
+                                                       i32(G.in_pixels()));
+      check_launch(node_);
+      return;
+    }
     if (in[0].dtype == DType::Float16)
       col2im_gather<<<grid_for(total), 256, 0, s>>>(reinterpret_cast<const __half*>(col), static_cast<const __half*>(bias), out[0].as<__half>(), a);
     else

@@ -1,7 +1,8 @@
 // Detection ops on the GPU: NonMaxSuppression, with ONNX semantics and the same suppression rule
 // as the CPU kernel (backend/nms_rule.h), without a host synchronisation:
-//   1. CUB segmented radix sort of each (batch, class) row of scores, descending (stable, so equal
-//      scores keep the lower box index first);
+//   1. one CUB radix sort of every (batch, class) row at once: 64-bit keys, the row in the high
+//      word and the score's order-inverted bits in the low word (stable, so equal scores keep the
+//      lower box index first);
 //   2. per row, the number of candidates above score_threshold (a prefix of the sorted row);
 //   3. IoU bit masks: for each candidate, 64-bit words saying which later candidates it would
 //      suppress (the bitmask scheme of Faster R-CNN's GPU NMS);
@@ -13,7 +14,8 @@
 // RoI coordinates and sums, the sampling rule of backend/roi_align_rule.h shared with the CPU.
 #include <map>
 
-#include <cub/device/device_segmented_radix_sort.cuh>
+#include <algorithm>
+#include <cub/device/device_radix_sort.cuh>
 
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
@@ -26,21 +28,29 @@ namespace {
 
 constexpr int kMaskBits = 64;
 
-__global__ void nms_iota_kernel(int* idx, int* offsets, int64_t rows, int64_t n) {
+// Sort keys (row, descending score) and box indices.
+__global__ void nms_keys_kernel(const float* scores, unsigned long long* keys, int* idx, int64_t rows, int64_t n) {
   const int64_t total = rows * n;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = scores[i];
+    if (v != v) v = __int_as_float(0x7fc00000);  // NaN sorts first, as the CPU's comparison leaves it
+    if (v == 0.f) v = 0.f;
+    unsigned u = __float_as_uint(v);
+    u = ~((u & 0x80000000u) ? ~u : (u | 0x80000000u));
+    keys[i] = (static_cast<unsigned long long>(i / n) << 32) | u;
     idx[i] = static_cast<int>(i % n);
-  for (int64_t r = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; r <= rows; r += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    offsets[r] = static_cast<int>(r * n);
+  }
 }
 
-// Candidates per row: sorted scores above the threshold (all of them without one).
-__global__ void nms_count_kernel(const float* sorted, int* valid, int64_t n, const float* score_threshold) {
+// Candidates per row: scores above the threshold (all of them without one), a prefix of the
+// sorted row.
+__global__ void nms_count_kernel(const float* scores, const int* order, int* valid, int64_t n, const float* score_threshold) {
   const int64_t row = blockIdx.x;
-  const float* s = sorted + row * n;
+  const float* s = scores + row * n;
+  const int* o = order + row * n;
   int c = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) c += !score_threshold || s[i] > *score_threshold;
-  for (int o = 16; o > 0; o >>= 1) c += __shfl_down_sync(0xffffffffu, c, o);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) c += !score_threshold || s[o[i]] > *score_threshold;
+  for (int o2 = 16; o2 > 0; o2 >>= 1) c += __shfl_down_sync(0xffffffffu, c, o2);
   __shared__ int warp_sums[32];
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = c;
   __syncthreads();
@@ -52,27 +62,34 @@ __global__ void nms_count_kernel(const float* sorted, int* valid, int64_t n, con
 }
 
 // mask[row][i][w] bit b: candidate i (sorted order) suppresses candidate 64*w + b (> i).
-// Grid: (word blocks, candidate blocks, rows); 64 threads, one candidate each.
+// A bounded grid walks the 64 x 64 tiles of the candidates, so the launch does not grow with the
+// box count (only tiles inside the row's candidates do work); 64 threads, one candidate each.
+constexpr int kMaskGrid = 64;
 __global__ void nms_mask_kernel(const float* boxes, const int* order, const int* valid, unsigned long long* mask, int64_t n,
                                 int64_t classes, int words, bool center, const float* iou_threshold) {
   const int64_t row = blockIdx.z;
   const int nvalid = valid[row];
-  const int col0 = blockIdx.x * kMaskBits, row0 = blockIdx.y * kMaskBits;
-  if (row0 >= nvalid || col0 >= nvalid || blockIdx.x < blockIdx.y) return;
   const float iou = iou_threshold ? *iou_threshold : 0.0f;
   const float* bx = boxes + (row / classes) * n * 4;
   const int* ord = order + row * n;
   __shared__ NmsBox cols[kMaskBits];
-  const int cn = min(kMaskBits, nvalid - col0);
-  if (threadIdx.x < cn) cols[threadIdx.x] = nms_box(bx + static_cast<int64_t>(ord[col0 + threadIdx.x]) * 4, center);
-  __syncthreads();
-  const int i = row0 + threadIdx.x;
-  if (i >= nvalid) return;
-  const NmsBox me = nms_box(bx + static_cast<int64_t>(ord[i]) * 4, center);
-  unsigned long long bits = 0;
-  for (int j = (blockIdx.x == blockIdx.y ? threadIdx.x + 1 : 0); j < cn; ++j)
-    if (nms_suppresses(me, cols[j], iou)) bits |= 1ull << j;
-  mask[(row * n + i) * words + blockIdx.x] = bits;
+  for (int by = blockIdx.y; by * kMaskBits < nvalid; by += gridDim.y) {
+    const int row0 = by * kMaskBits;
+    const int i = row0 + threadIdx.x;
+    const NmsBox me = i < nvalid ? nms_box(bx + static_cast<int64_t>(ord[i]) * 4, center) : NmsBox{0, 0, 0, 0};
+    for (int bxw = by + static_cast<int>(blockIdx.x); bxw * kMaskBits < nvalid && bxw < words; bxw += gridDim.x) {
+      const int col0 = bxw * kMaskBits;
+      const int cn = min(kMaskBits, nvalid - col0);
+      __syncthreads();  // the previous tile's columns are no longer read
+      if (threadIdx.x < cn) cols[threadIdx.x] = nms_box(bx + static_cast<int64_t>(ord[col0 + threadIdx.x]) * 4, center);
+      __syncthreads();
+      if (i >= nvalid) continue;
+      unsigned long long bits = 0;
+      for (int j = (bxw == by ? threadIdx.x + 1 : 0); j < cn; ++j)
+        if (nms_suppresses(me, cols[j], iou)) bits |= 1ull << j;
+      mask[(row * n + i) * words + bxw] = bits;
+    }
+  }
 }
 
 // One warp per row: greedy selection over the sorted candidates.
@@ -84,7 +101,8 @@ __global__ void nms_select_kernel(const int* order, const int* valid, const unsi
   const int nvalid = valid[row];
   const int64_t limit_raw = max_out ? *max_out : 0;
   const int64_t limit = limit_raw < 0 ? 0 : limit_raw;
-  for (int w = lane; w < words; w += 32) removed[w] = 0;
+  const int live_words = (nvalid + kMaskBits - 1) / kMaskBits;  // words past the candidates are never read
+  for (int w = lane; w < live_words; w += 32) removed[w] = 0;
   __syncwarp();
   int count = 0;
   for (int i = 0; i < nvalid && count < limit; ++i) {
@@ -92,7 +110,7 @@ __global__ void nms_select_kernel(const int* order, const int* valid, const unsi
     if (lane == 0) kept[row * n + count] = order[row * n + i];
     ++count;
     const unsigned long long* m = mask + (row * n + i) * words;
-    for (int w = i / kMaskBits + lane; w < words; w += 32) removed[w] |= m[w];
+    for (int w = i / kMaskBits + lane; w < live_words; w += 32) removed[w] |= m[w];
     __syncwarp();
   }
   if (lane == 0) kept_count[row] = count;
@@ -145,13 +163,14 @@ class NonMaxSuppressionKernel : public CudaKernel {
            std::to_string(mask_bytes >> 20) + " MiB (at most 4096): select fewer boxes per class first (TopK)");
     if (static_cast<size_t>(words_) * 8 > 48 * 1024) fail("more than " + std::to_string(48 * 1024 * 8) + " boxes per class");
     size_t cub_bytes = 0;
-    UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),
-                                                                  static_cast<float*>(nullptr), static_cast<const int*>(nullptr),
-                                                                  static_cast<int*>(nullptr), static_cast<int>(items),
-                                                                  static_cast<int>(rows_), static_cast<const int*>(nullptr),
-                                                                  static_cast<const int*>(nullptr) + 1, 0, 32, nullptr));
-    // Workspace: sorted scores, box order in/out, row offsets, valid and kept counts, kept boxes,
-    // output offsets, masks, CUB's scratch.
+    int end_bit = 32;
+    while (end_bit < 64 && (int64_t{1} << (end_bit - 32)) < rows_) ++end_bit;
+    UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, cub_bytes, static_cast<const unsigned long long*>(nullptr),
+                                               static_cast<unsigned long long*>(nullptr), static_cast<const int*>(nullptr),
+                                               static_cast<int*>(nullptr), static_cast<int>(items), 0, end_bit));
+    st.end_bit = end_bit;
+    // Workspace: sort keys in/out, box order in/out, row offsets, valid and kept counts, kept
+    // boxes, output offsets, masks, CUB's scratch.
     layout_ = {};
     size_t at = 0;
     auto take = [&](size_t bytes) {
@@ -159,7 +178,7 @@ class NonMaxSuppressionKernel : public CudaKernel {
       at += (bytes + 255) / 256 * 256;
       return p;
     };
-    layout_.sorted = take(items * sizeof(float));
+    layout_.sorted = take(2 * items * sizeof(unsigned long long));
     layout_.idx_in = take(items * sizeof(int));
     layout_.idx_out = take(items * sizeof(int));
     layout_.offsets = take((rows_ + 1) * sizeof(int));
@@ -190,10 +209,10 @@ class NonMaxSuppressionKernel : public CudaKernel {
       return;
     }
     auto at = [&](size_t off) { return ws + off; };
-    float* sorted = reinterpret_cast<float*>(at(layout_.sorted));
+    auto* keys_in = reinterpret_cast<unsigned long long*>(at(layout_.sorted));
+    auto* keys_out = keys_in + rows_ * n_;
     int* idx_in = reinterpret_cast<int*>(at(layout_.idx_in));
     int* idx_out = reinterpret_cast<int*>(at(layout_.idx_out));
-    int* offsets = reinterpret_cast<int*>(at(layout_.offsets));
     int* valid = reinterpret_cast<int*>(at(layout_.valid));
     int* kept_count = reinterpret_cast<int*>(at(layout_.kept_count));
     int* kept = reinterpret_cast<int*>(at(layout_.kept));
@@ -204,13 +223,13 @@ class NonMaxSuppressionKernel : public CudaKernel {
     const float* thr = has(4) && in[4].numel() ? in[4].as<float>() : nullptr;
     if ((has(2) && in[2].dtype != DType::Int64) || (max_out && !in[2].data)) fail("max_output_boxes_per_class must be int64 in device memory");
     const int64_t items = rows_ * n_;
-    nms_iota_kernel<<<grid_for(items), 256, 0, s>>>(idx_in, offsets, rows_, n_);
+    nms_keys_kernel<<<grid_for(items), 256, 0, s>>>(in[1].as<float>(), keys_in, idx_in, rows_, n_);
     size_t cub_bytes = layout_.cub_bytes;
-    UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(at(layout_.cub), cub_bytes, in[1].as<float>(), sorted, idx_in, idx_out,
-                                                                  static_cast<int>(items), static_cast<int>(rows_), offsets, offsets + 1,
-                                                                  0, 32, s));
-    nms_count_kernel<<<static_cast<unsigned>(rows_), 256, 0, s>>>(sorted, valid, n_, thr);
-    const dim3 grid(static_cast<unsigned>(words_), static_cast<unsigned>(words_), static_cast<unsigned>(rows_));
+    UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(at(layout_.cub), cub_bytes, keys_in, keys_out, idx_in, idx_out, static_cast<int>(items), 0,
+                                               st.end_bit, s));
+    nms_count_kernel<<<static_cast<unsigned>(rows_), 256, 0, s>>>(in[1].as<float>(), idx_out, valid, n_, thr);
+    const unsigned tiles = static_cast<unsigned>(std::min(words_, kMaskGrid));
+    const dim3 grid(tiles, tiles, static_cast<unsigned>(rows_));
     nms_mask_kernel<<<grid, kMaskBits, 0, s>>>(in[0].as<float>(), idx_out, valid, mask, n_, classes_, words_,
                                                node_.attr_i("center_point_box", 0) != 0, iou);
     nms_select_kernel<<<static_cast<unsigned>(rows_), 32, words_ * sizeof(unsigned long long), s>>>(idx_out, valid, mask, kept, kept_count,
@@ -227,7 +246,7 @@ class NonMaxSuppressionKernel : public CudaKernel {
   struct Plan {
     Layout layout{};
     int64_t batches = 0, n = 0, classes = 0, rows = 0;
-    int words = 0;
+    int words = 0, end_bit = 64;
   };
   std::map<std::pair<std::vector<int64_t>, std::vector<int64_t>>, Plan> plans_;
 };

@@ -84,8 +84,11 @@ size_t LtGemm::select(int i) {
 std::string LtGemm::autotune(bool with_c) {
   const size_t es = dtype_size(s_.type);
   const int64_t rows_a = s_.trans_a ? s_.K : s_.M, rows_b = s_.trans_b ? s_.N : s_.K;
-  const size_t a_bytes = static_cast<size_t>(rows_a * s_.lda) * es, b_bytes = static_cast<size_t>(rows_b * s_.ldb) * es;
-  const size_t d_bytes = static_cast<size_t>(s_.M * s_.ldc) * es;
+  // A batched GEMM spans (batch - 1) strides past its first matrix.
+  const int64_t extra = s_.batch > 1 ? s_.batch - 1 : 0;
+  const size_t a_bytes = static_cast<size_t>(rows_a * s_.lda + extra * s_.stride_a) * es;
+  const size_t b_bytes = static_cast<size_t>(rows_b * s_.ldb + extra * s_.stride_b) * es;
+  const size_t d_bytes = static_cast<size_t>(s_.M * s_.ldc + extra * s_.stride_c) * es;
   size_t ws = 0;
   for (const auto& r : results_) ws = std::max(ws, r.workspaceSize);
   void *A = nullptr, *B = nullptr, *D = nullptr, *C = nullptr, *bias = nullptr, *W = nullptr;

@@ -8,6 +8,7 @@
 #include <cfloat>
 #include <map>
 #include <type_traits>
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_select.cuh>
 #include <thrust/iterator/counting_iterator.h>
@@ -142,18 +143,30 @@ __global__ void topk_kernel(const T* x, T* y, int64_t* yi, int64_t n, int64_t in
   }
 }
 
-// Long rows: sortable keys first (float16 as float32, NaN as one positive NaN, the largest key;
-// -0.0 as +0.0, so equal values keep index order), the row offsets and the indices 0..n-1.
-template <typename T, typename K>
-__global__ void topk_keys_kernel(const T* x, K* keys, int* ids, int* offsets, int64_t rows, int64_t n) {
+// Long rows: one 64-bit key per element, the row in the high word and the value's order-preserving
+// bits in the low word (inverted for largest-first), so one stable device-wide radix sort orders
+// every row at once, equal values by lower index. Float16 is read as float32, every NaN as one
+// positive NaN (the largest value), -0.0 as +0.0.
+template <typename T>
+__global__ void topk_keys_kernel(const T* x, unsigned long long* keys, int* ids, int64_t rows, int64_t n, bool largest) {
   const int64_t total = rows * n;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    K v = static_cast<K>(key_of(x, i));
-    if constexpr (std::is_floating_point<K>::value) {
-      if (v != v) v = __int_as_float(0x7fc00000);
-      if (v == K(0)) v = K(0);
-    }
-    keys[i] = v;
+    float v = static_cast<float>(key_of(x, i));
+    if (v != v) v = __int_as_float(0x7fc00000);
+    if (v == 0.f) v = 0.f;
+    unsigned u = __float_as_uint(v);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    if (largest) u = ~u;
+    keys[i] = (static_cast<unsigned long long>(i / n) << 32) | u;
+    ids[i] = static_cast<int>(i % n);
+  }
+}
+
+// int64 values do not fit beside the row: their rows sort as segments.
+__global__ void topk_int_keys_kernel(const int64_t* x, int64_t* keys, int* ids, int* offsets, int64_t rows, int64_t n) {
+  const int64_t total = rows * n;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    keys[i] = x[i];
     ids[i] = static_cast<int>(i % n);
     if (i % n == 0) offsets[i / n] = static_cast<int>(i);
     if (i == total - 1) offsets[rows] = static_cast<int>(total);
@@ -322,21 +335,21 @@ class TopKKernel : public IndexKernel {
     if (v.outer * v.n >= (int64_t{1} << 31)) fail("TopK over " + std::to_string(v.outer * v.n) + " elements (at most 2^31 - 1 on CUDA)");
     const size_t items = static_cast<size_t>(v.outer * v.n);
     const bool int_keys = in[0].dtype == DType::Int64;
-    const size_t key_bytes = int_keys ? sizeof(int64_t) : sizeof(float);
     size_t cub_bytes = 0;
     const int ni = static_cast<int>(items), nr = static_cast<int>(v.outer);
+    int end_bit = 32;
+    while (end_bit < 64 && (int64_t{1} << (end_bit - 32)) < v.outer) ++end_bit;
     if (int_keys)
       UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const int64_t*>(nullptr),
                                                                     static_cast<int64_t*>(nullptr), static_cast<const int*>(nullptr),
                                                                     static_cast<int*>(nullptr), ni, nr, static_cast<const int*>(nullptr),
                                                                     static_cast<const int*>(nullptr) + 1));
     else
-      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(nullptr, cub_bytes, static_cast<const float*>(nullptr),
-                                                                    static_cast<float*>(nullptr), static_cast<const int*>(nullptr),
-                                                                    static_cast<int*>(nullptr), ni, nr, static_cast<const int*>(nullptr),
-                                                                    static_cast<const int*>(nullptr) + 1));
+      UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, cub_bytes, static_cast<const unsigned long long*>(nullptr),
+                                                 static_cast<unsigned long long*>(nullptr), static_cast<const int*>(nullptr),
+                                                 static_cast<int*>(nullptr), ni, 0, end_bit));
     auto round = [](size_t b) { return (b + 255) / 256 * 256; };
-    Layout l{0, round(items * key_bytes), 0, 0, 0, cub_bytes, 0};
+    Layout l{0, round(items * sizeof(int64_t)), 0, 0, 0, cub_bytes, 0, end_bit};
     l.ids = 2 * l.keys_out;
     l.order = l.ids + round(items * sizeof(int));
     l.offsets = l.order + round(items * sizeof(int));
@@ -387,44 +400,48 @@ class TopKKernel : public IndexKernel {
  private:
   struct Layout {
     size_t keys_in, keys_out, ids, order, offsets, cub_bytes, cub;
+    int end_bit;
   };
 
-  template <typename K>
-  static void sort_rows(const Layout& layout, const K* keys_in, K* keys_out, const int* ids, int* order, const int* offsets, int items,
-                        int rows, bool largest, void* cub_ws, cudaStream_t s) {
-    size_t bytes = layout.cub_bytes;
-    if (largest)
-      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(cub_ws, bytes, keys_in, keys_out, ids, order, items, rows, offsets,
-                                                                    offsets + 1, 0, int(sizeof(K) * 8), s));
-    else
-      UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairs(cub_ws, bytes, keys_in, keys_out, ids, order, items, rows, offsets, offsets + 1, 0,
-                                                          int(sizeof(K) * 8), s));
-  }
-
-  template <typename T, typename K>
-  static void long_rows_typed(const Layout& layout_, const TensorView& x, const TensorView& y, const TensorView& yi, const AxisSplit& v, int64_t k, bool largest,
-                              const int64_t* k_dev, int64_t* size_out, char* ws, cudaStream_t s) {
-    const int64_t items = v.outer * v.n;
-    K* keys_in = reinterpret_cast<K*>(ws + layout_.keys_in);
-    K* keys_out = reinterpret_cast<K*>(ws + layout_.keys_out);
-    int* ids = reinterpret_cast<int*>(ws + layout_.ids);
-    int* order = reinterpret_cast<int*>(ws + layout_.order);
-    int* offsets = reinterpret_cast<int*>(ws + layout_.offsets);
-    topk_keys_kernel<<<grid_for(items), 256, 0, s>>>(x.as<T>(), keys_in, ids, offsets, v.outer, v.n);
-    sort_rows(layout_, keys_in, keys_out, ids, order, offsets, static_cast<int>(items), static_cast<int>(v.outer), largest, ws + layout_.cub, s);
-    topk_take_kernel<<<grid_for(v.outer * k), 256, 0, s>>>(x.as<T>(), order, y.as<T>(), yi.as<int64_t>(), v.outer, v.n, k, k_dev, size_out);
-  }
-
-  void run_long_rows(const Layout& l, const std::vector<TensorView>& in, const std::vector<TensorView>& out, const AxisSplit& v, int64_t k, bool largest,
-                     const int64_t* k_dev, int64_t* size_out, const RunContext& ctx) const {
+  void run_long_rows(const Layout& l, const std::vector<TensorView>& in, const std::vector<TensorView>& out, const AxisSplit& v, int64_t k,
+                     bool largest, const int64_t* k_dev, int64_t* size_out, const RunContext& ctx) const {
     cudaStream_t s = stream_of(ctx);
     char* ws = static_cast<char*>(ctx.workspace);
-    switch (in[0].dtype) {
-      case DType::Float32: long_rows_typed<float, float>(l, in[0], out[0], out[1], v, k, largest, k_dev, size_out, ws, s); break;
-      case DType::Float16: long_rows_typed<__half, float>(l, in[0], out[0], out[1], v, k, largest, k_dev, size_out, ws, s); break;
-      case DType::Int64: long_rows_typed<int64_t, int64_t>(l, in[0], out[0], out[1], v, k, largest, k_dev, size_out, ws, s); break;
-      default: fail(std::string("input type ") + dtype_name(in[0].dtype) + " (float32, float16 or int64 expected)");
+    const int64_t items = v.outer * v.n;
+    int* ids = reinterpret_cast<int*>(ws + l.ids);
+    int* order = reinterpret_cast<int*>(ws + l.order);
+    size_t bytes = l.cub_bytes;
+    if (in[0].dtype == DType::Int64) {
+      auto* kin = reinterpret_cast<int64_t*>(ws + l.keys_in);
+      auto* kout = reinterpret_cast<int64_t*>(ws + l.keys_out);
+      int* offsets = reinterpret_cast<int*>(ws + l.offsets);
+      topk_int_keys_kernel<<<grid_for(items), 256, 0, s>>>(in[0].as<int64_t>(), kin, ids, offsets, v.outer, v.n);
+      if (largest)
+        UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairsDescending(ws + l.cub, bytes, kin, kout, ids, order, static_cast<int>(items),
+                                                                      static_cast<int>(v.outer), offsets, offsets + 1, 0, 64, s));
+      else
+        UNIRT_CUDA(cub::DeviceSegmentedRadixSort::SortPairs(ws + l.cub, bytes, kin, kout, ids, order, static_cast<int>(items),
+                                                            static_cast<int>(v.outer), offsets, offsets + 1, 0, 64, s));
+      topk_take_kernel<<<grid_for(v.outer * k), 256, 0, s>>>(in[0].as<int64_t>(), order, out[0].as<int64_t>(), out[1].as<int64_t>(), v.outer,
+                                                             v.n, k, k_dev, size_out);
+      check_launch(node_);
+      return;
     }
+    auto* kin = reinterpret_cast<unsigned long long*>(ws + l.keys_in);
+    auto* kout = reinterpret_cast<unsigned long long*>(ws + l.keys_out);
+    if (in[0].dtype == DType::Float16)
+      topk_keys_kernel<<<grid_for(items), 256, 0, s>>>(in[0].as<__half>(), kin, ids, v.outer, v.n, largest);
+    else if (in[0].dtype == DType::Float32)
+      topk_keys_kernel<<<grid_for(items), 256, 0, s>>>(in[0].as<float>(), kin, ids, v.outer, v.n, largest);
+    else
+      fail(std::string("input type ") + dtype_name(in[0].dtype) + " (float32, float16 or int64 expected)");
+    UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(ws + l.cub, bytes, kin, kout, ids, order, static_cast<int>(items), 0, l.end_bit, s));
+    if (in[0].dtype == DType::Float16)
+      topk_take_kernel<<<grid_for(v.outer * k), 256, 0, s>>>(in[0].as<__half>(), order, out[0].as<__half>(), out[1].as<int64_t>(), v.outer,
+                                                             v.n, k, k_dev, size_out);
+    else
+      topk_take_kernel<<<grid_for(v.outer * k), 256, 0, s>>>(in[0].as<float>(), order, out[0].as<float>(), out[1].as<int64_t>(), v.outer,
+                                                             v.n, k, k_dev, size_out);
     check_launch(node_);
   }
 

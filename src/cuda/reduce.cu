@@ -43,6 +43,23 @@ __global__ void reduce_last(const T* x, T* y, int64_t rows, int64_t K, int mode)
   if (threadIdx.x == 0) st(y, row, mode == 0 ? acc / K : acc);
 }
 
+// Few long rows (a detector's largest coordinate over 80k boxes): one 1024-thread block per row.
+template <typename T>
+__global__ void reduce_long_rows(const T* x, T* y, int64_t K, int mode) {
+  const int64_t row = blockIdx.x;
+  float acc = red_init(mode);
+  for (int64_t k = threadIdx.x; k < K; k += blockDim.x) acc = red_step(mode, acc, ld(x, row * K + k));
+  acc = red_warp(mode, acc);
+  __shared__ float part[32];
+  if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = acc;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : red_init(mode);
+    v = red_warp(mode, v);
+    if (threadIdx.x == 0) st(y, row, mode == 0 ? v / K : v);
+  }
+}
+
 // Integer reductions (index counts of the detector's selections): exact in the element type.
 template <typename T>
 __global__ void reduce_mid_int(const T* x, T* y, int64_t outer, int64_t K, int64_t inner, int mode) {
@@ -73,7 +90,10 @@ void reduce_axes(DType t, const void* x, void* y, int64_t outer, int64_t K, int6
     return;
   }
   const bool half = t == DType::Float16;
-  if (inner == 1) {
+  if (inner == 1 && K >= 16384 && outer <= 4 * 132) {
+    if (half) reduce_long_rows<<<static_cast<unsigned>(outer), 1024, 0, s>>>(static_cast<const __half*>(x), static_cast<__half*>(y), K, mode);
+    else reduce_long_rows<<<static_cast<unsigned>(outer), 1024, 0, s>>>(static_cast<const float*>(x), static_cast<float*>(y), K, mode);
+  } else if (inner == 1) {
     dim3 block(32, 8);
     const unsigned grid = static_cast<unsigned>((outer + 7) / 8);
     if (half) reduce_last<<<grid, block, 0, s>>>(static_cast<const __half*>(x), static_cast<__half*>(y), outer, K, mode);

@@ -4,10 +4,12 @@
 //   - through Reshapes that merge or split dims that stay adjacent in the channels-last order
 //     (UniFormer's x.flatten(2).transpose(1, 2) and its inverse at the end of each SABlock),
 //   - into another Transpose (composed; identity removed),
-//   - under a Shape (read from the source and permuted).
+//   - under a Shape (read from the source and permuted),
+//   - through Resize, whose sizes or scales are permuted with it (the FPN's nearest upsampling).
 // What is left is a transpose where channels-last meets an op that needs NCHW (graph outputs,
 // Pad, window partitions), i.e. reformats only where needed.
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "passes/layout_nhwc.h"
@@ -88,6 +90,7 @@ class Sinker {
     }
     if (kBinary.count(u.op_type) && u.inputs.size() == 2 && u.outputs.size() == 1) return sink_binary(ti, ci, p);
     if (u.op_type == "Reshape" && u.inputs[0] == x) return sink_reshape(ti, ci, p);
+    if (u.op_type == "Resize" && u.inputs[0] == x) return sink_resize(ti, ci, p);
     if (u.op_type == "Shape" && !u.has_attr("start") && !u.has_attr("end")) return shape_of_source(ti, ci, p);
     return false;
   }
@@ -143,6 +146,49 @@ class Sinker {
     Node& u = g_.nodes[ci];
     u.inputs = {ins[0], ins[1]};
     reroute_output(u, p);
+    return true;
+  }
+
+  // Resize(Transpose(a, p), sizes) == Transpose(Resize(a, sizes'), p) with sizes'[p[i]] = sizes[i]
+  // (each axis is resized on its own); the same for scales. roi must be absent (it only matters
+  // for tf_crop_and_resize, which unirt refuses).
+  bool sink_resize(int ti, int ci, const Perm& p) {
+    const int a = g_.nodes[ti].inputs[0];
+    Node& u = g_.nodes[ci];
+    if (u.outputs.size() != 1 || (u.inputs.size() > 1 && u.inputs[1] >= 0 && !g_.value(u.inputs[1]).is_const())) return false;
+    const Perm inv = invert(p);
+    const size_t r = p.size();
+    std::vector<int> repl(u.inputs.size(), -1);
+    for (size_t k = 2; k < u.inputs.size() && k < 4; ++k) {
+      const int v = u.inputs[k];
+      if (v < 0) continue;
+      const Value& val = g_.value(v);
+      if (val.data && val.data->numel() == 0) continue;
+      if (val.data) {
+        if (val.data->numel() != static_cast<int64_t>(r)) return false;
+        TensorData c = *val.data;
+        const size_t es = dtype_size(c.dtype);
+        for (size_t j = 0; j < r; ++j) std::memcpy(c.bytes.data() + j * es, val.data->bytes.data() + inv[j] * es, es);
+        repl[k] = g_.add_constant(g_.unique_name(val.name + "/nhwc"), c);
+      } else if (val.sym_value && val.sym_value->size() == r) {
+        const int idx = g_.add_constant(g_.unique_name(val.name + "/nhwc_order"), TensorData::from_int64(inv, {static_cast<int64_t>(r)}));
+        repl[k] = g_.add_value(g_.unique_name(val.name + "/nhwc"), val.dtype);
+        Node gn;
+        gn.name = g_.unique_name(u.name + "/nhwc_sizes");
+        gn.op_type = "Gather";
+        gn.inputs = {v, idx};
+        gn.outputs = {repl[k]};
+        gn.attrs["axis"] = int64_t{0};
+        g_.add_node(std::move(gn));
+      } else {
+        return false;
+      }
+    }
+    Node& uu = g_.nodes[ci];
+    uu.inputs[0] = a;
+    for (size_t k = 2; k < repl.size(); ++k)
+      if (repl[k] >= 0) uu.inputs[k] = repl[k];
+    reroute_output(uu, p);
     return true;
   }
 

@@ -694,7 +694,7 @@ TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
     g->add_output()->set_name("sel");
     // The last set returns to the first shape: each shape keeps its own plan.
     expect_same_outputs(m, {nms_inputs(2, 4, 500, 1), nms_inputs(2, 4, 500, 2), nms_inputs(1, 80, 1000, 3), nms_inputs(3, 1, 70, 4),
-                            nms_inputs(2, 4, 500, 6)},
+                            nms_inputs(2, 4, 500, 6), nms_inputs(2, 1, 20000, 7)},
                         Precision::FP32);
     expect_same_outputs(m, {nms_inputs(1, 80, 1000, 5)}, Precision::FP16);  // box arithmetic stays float32
   }
@@ -898,4 +898,39 @@ TEST_F(CudaOps, TopKLongRowsMatchCpu) {
     auto set = [](int64_t b, int64_t n, uint32_t seed) { return std::vector<HostTensor>{random_input("a", {b, n}, seed)}; };
     expect_same_outputs(m, {set(1, 201600, 1), set(2, 50400, 2), set(1, 201600, 3), set(3, 2049, 4)}, Precision::FP32);
   }
+}
+
+// Channels-last 3x3 convolutions through cuDNN (UNIRT_CONV_NHWC=cudnn) against the CPU, with a
+// residual Add that the passes fold into the convolution.
+TEST_F(CudaOps, ConvNhwcViaCudnnMatchesCpu) {
+  setenv("UNIRT_CONV_NHWC", "cudnn", 1);
+  for (int64_t stride : {1, 2}) {
+    onnx::ModelProto m;
+    conv_model(m, 32, 32, 3, 1, stride, 1);
+    auto* g = m.mutable_graph();
+    g->mutable_output()->Clear();
+    add_node(g, "Relu", {"y"}, {"r"});
+    add_node(g, "Conv", {"r", "w", "b"}, {"y2"}, "conv2");
+    add_ints(g->mutable_node(g->node_size() - 1), "pads", {1, 1, 1, 1});
+    add_node(g, "Add", {"y2", "r"}, {"z"});
+    g->add_output()->set_name("z");
+    auto in = inputs_for({{2, 32, 20, 26}}, 81);
+    in[0].name = "x";
+    onnx::ModelProto m16 = m;
+    EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << "stride " << stride;
+    EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3) << "stride " << stride;
+  }
+  unsetenv("UNIRT_CONV_NHWC");
+}
+
+// Few long rows (one block per row) and the usual many short ones.
+TEST_F(CudaOps, ReduceLongRows) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "n"});
+  add_ints(add_node(g, "ReduceMax", {"a"}, {"mx"}), "axes", {1});
+  add_init_i64(g, "ax", {1});
+  add_node(g, "ReduceSum", {"a", "ax"}, {"sm"});
+  for (const char* o : {"mx", "sm"}) g->add_output()->set_name(o);
+  EXPECT_LT(compare(m, inputs_for({{2, 40000}}, 91), Precision::FP32), 1e-5);
 }
