@@ -6,9 +6,10 @@
 //  - one group (patch embeddings, any k/stride/pad): im2col rows of kh*kw*C contiguous channels
 //    into the workspace, then one cuBLASLt GEMM against the [kh*kw*C, Cout] weights with bias and
 //    residual in its epilogue;
-//  - one group with overlapping windows (the detector's 3x3 FPN, RPN and mask-head convs), when
-//    UNIRT_CONV_NHWC=cudnn: cuDNN's channels-last implicit GEMM (algorithm measured per shape), the
-//    weights reordered to [Cout, kh, kw, C] in the workspace, residual as beta, then the bias.
+//  - one group with overlapping windows (the detector's 3x3 FPN, RPN and mask-head convs) in FP16
+//    engines (UNIRT_CONV_NHWC=cudnn|gemm chooses): cuDNN's channels-last implicit GEMM (algorithm
+//    measured per shape), the weights reordered to [Cout, kh, kw, C] in the workspace, residual as
+//    beta, then the bias.
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -337,9 +338,14 @@ struct CudnnNhwc {
   }
 };
 
-bool conv_nhwc_via_cudnn() {
+// Measured on the detector's 3x3 convs (H200, 800x1344, docs/results/bench_detector_h200.md):
+// cuDNN's implicit GEMM beats im2col + cuBLASLt in float16 (8.8 vs 9.3 ms for the whole detector)
+// and loses in float32 (35.6 vs 32.6 ms). UNIRT_CONV_NHWC=cudnn|gemm overrides.
+bool conv_nhwc_via_cudnn(Precision p) {
   const char* e = std::getenv("UNIRT_CONV_NHWC");
-  return e && std::string(e) == "cudnn";
+  if (e && std::string(e) == "cudnn") return true;
+  if (e && std::string(e) == "gemm") return false;
+  return p == Precision::FP16;
 }
 
 unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>((n + 255) / 256, int64_t{1} << 20)); }
@@ -367,7 +373,7 @@ class ConvNhwcKernel : public CudaKernel {
         p_(attrs_.pads),
         group_(attrs_.group),
         nchw_(attrs_.nchw_input),
-        cudnn_(conv_nhwc_via_cudnn()) {}
+        cudnn_(conv_nhwc_via_cudnn(a.precision)) {}
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     expect_floatish(in[0], "X");

@@ -6,8 +6,8 @@
 //   2. per row, the number of candidates above score_threshold (a prefix of the sorted row);
 //   3. IoU bit masks: for each candidate, 64-bit words saying which later candidates it would
 //      suppress (the bitmask scheme of Faster R-CNN's GPU NMS);
-//   4. one warp per row walks the candidates in order, keeps those no kept box suppresses, and
-//      stops at max_output_boxes_per_class;
+//   4. one block per row walks the candidates in order, 64 at a time, keeps those no kept box
+//      suppresses, and stops at max_output_boxes_per_class;
 //   5. one block turns the kept counts into output offsets and writes the total where the runtime
 //      reads the data-dependent size back; the rows are then written [batch, class, box].
 // And RoiAlign (avg mode): one thread per output element, float32 or float16 maps with float32
@@ -92,28 +92,52 @@ __global__ void nms_mask_kernel(const float* boxes, const int* order, const int*
   }
 }
 
-// One warp per row: greedy selection over the sorted candidates.
+// One block per row: greedy selection over the sorted candidates, 64 at a time. Thread 0 walks a
+// chunk's candidates in order on registers (the chunk's own mask words say which of them a kept
+// one suppresses); then the whole block ORs the kept candidates' mask rows into the later words.
+constexpr int kSelectThreads = 256;
 __global__ void nms_select_kernel(const int* order, const int* valid, const unsigned long long* mask, int* kept, int* kept_count,
                                   int64_t n, int words, const int64_t* max_out) {
   extern __shared__ unsigned long long removed[];
+  __shared__ unsigned long long diag[kMaskBits];
+  __shared__ int chunk_kept[kMaskBits];
+  __shared__ int s_nk, s_count;
   const int64_t row = blockIdx.x;
-  const int lane = threadIdx.x;
   const int nvalid = valid[row];
   const int64_t limit_raw = max_out ? *max_out : 0;
   const int64_t limit = limit_raw < 0 ? 0 : limit_raw;
   const int live_words = (nvalid + kMaskBits - 1) / kMaskBits;  // words past the candidates are never read
-  for (int w = lane; w < live_words; w += 32) removed[w] = 0;
-  __syncwarp();
-  int count = 0;
-  for (int i = 0; i < nvalid && count < limit; ++i) {
-    if (removed[i / kMaskBits] & (1ull << (i % kMaskBits))) continue;
-    if (lane == 0) kept[row * n + count] = order[row * n + i];
-    ++count;
-    const unsigned long long* m = mask + (row * n + i) * words;
-    for (int w = i / kMaskBits + lane; w < live_words; w += 32) removed[w] |= m[w];
-    __syncwarp();
+  for (int w = threadIdx.x; w < live_words; w += blockDim.x) removed[w] = 0;
+  if (threadIdx.x == 0) s_count = 0;
+  const unsigned long long* m = mask + row * n * words;
+  for (int c = 0; c < live_words; ++c) {
+    __syncthreads();
+    if (s_count >= limit) break;
+    const int base = c * kMaskBits;
+    if (threadIdx.x < kMaskBits) diag[threadIdx.x] = base + static_cast<int>(threadIdx.x) < nvalid ? m[static_cast<int64_t>(base + threadIdx.x) * words + c] : 0;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      unsigned long long rw = removed[c];
+      int nk = 0, count = s_count;
+      for (int b = 0; b < kMaskBits && base + b < nvalid && count < limit; ++b) {
+        if (rw >> b & 1ull) continue;
+        chunk_kept[nk++] = base + b;
+        kept[row * n + count++] = order[row * n + base + b];
+        rw |= diag[b];
+      }
+      removed[c] = rw;
+      s_nk = nk;
+      s_count = count;
+    }
+    __syncthreads();
+    const int span = live_words - c - 1, nk = s_nk;
+    for (int t = threadIdx.x; t < nk * span; t += blockDim.x) {
+      const int k = t / span, w = c + 1 + t % span;
+      atomicOr(&removed[w], m[static_cast<int64_t>(chunk_kept[k]) * words + w]);
+    }
   }
-  if (lane == 0) kept_count[row] = count;
+  __syncthreads();
+  if (threadIdx.x == 0) kept_count[row] = s_count;
 }
 
 // Offsets of each row's kept boxes in the output and the total (the data-dependent size).
@@ -232,7 +256,7 @@ class NonMaxSuppressionKernel : public CudaKernel {
     const dim3 grid(tiles, tiles, static_cast<unsigned>(rows_));
     nms_mask_kernel<<<grid, kMaskBits, 0, s>>>(in[0].as<float>(), idx_out, valid, mask, n_, classes_, words_,
                                                node_.attr_i("center_point_box", 0) != 0, iou);
-    nms_select_kernel<<<static_cast<unsigned>(rows_), 32, words_ * sizeof(unsigned long long), s>>>(idx_out, valid, mask, kept, kept_count,
+    nms_select_kernel<<<static_cast<unsigned>(rows_), kSelectThreads, words_ * sizeof(unsigned long long), s>>>(idx_out, valid, mask, kept, kept_count,
                                                                                                      n_, words_, max_out);
     nms_offsets_kernel<<<1, 1, 0, s>>>(kept_count, out_offsets, rows_, total);
     nms_write_kernel<<<static_cast<unsigned>(rows_), 128, 0, s>>>(kept, kept_count, out_offsets, out[0].as<int64_t>(), n_, classes_);

@@ -1,6 +1,8 @@
 // Resize (opset 11+): nearest and linear over any axes of a tensor of rank <= 8, float32 or
-// float16 (float32 arithmetic), one thread per output element; the coordinate rule is
-// backend/resize_rule.h, shared with the CPU kernel.
+// float16 (float32 arithmetic), one thread per output element, or per 16 bytes of an unresized
+// innermost axis for nearest; the coordinate rule is backend/resize_rule.h, shared with the CPU.
+#include <cstdint>
+
 #include "backend/resize_rule.h"
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
@@ -52,6 +54,22 @@ __global__ void resize_kernel(const T* x, T* y, int64_t n, ResizeArgs a, ResizeR
   }
 }
 
+// Nearest with the innermost axis kept (channels-last maps, the FPN's upsampling): every thread
+// copies one 16-byte vector of a pixel's channels; 32-bit indices.
+__global__ void resize_nearest_rows_v16(const uint4* x, uint4* y, int total, int vecs, ResizeArgs a, ResizeRule rule) {
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    int rem = i / vecs;
+    int src = 0, stride = 1;
+    for (int d = a.rank - 2; d >= 0; --d) {
+      const int o = rem % static_cast<int>(a.out[d]);
+      rem /= static_cast<int>(a.out[d]);
+      src += static_cast<int>(rule.tap(o, a.in[d], a.out[d], a.scale[d]).i0) * stride;
+      stride *= static_cast<int>(a.in[d]);
+    }
+    y[i] = x[static_cast<int64_t>(src) * vecs + i % vecs];
+  }
+}
+
 class ResizeKernel : public CudaKernel {
  public:
   explicit ResizeKernel(const KernelCreateArgs& a) : CudaKernel(a), rule_(ResizeRule::from_node(a.node)) {
@@ -83,6 +101,15 @@ class ResizeKernel : public CudaKernel {
     const int64_t n = out[0].numel();
     if (n == 0) return;
     cudaStream_t s = stream_of(ctx);
+    const int64_t row_bytes = xs.back() * static_cast<int64_t>(dtype_size(in[0].dtype));
+    if (!rule_.linear && a.rank >= 2 && xs.back() == ys.back() && a.scale[a.rank - 1] == 1.f && row_bytes % 16 == 0 &&
+        aligned16(in[0].data) && aligned16(out[0].data) && out[0].bytes() / 16 < INT32_MAX && in[0].bytes() / 16 < INT32_MAX) {
+      const int vecs = static_cast<int>(row_bytes / 16), total = static_cast<int>(out[0].bytes() / 16);
+      resize_nearest_rows_v16<<<grid_for(total), 256, 0, s>>>(static_cast<const uint4*>(in[0].data), static_cast<uint4*>(out[0].data), total,
+                                                              vecs, a, rule_);
+      check_launch(node_);
+      return;
+    }
     if (in[0].dtype == DType::Float16)
       resize_kernel<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<__half>(), n, a, rule_);
     else

@@ -934,3 +934,23 @@ TEST_F(CudaOps, ReduceLongRows) {
   for (const char* o : {"mx", "sm"}) g->add_output()->set_name(o);
   EXPECT_LT(compare(m, inputs_for({{2, 40000}}, 91), Precision::FP32), 1e-5);
 }
+
+// Nearest upsampling of a channels-last map (16-byte vectors of the unresized innermost axis).
+TEST_F(CudaOps, ResizeNearestChannelsLastMatchesCpu) {
+  for (const char* coord : {"asymmetric", "half_pixel"}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "a", {"2", "5", "7", "16"});
+    add_init_i64(g, "sizes", {2, 10, 13, 16});
+    auto* n = add_node(g, "Resize", {"a", "", "", "sizes"}, {"y"});
+    auto* at = n->add_attribute();
+    at->set_name("coordinate_transformation_mode");
+    at->set_type(onnx::AttributeProto::STRING);
+    at->set_s(coord);
+    g->add_output()->set_name("y");
+    auto in = inputs_for({{2, 5, 7, 16}}, 43);
+    onnx::ModelProto m16 = m;
+    EXPECT_EQ(compare(m, in, Precision::FP32), 0.0) << coord;
+    EXPECT_LT(compare(m16, in, Precision::FP16), 1e-3) << coord;
+  }
+}
