@@ -80,4 +80,20 @@ UNIRT_ROI_HD inline bool roi_taps(float y, float x, int64_t H, int64_t W, RoiTap
   return true;
 }
 
+// The average of one output bin (py, px): load(i) reads element i of the H x W map.
+template <typename Load>
+UNIRT_ROI_HD inline float roi_align_bin(const RoiBins& b, int64_t py, int64_t px, int64_t H, int64_t W, Load load) {
+  float acc = 0.f;
+  for (int64_t iy = 0; iy < b.grid_h; ++iy) {
+    const float sy = b.y0 + static_cast<float>(py) * b.bin_h + (static_cast<float>(iy) + 0.5f) * b.bin_h / static_cast<float>(b.grid_h);
+    for (int64_t ix = 0; ix < b.grid_w; ++ix) {
+      const float sx = b.x0 + static_cast<float>(px) * b.bin_w + (static_cast<float>(ix) + 0.5f) * b.bin_w / static_cast<float>(b.grid_w);
+      RoiTaps t;
+      if (!roi_taps(sy, sx, H, W, t)) continue;
+      acc += t.w00 * load(t.y0 * W + t.x0) + t.w01 * load(t.y0 * W + t.x1) + t.w10 * load(t.y1 * W + t.x0) + t.w11 * load(t.y1 * W + t.x1);
+    }
+  }
+  return acc / b.count;
+}
+
 }  // namespace unirt

@@ -1,7 +1,8 @@
 // Detection ops: NonMaxSuppression (ONNX semantics: per batch and class, candidates above
 // score_threshold by descending score, ties to the lower box index, greedy suppression by IoU,
 // at most max_output_boxes_per_class; the output length is a data-dependent size: the kernel
-// writes it into the extra output the runtime gives such a node) and RoiAlign (avg mode).
+// writes it into the extra output the runtime gives such a node), RoiAlign (avg mode) and
+// unirt.MultiLevelRoiAlign (each RoI on the map of its level; passes/fuse_multilevel_roi_align.cpp).
 #include "cpu/cpu_util.h"
 #include "backend/nms_rule.h"
 #include "backend/roi_align_rule.h"
@@ -92,25 +93,64 @@ class RoiAlignKernel : public CpuKernel {
       const RoiBins b = roi_bins(rois + r * 4, scale, half_pixel, oh, ow, sr);
       const float* plane = x + (bi[r] * C + c) * H * W;
       float* yo = y + rc * oh * ow;
+      auto load = [plane](int64_t i) { return plane[i]; };
       for (int64_t py = 0; py < oh; ++py)
-        for (int64_t px = 0; px < ow; ++px) {
-          float acc = 0.f;
-          for (int64_t iy = 0; iy < b.grid_h; ++iy) {
-            const float sy = b.y0 + static_cast<float>(py) * b.bin_h + (static_cast<float>(iy) + 0.5f) * b.bin_h / static_cast<float>(b.grid_h);
-            for (int64_t ix = 0; ix < b.grid_w; ++ix) {
-              const float sx = b.x0 + static_cast<float>(px) * b.bin_w + (static_cast<float>(ix) + 0.5f) * b.bin_w / static_cast<float>(b.grid_w);
-              RoiTaps t;
-              if (!roi_taps(sy, sx, H, W, t)) continue;
-              acc += t.w00 * plane[t.y0 * W + t.x0] + t.w01 * plane[t.y0 * W + t.x1] + t.w10 * plane[t.y1 * W + t.x0] +
-                     t.w11 * plane[t.y1 * W + t.x1];
-            }
-          }
-          yo[py * ow + px] = acc / b.count;
-        }
+        for (int64_t px = 0; px < ow; ++px) yo[py * ow + px] = roi_align_bin(b, py, px, H, W, load);
     }
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, RoiAlign, RoiAlignKernel, "float32", "X [n, c, h, w], rois [r, 4], avg mode");
+
+class MultiLevelRoiAlignKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "rois");
+    const int maps = static_cast<int>(in.size()) - 3;
+    for (int i = 0; i < maps; ++i) expect_float(in[3 + i], "feature map");
+    const int64_t R = in[0].shape[0], N = in[3].shape[0], C = in[3].shape[1];
+    const int64_t oh = out[0].shape[2], ow = out[0].shape[3];
+    const std::vector<int64_t> bi = ints(in[1]);
+    for (int64_t r = 0; r < R; ++r)
+      if (bi[r] < 0 || bi[r] >= N)
+        fail("batch_indices[" + std::to_string(r) + "] = " + std::to_string(bi[r]) + " is outside 0.." + std::to_string(N - 1));
+    std::vector<double> lv(static_cast<size_t>(R));
+    for (int64_t r = 0; r < R; ++r) {
+      switch (in[2].dtype) {
+        case DType::Float32: lv[r] = in[2].as<float>()[r]; break;
+        case DType::Int64: lv[r] = static_cast<double>(in[2].as<int64_t>()[r]); break;
+        case DType::Int32: lv[r] = in[2].as<int32_t>()[r]; break;
+        default: unsupported_type(in[2], "level");
+      }
+    }
+    const auto scales = node_.attr_floats("spatial_scales");
+    const auto levels = node_.attr_ints("levels");
+    const bool half_pixel = node_.attr_s("coordinate_transformation_mode", "half_pixel") == "half_pixel";
+    const int64_t sr = node_.attr_i("sampling_ratio", 0);
+    const float* rois = in[0].as<float>();
+    float* y = out[0].as<float>();
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
+    for (int64_t rc = 0; rc < R * C; ++rc) {
+      const int64_t r = rc / C, c = rc % C;
+      float* yo = y + rc * oh * ow;
+      int map = -1;
+      for (int i = 0; i < maps; ++i)
+        if (lv[r] == static_cast<double>(levels[i])) map = i;
+      if (map < 0) {  // no level matches: the masked sum it replaces is zero
+        std::fill(yo, yo + oh * ow, 0.f);
+        continue;
+      }
+      const TensorView& f = in[3 + map];
+      const int64_t H = f.shape[2], W = f.shape[3];
+      const RoiBins b = roi_bins(rois + r * 4, scales[map], half_pixel, oh, ow, sr);
+      const float* plane = f.as<float>() + (bi[r] * C + c) * H * W;
+      auto load = [plane](int64_t i) { return plane[i]; };
+      for (int64_t py = 0; py < oh; ++py)
+        for (int64_t px = 0; px < ow; ++px) yo[py * ow + px] = roi_align_bin(b, py, px, H, W, load);
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4], feature maps [n, c, h, w]");
 
 }  // namespace
 }  // namespace cpu

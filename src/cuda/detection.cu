@@ -10,8 +10,9 @@
 //      suppresses, and stops at max_output_boxes_per_class;
 //   5. one block turns the kept counts into output offsets and writes the total where the runtime
 //      reads the data-dependent size back; the rows are then written [batch, class, box].
-// And RoiAlign (avg mode): one thread per output element, float32 or float16 maps with float32
-// RoI coordinates and sums, the sampling rule of backend/roi_align_rule.h shared with the CPU.
+// And RoiAlign (avg mode) and unirt.MultiLevelRoiAlign (each RoI on the map of its level): one
+// thread per output element, float32 or float16 maps with float32 RoI coordinates and sums, the
+// sampling rule of backend/roi_align_rule.h shared with the CPU.
 #include <map>
 
 #include <algorithm>
@@ -293,20 +294,103 @@ __global__ void roi_align_kernel(const T* x, const R* rois, const I* batch_idx, 
     int64_t n = static_cast<int64_t>(batch_idx[r]);
     n = n < 0 ? 0 : (n >= a.N ? a.N - 1 : n);
     const T* plane = x + (n * a.C + c) * a.H * a.W;
-    float acc = 0.f;
-    for (int64_t iy = 0; iy < b.grid_h; ++iy) {
-      const float sy = b.y0 + static_cast<float>(py) * b.bin_h + (static_cast<float>(iy) + 0.5f) * b.bin_h / static_cast<float>(b.grid_h);
-      for (int64_t ix = 0; ix < b.grid_w; ++ix) {
-        const float sx = b.x0 + static_cast<float>(px) * b.bin_w + (static_cast<float>(ix) + 0.5f) * b.bin_w / static_cast<float>(b.grid_w);
-        RoiTaps t;
-        if (!roi_taps(sy, sx, a.H, a.W, t)) continue;
-        acc += t.w00 * ld(plane, t.y0 * a.W + t.x0) + t.w01 * ld(plane, t.y0 * a.W + t.x1) + t.w10 * ld(plane, t.y1 * a.W + t.x0) +
-               t.w11 * ld(plane, t.y1 * a.W + t.x1);
-      }
-    }
-    st(y, i, acc / b.count);
+    st(y, i, roi_align_bin(b, py, px, a.H, a.W, [plane](int64_t k) { return ld(plane, k); }));
   }
 }
+
+struct MultiLevelArgs {
+  int64_t R, N, C, oh, ow, sampling_ratio;
+  int maps;
+  bool half_pixel;
+  const void* feat[16];
+  int64_t H[16], W[16];
+  float scale[16];
+  double level[16];
+};
+
+template <typename T>
+__device__ __forceinline__ double as_double(T v) { return static_cast<double>(v); }
+__device__ __forceinline__ double as_double(__half v) { return static_cast<double>(__half2float(v)); }
+
+template <typename T, typename R, typename I, typename L>
+__global__ void multilevel_roi_align_kernel(const R* rois, const I* batch_idx, const L* level, T* y, MultiLevelArgs a) {
+  const int64_t total = a.R * a.C * a.oh * a.ow;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t px = i % a.ow, py = (i / a.ow) % a.oh, c = (i / (a.ow * a.oh)) % a.C, r = i / (a.ow * a.oh * a.C);
+    const double lv = as_double(level[r]);
+    int map = -1;
+    for (int m = 0; m < a.maps; ++m)
+      if (lv == a.level[m]) map = m;
+    if (map < 0) {  // no level matches: the masked sum it replaces is zero
+      st(y, i, 0.f);
+      continue;
+    }
+    const float roi[4] = {ld(rois, r * 4), ld(rois, r * 4 + 1), ld(rois, r * 4 + 2), ld(rois, r * 4 + 3)};
+    const RoiBins b = roi_bins(roi, a.scale[map], a.half_pixel, a.oh, a.ow, a.sampling_ratio);
+    int64_t n = static_cast<int64_t>(batch_idx[r]);
+    n = n < 0 ? 0 : (n >= a.N ? a.N - 1 : n);
+    const T* plane = static_cast<const T*>(a.feat[map]) + (n * a.C + c) * a.H[map] * a.W[map];
+    st(y, i, roi_align_bin(b, py, px, a.H[map], a.W[map], [plane](int64_t k) { return ld(plane, k); }));
+  }
+}
+
+class MultiLevelRoiAlignKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int maps = static_cast<int>(in.size()) - 3;
+    if (maps < 1 || maps > 16) fail("between 1 and 16 feature maps are supported on CUDA");
+    expect_floatish(in[0], "rois");
+    for (int m = 0; m < maps; ++m)
+      if (in[3 + m].dtype != in[3].dtype) fail("feature maps of different types");
+    expect_floatish(in[3], "feature map");
+    const auto scales = node_.attr_floats("spatial_scales");
+    const auto levels = node_.attr_ints("levels");
+    MultiLevelArgs a{};
+    a.R = in[0].shape[0], a.N = in[3].shape[0], a.C = in[3].shape[1], a.oh = out[0].shape[2], a.ow = out[0].shape[3];
+    a.sampling_ratio = node_.attr_i("sampling_ratio", 0);
+    a.maps = maps;
+    a.half_pixel = node_.attr_s("coordinate_transformation_mode", "half_pixel") == "half_pixel";
+    for (int m = 0; m < maps; ++m) {
+      a.feat[m] = in[3 + m].data;
+      a.H[m] = in[3 + m].shape[2];
+      a.W[m] = in[3 + m].shape[3];
+      a.scale[m] = scales.at(m);
+      a.level[m] = static_cast<double>(levels.at(m));
+    }
+    const int64_t total = out[0].numel();
+    if (total == 0) return;
+    if (a.N == 0) fail("the feature maps have batch 0 but there are RoIs to align");
+    cudaStream_t s = stream_of(ctx);
+    if (in[0].dtype != DType::Float32) fail("rois must be float32 (the engine keeps RoI coordinates in float32)");
+    const DType bt = in[1].dtype, lt = in[2].dtype;
+    if (bt != DType::Int64 && bt != DType::Int32) fail("batch_indices must be int64 or int32");
+    auto launch = [&](auto xt, auto it, auto lvt) {
+      using X = decltype(xt);
+      using It = decltype(it);
+      using Lt = decltype(lvt);
+      multilevel_roi_align_kernel<<<grid_for(total), 256, 0, s>>>(in[0].as<float>(), in[1].as<It>(), in[2].as<Lt>(), out[0].as<X>(), a);
+    };
+    auto by_level = [&](auto xt, auto it) {
+      switch (lt) {
+        case DType::Float32: launch(xt, it, float{}); break;
+        case DType::Float16: launch(xt, it, __half{}); break;
+        case DType::Int64: launch(xt, it, int64_t{}); break;
+        case DType::Int32: launch(xt, it, int32_t{}); break;
+        default: fail(std::string("level of type ") + dtype_name(lt) + " (float or int expected)");
+      }
+    };
+    if (in[3].dtype == DType::Float16) {
+      if (bt == DType::Int64) by_level(__half{}, int64_t{});
+      else by_level(__half{}, int32_t{});
+    } else {
+      if (bt == DType::Int64) by_level(float{}, int64_t{});
+      else by_level(float{}, int32_t{});
+    }
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4] float32, feature maps [n, c, h, w] float32 or float16");
 
 class RoiAlignKernel : public CudaKernel {
  public:

@@ -35,6 +35,7 @@ bool keeps_float32(const Node& n, size_t input) {
   if (n.op_type == "BatchNormalization") return input >= 1;
   if (n.op_type == "NonMaxSuppression") return true;  // box coordinates and thresholds stay float32
   if (n.op_type == "RoiAlign") return input == 1;     // RoI coordinates stay float32
+  if (n.op_type == "unirt.MultiLevelRoiAlign") return input == 0 || input == 2;  // coordinates and levels too
   return false;
 }
 
@@ -67,6 +68,9 @@ std::vector<char> float32_region(const Graph& g) {
       if (n.inputs.size() > 1) seed(n.inputs[1]);
     } else if (n.op_type == "RoiAlign" && n.inputs.size() > 1) {
       seed(n.inputs[1]);
+    } else if (n.op_type == "unirt.MultiLevelRoiAlign") {
+      seed(n.inputs[0]);
+      seed(n.inputs[2]);
     }
   }
   while (!stack.empty()) {

@@ -22,6 +22,10 @@ int fold_bn_before_conv(Graph& g);
 // Returns the convs converted.
 int convert_to_nhwc(Graph& g);
 
+// sum_i RoiAlign_i(feat_i, rois) * (level == c_i) -> unirt.MultiLevelRoiAlign(rois, batch_indices,
+// level, feat_0..feat_k), each RoI sampled on its own level (fuse_multilevel_roi_align.cpp).
+int fuse_multilevel_roi_align(Graph& g);
+
 // MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear (fuse_linear.cpp).
 int fuse_linear(Graph& g);
 // unirt.Linear -> exact Gelu becomes the Linear's activation attribute (fuse_linear_gelu.cpp).

@@ -20,11 +20,13 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
   run("infer_shapes", [&] { infer_shapes(g); return 0; });
   run("fold_constants", [&] { return fold_constants(g, o.evaluate); });
   run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
+  run("eliminate_common_subexpressions", [&] { return eliminate_common_subexpressions(g); });
   if (o.fuse) {
     run("fold_bn_after_conv", [&] { return fold_bn_after_conv(g); });
     run("fold_bn_before_conv", [&] { return fold_bn_before_conv(g); });
     run("fuse_gelu", [&] { return fuse_gelu(g); });
     run("fuse_attention", [&] { return fuse_attention(g); });
+    run("fuse_multilevel_roi_align", [&] { return fuse_multilevel_roi_align(g); });
     if (o.nhwc) run("convert_to_nhwc", [&] { return convert_to_nhwc(g); });
     run("fuse_linear", [&] { return fuse_linear(g); });
     run("infer_shapes", [&] { infer_shapes(g); return 0; });

@@ -43,5 +43,7 @@ int fold_constants(Graph& g, const ConstantEvaluator& evaluate = {});
 int assign_precision(Graph& g, Precision p);
 // Removes nodes that no graph output depends on and rewires Identity/Dropout. Returns removed count.
 int eliminate_dead_code(Graph& g);
+// Nodes with the same op, attributes and inputs merge into one (eliminate_common_subexpressions.cpp).
+int eliminate_common_subexpressions(Graph& g);
 
 }  // namespace unirt

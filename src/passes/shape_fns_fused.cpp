@@ -3,6 +3,8 @@
 // everything the kernels rely on (operand ranks, channel counts, bias lengths, attribute ranges):
 // a damaged engine gets an error naming the node, never a kernel reading past a buffer.
 #include "ir/fused_attrs.h"
+#include <cmath>
+
 #include "passes/shape_inference.h"
 
 namespace unirt {
@@ -80,7 +82,48 @@ void conv_nhwc(ShapeCtx& c) {
 
 }  // namespace
 
+// unirt.MultiLevelRoiAlign(rois [R, 4], batch_indices [R], level [R], feat_0..feat_k [N, C, H_i, W_i])
+// -> [R, C, output_height, output_width]; one spatial scale and one level value per map.
+void multilevel_roi_align(ShapeCtx& c) {
+  const Node& n = c.node();
+  const int maps = static_cast<int>(n.inputs.size()) - 3;
+  if (maps < 1) c.fail("needs rois, batch_indices, level and at least one feature map");
+  const Shape& rois = c.shape(0);
+  if (rois.size() != 2) c.fail("rois must be [num_rois, 4], got " + shape_str(rois));
+  c.require_equal(rois[1], Dim(4), "the last dimension of rois " + shape_str(rois) + " is 4");
+  for (int i : {1, 2}) {
+    if (c.rank(i) != 1) c.fail(std::string(i == 1 ? "batch_indices" : "level") + " must be [num_rois], got " + shape_str(c.shape(i)));
+    c.require_equal(c.shape(i)[0], rois[0], std::string(i == 1 ? "batch_indices" : "level") + " holds one value per RoI");
+  }
+  if (c.dtype(1) != DType::Int64 && c.dtype(1) != DType::Int32) c.fail("batch_indices must be int64 or int32");
+  auto is_f = [](DType t) { return t == DType::Float32 || t == DType::Float16; };
+  if (!is_f(c.dtype(0))) c.fail("rois must be floating point");
+  if (!is_f(c.dtype(2)) && c.dtype(2) != DType::Int64 && c.dtype(2) != DType::Int32) c.fail("level must be a float or integer tensor");
+  const auto scales = n.attr_floats("spatial_scales");
+  const auto levels = n.attr_ints("levels");
+  if (static_cast<int>(scales.size()) != maps || static_cast<int>(levels.size()) != maps)
+    c.fail("spatial_scales and levels must hold one value per feature map (" + std::to_string(maps) + ")");
+  for (float sc : scales)
+    if (!(sc > 0.f) || !std::isfinite(sc)) c.fail("spatial_scales must be positive and finite");
+  const Shape& f0 = c.shape(3);
+  if (f0.size() != 4) c.fail("feature maps must be [N, C, H, W], got " + shape_str(f0));
+  for (int i = 1; i < maps; ++i) {
+    const Shape& fi = c.shape(3 + i);
+    if (fi.size() != 4 || c.dtype(3 + i) != c.dtype(3)) c.fail("feature map " + std::to_string(i) + " differs in rank or type from map 0");
+    c.require_equal(fi[0], f0[0], "batch of feature map " + std::to_string(i));
+    c.require_equal(fi[1], f0[1], "channels of feature map " + std::to_string(i));
+  }
+  if (!is_f(c.dtype(3))) c.fail("feature maps must be floating point");
+  const int64_t oh = n.attr_i("output_height", 1), ow = n.attr_i("output_width", 1), sr = n.attr_i("sampling_ratio", 0);
+  if (oh < 1 || ow < 1 || oh > 4096 || ow > 4096) c.fail("output_height/output_width must be in 1..4096");
+  if (sr < 0 || sr > 4096) c.fail("sampling_ratio must be in 0..4096");
+  const std::string ct = n.attr_s("coordinate_transformation_mode", "half_pixel");
+  if (ct != "half_pixel" && ct != "output_half_pixel") c.fail("coordinate_transformation_mode must be half_pixel or output_half_pixel");
+  c.set(0, c.dtype(3), {rois[0], f0[1], Dim(oh), Dim(ow)});
+}
+
 void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
+  m["unirt.MultiLevelRoiAlign"] = multilevel_roi_align;
   m["unirt.Attention"] = attention;
   m["unirt.ConvNHWC"] = conv_nhwc;
   m["unirt.Linear"] = linear;

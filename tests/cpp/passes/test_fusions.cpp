@@ -297,3 +297,105 @@ TEST(FuseMlp, WideOrMismatchedMlpsStayTwoLayers) {
     EXPECT_EQ(fuse_mlp(e.graph), 0) << c << " -> " << hidden;
   }
 }
+
+namespace {
+
+void add_float_attribute(onnx::NodeProto* n, const std::string& k, float v) {
+  auto* a = n->add_attribute();
+  a->set_name(k);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(v);
+}
+
+// Three pyramid levels of x [1, 4, 16, 16] and mmdetection's masked sum of RoiAligns over them;
+// the RoIs' levels come from x (x * 0 + level) so constant folding leaves them to the fusion. The
+// last RoI's level matches no map.
+std::string masked_roi_align_model(bool shared_rois) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"1", "4", "16", "16"});
+  add_ints(add_node(g, "MaxPool", {"x"}, {"f1"}), "kernel_shape", {2, 2});
+  add_ints(g->mutable_node(0), "strides", {2, 2});
+  add_ints(add_node(g, "MaxPool", {"f1"}, {"f2"}), "kernel_shape", {2, 2});
+  add_ints(g->mutable_node(1), "strides", {2, 2});
+  add_init(g, "rois", {5, 4}, {1, 2, 9, 12, 0, 0, 30, 24, 5.5f, 3, 20, 40, 8, 8, 8, 8, 2, 2, 50, 60});
+  add_init(g, "rois_copy", {5, 4}, {1, 2, 9, 12, 0, 0, 30, 24, 5.5f, 3, 20, 40, 8, 8, 8, 8, 2, 2, 50, 60});
+  add_init_i64(g, "bidx", {0, 0, 0, 0, 0});
+  add_init_i64(g, "flat", {-1});
+  add_init_i64(g, "s0", {0});
+  add_init_i64(g, "s5", {5});
+  add_init(g, "zero", {}, {0.f});
+  add_init(g, "lv", {5}, {0, 2, 1, 0, 7});
+  add_node(g, "Reshape", {"x", "flat"}, {"xf"});
+  add_node(g, "Slice", {"xf", "s0", "s5"}, {"xs"});
+  add_node(g, "Mul", {"xs", "zero"}, {"xz"});
+  add_node(g, "Add", {"xz", "lv"}, {"level"});
+  add_init_i64(g, "axes", {1, 2, 3});
+  std::vector<std::string> terms;
+  const char* feats[] = {"x", "f1", "f2"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string s = std::to_string(i);
+    add_init(g, "c" + s, {}, {static_cast<float>(i)});
+    add_node(g, "Equal", {"level", "c" + s}, {"eq" + s});
+    add_int(add_node(g, "Cast", {"eq" + s}, {"mf" + s}), "to", 1);
+    add_node(g, "Unsqueeze", {"mf" + s, "axes"}, {"mask" + s});
+    auto* ra = add_node(g, "RoiAlign", {feats[i], shared_rois || i == 0 ? "rois" : "rois_copy", "bidx"}, {"ra" + s});
+    add_int(ra, "output_height", 3);
+    add_int(ra, "output_width", 3);
+    add_int(ra, "sampling_ratio", i == 1 ? 0 : 2);
+    add_float_attribute(ra, "spatial_scale", 1.f / static_cast<float>(1 << i));
+    add_node(g, "Mul", {"ra" + s, "mask" + s}, {"t" + s});
+    terms.push_back("t" + s);
+  }
+  add_node(g, "Add", {"t0", "t1"}, {"s01"});
+  add_node(g, "Add", {"s01", "t2"}, {"y"});
+  g->add_output()->set_name("y");
+  return model_bytes(m);
+}
+
+}  // namespace
+
+// The masked sum becomes one unirt.MultiLevelRoiAlign with the same numbers; different sampling
+// ratios per level keep the RoiAligns (one attribute set per fused op).
+TEST(FuseMultiLevelRoiAlign, MaskedSumBecomesOneOpWithTheSameNumbers) {
+  const std::string bytes = masked_roi_align_model(false);
+  Engine fused;
+  const auto x = wave(4 * 16 * 16, 0.37f);
+  const auto a = run_cpu(import_onnx_bytes(bytes, "m"), true, x, {1, 4, 16, 16}, &fused);
+  const auto b = run_cpu(import_onnx_bytes(bytes, "m"), false, x, {1, 4, 16, 16});
+  EXPECT_EQ(count_ops(fused.graph, "RoiAlign"), 3);  // sampling ratios differ: left alone
+  expect_close(a, b, 1e-6);
+}
+
+TEST(FuseMultiLevelRoiAlign, SharedSamplingFusesAndUnmatchedLevelIsZero) {
+  std::string bytes = masked_roi_align_model(true);
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(bytes));
+  for (auto& n : *m.mutable_graph()->mutable_node())
+    if (n.op_type() == "RoiAlign")
+      for (auto& at : *n.mutable_attribute())
+        if (at.name() == "sampling_ratio") at.set_i(2);
+  bytes = m.SerializeAsString();
+  Engine fused;
+  const auto x = wave(4 * 16 * 16, 0.37f);
+  const auto a = run_cpu(import_onnx_bytes(bytes, "m"), true, x, {1, 4, 16, 16}, &fused);
+  const auto b = run_cpu(import_onnx_bytes(bytes, "m"), false, x, {1, 4, 16, 16});
+  EXPECT_EQ(count_ops(fused.graph, "RoiAlign"), 0);
+  EXPECT_EQ(count_ops(fused.graph, "unirt.MultiLevelRoiAlign"), 1);
+  expect_close(a, b, 1e-6);
+  for (int k = 4 * 4 * 9; k < 5 * 4 * 9; ++k) EXPECT_EQ(a[k], 0.f) << k;  // RoI 4: level 7 matches no map
+}
+
+// Equal constants and equal nodes merge: the two RoI copies above become one input.
+TEST(EliminateCommonSubexpressions, EqualConstantsAndNodesMerge) {
+  Graph g = imported(masked_roi_align_model(false));
+  const size_t before = g.nodes.size();
+  EXPECT_GT(eliminate_common_subexpressions(g), 0);
+  EXPECT_LE(g.nodes.size(), before);
+  int rois = -1;
+  for (const auto& n : g.nodes)
+    if (n.op_type == "RoiAlign") {
+      if (rois < 0) rois = n.inputs[1];
+      EXPECT_EQ(n.inputs[1], rois) << "the RoI copies are one value";
+    }
+}
