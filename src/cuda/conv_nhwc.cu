@@ -496,7 +496,8 @@ class ConvNhwcKernel : public CudaKernel {
   bool use_cudnn(const std::vector<int64_t>& xs) const {
     (void)xs;
     const bool overlapping = k_[0] * k_[1] > 1 && (k_[0] != s_[0] || k_[1] != s_[1] || p_[0] || p_[1] || p_[2] || p_[3]);
-    return cudnn_ && group_ == 1 && !nchw_ && overlapping && p_[0] == p_[2] && p_[1] == p_[3];
+    // Measured at stride 1 only (the detector's 3x3 convs); strided stems keep the GEMM path.
+    return cudnn_ && group_ == 1 && !nchw_ && overlapping && s_[0] == 1 && s_[1] == 1 && p_[0] == p_[2] && p_[1] == p_[3];
   }
 
   size_t prepare_cudnn(DType t, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, int64_t cout) {

