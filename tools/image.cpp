@@ -107,10 +107,9 @@ void check_bmp_holds_its_pixels(const std::string& b, const std::string& path) {
 
 }  // namespace
 
-HostTensor decode_image(const std::string& bytes, const std::string& path, const std::string& name, int size) {
+RgbImage decode_rgb(const std::string& bytes, const std::string& path) {
   check_jpeg_huffman_tables(bytes, path);
   int w, h, c;
-  if (size < 1 || size > 8192) throw Error("image size " + std::to_string(size) + " is out of range (1..8192)");
   if (bytes.size() > (size_t{1} << 31)) throw Error("image '" + path + "' is larger than 2 GiB");
   check_bmp_holds_its_pixels(bytes, path);
   int iw = 0, ih = 0, ic = 0;
@@ -120,10 +119,21 @@ HostTensor decode_image(const std::string& bytes, const std::string& path, const
                 std::to_string(kMaxImagePixels) + " pixels");
   std::unique_ptr<unsigned char, void (*)(void*)> owned(
       stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &c, 3), stbi_image_free);
-  const unsigned char* px = owned.get();
-  if (!px) throw Error("cannot decode image '" + path + "': " + stbi_failure_reason());
+  if (!owned) throw Error("cannot decode image '" + path + "': " + stbi_failure_reason());
   // stb_image may hand back an empty image (a header declaring 0 rows): nothing to sample.
   if (w < 1 || h < 1) throw Error("cannot decode image '" + path + "': it is " + std::to_string(w) + "x" + std::to_string(h) + " pixels");
+  RgbImage img;
+  img.width = w;
+  img.height = h;
+  img.pixels.assign(owned.get(), owned.get() + static_cast<size_t>(w) * h * 3);
+  return img;
+}
+
+HostTensor decode_image(const std::string& bytes, const std::string& path, const std::string& name, int size) {
+  if (size < 1 || size > 8192) throw Error("image size " + std::to_string(size) + " is out of range (1..8192)");
+  const RgbImage img = decode_rgb(bytes, path);
+  const int w = img.width, h = img.height;
+  const unsigned char* px = img.pixels.data();
   const int short_side = size * 256 / 224;
   const double scale = static_cast<double>(short_side) / std::min(w, h);
   const int rw = std::max(size, static_cast<int>(std::lround(w * scale))), rh = std::max(size, static_cast<int>(std::lround(h * scale)));

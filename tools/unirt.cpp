@@ -1,4 +1,4 @@
-// unirt: build, run, bench, compare, inspect and classify UniFormer engines (trtexec/polygraphy style).
+// unirt: build, run, bench, compare, inspect, classify and detect with UniFormer engines (trtexec/polygraphy style).
 // Errors print "unirt: error: <message>" and exit 1; command-line usage errors exit 2.
 #include <cstdio>
 #include <cstdlib>
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   cli::add_compare_command(app, reg);
   cli::add_inspect_command(app, reg);
   cli::add_classify_command(app, reg);
+  cli::add_detect_command(app, reg);
   cli::add_ops_command(app, reg);
   try {
     app.parse(argc, argv);

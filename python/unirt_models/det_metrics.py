@@ -20,7 +20,10 @@ def box_iou(a, b):
     ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
     area = lambda t: (t[..., 2] - t[..., 0]) * (t[..., 3] - t[..., 1])
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
+    union = area(a) + area(b) - inter
+    # Two equal boxes without area (clipped into an image edge) are the same box: IoU 1.
+    same = np.all(np.abs(a - b) < 1e-3, axis=-1)
+    return np.where(union > 1e-12, inter / np.maximum(union, 1e-12), same.astype(np.float64))
 
 
 def match_detections(ref, got, score_thr=0.3, iou_thr=0.9, mask_thr=0.5):

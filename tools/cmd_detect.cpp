@@ -1,0 +1,157 @@
+// unirt detect ENGINE IMAGE... [-o OUT.png|DIR] [--json FILE]: Mask R-CNN end to end. mmdetection's
+// preprocessing here (keep-ratio resize to 1333x800, normalise, pad to 32; several images form
+// one batch), the engine, then boxes rescaled to each original image and masks pasted at full
+// resolution; prints the detections and the time of each step.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli.h"
+#include "detection.h"
+#include "ir/file.h"
+#include "npy.h"
+
+namespace unirt::cli {
+
+namespace {
+
+// COCO's category ids of the 80 classes, in label order.
+const int kCocoIds[80] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31,
+                          32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59,
+                          60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90};
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+void add_detect_command(CLI::App& app, Registry& r) {
+  struct Opts {
+    Common common;
+    std::string model, labels, json, output, save_input, category_ids;
+    std::vector<std::string> images;
+    std::vector<int64_t> image_ids;
+    float score_thr = 0.3f, mask_thr = 0.5f;
+    int long_edge = 1333, short_edge = 800, divisor = 32;
+    const char* argv0 = "unirt";
+  };
+  auto o = std::make_shared<Opts>();
+  o->argv0 = r.argv0;
+  auto* c = app.add_subcommand("detect", "images -> boxes, labels, scores and instance masks (Mask R-CNN engines)");
+  c->add_option("model", o->model, "engine or ONNX file with outputs dets, labels, masks, num_dets")->required();
+  c->add_option("images", o->images, "image files (JPEG, PNG, BMP); several run as one batch")->required();
+  c->add_option("-o,--output", o->output, "draw the detections: a .png for one image, else a folder (one <image>.png each)");
+  c->add_option("--json", o->json, "write the detections in COCO results format (bbox [x, y, w, h], RLE segmentation)");
+  c->add_option("--score-thr", o->score_thr, "keep detections scoring at least this (COCO evaluation: 0)")->check(CLI::Range(0.f, 1.f));
+  c->add_option("--mask-thr", o->mask_thr, "mask probability threshold (mmdetection's mask_thr_binary)")->check(CLI::Range(0.f, 1.f));
+  c->add_option("--labels", o->labels, "class names, one per line (default: assets/coco_labels.txt)");
+  c->add_option("--category-ids", o->category_ids, "category id of each label, comma-separated (default: COCO's 80)");
+  c->add_option("--image-ids", o->image_ids, "image_id of each image in the JSON (default: 0, 1, ...)");
+  c->add_option("--long-edge", o->long_edge, "resize: the long edge at most this")->check(CLI::Range(1, 8192));
+  c->add_option("--short-edge", o->short_edge, "resize: the short edge at most this")->check(CLI::Range(1, 8192));
+  c->add_option("--size-divisor", o->divisor, "pad height and width to a multiple of this")->check(CLI::Range(1, 1024));
+  c->add_option("--save-input", o->save_input, "also write the preprocessed input tensor (.npy)");
+  add_common(c, o->common);
+  r.actions[c] = [o] {
+    if (!o->image_ids.empty() && o->image_ids.size() != o->images.size())
+      throw Error("--image-ids gives " + std::to_string(o->image_ids.size()) + " ids for " + std::to_string(o->images.size()) + " images");
+    auto e = load(o->model, o->common);
+    if (e->graph.inputs.size() != 1) throw Error("detect needs an engine with one input (the image batch), this one has " + std::to_string(e->graph.inputs.size()));
+    const std::string input_name = e->graph.value(e->graph.inputs[0]).name;
+    // Labels and category ids.
+    const std::string label_path = o->labels.empty() ? repo_file(o->argv0, "assets/coco_labels.txt") : o->labels;
+    std::vector<std::string> names;
+    {
+      std::ifstream f(label_path);
+      if (!f && !o->labels.empty()) throw Error("cannot open labels file '" + o->labels + "'");
+      for (std::string line; std::getline(f, line);) names.push_back(line);
+    }
+    std::vector<int> cat_ids(kCocoIds, kCocoIds + 80);
+    if (!o->category_ids.empty()) {
+      cat_ids.clear();
+      std::stringstream ss(o->category_ids);
+      for (std::string tok; std::getline(ss, tok, ',');) {
+        try {
+          cat_ids.push_back(std::stoi(tok));
+        } catch (const std::exception&) {
+          throw Error("--category-ids: '" + tok + "' is not an integer");
+        }
+      }
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<RgbImage> images;
+    for (const auto& p : o->images) images.push_back(decode_rgb(read_file(p, "image"), p));
+    const double decode_ms = ms_since(t0);
+    const auto t1 = std::chrono::steady_clock::now();
+    DetPreprocessOptions po;
+    po.long_edge = o->long_edge;
+    po.short_edge = o->short_edge;
+    po.size_divisor = o->divisor;
+    std::vector<DetImageMeta> metas;
+    HostTensor x = preprocess_detection(images, input_name, po, &metas);
+    const double pre_ms = ms_since(t1);
+    if (!o->save_input.empty()) write_npy(o->save_input, x);
+    Session sess(e, make_backend(e->options.backend, o->common.threads), SessionOptions{o->common.threads});
+    std::vector<HostTensor> out = sess.run({x});  // plans this shape (and captures it on CUDA)
+    const auto t2 = std::chrono::steady_clock::now();
+    out = sess.run({x});
+    const double infer_ms = ms_since(t2);
+    std::vector<std::string> out_names;
+    for (int v : e->graph.outputs) out_names.push_back(e->graph.value(v).name);
+    const auto t3 = std::chrono::steady_clock::now();
+    const auto dets = decode_detections(out, out_names, metas, o->score_thr, o->mask_thr);
+    const double paste_ms = ms_since(t3);
+    nlohmann::json results = nlohmann::json::array();
+    for (size_t i = 0; i < images.size(); ++i) {
+      std::printf("%s: %zu detections (score >= %.2f), %dx%d resized to %dx%d\n", o->images[i].c_str(), dets[i].size(), o->score_thr,
+                  metas[i].ori_w, metas[i].ori_h, metas[i].new_w, metas[i].new_h);
+      for (const Detection& d : dets[i]) {
+        const std::string name = d.label >= 0 && d.label < static_cast<int>(names.size()) ? names[d.label] : std::to_string(d.label);
+        size_t area = 0;
+        for (uint8_t v : d.mask) area += v;
+        std::printf("  %-16s %.3f  box %7.1f %7.1f %7.1f %7.1f  mask %zu px\n", name.c_str(), d.score, d.x0, d.y0, d.x1, d.y1, area);
+        if (o->json.empty()) continue;
+        nlohmann::json j;
+        j["image_id"] = o->image_ids.empty() ? static_cast<int64_t>(i) : o->image_ids[i];
+        if (d.label < 0 || d.label >= static_cast<int>(cat_ids.size()))
+          throw Error("label " + std::to_string(d.label) + " has no category id (--category-ids gives " + std::to_string(cat_ids.size()) + ")");
+        j["category_id"] = cat_ids[d.label];
+        j["bbox"] = {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0};
+        j["score"] = d.score;
+        if (!d.mask.empty())
+          j["segmentation"] = {{"size", {metas[i].ori_h, metas[i].ori_w}}, {"counts", coco_rle(d.mask.data(), metas[i].ori_h, metas[i].ori_w)}};
+        results.push_back(std::move(j));
+      }
+    }
+    const auto t4 = std::chrono::steady_clock::now();
+    if (!o->output.empty()) {
+      const bool one_file = images.size() == 1 && std::filesystem::path(o->output).extension() == ".png";
+      if (!one_file) std::filesystem::create_directories(o->output);
+      for (size_t i = 0; i < images.size(); ++i) {
+        RgbImage canvas = images[i];
+        draw_detections(canvas, dets[i], names);
+        const std::string path =
+            one_file ? o->output : (std::filesystem::path(o->output) / (std::filesystem::path(o->images[i]).stem().string() + ".png")).string();
+        write_png(canvas, path);
+        std::printf("wrote %s\n", path.c_str());
+      }
+    }
+    if (!o->json.empty()) {
+      std::ofstream f(o->json);
+      if (!f) throw Error("cannot write '" + o->json + "'");
+      f << results.dump() << "\n";
+      std::printf("wrote %s (%zu detections)\n", o->json.c_str(), results.size());
+    }
+    std::printf("time: decode %.1f ms, preprocess %.1f ms, inference %.2f ms (%s, %s, %s), boxes + mask paste %.1f ms, drawing %.1f ms\n",
+                decode_ms, pre_ms, infer_ms, dims_text(x.shape).c_str(), e->options.backend.c_str(), precision_name(e->options.precision),
+                paste_ms, ms_since(t4));
+    return 0;
+  };
+}
+
+}  // namespace unirt::cli
