@@ -196,4 +196,11 @@ std::string repo_file(const char* argv0, const std::string& rel) {
   return rel;
 }
 
+std::string random_weights_note(const Engine& e, const char* what) {
+  auto it = e.graph.metadata.find("unirt.weights");
+  if (it == e.graph.metadata.end() || it->second.rfind("seeded random", 0) != 0) return "";
+  return std::string("NOTE: this model's weights are ") + it->second + " (unirt.weights): the " + what +
+         " below show the engine runs, they are not predictions\n";
+}
+
 }  // namespace unirt::cli

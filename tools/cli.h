@@ -57,6 +57,10 @@ std::vector<HostTensor> random_inputs(const Engine& e, const std::map<std::strin
 std::vector<HostTensor> gather_inputs(const Engine& e, const std::vector<std::string>& specs, const std::string& image, int size,
                                       const std::string& shapes, uint32_t seed);
 
+// A note to print when the model says its weights are seeded random (ONNX metadata
+// unirt.weights, written by unirt_models.export): its outputs show the engine runs, nothing more.
+std::string random_weights_note(const Engine& e, const char* what);
+
 // A file of the source tree (python/..., assets/...): $UNIRT_HOME, then beside the binary and
 // its parents (the binary lives in <repo>/build*/), then the current directory.
 std::string repo_file(const char* argv0, const std::string& rel);

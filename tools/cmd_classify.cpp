@@ -54,6 +54,7 @@ void add_classify_command(CLI::App& app, Registry& r) {
     std::ifstream f(label_path);
     if (!f && !o->labels.empty()) throw Error("cannot open labels file '" + o->labels + "'");
     for (std::string line; std::getline(f, line);) labels.push_back(line);
+    std::fputs(random_weights_note(*e, "classes").c_str(), stdout);
     std::printf("top-%zu for %s (%s, %s):\n", k, o->image.c_str(), e->options.backend.c_str(), precision_name(e->options.precision));
     for (size_t i = 0; i < k; ++i) {
       const size_t cls = idx[i];

@@ -106,6 +106,7 @@ void add_detect_command(CLI::App& app, Registry& r) {
     const auto t3 = std::chrono::steady_clock::now();
     const auto dets = decode_detections(out, out_names, metas, o->score_thr, o->mask_thr);
     const double paste_ms = ms_since(t3);
+    std::fputs(random_weights_note(*e, "detections").c_str(), stdout);
     nlohmann::json results = nlohmann::json::array();
     for (size_t i = 0; i < images.size(); ++i) {
       std::printf("%s: %zu detections (score >= %.2f), %dx%d resized to %dx%d\n", o->images[i].c_str(), dets[i].size(), o->score_thr,

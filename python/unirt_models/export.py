@@ -125,6 +125,16 @@ def verify_detections(name, shape, got, refs, tol):
     return s
 
 
+def tag_weights(path, origin):
+    """Records where the weights came from (ONNX metadata unirt.weights); unirt classify/detect say
+    so when they are random."""
+    import onnx
+    m = onnx.load(path)
+    del m.metadata_props[:]
+    m.metadata_props.add(key="unirt.weights", value=origin)
+    onnx.save(m, path)
+
+
 def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=None, verify_onnx=True, quiet=False,
                  debug_outputs=False):
     model = build(name, checkpoint, seed)
@@ -138,6 +148,7 @@ def export_model(name, path, checkpoint=None, seed=0, opset=17, verify_shapes=No
     os.close(fd)
     try:
         export_onnx(model, name, tmp, opset)
+        tag_weights(tmp, f"checkpoint {os.path.basename(checkpoint)}" if checkpoint else f"seeded random (seed {seed})")
         if verify_onnx:
             rows = verify(model, name, tmp, verify_shapes)
             if not quiet:

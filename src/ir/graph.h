@@ -130,6 +130,8 @@ class Graph {
   std::string name;
   int64_t opset = 0;
   std::string producer;  // e.g. "pytorch 2.11"
+  // The model's metadata_props (e.g. unirt.weights: where the weights came from), kept in engines.
+  std::map<std::string, std::string> metadata;
   std::vector<ShapeGuard> guards;  // set by shape inference
   std::vector<DataDim> data_dims;  // set by shape inference, in topological order of their nodes
 

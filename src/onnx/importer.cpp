@@ -114,6 +114,7 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& source_name
   if (!model.has_graph()) throw Error(source_name + ": ONNX model has no graph");
   Graph g;
   g.producer = model.producer_name() + (model.producer_version().empty() ? "" : " " + model.producer_version());
+  for (const auto& kv : model.metadata_props()) g.metadata[kv.key()] = kv.value();
   for (const auto& op : model.opset_import())
     if (op.domain().empty() || op.domain() == "ai.onnx") g.opset = op.version();
   if (g.opset == 0) throw Error(source_name + ": model imports no default-domain opset");

@@ -270,6 +270,7 @@ nlohmann::json header_of(const Engine& e) {
   nlohmann::json passes = nlohmann::json::array();
   for (const auto& p : e.passes) passes.push_back({{"pass", p.pass}, {"changes", p.changes}, {"ms", p.ms}, {"details", p.details}});
   h["passes"] = passes;
+  if (!e.graph.metadata.empty()) h["metadata"] = e.graph.metadata;
   return h;
 }
 
@@ -435,6 +436,7 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     e.build_ms = h.at("build_ms");
     e.created = integer(h.at("created"), "created", INT64_MIN, INT64_MAX);
     e.unirt_version = h.at("unirt_version");
+    e.graph.metadata = h.value("metadata", std::map<std::string, std::string>{});
     for (const auto& p : h.at("passes"))
       e.passes.push_back({p.at("pass"), static_cast<int>(integer(p.at("changes"), "pass changes", 0, INT32_MAX)), p.at("ms"),
                           p.at("details").get<std::vector<std::string>>()});
