@@ -37,7 +37,7 @@ void add_detect_command(CLI::App& app, Registry& r) {
     std::vector<std::string> images;
     std::vector<int64_t> image_ids;
     float score_thr = 0.3f, mask_thr = 0.5f;
-    int long_edge = 1333, short_edge = 800, divisor = 32;
+    int long_edge = 1333, short_edge = 800, divisor = 32, batch = 0;
     const char* argv0 = "unirt";
   };
   auto o = std::make_shared<Opts>();
@@ -55,7 +55,8 @@ void add_detect_command(CLI::App& app, Registry& r) {
   c->add_option("--long-edge", o->long_edge, "resize: the long edge at most this")->check(CLI::Range(1, 8192));
   c->add_option("--short-edge", o->short_edge, "resize: the short edge at most this")->check(CLI::Range(1, 8192));
   c->add_option("--size-divisor", o->divisor, "pad height and width to a multiple of this")->check(CLI::Range(1, 1024));
-  c->add_option("--save-input", o->save_input, "also write the preprocessed input tensor (.npy)");
+  c->add_option("--save-input", o->save_input, "also write the preprocessed input tensor (.npy; the first batch)");
+  c->add_option("--batch", o->batch, "images per engine run (0: all of them in one batch)")->check(CLI::Range(0, 1 << 20));
   add_common(c, o->common);
   r.actions[c] = [o] {
     if (!o->image_ids.empty() && o->image_ids.size() != o->images.size())
@@ -83,63 +84,70 @@ void add_detect_command(CLI::App& app, Registry& r) {
         }
       }
     }
-    const auto t0 = std::chrono::steady_clock::now();
-    std::vector<RgbImage> images;
-    for (const auto& p : o->images) images.push_back(decode_rgb(read_file(p, "image"), p));
-    const double decode_ms = ms_since(t0);
-    const auto t1 = std::chrono::steady_clock::now();
     DetPreprocessOptions po;
     po.long_edge = o->long_edge;
     po.short_edge = o->short_edge;
     po.size_divisor = o->divisor;
-    std::vector<DetImageMeta> metas;
-    HostTensor x = preprocess_detection(images, input_name, po, &metas);
-    const double pre_ms = ms_since(t1);
-    if (!o->save_input.empty()) write_npy(o->save_input, x);
     Session sess(e, make_backend(e->options.backend, o->common.threads), SessionOptions{o->common.threads});
-    std::vector<HostTensor> out = sess.run({x});  // plans this shape (and captures it on CUDA)
-    const auto t2 = std::chrono::steady_clock::now();
-    out = sess.run({x});
-    const double infer_ms = ms_since(t2);
     std::vector<std::string> out_names;
     for (int v : e->graph.outputs) out_names.push_back(e->graph.value(v).name);
-    const auto t3 = std::chrono::steady_clock::now();
-    const auto dets = decode_detections(out, out_names, metas, o->score_thr, o->mask_thr);
-    const double paste_ms = ms_since(t3);
     std::fputs(random_weights_note(*e, "detections").c_str(), stdout);
     nlohmann::json results = nlohmann::json::array();
-    for (size_t i = 0; i < images.size(); ++i) {
-      std::printf("%s: %zu detections (score >= %.2f), %dx%d resized to %dx%d\n", o->images[i].c_str(), dets[i].size(), o->score_thr,
-                  metas[i].ori_w, metas[i].ori_h, metas[i].new_w, metas[i].new_h);
-      for (const Detection& d : dets[i]) {
-        const std::string name = d.label >= 0 && d.label < static_cast<int>(names.size()) ? names[d.label] : std::to_string(d.label);
-        size_t area = 0;
-        for (uint8_t v : d.mask) area += v;
-        std::printf("  %-16s %.3f  box %7.1f %7.1f %7.1f %7.1f  mask %zu px\n", name.c_str(), d.score, d.x0, d.y0, d.x1, d.y1, area);
-        if (o->json.empty()) continue;
-        nlohmann::json j;
-        j["image_id"] = o->image_ids.empty() ? static_cast<int64_t>(i) : o->image_ids[i];
-        if (d.label < 0 || d.label >= static_cast<int>(cat_ids.size()))
-          throw Error("label " + std::to_string(d.label) + " has no category id (--category-ids gives " + std::to_string(cat_ids.size()) + ")");
-        j["category_id"] = cat_ids[d.label];
-        j["bbox"] = {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0};
-        j["score"] = d.score;
-        if (!d.mask.empty())
-          j["segmentation"] = {{"size", {metas[i].ori_h, metas[i].ori_w}}, {"counts", coco_rle(d.mask.data(), metas[i].ori_h, metas[i].ori_w)}};
-        results.push_back(std::move(j));
-      }
-    }
-    const auto t4 = std::chrono::steady_clock::now();
-    if (!o->output.empty()) {
-      const bool one_file = images.size() == 1 && std::filesystem::path(o->output).extension() == ".png";
-      if (!one_file) std::filesystem::create_directories(o->output);
-      for (size_t i = 0; i < images.size(); ++i) {
-        RgbImage canvas = images[i];
-        draw_detections(canvas, dets[i], names);
-        const std::string path =
-            one_file ? o->output : (std::filesystem::path(o->output) / (std::filesystem::path(o->images[i]).stem().string() + ".png")).string();
-        write_png(canvas, path);
-        std::printf("wrote %s\n", path.c_str());
+    double decode_ms = 0, pre_ms = 0, infer_ms = 0, paste_ms = 0, draw_ms = 0;
+    const size_t per_run = o->batch > 0 ? static_cast<size_t>(o->batch) : o->images.size();
+    const bool one_file = o->images.size() == 1 && std::filesystem::path(o->output).extension() == ".png";
+    if (!o->output.empty() && !one_file) std::filesystem::create_directories(o->output);
+    std::string shapes_run;
+    for (size_t first = 0; first < o->images.size(); first += per_run) {
+      const size_t count = std::min(per_run, o->images.size() - first);
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<RgbImage> images;
+      for (size_t i = first; i < first + count; ++i) images.push_back(decode_rgb(read_file(o->images[i], "image"), o->images[i]));
+      decode_ms += ms_since(t0);
+      const auto t1 = std::chrono::steady_clock::now();
+      std::vector<DetImageMeta> metas;
+      HostTensor x = preprocess_detection(images, input_name, po, &metas);
+      pre_ms += ms_since(t1);
+      if (!o->save_input.empty() && first == 0) write_npy(o->save_input, x);
+      shapes_run += (shapes_run.empty() ? "" : " ") + dims_text(x.shape);
+      std::vector<HostTensor> out = sess.run({x});  // plans this shape (and captures it on CUDA)
+      const auto t2 = std::chrono::steady_clock::now();
+      out = sess.run({x});
+      infer_ms += ms_since(t2);
+      const auto t3 = std::chrono::steady_clock::now();
+      const auto dets = decode_detections(out, out_names, metas, o->score_thr, o->mask_thr);
+      paste_ms += ms_since(t3);
+      for (size_t k = 0; k < count; ++k) {
+        const size_t i = first + k;
+        std::printf("%s: %zu detections (score >= %.2f), %dx%d resized to %dx%d\n", o->images[i].c_str(), dets[k].size(), o->score_thr,
+                    metas[k].ori_w, metas[k].ori_h, metas[k].new_w, metas[k].new_h);
+        for (const Detection& d : dets[k]) {
+          const std::string name = d.label >= 0 && d.label < static_cast<int>(names.size()) ? names[d.label] : std::to_string(d.label);
+          size_t area = 0;
+          for (uint8_t v : d.mask) area += v;
+          std::printf("  %-16s %.3f  box %7.1f %7.1f %7.1f %7.1f  mask %zu px\n", name.c_str(), d.score, d.x0, d.y0, d.x1, d.y1, area);
+          if (o->json.empty()) continue;
+          nlohmann::json j;
+          j["image_id"] = o->image_ids.empty() ? static_cast<int64_t>(i) : o->image_ids[i];
+          if (d.label < 0 || d.label >= static_cast<int>(cat_ids.size()))
+            throw Error("label " + std::to_string(d.label) + " has no category id (--category-ids gives " + std::to_string(cat_ids.size()) + ")");
+          j["category_id"] = cat_ids[d.label];
+          j["bbox"] = {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0};
+          j["score"] = d.score;
+          if (!d.mask.empty())
+            j["segmentation"] = {{"size", {metas[k].ori_h, metas[k].ori_w}}, {"counts", coco_rle(d.mask.data(), metas[k].ori_h, metas[k].ori_w)}};
+          results.push_back(std::move(j));
+        }
+        if (!o->output.empty()) {
+          const auto t4 = std::chrono::steady_clock::now();
+          RgbImage canvas = images[k];
+          draw_detections(canvas, dets[k], names);
+          const std::string path =
+              one_file ? o->output : (std::filesystem::path(o->output) / (std::filesystem::path(o->images[i]).stem().string() + ".png")).string();
+          write_png(canvas, path);
+          draw_ms += ms_since(t4);
+          std::printf("wrote %s\n", path.c_str());
+        }
       }
     }
     if (!o->json.empty()) {
@@ -148,9 +156,9 @@ void add_detect_command(CLI::App& app, Registry& r) {
       f << results.dump() << "\n";
       std::printf("wrote %s (%zu detections)\n", o->json.c_str(), results.size());
     }
-    std::printf("time: decode %.1f ms, preprocess %.1f ms, inference %.2f ms (%s, %s, %s), boxes + mask paste %.1f ms, drawing %.1f ms\n",
-                decode_ms, pre_ms, infer_ms, dims_text(x.shape).c_str(), e->options.backend.c_str(), precision_name(e->options.precision),
-                paste_ms, ms_since(t4));
+    std::printf("time: decode %.1f ms, preprocess %.1f ms, inference %.2f ms (%s; %s, %s), boxes + mask paste %.1f ms, drawing %.1f ms\n",
+                decode_ms, pre_ms, infer_ms, shapes_run.c_str(), e->options.backend.c_str(), precision_name(e->options.precision), paste_ms,
+                draw_ms);
     return 0;
   };
 }

@@ -247,8 +247,8 @@ class MaskRCNN(nn.Module):
             out = feats[0].new_zeros(rois.shape[0], feats[0].shape[1], out_size, out_size)
             for i, stride in enumerate(FEATMAP_STRIDES):
                 inds = torch.nonzero(levels == i).squeeze(1)
-                if inds.numel():
-                    out[inds] = torchvision.ops.roi_align(feats[i], rois[inds], out_size, 1.0 / stride, 0, True)
+                if inds.numel():  # (roi_align runs in float32 under autocast)
+                    out[inds] = torchvision.ops.roi_align(feats[i], rois[inds], out_size, 1.0 / stride, 0, True).to(out.dtype)
             return out
         out = None
         for i, stride in enumerate(FEATMAP_STRIDES):
