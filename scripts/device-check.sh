@@ -44,11 +44,19 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
 fi
 if [ "$what" = detector ] || [ "$what" = all ]; then
   # The whole Mask R-CNN: parity with PyTorch (FP32/FP16, several sizes and batches), then the
-  # benchmark. DET_SHAPES / DET_BENCH_SHAPES / DET_COMPILE narrow a run to fit one device call.
+  # benchmark; with DET_TRAIN_MINUTES, the trained detector's mAP. DET_SHAPES / DET_BENCH_SHAPES /
+  # DET_COMPILE narrow a run to fit one device call.
   echo "== Mask R-CNN parity (CUDA FP32/FP16 vs PyTorch)"
   python3 scripts/detector_parity.py --unirt "$UNIRT_BIN" --backend cuda --precisions fp32,fp16 --torch-device cuda \
     --shapes "${DET_SHAPES:-1x3x800x1344,2x3x640x640,1x3x544x736}" --workdir artifacts/parity \
     --out "$OUT/detector_parity.md" 2>&1 | tee "$OUT/detector_parity.log" | tail -n 12 || status=1
+  # pycocotools is not on the device: a wheel carried in build-dev/wheels (pip download pycocotools
+  # --python-version 3.12 --only-binary=:all: -d build-dev/wheels) installs without an index.
+  python3 -c "import pycocotools" 2>/dev/null || pip install -q --no-index --find-links "$BIN_DIR/wheels" pycocotools || status=1
+  if [ -n "${DET_TRAIN_MINUTES:-}" ]; then
+    echo "== Mask R-CNN trained on the generated shapes: COCO mAP of PyTorch FP32, unirt FP32/FP16"
+    python3 scripts/detector_accuracy.py --unirt "$UNIRT_BIN" --minutes "$DET_TRAIN_MINUTES" --out "$OUT" 2>&1 | tail -n 12 || status=1
+  fi
   echo "== Mask R-CNN benchmark"
   python3 bench/bench_detector.py --unirt "$UNIRT_BIN" --shapes "${DET_BENCH_SHAPES:-1x3x800x1344,2x3x800x1344,4x3x800x1344,1x3x640x640}" \
     --compile-modes "${DET_COMPILE-default,max-autotune-no-cudagraphs}" --workdir artifacts/bench_det \
