@@ -81,12 +81,32 @@ UNIRT_ROI_HD inline bool roi_taps(float y, float x, int64_t H, int64_t W, RoiTap
 }
 
 // The average of one output bin (py, px): load(i) reads element i of the H x W map.
+// The samples i of a grid of n, at base + (i + 0.5) * step, that can fall inside [-1, len]: a
+// conservative range (the sample test still decides), so a RoI far larger than the map costs the
+// map's size, not the RoI's.
+struct SampleRange {
+  int64_t lo, hi;
+};
+UNIRT_ROI_HD inline SampleRange samples_near_map(float base, float step, int64_t n, int64_t len) {
+  if (!(step > 0.f)) return {0, n};
+  const float a = (-1.f - base) / step - 0.5f, z = (static_cast<float>(len) - base) / step - 0.5f;
+  if (!(a == a) || !(z == z)) return {0, n};
+  const float lo = a - 1.f, hi = z + 2.f;
+  SampleRange r;
+  r.lo = lo <= 0.f ? 0 : (lo >= static_cast<float>(n) ? n : static_cast<int64_t>(lo));
+  r.hi = hi <= 0.f ? 0 : (hi >= static_cast<float>(n) ? n : static_cast<int64_t>(hi));
+  return r;
+}
+
 template <typename Load>
 UNIRT_ROI_HD inline float roi_align_bin(const RoiBins& b, int64_t py, int64_t px, int64_t H, int64_t W, Load load) {
   float acc = 0.f;
-  for (int64_t iy = 0; iy < b.grid_h; ++iy) {
+  const float step_y = b.bin_h / static_cast<float>(b.grid_h), step_x = b.bin_w / static_cast<float>(b.grid_w);
+  const SampleRange ry = samples_near_map(b.y0 + static_cast<float>(py) * b.bin_h, step_y, b.grid_h, H);
+  const SampleRange rx = samples_near_map(b.x0 + static_cast<float>(px) * b.bin_w, step_x, b.grid_w, W);
+  for (int64_t iy = ry.lo; iy < ry.hi; ++iy) {
     const float sy = b.y0 + static_cast<float>(py) * b.bin_h + (static_cast<float>(iy) + 0.5f) * b.bin_h / static_cast<float>(b.grid_h);
-    for (int64_t ix = 0; ix < b.grid_w; ++ix) {
+    for (int64_t ix = rx.lo; ix < rx.hi; ++ix) {
       const float sx = b.x0 + static_cast<float>(px) * b.bin_w + (static_cast<float>(ix) + 0.5f) * b.bin_w / static_cast<float>(b.grid_w);
       RoiTaps t;
       if (!roi_taps(sy, sx, H, W, t)) continue;

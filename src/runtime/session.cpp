@@ -287,7 +287,12 @@ Session::Segment& Session::segment_for(Prepared& pp, size_t k, const std::map<st
       t.shape = {written_sizes};
       outs.push_back(t);
     }
-    workspace = std::max(workspace, kernels_[idx]->prepare(ins, outs));
+    const size_t ws = kernels_[idx]->prepare(ins, outs);
+    // Scratch is sized by the shapes a request brings: bounded like any tensor.
+    if (ws > static_cast<size_t>(resource_limits().max_tensor_bytes))
+      throw Error(n.describe() + ": needs " + std::to_string(ws) + " bytes of scratch for these shapes, above the limit of " +
+                  std::to_string(resource_limits().max_tensor_bytes) + " (--max-tensor-bytes)");
+    workspace = std::max(workspace, ws);
     seg->ins.push_back(std::move(ins));
     seg->outs.push_back(std::move(outs));
   }

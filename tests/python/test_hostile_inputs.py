@@ -139,6 +139,44 @@ def test_onnx_files(unirt_bin, model, tmp_path):
         TALLY["ONNX files (mutated)"]["ran" if p.returncode == 0 else "clean error"] += 1
 
 
+def detector_op_model(path, kind):
+    """One detector op fed what a hostile model or request could: a RoI a billion pixels wide, a
+    batch index past the batch, Resize scales that do not fit a symbolic dim, a ConvTranspose
+    whose weight does not fit its input."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4, "h", "w"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    inits, nodes = [], []
+    if kind in ("huge_roi", "bad_batch_index"):
+        rois = [0, 0, 1e9, 1e9] if kind == "huge_roi" else [0, 0, 4, 4]
+        inits += [helper.make_tensor("rois", TensorProto.FLOAT, [1, 4], rois),
+                  helper.make_tensor("bi", TensorProto.INT64, [1], [0 if kind == "huge_roi" else 5])]
+        nodes.append(helper.make_node("RoiAlign", ["x", "rois", "bi"], ["y"], output_height=7, output_width=7, sampling_ratio=0,
+                                      spatial_scale=1.0))
+    elif kind == "resize_scale":
+        inits.append(helper.make_tensor("sc", TensorProto.FLOAT, [4], [1, 1, 1.5, 1.5]))
+        nodes.append(helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest"))
+    else:
+        inits.append(helper.make_tensor("wt", TensorProto.FLOAT, [3, 2, 2, 2], [0.1] * 24))
+        nodes.append(helper.make_node("ConvTranspose", ["x", "wt"], ["y"], strides=[2, 2]))
+    g = helper.make_graph(nodes, "g", [x], [y], initializer=inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("kind", ["huge_roi", "bad_batch_index", "resize_scale", "conv_transpose_channels"])
+def test_detector_ops(unirt_bin, tmp_path, kind):
+    f = tmp_path / f"{kind}.onnx"
+    detector_op_model(f, kind)
+    ok = kind == "huge_roi"  # an enormous RoI is legal: it must just not take forever
+    p = run(unirt_bin, ["run", str(f), "--backend", "cpu", "--shapes", "x:1x4x16x16", "--output-dir", str(tmp_path)],
+            "detector ops", expect_error=not ok, timeout=20)
+    if kind == "bad_batch_index":
+        assert "batch_indices[0] = 5" in p.stderr
+    if kind == "resize_scale":
+        assert "scale 1.5" in p.stderr
+    if kind == "conv_transpose_channels":
+        assert "ConvTranspose" in p.stderr and "input channels" in p.stderr
+
+
 def test_engine_files(unirt_bin, model, tmp_path):
     engine = tmp_path / "m.engine"
     run(unirt_bin, ["build", str(model), "-o", str(engine), "--backend", "cpu"], "engine files", expect_error=False)
