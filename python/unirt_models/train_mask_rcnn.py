@@ -140,11 +140,11 @@ def targets_from_coco(anns, meta, H, W, device):
     boxes, labels, masks = [], [], []
     for a in anns:
         m = mask_util.decode(a["segmentation"])
-        mt = torch.from_numpy(m)[None, None].float()
+        mt = torch.from_numpy(m)[None, None].to(device).float()
         mt = F.interpolate(mt, size=(meta["new_h"], meta["new_w"]), mode="bilinear", align_corners=False)[0, 0] >= 0.5
         if mt.sum() < 4:
             continue
-        full = torch.zeros(H, W, dtype=torch.uint8)
+        full = torch.zeros(H, W, dtype=torch.uint8, device=device)
         full[:meta["new_h"], :meta["new_w"]] = mt
         ys, xs = torch.nonzero(full, as_tuple=True)
         boxes.append([xs.min().item(), ys.min().item(), xs.max().item() + 1, ys.max().item() + 1])
@@ -155,23 +155,24 @@ def targets_from_coco(anns, meta, H, W, device):
                 masks=torch.stack(masks).to(device) if masks else torch.zeros(0, H, W, dtype=torch.uint8, device=device))
 
 
-def preprocess(images, long_edge, short_edge, divisor=32):
+def preprocess(images, long_edge, short_edge, divisor=32, device="cpu"):
     """The same numbers as `unirt detect` (tools/detection.cpp): bilinear resize rounded to 8 bits,
-    normalised, padded to a multiple of 32; returns the batch and each image's resize."""
-    mean = torch.tensor([123.675, 116.28, 103.53])[:, None, None]
-    std = torch.tensor([58.395, 57.12, 57.375])[:, None, None]
+    normalised, padded to a multiple of 32; returns the batch and each image's resize. (On the GPU
+    for training; evaluation resizes on the CPU, where a .5 rounds as the C++ code rounds it.)"""
+    mean = torch.tensor([123.675, 116.28, 103.53], device=device)[:, None, None]
+    std = torch.tensor([58.395, 57.12, 57.375], device=device)[:, None, None]
     out, metas = [], []
     for img in images:
         h, w = img.shape[:2]
         scale = min(max(long_edge, short_edge) / max(h, w), min(long_edge, short_edge) / min(h, w))
         nw, nh = max(1, int(w * scale + 0.5)), max(1, int(h * scale + 0.5))
-        t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float()
+        t = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float()
         r = torch.floor(F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False) + 0.5)[0]
         out.append((r - mean) / std)
         metas.append(dict(ori_h=h, ori_w=w, new_h=nh, new_w=nw, w_scale=nw / w, h_scale=nh / h))
     H = -(-max(o.shape[1] for o in out) // divisor) * divisor
     W = -(-max(o.shape[2] for o in out) // divisor) * divisor
-    x = torch.zeros(len(out), 3, H, W)
+    x = torch.zeros(len(out), 3, H, W, device=device)
     for i, o in enumerate(out):
         x[i, :, :o.shape[1], :o.shape[2]] = o
     return x, metas
@@ -197,8 +198,7 @@ def train(model, coco, images, iters, batch, lr, long_edge, short_edge, seed=0, 
         for g in opt.param_groups:
             g["lr"] = lr * scale
         idx = [order[(it * batch + k) % len(order)] for k in range(batch)]
-        x, metas = preprocess([images[i] for i in idx], long_edge, short_edge)
-        x = x.to(device)
+        x, metas = preprocess([images[i] for i in idx], long_edge, short_edge, device=device)
         targets = [targets_from_coco(by_image.get(coco["images"][i]["id"], []), m, x.shape[2], x.shape[3], device)
                    for i, m in zip(idx, metas)]
         with torch.autocast(device_type="cuda" if device == "cuda" else "cpu", dtype=torch.bfloat16, enabled=device == "cuda"):

@@ -54,6 +54,8 @@ int eliminate_common_subexpressions(Graph& g) {
     bool graph_output = false;
     for (int o : n.outputs) graph_output = graph_output || (o >= 0 && g.is_graph_output(o));
     if (graph_output || n.outputs.empty()) continue;  // outputs keep their names
+    // Sizes only known after a node runs are named after that node: those nodes stay as they are.
+    if (n.op_type == "NonZero" || n.op_type == "NonMaxSuppression" || n.op_type == "TopK") continue;
     std::ostringstream k;
     k << n.domain << '|' << n.op_type << '|' << n.outputs.size() << '|';
     for (int in : n.inputs) k << in << ',';
