@@ -160,24 +160,21 @@ class StandardRoIHead(nn.Module):
 
 def delta2bbox(rois, deltas, stds, max_h, max_w):
     """mmdetection's DeltaXYWHBBoxCoder.decode (means 0, wh_ratio_clip 16/1000), clipped to
-    x in [0, max_w], y in [0, max_h]. rois [..., 4], deltas [..., 4]."""
-    dx, dy, dw, dh = (deltas * deltas.new_tensor(stds)).unbind(-1)
+    x in [0, max_w], y in [0, max_h]. rois [..., 4], deltas [..., 4]. The same arithmetic per
+    coordinate as mmdetection's, on (x, y) pairs, which exports as a dozen ops instead of forty."""
+    d = deltas * deltas.new_tensor(stds)
     max_ratio = abs(math.log(WH_RATIO_CLIP))
-    dw = dw.clamp(min=-max_ratio, max=max_ratio)
-    dh = dh.clamp(min=-max_ratio, max=max_ratio)
-    px = (rois[..., 0] + rois[..., 2]) * 0.5
-    py = (rois[..., 1] + rois[..., 3]) * 0.5
-    pw = rois[..., 2] - rois[..., 0]
-    ph = rois[..., 3] - rois[..., 1]
-    gw = pw * dw.exp()
-    gh = ph * dh.exp()
-    gx = px + pw * dx
-    gy = py + ph * dy
-    x1 = (gx - gw * 0.5).clamp(min=0) if max_w is None else torch.min((gx - gw * 0.5).clamp(min=0), max_w)
-    y1 = (gy - gh * 0.5).clamp(min=0) if max_h is None else torch.min((gy - gh * 0.5).clamp(min=0), max_h)
-    x2 = (gx + gw * 0.5).clamp(min=0) if max_w is None else torch.min((gx + gw * 0.5).clamp(min=0), max_w)
-    y2 = (gy + gh * 0.5).clamp(min=0) if max_h is None else torch.min((gy + gh * 0.5).clamp(min=0), max_h)
-    return torch.stack([x1, y1, x2, y2], dim=-1)
+    d_xy, d_wh = d[..., :2], d[..., 2:].clamp(min=-max_ratio, max=max_ratio)
+    centre = (rois[..., :2] + rois[..., 2:]) * 0.5
+    size = rois[..., 2:] - rois[..., :2]
+    g_xy = centre + size * d_xy
+    g_wh = size * d_wh.exp()
+    lo = (g_xy - g_wh * 0.5).clamp(min=0)
+    hi = (g_xy + g_wh * 0.5).clamp(min=0)
+    if max_w is not None:
+        bound = torch.stack([max_w, max_h])
+        lo, hi = torch.min(lo, bound), torch.min(hi, bound)
+    return torch.cat([lo, hi], dim=-1)
 
 
 def map_roi_levels(boxes, num_levels=4):
@@ -335,11 +332,13 @@ class MaskRCNN(nn.Module):
             a = self.rpn_head.grid_anchors(lvl, c.shape[2], c.shape[3])
             k = torch.clamp(torch._shape_as_tensor(s)[1], max=cfg["rpn_nms_pre"])
             s, idx = s.topk(k, dim=1)
-            d = torch.gather(d, 1, idx[..., None].expand(-1, -1, 4))
             scores.append(s)
-            boxes.append(delta2bbox(a[idx], d, (1.0, 1.0, 1.0, 1.0), max_h, max_w))
+            boxes.append((a[idx], torch.gather(d, 1, idx[..., None].expand(-1, -1, 4))))
             ids.append(torch.full_like(s, float(lvl)))
-        scores, boxes, ids = torch.cat(scores, 1), torch.cat(boxes, 1), torch.cat(ids, 1)
+        # Decoded once over all levels, as mmdetection does.
+        boxes = delta2bbox(torch.cat([b[0] for b in boxes], 1), torch.cat([b[1] for b in boxes], 1), (1.0, 1.0, 1.0, 1.0),
+                           max_h, max_w)
+        scores, ids = torch.cat(scores, 1), torch.cat(ids, 1)
         offsets = ids * (boxes.flatten(1).max(dim=1, keepdim=True).values + 1)
         sel = _BatchedNMS.apply(boxes + offsets[..., None], scores[:, None, :], cfg["rpn_max_per_img"],
                                 cfg["rpn_iou"], None)
