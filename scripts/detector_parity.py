@@ -73,6 +73,7 @@ def main(argv=None):
     ap.add_argument("--precisions", default="fp32")
     ap.add_argument("--shapes", default="1x3x224x256,2x3x256x320")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layout", default="auto", choices=["auto", "nchw", "nhwc"], help="unirt build --layout")
     ap.add_argument("--torch-device", default="cpu")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=None)
@@ -90,8 +91,8 @@ def main(argv=None):
     maxs = "x".join(str(max(s[i] for s in shapes)) for i in range(4))
     rows, ok = [], True
     for prec in a.precisions.split(","):
-        engine = os.path.join(work, f"{a.model}_{a.backend}_{prec}.engine")
-        run([a.unirt, "build", onnx_path, "-o", engine, "--backend", a.backend, *(["--fp16"] if prec == "fp16" else []),
+        engine = os.path.join(work, f"{a.model}_{a.backend}_{prec}_{a.layout}.engine")
+        run([a.unirt, "build", onnx_path, "-o", engine, "--backend", a.backend, "--layout", a.layout, *(["--fp16"] if prec == "fp16" else []),
              "--min-shapes", "input:1x3x64x64", "--opt-shapes", "input:" + "x".join(map(str, shapes[0])),
              "--max-shapes", "input:" + maxs])
         for shape in shapes:

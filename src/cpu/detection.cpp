@@ -108,7 +108,8 @@ class MultiLevelRoiAlignKernel : public CpuKernel {
     expect_float(in[0], "rois");
     const int maps = static_cast<int>(in.size()) - 3;
     for (int i = 0; i < maps; ++i) expect_float(in[3 + i], "feature map");
-    const int64_t R = in[0].shape[0], N = in[3].shape[0], C = in[3].shape[1];
+    const bool nhwc = node_.attr_s("feature_layout", "NCHW") == "NHWC";
+    const int64_t R = in[0].shape[0], N = in[3].shape[0], C = in[3].shape[nhwc ? 3 : 1];
     const int64_t oh = out[0].shape[2], ow = out[0].shape[3];
     const std::vector<int64_t> bi = ints(in[1]);
     for (int64_t r = 0; r < R; ++r)
@@ -141,16 +142,18 @@ class MultiLevelRoiAlignKernel : public CpuKernel {
         continue;
       }
       const TensorView& f = in[3 + map];
-      const int64_t H = f.shape[2], W = f.shape[3];
+      const int64_t H = f.shape[nhwc ? 1 : 2], W = f.shape[nhwc ? 2 : 3];
       const RoiBins b = roi_bins(rois + r * 4, scales[map], half_pixel, oh, ow, sr);
-      const float* plane = f.as<float>() + (bi[r] * C + c) * H * W;
-      auto load = [plane](int64_t i) { return plane[i]; };
+      // Element y * W + x of channel c: channel-strided in NHWC maps.
+      const float* plane = f.as<float>() + (nhwc ? bi[r] * H * W * C + c : (bi[r] * C + c) * H * W);
+      const int64_t step = nhwc ? C : 1;
+      auto load = [plane, step](int64_t i) { return plane[i * step]; };
       for (int64_t py = 0; py < oh; ++py)
         for (int64_t px = 0; px < ow; ++px) yo[py * ow + px] = roi_align_bin(b, py, px, H, W, load);
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4], feature maps [n, c, h, w]");
+UNIRT_REGISTER_KERNEL(cpu, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4], feature maps NCHW or NHWC");
 
 }  // namespace
 }  // namespace cpu

@@ -301,7 +301,7 @@ __global__ void roi_align_kernel(const T* x, const R* rois, const I* batch_idx, 
 struct MultiLevelArgs {
   int64_t R, N, C, oh, ow, sampling_ratio;
   int maps;
-  bool half_pixel;
+  bool half_pixel, nhwc;
   const void* feat[16];
   int64_t H[16], W[16];
   float scale[16];
@@ -315,8 +315,15 @@ __device__ __forceinline__ double as_double(__half v) { return static_cast<doubl
 template <typename T, typename R, typename I, typename L>
 __global__ void multilevel_roi_align_kernel(const R* rois, const I* batch_idx, const L* level, T* y, MultiLevelArgs a) {
   const int64_t total = a.R * a.C * a.oh * a.ow;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t px = i % a.ow, py = (i / a.ow) % a.oh, c = (i / (a.ow * a.oh)) % a.C, r = i / (a.ow * a.oh * a.C);
+  for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < total; t += int64_t(gridDim.x) * blockDim.x) {
+    // NCHW maps: threads along x (output order); NHWC maps: along channels, whose taps are adjacent.
+    int64_t px, py, c, r;
+    if (a.nhwc) {
+      c = t % a.C, px = (t / a.C) % a.ow, py = (t / (a.C * a.ow)) % a.oh, r = t / (a.C * a.ow * a.oh);
+    } else {
+      px = t % a.ow, py = (t / a.ow) % a.oh, c = (t / (a.ow * a.oh)) % a.C, r = t / (a.ow * a.oh * a.C);
+    }
+    const int64_t i = ((r * a.C + c) * a.oh + py) * a.ow + px;
     const double lv = as_double(level[r]);
     int map = -1;
     for (int m = 0; m < a.maps; ++m)
@@ -329,8 +336,9 @@ __global__ void multilevel_roi_align_kernel(const R* rois, const I* batch_idx, c
     const RoiBins b = roi_bins(roi, a.scale[map], a.half_pixel, a.oh, a.ow, a.sampling_ratio);
     int64_t n = static_cast<int64_t>(batch_idx[r]);
     n = n < 0 ? 0 : (n >= a.N ? a.N - 1 : n);
-    const T* plane = static_cast<const T*>(a.feat[map]) + (n * a.C + c) * a.H[map] * a.W[map];
-    st(y, i, roi_align_bin(b, py, px, a.H[map], a.W[map], [plane](int64_t k) { return ld(plane, k); }));
+    const int64_t hw = a.H[map] * a.W[map], step = a.nhwc ? a.C : 1;
+    const T* plane = static_cast<const T*>(a.feat[map]) + (a.nhwc ? n * hw * a.C + c : (n * a.C + c) * hw);
+    st(y, i, roi_align_bin(b, py, px, a.H[map], a.W[map], [plane, step](int64_t k) { return ld(plane, k * step); }));
   }
 }
 
@@ -347,14 +355,15 @@ class MultiLevelRoiAlignKernel : public CudaKernel {
     const auto scales = node_.attr_floats("spatial_scales");
     const auto levels = node_.attr_ints("levels");
     MultiLevelArgs a{};
-    a.R = in[0].shape[0], a.N = in[3].shape[0], a.C = in[3].shape[1], a.oh = out[0].shape[2], a.ow = out[0].shape[3];
+    a.nhwc = node_.attr_s("feature_layout", "NCHW") == "NHWC";
+    a.R = in[0].shape[0], a.N = in[3].shape[0], a.C = in[3].shape[a.nhwc ? 3 : 1], a.oh = out[0].shape[2], a.ow = out[0].shape[3];
     a.sampling_ratio = node_.attr_i("sampling_ratio", 0);
     a.maps = maps;
     a.half_pixel = node_.attr_s("coordinate_transformation_mode", "half_pixel") == "half_pixel";
     for (int m = 0; m < maps; ++m) {
       a.feat[m] = in[3 + m].data;
-      a.H[m] = in[3 + m].shape[2];
-      a.W[m] = in[3 + m].shape[3];
+      a.H[m] = in[3 + m].shape[a.nhwc ? 1 : 2];
+      a.W[m] = in[3 + m].shape[a.nhwc ? 2 : 3];
       a.scale[m] = scales.at(m);
       a.level[m] = static_cast<double>(levels.at(m));
     }
@@ -390,7 +399,7 @@ class MultiLevelRoiAlignKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4] float32, feature maps [n, c, h, w] float32 or float16");
+UNIRT_REGISTER_KERNEL(cuda, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4] float32, feature maps NCHW or NHWC, float32 or float16");
 
 class RoiAlignKernel : public CudaKernel {
  public:

@@ -1,4 +1,4 @@
-// convert_to_nhwc step 4.
+// convert_to_nhwc step 4: consumers that read a reformat's source instead.
 #include "passes/layout_nhwc.h"
 
 namespace unirt {
@@ -16,6 +16,21 @@ int absorb_input_reformats(Graph& g) {
     n.inputs[0] = g.nodes[p].inputs[0];
     n.attrs["input_layout"] = std::string("NCHW");
     n.notes.push_back("reads its NCHW input directly");
+    ++fired;
+  }
+  // The detector's fused RoIAlign fed by the NHWC -> NCHW reformats of every FPN level samples the
+  // channels-last maps themselves (and reads each tap's channels contiguously).
+  for (auto& n : g.nodes) {
+    if (n.op_type != "unirt.MultiLevelRoiAlign" || n.has_attr("feature_layout")) continue;
+    bool all = n.inputs.size() > 3;
+    for (size_t i = 3; i < n.inputs.size() && all; ++i) {
+      const int p = g.value(n.inputs[i]).producer;
+      all = p >= 0 && g.nodes[p].op_type == "Transpose" && g.nodes[p].attr_ints("perm") == Perm{0, 3, 1, 2};
+    }
+    if (!all) continue;
+    for (size_t i = 3; i < n.inputs.size(); ++i) n.inputs[i] = g.nodes[g.value(n.inputs[i]).producer].inputs[0];
+    n.attrs["feature_layout"] = std::string("NHWC");
+    n.notes.push_back("samples the channels-last feature maps directly");
     ++fired;
   }
   if (fired) g.relink();

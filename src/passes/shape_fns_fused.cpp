@@ -82,8 +82,9 @@ void conv_nhwc(ShapeCtx& c) {
 
 }  // namespace
 
-// unirt.MultiLevelRoiAlign(rois [R, 4], batch_indices [R], level [R], feat_0..feat_k [N, C, H_i, W_i])
-// -> [R, C, output_height, output_width]; one spatial scale and one level value per map.
+// unirt.MultiLevelRoiAlign(rois [R, 4], batch_indices [R], level [R], feat_0..feat_k [N, C, H_i, W_i],
+// or [N, H_i, W_i, C] with feature_layout NHWC) -> [R, C, output_height, output_width]; one spatial
+// scale and one level value per map.
 void multilevel_roi_align(ShapeCtx& c) {
   const Node& n = c.node();
   const int maps = static_cast<int>(n.inputs.size()) - 3;
@@ -105,13 +106,16 @@ void multilevel_roi_align(ShapeCtx& c) {
     c.fail("spatial_scales and levels must hold one value per feature map (" + std::to_string(maps) + ")");
   for (float sc : scales)
     if (!(sc > 0.f) || !std::isfinite(sc)) c.fail("spatial_scales must be positive and finite");
+  const std::string layout = n.attr_s("feature_layout", "NCHW");
+  if (layout != "NCHW" && layout != "NHWC") c.fail("feature_layout must be NCHW or NHWC");
+  const size_t ch = layout == "NHWC" ? 3 : 1;
   const Shape& f0 = c.shape(3);
-  if (f0.size() != 4) c.fail("feature maps must be [N, C, H, W], got " + shape_str(f0));
+  if (f0.size() != 4) c.fail("feature maps must be 4-D (" + layout + "), got " + shape_str(f0));
   for (int i = 1; i < maps; ++i) {
     const Shape& fi = c.shape(3 + i);
     if (fi.size() != 4 || c.dtype(3 + i) != c.dtype(3)) c.fail("feature map " + std::to_string(i) + " differs in rank or type from map 0");
     c.require_equal(fi[0], f0[0], "batch of feature map " + std::to_string(i));
-    c.require_equal(fi[1], f0[1], "channels of feature map " + std::to_string(i));
+    c.require_equal(fi[ch], f0[ch], "channels of feature map " + std::to_string(i));
   }
   if (!is_f(c.dtype(3))) c.fail("feature maps must be floating point");
   const int64_t oh = n.attr_i("output_height", 1), ow = n.attr_i("output_width", 1), sr = n.attr_i("sampling_ratio", 0);
@@ -119,7 +123,7 @@ void multilevel_roi_align(ShapeCtx& c) {
   if (sr < 0 || sr > 4096) c.fail("sampling_ratio must be in 0..4096");
   const std::string ct = n.attr_s("coordinate_transformation_mode", "half_pixel");
   if (ct != "half_pixel" && ct != "output_half_pixel") c.fail("coordinate_transformation_mode must be half_pixel or output_half_pixel");
-  c.set(0, c.dtype(3), {rois[0], f0[1], Dim(oh), Dim(ow)});
+  c.set(0, c.dtype(3), {rois[0], f0[ch], Dim(oh), Dim(ow)});
 }
 
 void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {

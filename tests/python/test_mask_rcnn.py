@@ -87,11 +87,13 @@ def test_batched_forward_matches_image_by_image_reference(detector, shape):
 
 
 @pytest.mark.slow
-def test_unirt_cpu_matches_pytorch(unirt_bin, tmp_path):
-    """The whole detector exported (postprocessing included) and run by unirt's CPU backend."""
+@pytest.mark.parametrize("layout", ["nchw", "nhwc"])
+def test_unirt_cpu_matches_pytorch(unirt_bin, tmp_path, layout):
+    """The whole detector exported (postprocessing included) and run by unirt's CPU backend, with
+    NCHW convolutions and with the channels-last regions the CUDA backend uses."""
     out = tmp_path / "parity.md"
     proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "detector_parity.py"), "--unirt", unirt_bin,
-                           "--backend", "cpu", "--shapes", "1x3x160x224,2x3x128x192", "--workdir", str(tmp_path),
+                           "--backend", "cpu", "--layout", layout, "--shapes", "1x3x160x224,2x3x128x192", "--workdir", str(tmp_path),
                            "--out", str(out)], capture_output=True, text=True)
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-2000:]

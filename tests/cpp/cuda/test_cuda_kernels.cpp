@@ -958,6 +958,7 @@ TEST_F(CudaOps, ResizeNearestChannelsLastMatchesCpu) {
 // The fused multi-level RoIAlign against the CPU: levels from data (x * 0 + level), one RoI whose
 // level matches no map, FP32 and FP16 maps (RoI coordinates stay float32).
 TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
+  for (bool convs : {false, true}) {  // with a conv per level the maps arrive channels-last
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
   add_input(g, "a", {"2", "8", "32", "40"});
@@ -977,14 +978,21 @@ TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
   add_node(g, "Mul", {"xs", "zero"}, {"xz"});
   add_node(g, "Add", {"xz", "lv"}, {"level"});
   add_init_i64(g, "axes", {1, 2, 3});
-  const char* feats[] = {"a", "f1", "f2"};
+  std::vector<std::string> feats = {"a", "f1", "f2"};
+  if (convs) {
+    add_init(g, "cw", {8, 8, 3, 3}, randv(8 * 8 * 9, 13, 0.2f));
+    for (auto& f : feats) {
+      add_ints(add_node(g, "Conv", {f, "cw"}, {f + "_c"}), "pads", {1, 1, 1, 1});
+      f += "_c";
+    }
+  }
   for (int i = 0; i < 3; ++i) {
     const std::string s = std::to_string(i);
     add_init(g, "c" + s, {}, {static_cast<float>(i)});
     add_node(g, "Equal", {"level", "c" + s}, {"eq" + s});
     add_int(add_node(g, "Cast", {"eq" + s}, {"mf" + s}), "to", 1);
     add_node(g, "Unsqueeze", {"mf" + s, "axes"}, {"mask" + s});
-    auto* ra = add_node(g, "RoiAlign", {feats[i], "rois", "bidx"}, {"ra" + s});
+    auto* ra = add_node(g, "RoiAlign", {feats[i], std::string("rois"), std::string("bidx")}, {"ra" + s});
     add_int(ra, "output_height", 7);
     add_int(ra, "output_width", 7);
     add_int(ra, "sampling_ratio", 0);
@@ -996,6 +1004,7 @@ TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
   g->add_output()->set_name("y");
   auto in = inputs_for({{2, 8, 32, 40}}, 101);
   onnx::ModelProto m16 = m;
-  EXPECT_LT(compare(m, in, Precision::FP32), 1e-5);
-  EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3);
+  EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << (convs ? "channels-last maps" : "NCHW maps");
+  EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3) << (convs ? "channels-last maps" : "NCHW maps");
+  }
 }
