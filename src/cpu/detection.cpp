@@ -110,7 +110,8 @@ class MultiLevelRoiAlignKernel : public CpuKernel {
     for (int i = 0; i < maps; ++i) expect_float(in[3 + i], "feature map");
     const bool nhwc = node_.attr_s("feature_layout", "NCHW") == "NHWC";
     const int64_t R = in[0].shape[0], N = in[3].shape[0], C = in[3].shape[nhwc ? 3 : 1];
-    const int64_t oh = out[0].shape[2], ow = out[0].shape[3];
+    const bool out_nhwc = node_.attr_s("output_layout", "NCHW") == "NHWC";
+    const int64_t oh = out[0].shape[out_nhwc ? 1 : 2], ow = out[0].shape[out_nhwc ? 2 : 3];
     const std::vector<int64_t> bi = ints(in[1]);
     for (int64_t r = 0; r < R; ++r)
       if (bi[r] < 0 || bi[r] >= N)
@@ -133,12 +134,14 @@ class MultiLevelRoiAlignKernel : public CpuKernel {
 #pragma omp parallel for num_threads(ctx.threads) schedule(dynamic)
     for (int64_t rc = 0; rc < R * C; ++rc) {
       const int64_t r = rc / C, c = rc % C;
-      float* yo = y + rc * oh * ow;
+      // Output element (py, px) of this RoI and channel, in either layout.
+      float* yo = out_nhwc ? y + r * oh * ow * C + c : y + rc * oh * ow;
+      const int64_t ostep = out_nhwc ? C : 1;
       int map = -1;
       for (int i = 0; i < maps; ++i)
         if (lv[r] == static_cast<double>(levels[i])) map = i;
       if (map < 0) {  // no level matches: the masked sum it replaces is zero
-        std::fill(yo, yo + oh * ow, 0.f);
+        for (int64_t k = 0; k < oh * ow; ++k) yo[k * ostep] = 0.f;
         continue;
       }
       const TensorView& f = in[3 + map];
@@ -149,7 +152,7 @@ class MultiLevelRoiAlignKernel : public CpuKernel {
       const int64_t step = nhwc ? C : 1;
       auto load = [plane, step](int64_t i) { return plane[i * step]; };
       for (int64_t py = 0; py < oh; ++py)
-        for (int64_t px = 0; px < ow; ++px) yo[py * ow + px] = roi_align_bin(b, py, px, H, W, load);
+        for (int64_t px = 0; px < ow; ++px) yo[(py * ow + px) * ostep] = roi_align_bin(b, py, px, H, W, load);
     }
   }
 };

@@ -301,7 +301,7 @@ __global__ void roi_align_kernel(const T* x, const R* rois, const I* batch_idx, 
 struct MultiLevelArgs {
   int64_t R, N, C, oh, ow, sampling_ratio;
   int maps;
-  bool half_pixel, nhwc;
+  bool half_pixel, nhwc, out_nhwc;
   const void* feat[16];
   int64_t H[16], W[16];
   float scale[16];
@@ -323,7 +323,7 @@ __global__ void multilevel_roi_align_kernel(const R* rois, const I* batch_idx, c
     } else {
       px = t % a.ow, py = (t / a.ow) % a.oh, c = (t / (a.ow * a.oh)) % a.C, r = t / (a.ow * a.oh * a.C);
     }
-    const int64_t i = ((r * a.C + c) * a.oh + py) * a.ow + px;
+    const int64_t i = a.out_nhwc ? ((r * a.oh + py) * a.ow + px) * a.C + c : ((r * a.C + c) * a.oh + py) * a.ow + px;
     const double lv = as_double(level[r]);
     int map = -1;
     for (int m = 0; m < a.maps; ++m)
@@ -356,7 +356,9 @@ class MultiLevelRoiAlignKernel : public CudaKernel {
     const auto levels = node_.attr_ints("levels");
     MultiLevelArgs a{};
     a.nhwc = node_.attr_s("feature_layout", "NCHW") == "NHWC";
-    a.R = in[0].shape[0], a.N = in[3].shape[0], a.C = in[3].shape[a.nhwc ? 3 : 1], a.oh = out[0].shape[2], a.ow = out[0].shape[3];
+    a.out_nhwc = node_.attr_s("output_layout", "NCHW") == "NHWC";
+    a.R = in[0].shape[0], a.N = in[3].shape[0], a.C = in[3].shape[a.nhwc ? 3 : 1];
+    a.oh = out[0].shape[a.out_nhwc ? 1 : 2], a.ow = out[0].shape[a.out_nhwc ? 2 : 3];
     a.sampling_ratio = node_.attr_i("sampling_ratio", 0);
     a.maps = maps;
     a.half_pixel = node_.attr_s("coordinate_transformation_mode", "half_pixel") == "half_pixel";

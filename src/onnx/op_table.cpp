@@ -106,7 +106,7 @@ const std::map<std::string, OpSpec>& fused_op_table() {
       {"unirt.Linear", {2, 4, 1, 1, {"activation"}}},
       {"unirt.Mlp", {2, 6, 1, 1, {"activation"}}},
       {"unirt.MultiLevelRoiAlign", {4, 3 + 16, 1, 1, {"output_height", "output_width", "sampling_ratio", "coordinate_transformation_mode",
-                                                     "spatial_scales", "levels", "feature_layout"}}},  // X, W1, b1, W2, b2, residual: W2 is checked by its shape function
+                                                     "spatial_scales", "levels", "feature_layout", "output_layout"}}},  // X, W1, b1, W2, b2, residual: W2 is checked by its shape function
   };
   return t;
 }

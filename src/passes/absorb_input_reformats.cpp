@@ -8,6 +8,23 @@ namespace unirt {
 int absorb_input_reformats(Graph& g) {
   int fired = 0;
   auto cons = g.consumers();
+  // The detector's fused RoIAlign whose only reader is an NCHW -> NHWC reformat (the mask head's
+  // first conv) writes channels-last itself. Before the convs below absorb that reformat.
+  for (auto& n : g.nodes) {
+    if (n.op_type != "unirt.MultiLevelRoiAlign" || n.has_attr("output_layout")) continue;
+    const int out = n.outputs[0];
+    if (cons[out].size() != 1 || g.is_graph_output(out)) continue;
+    Node& t = g.nodes[cons[out][0]];
+    if (t.op_type != "Transpose" || t.attr_ints("perm") != Perm{0, 2, 3, 1}) continue;
+    const int nhwc = t.outputs[0];
+    t.op_type.clear();
+    n.outputs[0] = nhwc;
+    n.attrs["output_layout"] = std::string("NHWC");
+    n.notes.push_back("writes its output channels-last");
+    ++fired;
+    g.relink();
+    cons = g.consumers();
+  }
   for (auto& n : g.nodes) {
     if (n.op_type != "unirt.ConvNHWC" || n.attr_i("group", 1) != 1 || n.has_attr("input_layout")) continue;
     const int p = g.value(n.inputs[0]).producer;

@@ -83,8 +83,9 @@ void conv_nhwc(ShapeCtx& c) {
 }  // namespace
 
 // unirt.MultiLevelRoiAlign(rois [R, 4], batch_indices [R], level [R], feat_0..feat_k [N, C, H_i, W_i],
-// or [N, H_i, W_i, C] with feature_layout NHWC) -> [R, C, output_height, output_width]; one spatial
-// scale and one level value per map.
+// or [N, H_i, W_i, C] with feature_layout NHWC) -> [R, C, output_height, output_width] (or
+// [R, output_height, output_width, C] with output_layout NHWC); one spatial scale and one level
+// value per map.
 void multilevel_roi_align(ShapeCtx& c) {
   const Node& n = c.node();
   const int maps = static_cast<int>(n.inputs.size()) - 3;
@@ -123,7 +124,10 @@ void multilevel_roi_align(ShapeCtx& c) {
   if (sr < 0 || sr > 4096) c.fail("sampling_ratio must be in 0..4096");
   const std::string ct = n.attr_s("coordinate_transformation_mode", "half_pixel");
   if (ct != "half_pixel" && ct != "output_half_pixel") c.fail("coordinate_transformation_mode must be half_pixel or output_half_pixel");
-  c.set(0, c.dtype(3), {rois[0], f0[ch], Dim(oh), Dim(ow)});
+  const std::string out_layout = n.attr_s("output_layout", "NCHW");
+  if (out_layout != "NCHW" && out_layout != "NHWC") c.fail("output_layout must be NCHW or NHWC");
+  if (out_layout == "NHWC") c.set(0, c.dtype(3), {rois[0], Dim(oh), Dim(ow), f0[ch]});
+  else c.set(0, c.dtype(3), {rois[0], f0[ch], Dim(oh), Dim(ow)});
 }
 
 void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {

@@ -1000,7 +1000,8 @@ TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
     add_node(g, "Mul", {"ra" + s, "mask" + s}, {"t" + s});
   }
   add_node(g, "Add", {"t0", "t1"}, {"s01"});
-  add_node(g, "Add", {"s01", "t2"}, {"y"});
+  add_node(g, "Add", {"s01", "t2"}, {convs ? "yr" : "y"});
+  if (convs) add_ints(add_node(g, "Conv", {"yr", "cw"}, {"y"}), "pads", {1, 1, 1, 1});  // the RoIs' features written channels-last
   g->add_output()->set_name("y");
   auto in = inputs_for({{2, 8, 32, 40}}, 101);
   onnx::ModelProto m16 = m;
