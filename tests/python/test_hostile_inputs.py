@@ -284,3 +284,28 @@ def test_zz_print_table():
     for kind, c in sorted(TALLY.items()):
         print(f"| {kind} | {sum(c.values())} | {c['clean error']} | {c['right answer']} | {c['ran']} | {c['crash']} | {c['hang']} | "
               f"{c['silent']} |")
+
+
+def test_detect_images(unirt_bin, tmp_path):
+    """`unirt detect` on images a stranger could send: one pixel, a 1 x 3000 strip, a truncated
+    PNG, a directory; a clean error or a valid run each, never a crash."""
+    from PIL import Image
+    from unirt_models.export import export_model
+    onnx_path = tmp_path / "det.onnx"
+    export_model("uniformer_small_mask_rcnn", str(onnx_path), verify_onnx=False, quiet=True)
+    engine = tmp_path / "det.engine"
+    run(unirt_bin, ["build", str(onnx_path), "-o", str(engine), "--backend", "cpu"], "detect images", expect_error=False)
+    cases = {}
+    for name, size in (("one_pixel", (1, 1)), ("strip", (3000, 1)), ("tall", (2, 900))):
+        p = tmp_path / f"{name}.png"
+        Image.fromarray(np.full((size[1], size[0], 3), 128, np.uint8)).save(p)
+        cases[name] = (p, False)
+    good = (tmp_path / "one_pixel.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
+    cases["truncated"] = (tmp_path / "truncated.png", True)
+    cases["directory"] = (tmp_path, True)
+    for name, (p, bad) in cases.items():
+        r = run(unirt_bin, ["detect", str(engine), str(p), "--long-edge", "96", "--short-edge", "64", "--json", str(tmp_path / f"{name}.json")],
+                "detect images", expect_error=bad, timeout=120)
+        if not bad:
+            assert "detections" in r.stdout
