@@ -1,5 +1,6 @@
 // Channels-last layout for convolution regions, TensorRT-style: convolutions are wrapped in
-// NCHW <-> NHWC transposes (nhwc_wrap_convs.cpp), leftover BatchNormalizations become affine maps
+// NCHW <-> NHWC transposes (nhwc_wrap_convs.cpp; kernel == stride ConvTransposes as GEMMs,
+// nhwc_conv_transposes.cpp), leftover BatchNormalizations become affine maps
 // (batchnorm_to_affine.cpp), the transposes sink until they cancel (sink_transposes.cpp), and the
 // image's reformat into the first convolution is absorbed (absorb_input_reformats.cpp).
 #include "passes/fusions.h"
@@ -10,7 +11,7 @@
 namespace unirt {
 
 int convert_to_nhwc(Graph& g) {
-  const int convs = wrap_convs_nhwc(g);
+  const int convs = wrap_convs_nhwc(g) + conv_transposes_nhwc(g);
   if (convs == 0) return 0;
   batchnorm_to_affine(g);
   eliminate_dead_code(g);

@@ -22,6 +22,9 @@ int add_transpose(Graph& g, int input, const Perm& perm, int output, const std::
 // Step 1: every 4-D Conv with constant weights becomes
 //   Transpose(NCHW -> NHWC) -> unirt.ConvNHWC, or unirt.Linear for a 1x1, -> Transpose(NHWC -> NCHW).
 int wrap_convs_nhwc(Graph& g);
+// Step 1b: ConvTranspose with kernel == stride -> channels-last unirt.Linear + depth-to-space,
+// between the same transposes (nhwc_conv_transposes.cpp).
+int conv_transposes_nhwc(Graph& g);
 // Step 2: the BatchNormalizations left over as Mul/Add by [C, 1, 1] constants, which sink like any
 // element-wise op.
 int batchnorm_to_affine(Graph& g);

@@ -67,3 +67,35 @@ TEST(LayoutNhwc, CBlockMatchesNchwWithoutReformats) {
     EXPECT_EQ(count(nhwc, "Add"), 0);  // every residual in an epilogue
   }
 }
+
+// A kernel == stride ConvTranspose between convolutions becomes a channels-last GEMM and a
+// depth-to-space (same numbers as NCHW); a padded one stays a ConvTranspose.
+TEST(LayoutNhwc, ConvTransposeWithKernelEqualStrideIsAGemm) {
+  for (int64_t pad : {0, 1}) {
+    onnx::ModelProto m;
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"n", "8", "6", "5"});
+    add_init(g, "w0", {8, 8, 3, 3}, randn(8 * 8 * 9, 0.2f, 31));
+    add_init(g, "wt", {8, 4, 2, 2}, randn(8 * 4 * 4, 0.3f, 32));
+    add_init(g, "bt", {4}, randn(4, 0.1f, 33));
+    add_init(g, "w1", {3, 4, 1, 1}, randn(12, 0.4f, 34));
+    add_ints(add_node(g, "Conv", {"x", "w0"}, {"c0"}), "pads", {1, 1, 1, 1});
+    add_node(g, "Relu", {"c0"}, {"r0"});
+    auto* ct = add_node(g, "ConvTranspose", {"r0", "wt", "bt"}, {"up"});
+    add_ints(ct, "strides", {2, 2});
+    add_ints(ct, "pads", {pad, pad, pad, pad});
+    add_node(g, "Relu", {"up"}, {"r1"});
+    add_node(g, "Conv", {"r1", "w1"}, {"y"});
+    g->add_output()->set_name("y");
+    const std::string bytes = model_bytes(m);
+    const std::vector<int64_t> shape{3, 8, 6, 5};
+    const auto x = randn(3 * 8 * 6 * 5, 1.f, 35);
+    Engine nhwc, nchw;
+    auto a = run(bytes, "nhwc", x, shape, &nhwc);
+    auto b = run(bytes, "nchw", x, shape, &nchw);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-5) << i;
+    EXPECT_EQ(count(nhwc, "ConvTranspose"), pad ? 1 : 0) << "pad " << pad;
+    if (!pad) EXPECT_EQ(count(nhwc, "Transpose"), 2);  // the depth-to-space and the output's reformat
+  }
+}
