@@ -53,20 +53,6 @@ __device__ __forceinline__ T apply_int(Bin op, T a, T b) {
   }
 }
 
-template <typename T>
-__global__ void binary_int_general(Bin op, const T* a, const T* b, T* y, int64_t n, Dims out, Strides sa, Strides sb) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = i, oa = 0, ob = 0;
-    for (int k = out.rank - 1; k >= 0; --k) {
-      const int64_t idx = rem % out.d[k];
-      rem /= out.d[k];
-      oa += idx * sa.s[k];
-      ob += idx * sb.s[k];
-    }
-    y[i] = apply_int(op, a[oa], b[ob]);
-  }
-}
-
 // Eight halves per 16-byte load/store.
 __device__ __forceinline__ uint4 apply8(Bin op, uint4 va, uint4 vb) {
   uint4 vy;
@@ -125,7 +111,8 @@ __global__ void binary_general(Bin op, const T* a, const T* b, T* y, int64_t n, 
       oa += idx * sa.s[k];
       ob += idx * sb.s[k];
     }
-    st(y, i, apply(op, ld(a, oa), ld(b, ob)));
+    if constexpr (std::is_integral<T>::value) y[i] = apply_int(op, a[oa], b[ob]);
+    else st(y, i, apply(op, ld(a, oa), ld(b, ob)));
   }
 }
 
@@ -168,9 +155,9 @@ class BinaryKernel : public CudaKernel {
       const Dims od = dims_of(y.shape);
       const Strides sa = strides_for(A.shape, y.shape), sb = strides_for(B.shape, y.shape);
       if (y.dtype == DType::Int64)
-        binary_int_general<<<grid_for(n), 256, 0, s>>>(op_, A.as<int64_t>(), B.as<int64_t>(), y.as<int64_t>(), n, od, sa, sb);
+        binary_general<<<grid_for(n), 256, 0, s>>>(op_, A.as<int64_t>(), B.as<int64_t>(), y.as<int64_t>(), n, od, sa, sb);
       else
-        binary_int_general<<<grid_for(n), 256, 0, s>>>(op_, A.as<int32_t>(), B.as<int32_t>(), y.as<int32_t>(), n, od, sa, sb);
+        binary_general<<<grid_for(n), 256, 0, s>>>(op_, A.as<int32_t>(), B.as<int32_t>(), y.as<int32_t>(), n, od, sa, sb);
       check_launch(node_);
       return;
     }

@@ -55,6 +55,22 @@ class Sinker {
     return z;
   }
   int index_of(const Node& n) const { return static_cast<int>(&n - g_.nodes.data()); }
+  // A new value holding v's elements in `order` (a Gather by constant indices, evaluated with the
+  // shapes), named after v and the consumer `user`.
+  int permuted_values(int v, const Perm& order, const std::string& user, const char* tag) {
+    const std::string name = g_.value(v).name;
+    const DType type = g_.value(v).dtype;
+    const int idx = g_.add_constant(g_.unique_name(name + "/nhwc_order"), TensorData::from_int64(order, {static_cast<int64_t>(order.size())}));
+    const int out = g_.add_value(g_.unique_name(name + "/nhwc"), type);
+    Node gn;
+    gn.name = g_.unique_name(user + "/" + tag);
+    gn.op_type = "Gather";
+    gn.inputs = {v, idx};
+    gn.outputs = {out};
+    gn.attrs["axis"] = int64_t{0};
+    g_.add_node(std::move(gn));
+    return out;
+  }
 
   bool rewrite(int ti, int ci) {
     const Node& t = g_.nodes[ti];
@@ -171,15 +187,7 @@ class Sinker {
         for (size_t j = 0; j < r; ++j) std::memcpy(c.bytes.data() + j * es, val.data->bytes.data() + inv[j] * es, es);
         repl[k] = g_.add_constant(g_.unique_name(val.name + "/nhwc"), c);
       } else if (val.sym_value && val.sym_value->size() == r) {
-        const int idx = g_.add_constant(g_.unique_name(val.name + "/nhwc_order"), TensorData::from_int64(inv, {static_cast<int64_t>(r)}));
-        repl[k] = g_.add_value(g_.unique_name(val.name + "/nhwc"), val.dtype);
-        Node gn;
-        gn.name = g_.unique_name(u.name + "/nhwc_sizes");
-        gn.op_type = "Gather";
-        gn.inputs = {v, idx};
-        gn.outputs = {repl[k]};
-        gn.attrs["axis"] = int64_t{0};
-        g_.add_node(std::move(gn));
+        repl[k] = permuted_values(v, inv, u.name, "nhwc_sizes");
       } else {
         return false;
       }
@@ -270,15 +278,7 @@ class Sinker {
       if (s_sym->size() != m) return false;
       for (const Dim& d : *s_sym)
         if (d.is_const(0)) return false;
-      const int idx = g_.add_constant(g_.unique_name(s_name + "/nhwc_order"), TensorData::from_int64(gather, {static_cast<int64_t>(m)}));
-      s2 = g_.add_value(g_.unique_name(s_name + "/nhwc"), s_type);
-      Node gn;
-      gn.name = g_.unique_name(u.name + "/nhwc_shape");
-      gn.op_type = "Gather";
-      gn.inputs = {s, idx};
-      gn.outputs = {s2};
-      gn.attrs["axis"] = int64_t{0};
-      g_.add_node(std::move(gn));
+      s2 = permuted_values(s, gather, u.name, "nhwc_shape");
     } else {
       return false;
     }
