@@ -1,5 +1,8 @@
 // FP16 engines: every float32 activation becomes float16; graph inputs and outputs stay float32
-// with a Cast at the boundary, so callers feed and read float32 as with an FP32 engine.
+// with a Cast at the boundary, so callers feed and read float32 as with an FP32 engine. A
+// detector's box arithmetic stays float32: the float32 region (float32_region below) runs from the
+// inputs of NonMaxSuppression and RoiAlign back to the convolutions and GEMMs that feed it, with a
+// Cast wherever the two precisions meet.
 //
 // Constants: float32 weights read by float16 ops are converted once here (round to nearest even).
 // Normalisation parameters (LayerNormalization scale/bias, BatchNormalization scale/bias/mean/var)

@@ -9,7 +9,8 @@
 namespace unirt {
 
 // FP16: float32 activations become float16, float32 graph inputs/outputs stay float32 behind Casts,
-// float32 constants read by float16 ops become float16 (normalisation parameters stay float32).
+// float32 constants read by float16 ops become float16 (normalisation parameters stay float32);
+// box coordinates, scores and their arithmetic before NMS and RoIAlign stay float32.
 // Returns the number of changes. No-op for other precisions.
 int assign_precision(Graph& g, Precision p);
 
