@@ -139,3 +139,26 @@ def test_detect_refuses_a_classifier_engine(unirt_bin, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "no output 'dets'" in proc.stderr, proc.stderr
+
+
+def test_detect_batches_ids_and_random_weights_note(unirt_bin, detector_onnx, tmp_path):
+    """--batch splits the images into engine runs, --image-ids names them in the JSON, and the
+    seeded random weights are called what they are."""
+    from PIL import Image
+    onnx_path, _ = detector_onnx
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"im{i}.png"))
+        Image.fromarray(synthetic_image(120 + 10 * i, 150, 10 + i)).save(paths[-1])
+    out_json = tmp_path / "d.json"
+    proc = subprocess.run([unirt_bin, "detect", str(onnx_path), *paths, "--backend", "cpu", "--long-edge", "160", "--short-edge", "128",
+                           "--batch", "2", "--image-ids", "7", "9", "11", "--score-thr", "0.5", "--json", str(out_json)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "NOTE: this model's weights are seeded random" in proc.stdout
+    assert proc.stdout.count("detections (score >=") == 3
+    ids = {d["image_id"] for d in json.load(open(out_json))}
+    assert ids <= {7, 9, 11} and ids, ids
+    bad = subprocess.run([unirt_bin, "detect", str(onnx_path), *paths, "--backend", "cpu", "--image-ids", "1", "2"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "--image-ids gives 2 ids for 3 images" in bad.stderr
