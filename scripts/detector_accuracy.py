@@ -36,20 +36,6 @@ def generate(first_seed, count, workers):
         return p.map(_make, range(first_seed, first_seed + count), chunksize=8)
 
 
-def to_coco(samples):
-    from pycocotools import mask as mask_util
-    images, anns = [], []
-    for i, (img, inst) in enumerate(samples):
-        images.append(dict(id=i, file_name=f"val_{i:06d}.png", height=img.shape[0], width=img.shape[1]))
-        for cls, m in inst:
-            rle = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
-            ys, xs = np.nonzero(m)
-            anns.append(dict(id=len(anns) + 1, image_id=i, category_id=cls + 1, iscrowd=0, area=float(m.sum()),
-                             bbox=[float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())],
-                             segmentation=dict(size=list(rle["size"]), counts=rle["counts"].decode())))
-    return dict(images=images, annotations=anns, categories=[dict(id=i + 1, name=n) for i, n in enumerate(shapes_dataset.CLASSES)])
-
-
 def pad32(v):
     return -(-v // 32) * 32
 
@@ -97,12 +83,12 @@ def main():
     from PIL import Image
     val_dir = os.path.join(a.workdir, "val")
     os.makedirs(val_dir, exist_ok=True)
-    val_coco = to_coco(val)
+    val_coco = shapes_dataset.coco_dict(val, "val_")
     for im, (img, _) in zip(val_coco["images"], val):
         Image.fromarray(img).save(os.path.join(val_dir, im["file_name"]))
     gt_json = os.path.join(a.workdir, "val.json")
     json.dump(val_coco, open(gt_json, "w"))
-    train_coco = to_coco(train)  # same layout; file names unused
+    train_coco = shapes_dataset.coco_dict(train, "train_")  # file names unused: the images stay in memory
 
     torch.manual_seed(a.seed)
     model = create_mask_rcnn("uniformer_small_mask_rcnn").to(a.device)

@@ -248,10 +248,13 @@ void draw_detections(RgbImage& img, const std::vector<Detection>& dets, const st
     uint8_t rgb[3];
     colour_of(static_cast<int>(i), rgb);
     const Detection& d = dets[i];
-    if (!d.mask.empty())
-      for (int y = 0; y < img.height; ++y)
-        for (int x = 0; x < img.width; ++x)
-          if (d.mask[static_cast<size_t>(y) * img.width + x]) fill_rect(img, x, y, x + 1, y + 1, rgb, 0.45f);
+    if (d.mask.empty()) continue;
+    // paste_mask writes only near the box: look there.
+    const int x0 = std::max(0, static_cast<int>(std::floor(d.x0)) - 1), x1 = std::min(img.width, static_cast<int>(std::ceil(d.x1)) + 1);
+    const int y0 = std::max(0, static_cast<int>(std::floor(d.y0)) - 1), y1 = std::min(img.height, static_cast<int>(std::ceil(d.y1)) + 1);
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x)
+        if (d.mask[static_cast<size_t>(y) * img.width + x]) fill_rect(img, x, y, x + 1, y + 1, rgb, 0.45f);
   }
   for (size_t i = 0; i < dets.size(); ++i) {
     uint8_t rgb[3];

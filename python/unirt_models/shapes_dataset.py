@@ -101,18 +101,14 @@ def make_image(seed, h_range=(320, 480), w_range=(320, 640), max_instances=7):
     return np.clip(img, 0, 255).astype(np.uint8), instances[::-1]
 
 
-def coco_split(first_seed, count, image_dir, file_prefix):
-    """Writes `count` images into image_dir; returns the COCO dict."""
-    from PIL import Image
+def coco_dict(samples, file_prefix):
+    """(image, instances) pairs -> the COCO dict: file names <prefix><index>.png, RLE masks,
+    boxes as the visible masks' extents."""
     from pycocotools import mask as mask_util
 
-    os.makedirs(image_dir, exist_ok=True)
     images, anns = [], []
-    for i in range(count):
-        img, inst = make_image(first_seed + i)
-        name = f"{file_prefix}{i:06d}.png"
-        Image.fromarray(img).save(os.path.join(image_dir, name))
-        images.append(dict(id=i, file_name=name, height=img.shape[0], width=img.shape[1]))
+    for i, (img, inst) in enumerate(samples):
+        images.append(dict(id=i, file_name=f"{file_prefix}{i:06d}.png", height=img.shape[0], width=img.shape[1]))
         for cls, m in inst:
             rle = mask_util.encode(np.asfortranarray(m.astype(np.uint8)))
             ys, xs = np.nonzero(m)
@@ -122,6 +118,18 @@ def coco_split(first_seed, count, image_dir, file_prefix):
                              segmentation=dict(size=list(rle["size"]), counts=rle["counts"].decode())))
     cats = [dict(id=i + 1, name=n) for i, n in enumerate(CLASSES)]
     return dict(images=images, annotations=anns, categories=cats)
+
+
+def coco_split(first_seed, count, image_dir, file_prefix):
+    """Writes `count` images into image_dir; returns the COCO dict."""
+    from PIL import Image
+
+    os.makedirs(image_dir, exist_ok=True)
+    samples = [make_image(first_seed + i) for i in range(count)]
+    coco = coco_dict(samples, file_prefix)
+    for im, (img, _) in zip(coco["images"], samples):
+        Image.fromarray(img).save(os.path.join(image_dir, im["file_name"]))
+    return coco
 
 
 def main(argv=None):

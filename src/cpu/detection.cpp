@@ -67,9 +67,21 @@ class NonMaxSuppressionKernel : public CpuKernel {
 };
 UNIRT_REGISTER_KERNEL(cpu, NonMaxSuppression, NonMaxSuppressionKernel, "float32", "boxes [b, n, 4], scores [b, c, n]");
 
-class RoiAlignKernel : public CpuKernel {
+class RoiAlignBase : public CpuKernel {
  public:
   using CpuKernel::CpuKernel;
+
+ protected:
+  void check_batch_indices(const std::vector<int64_t>& bi, int64_t N) const {
+    for (size_t r = 0; r < bi.size(); ++r)
+      if (bi[r] < 0 || bi[r] >= N)
+        fail("batch_indices[" + std::to_string(r) + "] = " + std::to_string(bi[r]) + " is outside 0.." + std::to_string(N - 1));
+  }
+};
+
+class RoiAlignKernel : public RoiAlignBase {
+ public:
+  using RoiAlignBase::RoiAlignBase;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "X");
     expect_float(in[1], "rois");
@@ -77,9 +89,7 @@ class RoiAlignKernel : public CpuKernel {
     const int64_t R = in[1].shape[0], N = xs[0], C = xs[1], H = xs[2], W = xs[3];
     const int64_t oh = out[0].shape[2], ow = out[0].shape[3];
     const std::vector<int64_t> bi = ints(in[2]);
-    for (int64_t r = 0; r < R; ++r)
-      if (bi[r] < 0 || bi[r] >= N)
-        fail("batch_indices[" + std::to_string(r) + "] = " + std::to_string(bi[r]) + " is outside 0.." + std::to_string(N - 1));
+    check_batch_indices(bi, N);
     const bool half_pixel = node_.attr_s("coordinate_transformation_mode", opset_ >= 16 ? "half_pixel" : "output_half_pixel") ==
                             "half_pixel";
     const float scale = node_.attr_f("spatial_scale", 1.f);
@@ -101,9 +111,9 @@ class RoiAlignKernel : public CpuKernel {
 };
 UNIRT_REGISTER_KERNEL(cpu, RoiAlign, RoiAlignKernel, "float32", "X [n, c, h, w], rois [r, 4], avg mode");
 
-class MultiLevelRoiAlignKernel : public CpuKernel {
+class MultiLevelRoiAlignKernel : public RoiAlignBase {
  public:
-  using CpuKernel::CpuKernel;
+  using RoiAlignBase::RoiAlignBase;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "rois");
     const int maps = static_cast<int>(in.size()) - 3;
@@ -113,9 +123,7 @@ class MultiLevelRoiAlignKernel : public CpuKernel {
     const bool out_nhwc = node_.attr_s("output_layout", "NCHW") == "NHWC";
     const int64_t oh = out[0].shape[out_nhwc ? 1 : 2], ow = out[0].shape[out_nhwc ? 2 : 3];
     const std::vector<int64_t> bi = ints(in[1]);
-    for (int64_t r = 0; r < R; ++r)
-      if (bi[r] < 0 || bi[r] >= N)
-        fail("batch_indices[" + std::to_string(r) + "] = " + std::to_string(bi[r]) + " is outside 0.." + std::to_string(N - 1));
+    check_batch_indices(bi, N);
     std::vector<double> lv(static_cast<size_t>(R));
     for (int64_t r = 0; r < R; ++r) {
       switch (in[2].dtype) {

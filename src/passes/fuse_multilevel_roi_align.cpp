@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <functional>
 #include <set>
+#include <utility>
 
 #include "passes/fusions.h"
 #include "passes/match_util.h"
@@ -130,8 +131,8 @@ int fuse_multilevel_roi_align(Graph& g) {
     std::set<double> levels;
     for (const Term& t : terms) {
       const Node& r = g.nodes[t.roi_align];
-      for (const char* a : {"output_height", "output_width", "sampling_ratio"})
-        if (r.attr_i(a, a[0] == 's' ? 0 : 1) != first.attr_i(a, a[0] == 's' ? 0 : 1)) ok = false;
+      for (const auto& [a, dflt] : {std::pair<const char*, int64_t>{"output_height", 1}, {"output_width", 1}, {"sampling_ratio", 0}})
+        if (r.attr_i(a, dflt) != first.attr_i(a, dflt)) ok = false;
       if (r.attr_s("mode", "avg") != "avg" || r.attr_s("coordinate_transformation_mode", "half_pixel") !=
                                                  first.attr_s("coordinate_transformation_mode", "half_pixel"))
         ok = false;

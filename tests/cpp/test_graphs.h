@@ -35,6 +35,13 @@ inline void add_int(onnx::NodeProto* n, const std::string& k, int64_t v) {
   a->set_i(v);
 }
 
+inline void add_float(onnx::NodeProto* n, const std::string& k, float v) {
+  auto* a = n->add_attribute();
+  a->set_name(k);
+  a->set_type(onnx::AttributeProto::FLOAT);
+  a->set_f(v);
+}
+
 inline void add_init(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims, std::vector<float> v) {
   auto* t = g->add_initializer();
   t->set_name(name);

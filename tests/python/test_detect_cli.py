@@ -9,52 +9,12 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from unirt_models import det_metrics
 from unirt_models.export import export_model
+from unirt_models.train_mask_rcnn import paste_mask_cpu, preprocess
 
-MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-STD = np.array([58.395, 57.12, 57.375], np.float32)
 LONG, SHORT = 320, 224
-
-
-def mmdet_preprocess(imgs, long_edge=LONG, short_edge=SHORT, divisor=32):
-    """mmcv.imrescale + Normalize + Pad as tensors: bilinear (half-pixel, no antialias) rounded to
-    8 bits, then (x - mean) / std, padded at the bottom/right to the batch's largest multiple of 32."""
-    out, metas = [], []
-    for img in imgs:
-        h, w = img.shape[:2]
-        scale = min(max(long_edge, short_edge) / max(h, w), min(long_edge, short_edge) / min(h, w))
-        nw, nh = int(w * scale + 0.5), int(h * scale + 0.5)
-        t = torch.from_numpy(img).permute(2, 0, 1)[None].float()
-        r = torch.floor(F.interpolate(t, size=(nh, nw), mode="bilinear", align_corners=False) + 0.5)[0]
-        r = (r - torch.from_numpy(MEAN)[:, None, None]) / torch.from_numpy(STD)[:, None, None]
-        out.append(r)
-        metas.append(dict(ori=(h, w), new=(nh, nw), scale=(nw / w, nh / h)))
-    H = -(-max(r.shape[1] for r in out) // divisor) * divisor
-    W = -(-max(r.shape[2] for r in out) // divisor) * divisor
-    x = torch.zeros(len(out), 3, H, W)
-    for i, r in enumerate(out):
-        x[i, :, :r.shape[1], :r.shape[2]] = r
-    return x, metas
-
-
-def paste_masks(masks, boxes, h, w, thr=0.5):
-    """mmdetection's _do_paste_mask as it runs on the CPU: one box per chunk, skip_empty (only the
-    box's region, floor(x0) - 1 .. ceil(x1) + 1), grid_sample there, thresholded."""
-    out = torch.zeros(masks.shape[0], h, w, dtype=torch.bool)
-    for i in range(masks.shape[0]):
-        x0, y0, x1, y1 = boxes[i]
-        rx0, ry0 = max(int(torch.floor(x0)) - 1, 0), max(int(torch.floor(y0)) - 1, 0)
-        rx1, ry1 = min(int(torch.ceil(x1)) + 1, w), min(int(torch.ceil(y1)) + 1, h)
-        img_y = (torch.arange(ry0, ry1, dtype=torch.float32) + 0.5 - y0) / (y1 - y0) * 2 - 1
-        img_x = (torch.arange(rx0, rx1, dtype=torch.float32) + 0.5 - x0) / (x1 - x0) * 2 - 1
-        img_x[torch.isinf(img_x)] = 0
-        img_y[torch.isinf(img_y)] = 0
-        grid = torch.stack([img_x[None, :].expand(len(img_y), len(img_x)), img_y[:, None].expand(len(img_y), len(img_x))], dim=2)
-        out[i, ry0:ry1, rx0:rx1] = F.grid_sample(masks[i][None, None].float(), grid[None], align_corners=False)[0, 0] >= thr
-    return out
 
 
 def synthetic_image(h, w, seed):
@@ -94,7 +54,7 @@ def test_detect_matches_pytorch(unirt_bin, detector_onnx, tmp_path):
     assert proc.returncode == 0, proc.stderr
 
     # Preprocessing: the same tensor up to a pixel rounding on an exact .5 here and there.
-    x_ref, metas = mmdet_preprocess(imgs)
+    x_ref, metas = preprocess(imgs, LONG, SHORT)  # mmcv.imrescale + Normalize + Pad as torch ops
     x = np.load(saved)
     assert x.shape == tuple(x_ref.shape)
     diff = np.abs(x - x_ref.numpy())
@@ -107,12 +67,13 @@ def test_detect_matches_pytorch(unirt_bin, detector_onnx, tmp_path):
         ref = model.simple_test(torch.from_numpy(x))
     results = json.load(open(out_json))
     for i, (r, m) in enumerate(zip(ref, metas)):
-        (h, w), (nh, nw), (sw, sh) = m["ori"], m["new"], m["scale"]
+        h, w, nh, nw, sw, sh = m["ori_h"], m["ori_w"], m["new_h"], m["new_w"], m["w_scale"], m["h_scale"]
         keep = r["dets"][:, 4] >= 0.05
         boxes = r["dets"][keep, :4].clone()
         boxes[:, 0::2] = boxes[:, 0::2].clamp(0, nw) / sw
         boxes[:, 1::2] = boxes[:, 1::2].clamp(0, nh) / sh
-        ref_masks = paste_masks(r["masks"][keep], boxes, h, w).numpy()
+        # mmdetection's _do_paste_mask as it runs on the CPU (one box per chunk, skip_empty).
+        ref_masks = np.stack([paste_mask_cpu(mk, tuple(float(v) for v in bx), h, w) for mk, bx in zip(r["masks"][keep], boxes)])
         mine = [d for d in results if d["image_id"] == i]
         got = dict(dets=np.array([[*d["bbox"][:2], d["bbox"][0] + d["bbox"][2], d["bbox"][1] + d["bbox"][3], d["score"]] for d in mine]),
                    labels=np.array([d["category_id"] for d in mine]),

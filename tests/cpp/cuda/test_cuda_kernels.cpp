@@ -76,12 +76,6 @@ void conv_model(onnx::ModelProto& m, int64_t c, int64_t cout, int64_t k, int64_t
 }
 
 
-void add_float_attr(onnx::NodeProto* n, const std::string& k, float v) {
-  auto* a = n->add_attribute();
-  a->set_name(k);
-  a->set_type(onnx::AttributeProto::FLOAT);
-  a->set_f(v);
-}
 
 std::vector<std::string> dims_str(const std::vector<int64_t>& shape) {
   std::vector<std::string> d;
@@ -214,8 +208,8 @@ TEST_F(CudaOps, MatMulConstantWeightAndGemm) {
     add_init(g, "c", c.c, randv(static_cast<size_t>(cn), 6));
     auto* n = add_node(g, "Gemm", {"x", "w", "c"}, {"y"});
     add_int(n, "transB", c.tb ? 1 : 0);
-    add_float_attr(n, "alpha", c.alpha);
-    add_float_attr(n, "beta", c.beta);
+    add_float(n, "alpha", c.alpha);
+    add_float(n, "beta", c.beta);
     g->add_output()->set_name("y");
     auto x = random_input("x", {4, 512}, 7);
     EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5) << "Gemm C " << c.c.size() << "-D";
@@ -321,7 +315,7 @@ TEST_F(CudaOps, NormalizationSoftmaxReduce) {
     add_init(g, "gamma", {d}, randv(d, 41));
     add_init(g, "beta", {d}, randv(d, 42));
     auto* n = add_node(g, "LayerNormalization", {"x", "gamma", "beta"}, {"y"});
-    add_float_attr(n, "epsilon", 1e-6f);
+    add_float(n, "epsilon", 1e-6f);
     g->add_output()->set_name("y");
     auto x = random_input("x", {3, 37, d}, 43);
     EXPECT_LT(compare(m, {x}, Precision::FP32), 1e-5) << "LayerNorm D=" << d;
@@ -785,7 +779,7 @@ TEST_F(CudaOps, RoiAlignMatchesCpu) {
     add_int(n, "output_height", 7);
     add_int(n, "output_width", 5);
     add_int(n, "sampling_ratio", sr);
-    add_float_attr(n, "spatial_scale", 0.25f);
+    add_float(n, "spatial_scale", 0.25f);
     g->add_output()->set_name("y");
     auto in = inputs_for({{2, 8, 20, 24}}, 31);
     in[0].name = "x";
@@ -996,7 +990,7 @@ TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
     add_int(ra, "output_height", 7);
     add_int(ra, "output_width", 7);
     add_int(ra, "sampling_ratio", 0);
-    add_float_attr(ra, "spatial_scale", 0.25f / static_cast<float>(1 << i));
+    add_float(ra, "spatial_scale", 0.25f / static_cast<float>(1 << i));
     add_node(g, "Mul", {"ra" + s, "mask" + s}, {"t" + s});
   }
   add_node(g, "Add", {"t0", "t1"}, {"s01"});

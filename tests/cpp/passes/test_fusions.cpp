@@ -300,13 +300,6 @@ TEST(FuseMlp, WideOrMismatchedMlpsStayTwoLayers) {
 
 namespace {
 
-void add_float_attribute(onnx::NodeProto* n, const std::string& k, float v) {
-  auto* a = n->add_attribute();
-  a->set_name(k);
-  a->set_type(onnx::AttributeProto::FLOAT);
-  a->set_f(v);
-}
-
 // Three pyramid levels of x [1, 4, 16, 16] and mmdetection's masked sum of RoiAligns over them;
 // the RoIs' levels come from x (x * 0 + level) so constant folding leaves them to the fusion. The
 // last RoI's level matches no map.
@@ -343,7 +336,7 @@ std::string masked_roi_align_model(bool shared_rois) {
     add_int(ra, "output_height", 3);
     add_int(ra, "output_width", 3);
     add_int(ra, "sampling_ratio", i == 1 ? 0 : 2);
-    add_float_attribute(ra, "spatial_scale", 1.f / static_cast<float>(1 << i));
+    add_float(ra, "spatial_scale", 1.f / static_cast<float>(1 << i));
     add_node(g, "Mul", {"ra" + s, "mask" + s}, {"t" + s});
     terms.push_back("t" + s);
   }
