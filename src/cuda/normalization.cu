@@ -118,7 +118,9 @@ class LayerNormalizationKernel : public CudaKernel {
     for (size_t i = axis; i < xs.size(); ++i) D *= xs[i];
     if (in[1].numel() != D) fail("Scale has " + std::to_string(in[1].numel()) + " values, expected " + std::to_string(D));
     const bool hb = in.size() > 2 && in[2].data;
-    if (hb && (in[2].numel() != D || in[2].dtype != in[1].dtype)) fail("B must match Scale in size and type");
+    if (hb && (in[2].numel() != D || in[2].dtype != in[1].dtype))
+      fail(std::string("B (") + dtype_name(in[2].dtype) + ", " + std::to_string(in[2].numel()) + " values) must match Scale (" +
+           dtype_name(in[1].dtype) + ", " + std::to_string(in[1].numel()) + " values)");
     if (out.size() > 1 && (out[1].data || (out.size() > 2 && out[2].data)))
       fail("the Mean/InvStdDev outputs are not supported on CUDA");
     const int64_t rows = D ? in[0].numel() / D : 0;

@@ -135,8 +135,9 @@ int assign_precision(Graph& g, Precision p) {
     if (!fp16_reader || g.is_graph_output(static_cast<int>(v))) continue;
     if (fp32_reader) {
       const int copy = g.add_value(g.unique_name(g.values[v].name + "/fp32"), DType::Float32);
-      g.values[copy].shape = g.values[v].shape;
-      g.values[copy].data = g.values[v].data;
+      const std::string name = g.values[copy].name;
+      g.values[copy] = g.values[v];  // shape, has_shape and data: the planner reads them all
+      g.values[copy].name = name;
       for (int ni : consumers[v])
         for (size_t i = 0; i < g.nodes[ni].inputs.size(); ++i)
           if (g.nodes[ni].inputs[i] == static_cast<int>(v) && reads_float32(ni, i)) g.nodes[ni].inputs[i] = copy;

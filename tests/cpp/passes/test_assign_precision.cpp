@@ -7,6 +7,7 @@
 #include "passes/assign_precision.h"
 #include "passes/shape_inference.h"
 #include "runtime/engine.h"
+#include "runtime/planner.h"
 #include "test_graphs.h"
 #include "ir/half.h"
 
@@ -94,4 +95,39 @@ TEST(AssignPrecision, NormParametersStayFloat32) {
   }
   EXPECT_EQ(graph.value(graph.outputs[0]).dtype, DType::Float32);
   EXPECT_EQ(assign_precision(graph, Precision::FP32), 0);
+}
+
+// A conv bias and a LayerNorm bias with equal contents are one constant after CSE; the conv reads
+// it as float16 and the LayerNorm as float32 (like its scale): each reader gets its own type.
+TEST(AssignPrecision, ConstantSharedByConvBiasAndNormBiasKeepsBothTypes) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "3", "h", "w"});
+  add_init(g, "w", {64, 3, 4, 4}, std::vector<float>(64 * 3 * 16, 0.1f));
+  add_init(g, "bias", {64}, std::vector<float>(64, 0.f));
+  add_init(g, "gamma", {64}, std::vector<float>(64, 1.f));
+  add_init(g, "beta", {64}, std::vector<float>(64, 0.f));
+  auto* conv = add_node(g, "Conv", {"a", "w", "bias"}, {"c"});
+  add_ints(conv, "kernel_shape", {4, 4});
+  add_ints(conv, "strides", {4, 4});
+  add_ints(add_node(g, "Transpose", {"c"}, {"t"}), "perm", {0, 2, 3, 1});
+  add_int(add_node(g, "LayerNormalization", {"t", "gamma", "beta"}, {"y"}), "axis", -1);
+  g->add_output()->set_name("y");
+  BuildOptions o;
+  o.backend = "cuda";
+  o.precision = Precision::FP16;
+  Engine e = build_engine(import_onnx_bytes(model_bytes(m), "pe"), o);
+  const Graph& gr = e.graph;
+  int norms = 0;
+  for (const auto& n : gr.nodes) {
+    if (n.op_type != "LayerNormalization") continue;
+    ++norms;
+    EXPECT_EQ(gr.value(n.inputs[1]).dtype, DType::Float32);
+    EXPECT_EQ(gr.value(n.inputs[2]).dtype, DType::Float32);
+    EXPECT_TRUE(gr.value(n.inputs[2]).has_shape);  // the planner sizes it from its shape: 64 values
+  }
+  EXPECT_EQ(norms, 1);
+  const Plan p = make_plan(e, {{"a", {1, 3, 8, 8}}});
+  for (const auto& n : gr.nodes)
+    if (n.op_type == "LayerNormalization") EXPECT_EQ(p.values[n.inputs[2]].shape, std::vector<int64_t>{64});
 }
