@@ -44,7 +44,9 @@ def stage_of(layer):
 def unirt_stages(binary, engine, shape_arg, iters):
     out = run_unirt(binary, ["bench", engine, "--shapes", shape_arg, "--profile", "--iterations", str(iters), "--warmup", "3"])
     totals = {}
-    for line in out.splitlines():
+    # The per-layer table only: it ends at the first blank line (a per-op summary follows).
+    table = out[out.index("per-layer time"):].split("\n\n")[0]
+    for line in table.splitlines():
         m = re.match(r"^(\S+)\s+(\S+)\s+([0-9.]+)\s+[0-9.]+%", line)
         if m:
             totals[stage_of(m.group(1))] = totals.get(stage_of(m.group(1)), 0.0) + float(m.group(3))
@@ -55,7 +57,7 @@ def torch_stages(model, x, iters, warmup, autocast):
     ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if autocast else torch.no_grad
     with torch.no_grad(), ctx():
         B = x.shape[0]
-        hw = torch._shape_as_tensor(x)[2:4].to(x.dtype).cuda()
+        hw = x.new_tensor([float(x.shape[2]), float(x.shape[3])])
         feats_b = model.backbone(x)
         feats = model.neck(feats_b)
         rpn = model.rpn_head(feats)

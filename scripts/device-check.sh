@@ -13,7 +13,7 @@ OUT=${OUT:-artifacts}
 mkdir -p "$OUT" artifacts
 BIN_DIR=${UNIRT_BUILD:-build-dev}
 export UNIRT_BIN="$PWD/$BIN_DIR/unirt"
-export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/python:$PWD/artifacts/pylib${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 status=0
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -44,7 +44,7 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
 fi
 if [ "$what" = detector ] || [ "$what" = all ]; then
   # The whole Mask R-CNN: parity with PyTorch (FP32/FP16, several sizes and batches), then the
-  # benchmark; with DET_TRAIN_MINUTES, the trained detector's mAP. DET_SHAPES / DET_BENCH_SHAPES /
+  # benchmark; with DET_TRAIN_ITERS, the trained detector's mAP. DET_SHAPES / DET_BENCH_SHAPES /
   # DET_COMPILE narrow a run to fit one device call.
   echo "== Mask R-CNN parity (CUDA FP32/FP16 vs PyTorch)"
   python3 scripts/detector_parity.py --unirt "$UNIRT_BIN" --backend cuda --precisions fp32,fp16 --torch-device cuda \
@@ -52,10 +52,10 @@ if [ "$what" = detector ] || [ "$what" = all ]; then
     --out "$OUT/detector_parity.md" 2>&1 | tee "$OUT/detector_parity.log" | tail -n 12 || status=1
   # pycocotools is not on the device: a wheel carried in build-dev/wheels (pip download pycocotools
   # --python-version 3.12 --only-binary=:all: -d build-dev/wheels) installs without an index.
-  python3 -c "import pycocotools" 2>/dev/null || pip install -q --no-index --find-links "$BIN_DIR/wheels" pycocotools || status=1
-  if [ -n "${DET_TRAIN_MINUTES:-}" ]; then
+  python3 -c "import pycocotools" 2>/dev/null || for w in "$BIN_DIR"/wheels/pycocotools-*.whl; do python3 -m zipfile -e "$w" artifacts/pylib; done || status=1
+  if [ -n "${DET_TRAIN_ITERS:-}" ]; then
     echo "== Mask R-CNN trained on the generated shapes: COCO mAP of PyTorch FP32, unirt FP32/FP16"
-    python3 scripts/detector_accuracy.py --unirt "$UNIRT_BIN" --minutes "$DET_TRAIN_MINUTES" --out "$OUT" 2>&1 | tail -n 12 || status=1
+    python3 scripts/detector_accuracy.py --unirt "$UNIRT_BIN" --iters "$DET_TRAIN_ITERS" --out "$OUT" 2>&1 | tail -n 12 || status=1
   fi
   echo "== Mask R-CNN benchmark"
   python3 bench/bench_detector.py --unirt "$UNIRT_BIN" --shapes "${DET_BENCH_SHAPES:-1x3x800x1344,2x3x800x1344,4x3x800x1344,1x3x640x640}" \
@@ -80,7 +80,7 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
     for m in ${SAN_MODELS:-uniformer_small uniformer_base uniformer_small_det_hybrid}; do
       [ -f "artifacts/$m.onnx" ] || python3 -m unirt_models.export "$m" -o "artifacts/$m.onnx" --no-verify >/dev/null 2>&1 ||
         { echo "export $m failed"; status=1; continue; }
-      shape=input:1x3x224x224; case $m in *det*) shape=input:1x3x320x416;; esac
+      shape=input:1x3x224x224; case $m in *det*|*rcnn*) shape=input:1x3x320x416;; esac
       extra=""
       if [ $tool = racecheck ]; then extra="--kernel-name-exclude $LIB"; shape=input:1x3x64x64; fi
       precs="fp32 fp16"

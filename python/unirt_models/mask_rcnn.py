@@ -306,7 +306,10 @@ class MaskRCNN(nn.Module):
     # ---- the exported forward: batched, fixed-size, standard ONNX ops ----
     def forward(self, x):
         B = x.shape[0]
-        hw = torch._shape_as_tensor(x)[2:4].to(x.dtype)
+        if torch.onnx.is_in_onnx_export():  # traced as Shape: the engine takes any H/W
+            hw = torch._shape_as_tensor(x)[2:4].to(x.dtype)
+        else:  # eager and torch.compile: plain numbers on the input's device
+            hw = x.new_tensor([float(x.shape[2]), float(x.shape[3])])
         max_h, max_w = hw[0], hw[1]
         feats = self.extract_feat(x)
         rpn_cls, rpn_reg = self.rpn_head(feats)
@@ -330,7 +333,10 @@ class MaskRCNN(nn.Module):
             all_scores.append(s)
             all_deltas.append(d)
             a = self.rpn_head.grid_anchors(lvl, c.shape[2], c.shape[3])
-            k = torch.clamp(torch._shape_as_tensor(s)[1], max=cfg["rpn_nms_pre"])
+            if torch.onnx.is_in_onnx_export():  # the level's size is the input's: a Shape, not a constant
+                k = torch.clamp(torch._shape_as_tensor(s)[1], max=cfg["rpn_nms_pre"])
+            else:
+                k = min(s.shape[1], cfg["rpn_nms_pre"])
             s, idx = s.topk(k, dim=1)
             scores.append(s)
             boxes.append((a[idx], torch.gather(d, 1, idx[..., None].expand(-1, -1, 4))))

@@ -178,8 +178,10 @@ def preprocess(images, long_edge, short_edge, divisor=32, device="cpu"):
     return x, metas
 
 
-def train(model, coco, images, iters, batch, lr, long_edge, short_edge, seed=0, log=print, device="cuda"):
-    """coco: the train split's COCO dict; images: decoded uint8 arrays in its image order."""
+def train(model, coco, images, iters, batch, lr, long_edge, short_edge, seed=0, log=print, device="cuda", max_seconds=None):
+    """coco: the train split's COCO dict; images: decoded uint8 arrays in its image order. The
+    schedule is by iteration (seeded, reproducible); max_seconds stops it early as a safety net
+    (the log says so). Returns the model; model.trained_iters holds the iterations run."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     by_image = {}
@@ -193,7 +195,11 @@ def train(model, coco, images, iters, batch, lr, long_edge, short_edge, seed=0, 
     warmup = min(200, iters // 5)
     model.train()
     t0 = time.time()
+    model.trained_iters = 0
     for it in range(iters):
+        if max_seconds is not None and time.time() - t0 > max_seconds:
+            log(f"stopped at iteration {it} of {iters}: the {max_seconds:.0f} s budget is spent")
+            break
         scale = (it + 1) / warmup if it < warmup else 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(1, iters - warmup)))
         for g in opt.param_groups:
             g["lr"] = lr * scale
@@ -208,6 +214,7 @@ def train(model, coco, images, iters, batch, lr, long_edge, short_edge, seed=0, 
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         opt.step()
+        model.trained_iters = it + 1
         if it % 50 == 0 or it == iters - 1:
             log(f"iter {it:5d}/{iters}  loss {float(loss):.3f}  " + "  ".join(f"{k} {float(v):.3f}" for k, v in losses.items()) +
                 f"  lr {lr * scale:.2e}  {time.time() - t0:.0f} s")

@@ -67,8 +67,8 @@ __global__ void nms_count_kernel(const float* scores, const int* order, int* val
 // box count (only tiles inside the row's candidates do work); 64 threads, one candidate each.
 constexpr int kMaskGrid = 64;
 __global__ void nms_mask_kernel(const float* boxes, const int* order, const int* valid, unsigned long long* mask, int64_t n,
-                                int64_t classes, int words, bool center, const float* iou_threshold) {
-  const int64_t row = blockIdx.z;
+                                int64_t classes, int words, bool center, const float* iou_threshold, int64_t row0) {
+  const int64_t row = row0 + blockIdx.z;  // mask holds the rows row0.. of this launch only
   const int nvalid = valid[row];
   const float iou = iou_threshold ? *iou_threshold : 0.0f;
   const float* bx = boxes + (row / classes) * n * 4;
@@ -88,7 +88,7 @@ __global__ void nms_mask_kernel(const float* boxes, const int* order, const int*
       unsigned long long bits = 0;
       for (int j = (bxw == by ? threadIdx.x + 1 : 0); j < cn; ++j)
         if (nms_suppresses(me, cols[j], iou)) bits |= 1ull << j;
-      mask[(row * n + i) * words + bxw] = bits;
+      mask[(blockIdx.z * n + i) * words + bxw] = bits;
     }
   }
 }
@@ -98,19 +98,19 @@ __global__ void nms_mask_kernel(const float* boxes, const int* order, const int*
 // one suppresses); then the whole block ORs the kept candidates' mask rows into the later words.
 constexpr int kSelectThreads = 256;
 __global__ void nms_select_kernel(const int* order, const int* valid, const unsigned long long* mask, int* kept, int* kept_count,
-                                  int64_t n, int words, const int64_t* max_out) {
+                                  int64_t n, int words, const int64_t* max_out, int64_t row0) {
   extern __shared__ unsigned long long removed[];
   __shared__ unsigned long long diag[kMaskBits];
   __shared__ int chunk_kept[kMaskBits];
   __shared__ int s_nk, s_count;
-  const int64_t row = blockIdx.x;
+  const int64_t row = row0 + blockIdx.x;
   const int nvalid = valid[row];
   const int64_t limit_raw = max_out ? *max_out : 0;
   const int64_t limit = limit_raw < 0 ? 0 : limit_raw;
   const int live_words = (nvalid + kMaskBits - 1) / kMaskBits;  // words past the candidates are never read
   for (int w = threadIdx.x; w < live_words; w += blockDim.x) removed[w] = 0;
   if (threadIdx.x == 0) s_count = 0;
-  const unsigned long long* m = mask + row * n * words;
+  const unsigned long long* m = mask + blockIdx.x * n * words;
   for (int c = 0; c < live_words; ++c) {
     __syncthreads();
     if (s_count >= limit) break;
@@ -182,10 +182,14 @@ class NonMaxSuppressionKernel : public CudaKernel {
       fail("too many boxes for the CUDA kernel (" + std::to_string(rows_) + " rows of " + std::to_string(n_) + ")");
     words_ = static_cast<int>((n_ + kMaskBits - 1) / kMaskBits);
     const size_t items = static_cast<size_t>(rows_ * n_);
-    const size_t mask_bytes = items * static_cast<size_t>(words_) * sizeof(unsigned long long);
-    if (mask_bytes > (size_t{1} << 32))
-      fail("the IoU masks of " + std::to_string(rows_) + " rows of " + std::to_string(n_) + " boxes would take " +
-           std::to_string(mask_bytes >> 20) + " MiB (at most 4096): select fewer boxes per class first (TopK)");
+    // The IoU masks of a few rows at a time: a row's mask grows with the square of its boxes (a
+    // detector's 1000 proposals x 80 classes make 763 MiB per image), so a batch's rows take turns.
+    const size_t row_mask_bytes = static_cast<size_t>(n_) * static_cast<size_t>(words_) * sizeof(unsigned long long);
+    if (row_mask_bytes > (size_t{1} << 32))
+      fail("the IoU mask of one row of " + std::to_string(n_) + " boxes would take " + std::to_string(row_mask_bytes >> 20) +
+           " MiB (at most 4096): select fewer boxes per class first (TopK)");
+    st.chunk_rows = std::max<int64_t>(1, std::min<int64_t>(rows_, static_cast<int64_t>((size_t{2} << 30) / std::max<size_t>(row_mask_bytes, 1))));
+    const size_t mask_bytes = static_cast<size_t>(st.chunk_rows) * row_mask_bytes;
     if (static_cast<size_t>(words_) * 8 > 48 * 1024) fail("more than " + std::to_string(48 * 1024 * 8) + " boxes per class");
     size_t cub_bytes = 0;
     int end_bit = 32;
@@ -254,11 +258,13 @@ class NonMaxSuppressionKernel : public CudaKernel {
                                                st.end_bit, s));
     nms_count_kernel<<<static_cast<unsigned>(rows_), 256, 0, s>>>(in[1].as<float>(), idx_out, valid, n_, thr);
     const unsigned tiles = static_cast<unsigned>(std::min(words_, kMaskGrid));
-    const dim3 grid(tiles, tiles, static_cast<unsigned>(rows_));
-    nms_mask_kernel<<<grid, kMaskBits, 0, s>>>(in[0].as<float>(), idx_out, valid, mask, n_, classes_, words_,
-                                               node_.attr_i("center_point_box", 0) != 0, iou);
-    nms_select_kernel<<<static_cast<unsigned>(rows_), kSelectThreads, words_ * sizeof(unsigned long long), s>>>(idx_out, valid, mask, kept, kept_count,
-                                                                                                     n_, words_, max_out);
+    for (int64_t r0 = 0; r0 < rows_; r0 += st.chunk_rows) {
+      const unsigned rows_now = static_cast<unsigned>(std::min(st.chunk_rows, rows_ - r0));
+      nms_mask_kernel<<<dim3(tiles, tiles, rows_now), kMaskBits, 0, s>>>(in[0].as<float>(), idx_out, valid, mask, n_, classes_, words_,
+                                                                         node_.attr_i("center_point_box", 0) != 0, iou, r0);
+      nms_select_kernel<<<rows_now, kSelectThreads, words_ * sizeof(unsigned long long), s>>>(idx_out, valid, mask, kept, kept_count, n_,
+                                                                                              words_, max_out, r0);
+    }
     nms_offsets_kernel<<<1, 1, 0, s>>>(kept_count, out_offsets, rows_, total);
     nms_write_kernel<<<static_cast<unsigned>(rows_), 128, 0, s>>>(kept, kept_count, out_offsets, out[0].as<int64_t>(), n_, classes_);
     check_launch(node_);
@@ -270,7 +276,7 @@ class NonMaxSuppressionKernel : public CudaKernel {
   };
   struct Plan {
     Layout layout{};
-    int64_t batches = 0, n = 0, classes = 0, rows = 0;
+    int64_t batches = 0, n = 0, classes = 0, rows = 0, chunk_rows = 1;
     int words = 0, end_bit = 64;
   };
   std::map<std::pair<std::vector<int64_t>, std::vector<int64_t>>, Plan> plans_;

@@ -694,6 +694,21 @@ TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
   }
 }
 
+// A detector's box NMS: 1000 proposals x 80 classes per image in one class-offset row. Each row's
+// IoU mask takes 763 MiB, so three rows run two at a time, then one.
+TEST_F(CudaOps, NonMaxSuppressionOfLargeRowsTakesTurns) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "boxes", {"b", "n", "4"});
+  add_input(g, "scores", {"b", "c", "n"});
+  add_init_i64(g, "max_out", {100});
+  add_init(g, "iou", {1}, {0.5f});
+  add_init(g, "thr", {1}, {0.95f});  // a few thousand candidates per row, like score_thr after a trained head
+  add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"});
+  g->add_output()->set_name("sel");
+  expect_same_outputs(m, {nms_inputs(3, 1, 80000, 11)}, Precision::FP32);
+}
+
 TEST_F(CudaOps, TopKWithADataK) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
