@@ -56,7 +56,7 @@ void add_detect_command(CLI::App& app, Registry& r) {
   c->add_option("--short-edge", o->short_edge, "resize: the short edge at most this")->check(CLI::Range(1, 8192));
   c->add_option("--size-divisor", o->divisor, "pad height and width to a multiple of this")->check(CLI::Range(1, 1024));
   c->add_option("--save-input", o->save_input, "also write the preprocessed input tensor (.npy; the first batch)");
-  c->add_option("--batch", o->batch, "images per engine run (0: all of them in one batch)")->check(CLI::Range(0, 1 << 20));
+  c->add_option("--batch", o->batch, "images per engine run (0: as many as the engine's profile allows, all of them if it sets no bound)")->check(CLI::Range(0, 1 << 20));
   add_common(c, o->common);
   r.actions[c] = [o] {
     if (!o->image_ids.empty() && o->image_ids.size() != o->images.size())
@@ -94,7 +94,12 @@ void add_detect_command(CLI::App& app, Registry& r) {
     std::fputs(random_weights_note(*e, "detections").c_str(), stdout);
     nlohmann::json results = nlohmann::json::array();
     double decode_ms = 0, pre_ms = 0, infer_ms = 0, paste_ms = 0, draw_ms = 0;
-    const size_t per_run = o->batch > 0 ? static_cast<size_t>(o->batch) : o->images.size();
+    // By default as many images per run as the engine's profile takes (all of them if it sets no bound).
+    size_t per_run = o->images.size();
+    auto max_shape = e->options.profile.max.find(input_name);
+    if (max_shape != e->options.profile.max.end() && !max_shape->second.empty() && max_shape->second[0] > 0)
+      per_run = std::min(per_run, static_cast<size_t>(max_shape->second[0]));
+    if (o->batch > 0) per_run = static_cast<size_t>(o->batch);
     const bool one_file = o->images.size() == 1 && std::filesystem::path(o->output).extension() == ".png";
     if (!o->output.empty() && !one_file) std::filesystem::create_directories(o->output);
     std::string shapes_run;

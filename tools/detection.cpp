@@ -93,18 +93,31 @@ void paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1,
     const float g = (p + 0.5f - lo) / (hi - lo) * 2.f - 1.f;
     return std::isfinite(g) ? g : 0.f;
   };
-  auto at = [&](int yy, int xx) { return yy >= 0 && yy < mh && xx >= 0 && xx < mw ? mask[yy * mw + xx] : 0.f; };
+  // Bilinear taps: index clamped into the mask, weight 0 for a tap outside it (it reads as 0, as
+  // grid_sample's zero padding does). The column taps are the same on every row: computed once.
+  struct Taps {
+    int i0, i1;
+    float w0, w1;
+  };
+  auto taps = [](float pos, int n) {
+    const int i = static_cast<int>(std::floor(pos));
+    const float w = pos - i;
+    Taps t{std::clamp(i, 0, n - 1), std::clamp(i + 1, 0, n - 1), i >= 0 && i < n ? 1 - w : 0.f, i + 1 >= 0 && i + 1 < n ? w : 0.f};
+    return t;
+  };
+  const int cols = std::max(0, px1 - px0);
+  std::vector<Taps> xt(static_cast<size_t>(cols));
+  for (int c = 0; c < cols; ++c) xt[c] = taps(((unit(static_cast<float>(px0 + c), x0, x1) + 1.f) * mw - 1.f) / 2.f, mw);
   for (int y = py0; y < py1; ++y) {
-    const float iy = ((unit(static_cast<float>(y), y0, y1) + 1.f) * mh - 1.f) / 2.f;
-    const int y0i = static_cast<int>(std::floor(iy));
-    const float wy = iy - y0i;
-    for (int x = px0; x < px1; ++x) {
-      const float ix = ((unit(static_cast<float>(x), x0, x1) + 1.f) * mw - 1.f) / 2.f;
-      const int x0i = static_cast<int>(std::floor(ix));
-      const float wx = ix - x0i;
-      const float v = at(y0i, x0i) * (1 - wx) * (1 - wy) + at(y0i, x0i + 1) * wx * (1 - wy) + at(y0i + 1, x0i) * (1 - wx) * wy +
-                      at(y0i + 1, x0i + 1) * wx * wy;
-      if (v >= thr) out[static_cast<size_t>(y) * img_w + x] = 1;
+    const Taps yt = taps(((unit(static_cast<float>(y), y0, y1) + 1.f) * mh - 1.f) / 2.f, mh);
+    const float* r0 = mask + yt.i0 * mw;
+    const float* r1 = mask + yt.i1 * mw;
+    uint8_t* row = out + static_cast<size_t>(y) * img_w + px0;
+    for (int c = 0; c < cols; ++c) {
+      const Taps& t = xt[c];
+      // The same products, in the same order, as the four-tap sum with explicit zeros.
+      const float v = r0[t.i0] * t.w0 * yt.w0 + r0[t.i1] * t.w1 * yt.w0 + r1[t.i0] * t.w0 * yt.w1 + r1[t.i1] * t.w1 * yt.w1;
+      if (v >= thr) row[c] = 1;
     }
   }
 }
@@ -138,6 +151,7 @@ std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTens
     mw = masks->shape[3];
   }
   std::vector<std::vector<Detection>> all(static_cast<size_t>(N));
+  std::vector<std::vector<int64_t>> source(static_cast<size_t>(N));  // each detection's row k in the outputs
   for (int64_t n = 0; n < N; ++n) {
     const DetImageMeta& m = metas[n];
     const int64_t count = num->as<int64_t>()[n];
@@ -153,13 +167,23 @@ std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTens
       det.y1 = std::clamp(d[3], 0.f, static_cast<float>(m.new_h)) / m.h_scale;
       det.score = d[4];
       det.label = static_cast<int>(labels->as<int64_t>()[n * K + k]);
-      if (masks) {
-        det.mask.assign(static_cast<size_t>(m.ori_w) * m.ori_h, 0);
-        paste_mask(masks->as<float>() + (n * K + k) * mh * mw, static_cast<int>(mh), static_cast<int>(mw), det.x0, det.y0, det.x1, det.y1,
-                   m.ori_w, m.ori_h, mask_thr, det.mask.data());
-      }
       all[n].push_back(std::move(det));
+      source[n].push_back(k);
     }
+  }
+  if (!masks) return all;
+  // Full-resolution masks, one detection per thread (each writes only its own mask).
+  std::vector<std::pair<int64_t, size_t>> jobs;  // (image, detection)
+  for (int64_t n = 0; n < N; ++n)
+    for (size_t i = 0; i < all[n].size(); ++i) jobs.emplace_back(n, i);
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int64_t j = 0; j < static_cast<int64_t>(jobs.size()); ++j) {
+    const int64_t n = jobs[j].first;
+    Detection& det = all[n][jobs[j].second];
+    const DetImageMeta& m = metas[n];
+    det.mask.assign(static_cast<size_t>(m.ori_w) * m.ori_h, 0);
+    paste_mask(masks->as<float>() + (n * K + source[n][jobs[j].second]) * mh * mw, static_cast<int>(mh), static_cast<int>(mw), det.x0, det.y0, det.x1,
+               det.y1, m.ori_w, m.ori_h, mask_thr, det.mask.data());
   }
   return all;
 }

@@ -123,3 +123,22 @@ def test_detect_batches_ids_and_random_weights_note(unirt_bin, detector_onnx, tm
     bad = subprocess.run([unirt_bin, "detect", str(onnx_path), *paths, "--backend", "cpu", "--image-ids", "1", "2"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "--image-ids gives 2 ids for 3 images" in bad.stderr
+
+
+def test_detect_batches_up_to_the_engine_profile(unirt_bin, detector_onnx, tmp_path):
+    """Without --batch, an engine whose profile allows batch 1 takes three images one at a time
+    (not one batch of three outside its profile)."""
+    from PIL import Image
+    onnx_path, _ = detector_onnx
+    engine = tmp_path / "b1.engine"
+    subprocess.run([unirt_bin, "build", str(onnx_path), "--backend", "cpu", "-o", str(engine), "--min-shapes", "input:1x3x64x64",
+                    "--opt-shapes", "input:1x3x128x160", "--max-shapes", "input:1x3x160x160"], check=True, capture_output=True)
+    paths = []
+    for i in range(3):
+        paths.append(str(tmp_path / f"im{i}.png"))
+        Image.fromarray(synthetic_image(120, 150, 20 + i)).save(paths[-1])
+    proc = subprocess.run([unirt_bin, "detect", str(engine), *paths, "--long-edge", "160", "--short-edge", "128"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("detections (score >=") == 3
+    assert "(1x3x128x160 1x3x128x160 1x3x128x160;" in proc.stdout, proc.stdout[-400:]
