@@ -2,8 +2,10 @@
 // score_threshold by descending score, ties to the lower box index, greedy suppression by IoU,
 // at most max_output_boxes_per_class; the output length is a data-dependent size: the kernel
 // writes it into the extra output the runtime gives such a node), RoiAlign (avg mode) and
-// unirt.MultiLevelRoiAlign (each RoI on the map of its level; passes/fuse_multilevel_roi_align.cpp).
+// unirt.MultiLevelRoiAlign (each RoI on the map of its level; passes/fuse_multilevel_roi_align.cpp)
+// and unirt.BoxDecode (deltas to boxes; passes/fuse_box_decode.cpp).
 #include "cpu/cpu_util.h"
+#include "backend/box_decode_rule.h"
 #include "backend/nms_rule.h"
 #include "backend/roi_align_rule.h"
 
@@ -165,6 +167,47 @@ class MultiLevelRoiAlignKernel : public RoiAlignBase {
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4], feature maps NCHW or NHWC");
+
+class BoxDecodeKernel : public CpuKernel {
+ public:
+  using CpuKernel::CpuKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "rois");
+    expect_float(in[1], "deltas");
+    const auto& rs = in[0].shape;
+    const auto& ds = in[1].shape;
+    if (ds.empty() || ds.back() != 4 || rs.size() != ds.size() || rs.back() != 4 || ds.size() - 1 > kBoxDecodeMaxRank)
+      fail("rois " + dims_text(rs) + " and deltas " + dims_text(ds) + " must be [..., 4] of one rank (at most " +
+           std::to_string(kBoxDecodeMaxRank + 1) + ")");
+    BoxBroadcast bb;
+    bb.rank = static_cast<int>(ds.size()) - 1;
+    long long stride = 1;
+    for (int i = bb.rank - 1; i >= 0; --i) {
+      if (rs[i] != ds[i] && rs[i] != 1) fail("rois " + dims_text(rs) + " do not broadcast to deltas " + dims_text(ds));
+      bb.dims[i] = ds[i];
+      bb.rois_stride[i] = rs[i] == 1 ? 0 : stride;
+      stride *= rs[i];
+    }
+    const float* bound = nullptr;
+    if (present(in, 2)) {
+      expect_float(in[2], "bound");
+      if (in[2].numel() != 2) fail("bound must hold (max x, max y), has shape " + dims_text(in[2].shape));
+      bound = in[2].as<float>();
+    }
+    BoxDecodeParams p{};
+    const auto stds = node_.attr_floats("stds");
+    if (stds.size() != 4) fail("stds must hold 4 values");
+    for (int k = 0; k < 4; ++k) p.stds[k] = stds[k];
+    p.max_ratio = node_.attr_f("max_ratio", 0.f);
+    const float* r = in[0].as<float>();
+    const float* d = in[1].as<float>();
+    float* y = out[0].as<float>();
+    const int64_t boxes = in[1].numel() / 4;
+#pragma omp parallel for num_threads(ctx.threads) if (boxes > 4096)
+    for (int64_t b = 0; b < boxes; ++b) decode_box(r + rois_box(bb, b) * 4, d + b * 4, p, bound, y + b * 4);
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, unirt.BoxDecode, BoxDecodeKernel, "float32", "rois [..., 4] (broadcast), deltas [..., 4], bound [2]");
 
 }  // namespace
 }  // namespace cpu

@@ -12,7 +12,8 @@
 //      reads the data-dependent size back; the rows are then written [batch, class, box].
 // And RoiAlign (avg mode) and unirt.MultiLevelRoiAlign (each RoI on the map of its level): one
 // thread per output element, float32 or float16 maps with float32 RoI coordinates and sums, the
-// sampling rule of backend/roi_align_rule.h shared with the CPU.
+// sampling rule of backend/roi_align_rule.h shared with the CPU. And unirt.BoxDecode: one thread
+// per box, the arithmetic of backend/box_decode_rule.h (float32, no contraction).
 #include <map>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
+#include "backend/box_decode_rule.h"
 #include "backend/nms_rule.h"
 #include "backend/roi_align_rule.h"
 
@@ -408,6 +410,65 @@ class MultiLevelRoiAlignKernel : public CudaKernel {
   }
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.MultiLevelRoiAlign, MultiLevelRoiAlignKernel, "float32", "rois [r, 4] float32, feature maps NCHW or NHWC, float32 or float16");
+
+template <bool Vec>
+__global__ void box_decode_kernel(const float* rois, const float* deltas, const float* bound, float* y, int64_t boxes, BoxBroadcast bb,
+                                  BoxDecodeParams p) {
+  for (int64_t b = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; b < boxes; b += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t rb = rois_box(bb, b);
+    float o[4];
+    if constexpr (Vec) {  // one 16-byte load or store per box
+      const float4 d = reinterpret_cast<const float4*>(deltas)[b];
+      const float4 r = reinterpret_cast<const float4*>(rois)[rb];
+      const float dv[4] = {d.x, d.y, d.z, d.w}, rv[4] = {r.x, r.y, r.z, r.w};
+      decode_box(rv, dv, p, bound, o);
+      reinterpret_cast<float4*>(y)[b] = make_float4(o[0], o[1], o[2], o[3]);
+    } else {
+      decode_box(rois + rb * 4, deltas + b * 4, p, bound, o);
+      for (int k = 0; k < 4; ++k) y[b * 4 + k] = o[k];
+    }
+  }
+}
+
+class BoxDecodeKernel : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    for (int i = 0; i < 2; ++i)
+      if (in[i].dtype != DType::Float32) fail(std::string(i ? "deltas" : "rois") + " must be float32 (box arithmetic stays float32)");
+    const auto& rs = in[0].shape;
+    const auto& ds = in[1].shape;
+    if (ds.empty() || ds.back() != 4 || rs.size() != ds.size() || rs.back() != 4 || ds.size() - 1 > kBoxDecodeMaxRank)
+      fail("rois " + dims_text(rs) + " and deltas " + dims_text(ds) + " must be [..., 4] of one rank (at most " +
+           std::to_string(kBoxDecodeMaxRank + 1) + ")");
+    BoxBroadcast bb;
+    bb.rank = static_cast<int>(ds.size()) - 1;
+    long long stride = 1;
+    for (int i = bb.rank - 1; i >= 0; --i) {
+      if (rs[i] != ds[i] && rs[i] != 1) fail("rois " + dims_text(rs) + " do not broadcast to deltas " + dims_text(ds));
+      bb.dims[i] = ds[i];
+      bb.rois_stride[i] = rs[i] == 1 ? 0 : stride;
+      stride *= rs[i];
+    }
+    const float* bound = nullptr;
+    if (has(2)) {
+      if (in[2].dtype != DType::Float32 || in[2].numel() != 2) fail("bound must be float32 (max x, max y)");
+      bound = in[2].as<float>();
+    }
+    BoxDecodeParams p{};
+    const auto stds = node_.attr_floats("stds");
+    if (stds.size() != 4) fail("stds must hold 4 values");
+    for (int k = 0; k < 4; ++k) p.stds[k] = stds[k];
+    p.max_ratio = node_.attr_f("max_ratio", 0.f);
+    const int64_t boxes = in[1].numel() / 4;
+    if (boxes == 0) return;
+    const bool vec = aligned16(in[0].data) && aligned16(in[1].data) && aligned16(out[0].data);
+    if (vec) box_decode_kernel<true><<<grid_for(boxes), 256, 0, stream_of(ctx)>>>(in[0].as<float>(), in[1].as<float>(), bound, out[0].as<float>(), boxes, bb, p);
+    else box_decode_kernel<false><<<grid_for(boxes), 256, 0, stream_of(ctx)>>>(in[0].as<float>(), in[1].as<float>(), bound, out[0].as<float>(), boxes, bb, p);
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.BoxDecode, BoxDecodeKernel, "float32", "rois [..., 4] (broadcast), deltas [..., 4], bound [2]");
 
 class RoiAlignKernel : public CudaKernel {
  public:

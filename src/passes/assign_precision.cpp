@@ -50,14 +50,16 @@ bool is_heavy(const Node& n) {
   static const std::set<std::string> heavy = {"Conv", "ConvTranspose", "MatMul", "Gemm", "LayerNormalization",
                                               "BatchNormalization", "RoiAlign", "Resize", "MaxPool", "AveragePool",
                                               "GlobalAveragePool", "Erf", "Gelu"};
-  return heavy.count(n.op_type) || n.op_type.rfind("unirt.", 0) == 0;
+  // unirt.BoxDecode is the box arithmetic itself: it stays in the float32 region.
+  return heavy.count(n.op_type) || (n.op_type.rfind("unirt.", 0) == 0 && n.op_type != "unirt.BoxDecode");
 }
 
 bool is_float(DType t) { return t == DType::Float32 || t == DType::Float16; }
 
 // The float32 region of an FP16 engine: the arithmetic that box coordinates and scores go through
 // before NonMaxSuppression and RoiAlign (anchors, delta decoding, clipping, score selection, the
-// per-class offsets). Backwards from those inputs through every op that is not heavy, then
+// per-class offsets), and unirt.BoxDecode wherever it is. Backwards from those inputs (and from
+// the decoded boxes) through every op that is not heavy, then
 // forwards through ops whose float activations all come from the region (the RoI level mapping).
 std::vector<char> float32_region(const Graph& g) {
   std::vector<char> in_r(g.nodes.size(), 0);
@@ -74,6 +76,8 @@ std::vector<char> float32_region(const Graph& g) {
     } else if (n.op_type == "unirt.MultiLevelRoiAlign") {
       seed(n.inputs[0]);
       seed(n.inputs[2]);
+    } else if (n.op_type == "unirt.BoxDecode") {
+      seed(n.outputs[0]);  // box arithmetic itself: float32 whoever reads the boxes
     }
   }
   while (!stack.empty()) {

@@ -25,6 +25,9 @@ int convert_to_nhwc(Graph& g);
 // sum_i RoiAlign_i(feat_i, rois) * (level == c_i) -> unirt.MultiLevelRoiAlign(rois, batch_indices,
 // level, feat_0..feat_k), each RoI sampled on its own level (fuse_multilevel_roi_align.cpp).
 int fuse_multilevel_roi_align(Graph& g);
+// The delta-to-box decoding (centre/size arithmetic, exp of the clipped log-sizes, clipping to the
+// image) -> unirt.BoxDecode(rois, deltas[, bound]) (fuse_box_decode.cpp).
+int fuse_box_decode(Graph& g);
 
 // MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear (fuse_linear.cpp).
 int fuse_linear(Graph& g);

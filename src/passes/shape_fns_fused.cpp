@@ -130,7 +130,34 @@ void multilevel_roi_align(ShapeCtx& c) {
   else c.set(0, c.dtype(3), {rois[0], f0[ch], Dim(oh), Dim(ow)});
 }
 
+// unirt.BoxDecode(rois [..., 4], deltas [..., 4], bound [2] optional) -> deltas' shape; rois of
+// the same rank, each dimension equal to deltas' or 1 (broadcast). float32 throughout.
+void box_decode(ShapeCtx& c) {
+  const Node& n = c.node();
+  const Shape& r = c.shape(0);
+  const Shape& d = c.shape(1);
+  if (d.empty() || r.size() != d.size()) c.fail("rois " + shape_str(r) + " and deltas " + shape_str(d) + " must have one rank");
+  c.require_equal(d.back(), Dim(4), "the last dimension of deltas " + shape_str(d) + " is 4");
+  c.require_equal(r.back(), Dim(4), "the last dimension of rois " + shape_str(r) + " is 4");
+  for (size_t i = 0; i + 1 < d.size(); ++i)
+    if (!r[i].is_const(1)) c.require_equal(r[i], d[i], "rois dimension " + std::to_string(i) + " broadcasts to deltas'");
+  for (int i = 0; i < 2; ++i)
+    if (c.dtype(i) != DType::Float32) c.fail(std::string(i == 0 ? "rois" : "deltas") + " must be float32");
+  if (n.inputs.size() > 2 && n.inputs[2] >= 0) {
+    if (c.rank(2) != 1 || c.dtype(2) != DType::Float32) c.fail("bound must be float32 [2] (max x, max y)");
+    c.require_equal(c.shape(2)[0], Dim(2), "bound holds (max x, max y)");
+  }
+  const auto stds = n.attr_floats("stds");
+  if (stds.size() != 4) c.fail("stds must hold 4 values");
+  for (float s : stds)
+    if (!std::isfinite(s)) c.fail("stds must be finite");
+  const float mr = n.attr_f("max_ratio", 0.f);
+  if (!(mr > 0.f) || !std::isfinite(mr)) c.fail("max_ratio must be positive and finite");
+  c.set(0, DType::Float32, d);
+}
+
 void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
+  m["unirt.BoxDecode"] = box_decode;
   m["unirt.MultiLevelRoiAlign"] = multilevel_roi_align;
   m["unirt.Attention"] = attention;
   m["unirt.ConvNHWC"] = conv_nhwc;

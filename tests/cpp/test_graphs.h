@@ -237,4 +237,49 @@ inline onnx::ModelProto cblock_model() {
 }
 
 
+// Box decoding as torch.onnx.export writes unirt_models' delta2bbox: inputs rois [b, n, r, 4]
+// (r = 1 broadcasts over c), deltas [b, n, c, 4] and, with a bound, bound [2] = (max x, max y).
+// `half` is the centre/half-size constant (0.5 in the real formula).
+inline onnx::ModelProto box_decode_model(bool with_bound, bool broadcast_rois, float half = 0.5f) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "rois", {"b", "n", broadcast_rois ? "1" : "c", "4"});
+  add_input(g, "deltas", {"b", "n", "c", "4"});
+  if (with_bound) add_input(g, "bound", {"2"});
+  add_init(g, "stds", {4}, {0.1f, 0.1f, 0.2f, 0.2f});
+  add_init_i64(g, "s0", {0});
+  add_init_i64(g, "s2", {2});
+  add_init_i64(g, "smax", {9223372036854775807LL});
+  add_init_i64(g, "ax", {-1});
+  add_init(g, "half", {}, {half});
+  add_init(g, "rlo", {}, {-4.135166556742356f});
+  add_init(g, "rhi", {}, {4.135166556742356f});
+  add_init(g, "zero", {}, {0.f});
+  add_node(g, "Mul", {"deltas", "stds"}, {"d"});
+  add_node(g, "Slice", {"d", "s0", "s2", "ax"}, {"dxy"});
+  add_node(g, "Slice", {"d", "s2", "smax", "ax"}, {"dwh_raw"});
+  add_node(g, "Clip", {"dwh_raw", "rlo", "rhi"}, {"dwh"});
+  add_node(g, "Slice", {"rois", "s0", "s2", "ax"}, {"r_lo"});
+  add_node(g, "Slice", {"rois", "s2", "smax", "ax"}, {"r_hi"});
+  add_node(g, "Add", {"r_lo", "r_hi"}, {"csum"});
+  add_node(g, "Mul", {"csum", "half"}, {"centre"});
+  add_node(g, "Sub", {"r_hi", "r_lo"}, {"size"});
+  add_node(g, "Mul", {"size", "dxy"}, {"shift"});
+  add_node(g, "Add", {"centre", "shift"}, {"xy"});
+  add_node(g, "Exp", {"dwh"}, {"e"});
+  add_node(g, "Mul", {"size", "e"}, {"wh"});
+  add_node(g, "Mul", {"wh", "half"}, {"hwh"});
+  add_node(g, "Sub", {"xy", "hwh"}, {"lo0"});
+  add_node(g, "Add", {"xy", "hwh"}, {"hi0"});
+  add_node(g, "Clip", {"lo0", "zero", ""}, {with_bound ? "lo1" : "lo"});
+  add_node(g, "Clip", {"hi0", "zero", ""}, {with_bound ? "hi1" : "hi"});
+  if (with_bound) {
+    add_node(g, "Min", {"lo1", "bound"}, {"lo"});
+    add_node(g, "Min", {"hi1", "bound"}, {"hi"});
+  }
+  add_int(add_node(g, "Concat", {"lo", "hi"}, {"y"}), "axis", -1);
+  g->add_output()->set_name("y");
+  return m;
+}
+
 }  // namespace unirt::testing

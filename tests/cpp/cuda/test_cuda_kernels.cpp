@@ -709,6 +709,28 @@ TEST_F(CudaOps, NonMaxSuppressionOfLargeRowsTakesTurns) {
   expect_same_outputs(m, {nms_inputs(3, 1, 80000, 11)}, Precision::FP32);
 }
 
+// unirt.BoxDecode (fused from the exported decoding) against the CPU: the RPN form (one RoI per
+// delta, clipped to a bound) and the box head's (RoIs broadcast over classes); FP16 engines keep
+// it in float32. Boxes of up to ~1000 px: 1e-6 of the scale is a thousandth of a pixel.
+TEST_F(CudaOps, BoxDecodeMatchesCpu) {
+  for (bool broadcast : {false, true}) {
+    onnx::ModelProto m = box_decode_model(true, broadcast);
+    std::mt19937 rng(17);
+    std::uniform_real_distribution<float> pos(0.f, 300.f), size(0.f, 80.f), delta(-3.f, 3.f);
+    const int64_t b = 2, n = 1000, c = broadcast ? 80 : 1;
+    HostTensor r = random_input("rois", {b, n, broadcast ? 1 : c, 4}, 3), d = random_input("deltas", {b, n, c, 4}, 4),
+               bd = random_input("bound", {2}, 5);
+    for (int64_t i = 0; i < r.numel() / 4; ++i) {
+      float* q = r.as<float>() + i * 4;
+      q[0] = pos(rng), q[1] = pos(rng), q[2] = q[0] + size(rng), q[3] = q[1] + size(rng);
+    }
+    for (int64_t i = 0; i < d.numel(); ++i) d.as<float>()[i] = delta(rng);
+    bd.as<float>()[0] = 320.f, bd.as<float>()[1] = 256.f;
+    for (Precision p : {Precision::FP32, Precision::FP16})
+      EXPECT_LT(compare(m, {r, d, bd}, p), 1e-6) << "broadcast " << broadcast << (p == Precision::FP16 ? " fp16" : " fp32");
+  }
+}
+
 TEST_F(CudaOps, TopKWithADataK) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();

@@ -131,3 +131,25 @@ TEST(AssignPrecision, ConstantSharedByConvBiasAndNormBiasKeepsBothTypes) {
   for (const auto& n : gr.nodes)
     if (n.op_type == "LayerNormalization") EXPECT_EQ(p.values[n.inputs[2]].shape, std::vector<int64_t>{64});
 }
+
+// unirt.BoxDecode is box arithmetic: float32 in an FP16 engine even with no NMS after it, its
+// float16 readers behind a Cast.
+TEST(AssignPrecision, BoxDecodeStaysFloat32) {
+  auto m = box_decode_model(true, true);
+  auto* g = m.mutable_graph();
+  g->mutable_output(0)->set_name("boxes_scaled");
+  add_init(g, "w", {4, 4}, std::vector<float>(16, 0.25f));
+  add_node(g, "MatMul", {"y", "w"}, {"boxes_scaled"});
+  BuildOptions o;
+  o.backend = "cuda";
+  o.precision = Precision::FP16;
+  Engine e = build_engine(import_onnx_bytes(model_bytes(m), "bd"), o);
+  int decodes = 0;
+  for (const auto& n : e.graph.nodes) {
+    if (n.op_type != "unirt.BoxDecode") continue;
+    ++decodes;
+    for (int i : n.inputs) EXPECT_EQ(e.graph.value(i).dtype, DType::Float32) << e.graph.value(i).name;
+    EXPECT_EQ(e.graph.value(n.outputs[0]).dtype, DType::Float32);
+  }
+  EXPECT_EQ(decodes, 1);
+}

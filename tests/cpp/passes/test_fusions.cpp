@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 
 #include "onnx/importer.h"
 #include "passes/fusions.h"
@@ -391,4 +392,72 @@ TEST(EliminateCommonSubexpressions, EqualConstantsAndNodesMerge) {
       if (rois < 0) rois = n.inputs[1];
       EXPECT_EQ(n.inputs[1], rois) << "the RoI copies are one value";
     }
+}
+
+namespace {
+
+// rois (x0 < x1, y0 < y1 mostly; some degenerate), deltas with large log-sizes (clipped) and a
+// bound that cuts some boxes.
+std::vector<HostTensor> box_decode_inputs(int64_t b, int64_t n, int64_t c, bool broadcast, bool bound, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> pos(0.f, 300.f), size(0.f, 80.f), delta(-3.f, 3.f);
+  HostTensor r, d, bd;
+  r.name = "rois";
+  r.shape = {b, n, broadcast ? 1 : c, 4};
+  r.bytes.resize(static_cast<size_t>(b * n * (broadcast ? 1 : c) * 4) * 4);
+  for (int64_t i = 0; i < r.numel() / 4; ++i) {
+    float* q = r.as<float>() + i * 4;
+    q[0] = pos(rng), q[1] = pos(rng), q[2] = q[0] + size(rng), q[3] = q[1] + size(rng);
+  }
+  d.name = "deltas";
+  d.shape = {b, n, c, 4};
+  d.bytes.resize(static_cast<size_t>(b * n * c * 4) * 4);
+  for (int64_t i = 0; i < d.numel(); ++i) d.as<float>()[i] = delta(rng) * (i % 7 == 0 ? 10.f : 1.f);
+  std::vector<HostTensor> v{r, d};
+  if (bound) {
+    bd.name = "bound";
+    bd.shape = {2};
+    bd.bytes.resize(8);
+    bd.as<float>()[0] = 320.f, bd.as<float>()[1] = 256.f;
+    v.push_back(bd);
+  }
+  return v;
+}
+
+std::vector<float> run_box_decode(onnx::ModelProto& m, bool fuse, const std::vector<HostTensor>& in, Engine* keep = nullptr) {
+  BuildOptions o;
+  o.fuse = fuse;
+  auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(model_bytes(m), "m"), o));
+  if (keep) *keep = *e;
+  Session s(e, make_cpu_backend(1));
+  auto out = s.run(in);
+  return std::vector<float>(out[0].as<float>(), out[0].as<float>() + out[0].numel());
+}
+
+}  // namespace
+
+// The decoding becomes one unirt.BoxDecode with bit-equal boxes: with and without the bound, with
+// rois broadcast over the classes (the box head) or one per delta (the RPN).
+TEST(FuseBoxDecode, DeltaDecodingBecomesOneOpWithTheSameBits) {
+  for (bool bound : {true, false})
+    for (bool broadcast : {true, false}) {
+      auto m = box_decode_model(bound, broadcast);
+      const auto in = box_decode_inputs(2, 7, 3, broadcast, bound, 5);
+      Engine fused;
+      const auto a = run_box_decode(m, true, in, &fused);
+      const auto b = run_box_decode(m, false, in);
+      EXPECT_EQ(count_ops(fused.graph, "unirt.BoxDecode"), 1) << bound << broadcast;
+      EXPECT_EQ(count_ops(fused.graph, "Exp"), 0);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a[i], b[i]) << i << " bound " << bound << " broadcast " << broadcast;
+    }
+}
+
+// A formula that is not the decoding (another centre constant) is left alone.
+TEST(FuseBoxDecode, OtherFormulasStayUnfused) {
+  auto m = box_decode_model(true, false, 0.4f);
+  Engine fused;
+  run_box_decode(m, true, box_decode_inputs(1, 3, 2, false, true, 6), &fused);
+  EXPECT_EQ(count_ops(fused.graph, "unirt.BoxDecode"), 0);
+  EXPECT_EQ(count_ops(fused.graph, "Exp"), 1);
 }

@@ -1,0 +1,75 @@
+// unirt.BoxDecode's arithmetic for one box, shared by the CPU and CUDA kernels: the operations of
+// the unfused graph (passes/fuse_box_decode.cpp) in their order, each rounded to float32, so both
+// backends and the unfused graph give the same bits. Clip and Min as the elementwise kernels do
+// them (a NaN passes through Clip and wins a Min).
+#pragma once
+
+#include <cmath>
+
+#ifdef __CUDACC__
+#define UNIRT_HOST_DEVICE __host__ __device__
+#else
+#define UNIRT_HOST_DEVICE
+#endif
+
+namespace unirt {
+
+struct BoxDecodeParams {
+  float stds[4];
+  float max_ratio;
+};
+
+// No fused multiply-add: the unfused graph rounds every product and sum.
+#ifdef __CUDA_ARCH__
+__device__ inline float bd_mul(float a, float b) { return __fmul_rn(a, b); }
+__device__ inline float bd_add(float a, float b) { return __fadd_rn(a, b); }
+__device__ inline float bd_sub(float a, float b) { return __fsub_rn(a, b); }
+__device__ inline float bd_exp(float a) { return expf(a); }
+#else
+inline float bd_mul(float a, float b) { return a * b; }
+inline float bd_add(float a, float b) { return a + b; }
+inline float bd_sub(float a, float b) { return a - b; }
+inline float bd_exp(float a) { return std::exp(a); }
+#endif
+
+UNIRT_HOST_DEVICE inline float bd_clip(float x, float lo, float hi) {
+  const float v = x < lo ? lo : x;
+  return v > hi ? hi : v;
+}
+UNIRT_HOST_DEVICE inline float bd_min(float a, float b) { return a < b || a != a ? a : b; }
+
+// Which rois box a deltas box reads when rois broadcast (a dimension of 1 repeats): the box
+// dimensions (all but the last 4) of deltas and, per dimension, the rois stride or 0.
+constexpr int kBoxDecodeMaxRank = 8;
+struct BoxBroadcast {
+  int rank = 0;
+  long long dims[kBoxDecodeMaxRank] = {};
+  long long rois_stride[kBoxDecodeMaxRank] = {};
+};
+UNIRT_HOST_DEVICE inline long long rois_box(const BoxBroadcast& b, long long box) {
+  long long r = 0;
+  for (int i = b.rank - 1; i >= 0; --i) {
+    r += (box % b.dims[i]) * b.rois_stride[i];
+    box /= b.dims[i];
+  }
+  return r;
+}
+
+// r: (x0, y0, x1, y1); d: (dx, dy, dw, dh); bound: (max x, max y) or null; out: (x0, y0, x1, y1).
+UNIRT_HOST_DEVICE inline void decode_box(const float* r, const float* d, const BoxDecodeParams& p, const float* bound, float* out) {
+  for (int k = 0; k < 2; ++k) {
+    const float dxy = bd_mul(d[k], p.stds[k]);
+    const float dwh = bd_clip(bd_mul(d[k + 2], p.stds[k + 2]), -p.max_ratio, p.max_ratio);
+    const float centre = bd_mul(bd_add(r[k], r[k + 2]), 0.5f);
+    const float size = bd_sub(r[k + 2], r[k]);
+    const float xy = bd_add(centre, bd_mul(size, dxy));
+    const float half = bd_mul(bd_mul(size, bd_exp(dwh)), 0.5f);
+    float lo = bd_clip(bd_sub(xy, half), 0.f, INFINITY);
+    float hi = bd_clip(bd_add(xy, half), 0.f, INFINITY);
+    if (bound) lo = bd_min(lo, bound[k]), hi = bd_min(hi, bound[k]);
+    out[k] = lo;
+    out[k + 2] = hi;
+  }
+}
+
+}  // namespace unirt
