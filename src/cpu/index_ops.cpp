@@ -152,6 +152,22 @@ class ScatterNDKernel : public ScatterBase {
 };
 UNIRT_REGISTER_KERNEL(cpu, ScatterND, ScatterNDKernel, "any");
 
+// The k first elements of a row (n values `stride` apart) in TopK's order: larger (or smaller)
+// first, NaN as the largest value, equal values by lower index (ONNX). order: n slots.
+template <typename T>
+void top_of_row(const T* row, int64_t n, int64_t stride, int64_t k, bool largest, std::vector<int64_t>& order) {
+  order.resize(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  auto before = [&](int64_t a, int64_t b) {
+    const T va = row[a * stride], vb = row[b * stride];
+    const bool na = va != va, nb = vb != vb;
+    if (na || nb) return na && !nb ? largest : (!na && nb ? !largest : a < b);
+    if (va != vb) return largest ? va > vb : va < vb;
+    return a < b;
+  };
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+}
+
 class TopKKernel : public IndexKernel {
  public:
   using IndexKernel::IndexKernel;
@@ -172,20 +188,11 @@ class TopKKernel : public IndexKernel {
     const T* x = in[0].as<T>();
     T* y = out[0].as<T>();
     int64_t* yi = out[1].as<int64_t>();
-    std::vector<int64_t> order(static_cast<size_t>(v.n));
+    std::vector<int64_t> order;
     for (int64_t o = 0; o < v.outer; ++o)
       for (int64_t i = 0; i < v.inner; ++i) {
         const T* row = x + o * v.n * v.inner + i;
-        std::iota(order.begin(), order.end(), 0);
-        // Equal values keep the lower index first (ONNX); NaN sorts as the largest value.
-        auto before = [&](int64_t a, int64_t b) {
-          const T va = row[a * v.inner], vb = row[b * v.inner];
-          const bool na = va != va, nb = vb != vb;
-          if (na || nb) return na && !nb ? largest : (!na && nb ? !largest : a < b);
-          if (va != vb) return largest ? va > vb : va < vb;
-          return a < b;
-        };
-        std::partial_sort(order.begin(), order.begin() + k, order.end(), before);
+        top_of_row(row, v.n, v.inner, k, largest, order);
         for (int64_t j = 0; j < k; ++j) {
           y[(o * k + j) * v.inner + i] = row[order[j] * v.inner];
           yi[(o * k + j) * v.inner + i] = order[j];
@@ -195,6 +202,44 @@ class TopKKernel : public IndexKernel {
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel, "float32 int64 int32");
+
+// unirt.MultiLevelTopK (passes/fuse_multilevel_topk.cpp): TopK of each level's rows, the values
+// side by side in one row per batch item, each level's indices on their own.
+class MultiLevelTopKKernel : public IndexKernel {
+ public:
+  using IndexKernel::IndexKernel;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int64_t levels = static_cast<int64_t>(in.size()) / 2;
+    const int64_t B = in[0].shape.at(0);
+    std::vector<int64_t> ks(static_cast<size_t>(levels)), offs(static_cast<size_t>(levels) + 1, 0);
+    for (int64_t l = 0; l < levels; ++l) {
+      expect_float(in[l], "scores");
+      if (in[l].shape.size() != 2 || in[l].shape[0] != B) fail("scores of level " + std::to_string(l) + " must be [" + std::to_string(B) + ", n]");
+      const auto k = ints(in[levels + l]);
+      if (k.size() != 1 || k[0] < 0 || k[0] > in[l].shape[1])
+        fail("k of level " + std::to_string(l) + " must be one value in 0.." + std::to_string(in[l].shape[1]));
+      ks[l] = k[0];
+      offs[l + 1] = offs[l] + k[0];
+    }
+    const int64_t total = offs[levels];
+    if (out[0].shape != std::vector<int64_t>{B, total}) fail("values output " + dims_text(out[0].shape) + ", expected [B, sum of k]");
+    float* y = out[0].as<float>();
+#pragma omp parallel for num_threads(ctx.threads) schedule(dynamic) if (B * levels > 1)
+    for (int64_t bl = 0; bl < B * levels; ++bl) {
+      const int64_t b = bl / levels, l = bl % levels;
+      const int64_t n = in[l].shape[1];
+      const float* row = in[l].as<float>() + b * n;
+      std::vector<int64_t> order;
+      top_of_row(row, n, 1, ks[l], true, order);
+      int64_t* yi = out.size() > static_cast<size_t>(l + 1) && out[l + 1].data ? out[l + 1].as<int64_t>() + b * ks[l] : nullptr;
+      for (int64_t j = 0; j < ks[l]; ++j) {
+        y[b * total + offs[l] + j] = row[order[j]];
+        if (yi) yi[j] = order[j];
+      }
+    }
+  }
+};
+UNIRT_REGISTER_KERNEL(cpu, unirt.MultiLevelTopK, MultiLevelTopKKernel, "float32", "scores [batch, n_l] per level, k_l one int64 each");
 
 // The coordinates of the nonzero elements in element order: [rank, count].
 class NonZeroKernel : public IndexKernel {

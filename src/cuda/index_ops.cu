@@ -449,6 +449,134 @@ class TopKKernel : public IndexKernel {
 };
 UNIRT_REGISTER_KERNEL(cuda, TopK, TopKKernel, "float32 float16 int64");
 
+// unirt.MultiLevelTopK: every level's rows in one radix sort. Keys as the long-row TopK's (the
+// segment (batch, level) in the high word, the order-inverted score bits in the low word; the sort
+// is stable, so equal scores keep the lower index first), then each segment's first k_l written
+// into the level's slice of the values row and into its indices output.
+constexpr int kMaxTopKLevels = 16;
+struct MultiLevelTopKArgs {
+  const float* x[kMaxTopKLevels];
+  int64_t* idx[kMaxTopKLevels];
+  int64_t n[kMaxTopKLevels], k[kMaxTopKLevels];
+  int64_t start[kMaxTopKLevels + 1], koff[kMaxTopKLevels + 1];  // prefix sums of n and k
+  int levels;
+  int64_t batch;
+};
+
+__device__ __forceinline__ int level_of(const int64_t* prefix, int levels, int64_t j) {
+  int l = 0;
+  while (l + 1 < levels && prefix[l + 1] <= j) ++l;
+  return l;
+}
+
+__global__ void multilevel_topk_keys_kernel(MultiLevelTopKArgs a, unsigned long long* keys, int* ids) {
+  const int64_t row = a.start[a.levels], total = a.batch * row;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = i / row, j = i % row;
+    const int l = level_of(a.start, a.levels, j);
+    const int64_t e = j - a.start[l];
+    float v = a.x[l][b * a.n[l] + e];
+    if (v != v) v = __int_as_float(0x7fc00000);
+    if (v == 0.f) v = 0.f;
+    unsigned u = __float_as_uint(v);
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    u = ~u;  // largest first
+    keys[i] = (static_cast<unsigned long long>(b * a.levels + l) << 32) | u;
+    ids[i] = static_cast<int>(e);
+  }
+}
+
+__global__ void multilevel_topk_take_kernel(MultiLevelTopKArgs a, const int* order, float* y) {
+  const int64_t krow = a.koff[a.levels], total = a.batch * krow;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t b = i / krow, j = i % krow;
+    const int l = level_of(a.koff, a.levels, j);
+    const int64_t r = j - a.koff[l];
+    const int src = order[b * a.start[a.levels] + a.start[l] + r];
+    y[i] = a.x[l][b * a.n[l] + src];
+    if (a.idx[l]) a.idx[l][b * a.k[l] + r] = src;
+  }
+}
+
+class MultiLevelTopKKernel : public IndexKernel {
+ public:
+  using IndexKernel::IndexKernel;
+  size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>&) override {
+    const int levels = static_cast<int>(in.size()) / 2;
+    if (levels < 2 || levels > kMaxTopKLevels) fail("between 2 and " + std::to_string(kMaxTopKLevels) + " levels are supported on CUDA");
+    int64_t items = 0;
+    std::vector<int64_t> key;
+    for (int l = 0; l < levels; ++l) {
+      if (in[l].dtype != DType::Float32) fail("scores must be float32 (score selection stays float32)");
+      if (in[l].shape.size() != 2 || in[l].shape[0] != in[0].shape[0]) fail("scores of level " + std::to_string(l) + " must be [batch, n]");
+      items += in[l].shape[0] * in[l].shape[1];
+      key.push_back(in[l].shape[1]);
+    }
+    key.push_back(in[0].shape[0]);
+    if (items >= (int64_t{1} << 31)) fail("more than 2^31 - 1 scores");
+    int end_bit = 32;
+    while (end_bit < 64 && (int64_t{1} << (end_bit - 32)) < in[0].shape[0] * levels) ++end_bit;
+    size_t cub_bytes = 0;
+    UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, cub_bytes, static_cast<const unsigned long long*>(nullptr),
+                                               static_cast<unsigned long long*>(nullptr), static_cast<const int*>(nullptr),
+                                               static_cast<int*>(nullptr), static_cast<int>(items), 0, end_bit));
+    auto round = [](size_t b) { return (b + 255) / 256 * 256; };
+    Layout l{};
+    l.keys_out = round(static_cast<size_t>(items) * 8);
+    l.ids = 2 * l.keys_out;
+    l.order = l.ids + round(static_cast<size_t>(items) * 4);
+    l.cub = l.order + round(static_cast<size_t>(items) * 4);
+    l.cub_bytes = cub_bytes;
+    l.end_bit = end_bit;
+    l.items = items;
+    layouts_[key] = l;
+    return l.cub + round(cub_bytes);
+  }
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const int levels = static_cast<int>(in.size()) / 2;
+    std::vector<int64_t> key;
+    for (int l = 0; l < levels; ++l) key.push_back(in[l].shape[1]);
+    key.push_back(in[0].shape[0]);
+    auto it = layouts_.find(key);
+    if (it == layouts_.end()) fail("run() for an input shape prepare() never saw");
+    const Layout& lay = it->second;
+    MultiLevelTopKArgs a{};
+    a.levels = levels;
+    a.batch = in[0].shape[0];
+    for (int l = 0; l < levels; ++l) {
+      a.x[l] = in[l].as<float>();
+      a.n[l] = in[l].shape[1];
+      const auto k = host_ints(in[levels + l], "k");
+      if (k.size() != 1 || k[0] < 0 || k[0] > a.n[l]) fail("k of level " + std::to_string(l) + " must be one value in 0.." + std::to_string(a.n[l]));
+      a.k[l] = k[0];
+      a.idx[l] = out.size() > static_cast<size_t>(l + 1) && out[l + 1].data ? out[l + 1].as<int64_t>() : nullptr;
+      a.start[l + 1] = a.start[l] + a.n[l];
+      a.koff[l + 1] = a.koff[l] + a.k[l];
+    }
+    if (lay.items == 0 || a.koff[levels] == 0) return;
+    cudaStream_t s = stream_of(ctx);
+    char* ws = static_cast<char*>(ctx.workspace);
+    auto* kin = reinterpret_cast<unsigned long long*>(ws);
+    auto* kout = reinterpret_cast<unsigned long long*>(ws + lay.keys_out);
+    int* ids = reinterpret_cast<int*>(ws + lay.ids);
+    int* order = reinterpret_cast<int*>(ws + lay.order);
+    multilevel_topk_keys_kernel<<<grid_for(lay.items), 256, 0, s>>>(a, kin, ids);
+    size_t bytes = lay.cub_bytes;
+    UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(ws + lay.cub, bytes, kin, kout, ids, order, static_cast<int>(lay.items), 0, lay.end_bit, s));
+    multilevel_topk_take_kernel<<<grid_for(a.batch * a.koff[levels]), 256, 0, s>>>(a, order, out[0].as<float>());
+    check_launch(node_);
+  }
+
+ private:
+  struct Layout {
+    size_t keys_out, ids, order, cub, cub_bytes;
+    int end_bit;
+    int64_t items;
+  };
+  std::map<std::vector<int64_t>, Layout> layouts_;  // per level sizes and batch (prepare() sees them all first)
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.MultiLevelTopK, MultiLevelTopKKernel, "float32", "scores [batch, n_l] per level, k_l one int64 each");
+
 // Nonzero test on the element's bits: the sign bit does not count for floats (-0.0 is zero, NaN
 // is not), every bit counts for integers and bool.
 template <typename B>

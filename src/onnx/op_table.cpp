@@ -103,6 +103,7 @@ const std::map<std::string, OpSpec>& fused_op_table() {
   static const std::map<std::string, OpSpec> t = {
       {"unirt.Attention", {1, 1, 1, 1, {"num_heads", "head_dim", "scale"}}},
       {"unirt.BoxDecode", {2, 3, 1, 1, {"stds", "max_ratio"}}},
+      {"unirt.MultiLevelTopK", {4, 32, 3, 17, {}}},
       {"unirt.ConvNHWC", {2, 4, 1, 1, {"kernel_shape", "strides", "pads", "group", "input_layout"}}},
       {"unirt.Linear", {2, 4, 1, 1, {"activation"}}},
       {"unirt.Mlp", {2, 6, 1, 1, {"activation"}}},

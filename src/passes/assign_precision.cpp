@@ -45,13 +45,16 @@ bool keeps_float32(const Node& n, size_t input) {
 // Ops that run in float32 inside an FP16 engine: their float16 activation inputs get a Cast.
 bool runs_in_float32(const Node& n) { return n.op_type == "NonMaxSuppression"; }
 
+bool is_box_arithmetic(const Node& n) { return n.op_type == "unirt.BoxDecode" || n.op_type == "unirt.MultiLevelTopK"; }
+
 // The compute of a network: these produce float16 in an FP16 engine and end the float32 region.
 bool is_heavy(const Node& n) {
   static const std::set<std::string> heavy = {"Conv", "ConvTranspose", "MatMul", "Gemm", "LayerNormalization",
                                               "BatchNormalization", "RoiAlign", "Resize", "MaxPool", "AveragePool",
                                               "GlobalAveragePool", "Erf", "Gelu"};
-  // unirt.BoxDecode is the box arithmetic itself: it stays in the float32 region.
-  return heavy.count(n.op_type) || (n.op_type.rfind("unirt.", 0) == 0 && n.op_type != "unirt.BoxDecode");
+  // unirt.BoxDecode and unirt.MultiLevelTopK are the box arithmetic and score selection: they stay
+  // in the float32 region.
+  return heavy.count(n.op_type) || (n.op_type.rfind("unirt.", 0) == 0 && !is_box_arithmetic(n));
 }
 
 bool is_float(DType t) { return t == DType::Float32 || t == DType::Float16; }
@@ -76,8 +79,8 @@ std::vector<char> float32_region(const Graph& g) {
     } else if (n.op_type == "unirt.MultiLevelRoiAlign") {
       seed(n.inputs[0]);
       seed(n.inputs[2]);
-    } else if (n.op_type == "unirt.BoxDecode") {
-      seed(n.outputs[0]);  // box arithmetic itself: float32 whoever reads the boxes
+    } else if (is_box_arithmetic(n)) {
+      seed(n.outputs[0]);  // box arithmetic itself: float32 whoever reads the boxes or scores
     }
   }
   while (!stack.empty()) {

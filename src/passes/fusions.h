@@ -28,6 +28,9 @@ int fuse_multilevel_roi_align(Graph& g);
 // The delta-to-box decoding (centre/size arithmetic, exp of the clipped log-sizes, clipping to the
 // image) -> unirt.BoxDecode(rois, deltas[, bound]) (fuse_box_decode.cpp).
 int fuse_box_decode(Graph& g);
+// Concat of TopK values over pyramid levels -> unirt.MultiLevelTopK(s_0..s_L, k_0..k_L) -> (values,
+// indices_0..indices_L): one sort for every level (fuse_multilevel_topk.cpp).
+int fuse_multilevel_topk(Graph& g);
 
 // MatMul by a constant [K, N] (+ its bias Add) -> unirt.Linear (fuse_linear.cpp).
 int fuse_linear(Graph& g);

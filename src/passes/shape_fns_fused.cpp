@@ -156,8 +156,36 @@ void box_decode(ShapeCtx& c) {
   c.set(0, DType::Float32, d);
 }
 
+// unirt.MultiLevelTopK(s_0..s_L [B, n_l], k_0..k_L (one int64 each, known to the planner)) ->
+// values [B, sum k_l] (the levels' top values side by side), indices_l [B, k_l] int64.
+void multilevel_topk(ShapeCtx& c) {
+  const Node& n = c.node();
+  const size_t levels = n.inputs.size() / 2;
+  if (levels < 2 || n.inputs.size() != 2 * levels || n.outputs.size() != levels + 1)
+    c.fail("needs L >= 2 score rows, L k values and 1 + L outputs (got " + std::to_string(n.inputs.size()) + " inputs, " +
+           std::to_string(n.outputs.size()) + " outputs)");
+  Dim total(0);
+  for (size_t l = 0; l < levels; ++l) {
+    const Shape& x = c.shape(static_cast<int>(l));
+    if (x.size() != 2) c.fail("scores of level " + std::to_string(l) + " must be [batch, n], got " + shape_str(x));
+    if (c.dtype(static_cast<int>(l)) != c.dtype(0)) c.fail("every level's scores must have one type");
+    if (c.dtype(0) != DType::Float32 && c.dtype(0) != DType::Float16) c.fail("scores must be float32 or float16");
+    if (l) c.require_equal(x[0], c.shape(0)[0], "batch of level " + std::to_string(l));
+    const auto k = c.values(static_cast<int>(levels + l));
+    if (!k || k->size() != 1) c.fail("k of level " + std::to_string(l) + " must be one value known from shapes or constants");
+    const Dim kd = (*k)[0];
+    if (dim_lt(kd, Dim(0)) == Truth::True) c.fail("k of level " + std::to_string(l) + " is negative (" + kd.brief() + ")");
+    if (dim_lt(x[1], kd) == Truth::True) c.fail("k " + kd.brief() + " exceeds level " + std::to_string(l) + "'s " + x[1].brief() + " scores");
+    if (dim_lt(x[1], kd) == Truth::Unknown) c.require_equal(dmin(kd, x[1]), kd, "k " + kd.brief() + " <= " + x[1].brief());
+    total = total + kd;
+    c.set(static_cast<int>(l + 1), DType::Int64, {x[0], kd});
+  }
+  c.set(0, c.dtype(0), {c.shape(0)[0], total});
+}
+
 void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
   m["unirt.BoxDecode"] = box_decode;
+  m["unirt.MultiLevelTopK"] = multilevel_topk;
   m["unirt.MultiLevelRoiAlign"] = multilevel_roi_align;
   m["unirt.Attention"] = attention;
   m["unirt.ConvNHWC"] = conv_nhwc;

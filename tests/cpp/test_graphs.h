@@ -282,4 +282,33 @@ inline onnx::ModelProto box_decode_model(bool with_bound, bool broadcast_rois, f
   return m;
 }
 
+// A detector RPN's per-level selection as exported: TopK of each level's scores a [b, 50],
+// b [b, 20], c [b, 7] (k 10, 5 and, from c's shape, min(7, 10)), the values concatenated, each
+// level's indices an output, and a Shape of a level's values (the export's full_like) feeding a
+// ConstantOfShape that is added to the concatenation's first row.
+inline onnx::ModelProto multilevel_topk_model() {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "50"});
+  add_input(g, "b", {"batch", "20"});
+  add_input(g, "c", {"batch", "7"});
+  add_init_i64(g, "k0", {10});
+  add_init_i64(g, "k1", {5});
+  add_init_i64(g, "one", {1});
+  add_init_i64(g, "kmax", {10});
+  add_node(g, "Shape", {"c"}, {"c_shape"});
+  add_int(add_node(g, "Gather", {"c_shape", "one"}, {"c_n"}), "axis", 0);
+  add_node(g, "Min", {"c_n", "kmax"}, {"k2"});
+  add_node(g, "TopK", {"a", "k0"}, {"v0", "i0"});
+  add_node(g, "TopK", {"b", "k1"}, {"v1", "i1"});
+  add_node(g, "TopK", {"c", "k2"}, {"v2", "i2"});
+  add_node(g, "Shape", {"v1"}, {"v1_shape"});
+  add_node(g, "ConstantOfShape", {"v1_shape"}, {"zeros"});
+  add_int(add_node(g, "Concat", {"v0", "v1", "v2"}, {"cat"}), "axis", 1);
+  add_node(g, "ReduceSum", {"zeros"}, {"zsum"});
+  add_node(g, "Add", {"cat", "zsum"}, {"y"});
+  for (const char* o : {"y", "i0", "i1", "i2"}) g->add_output()->set_name(o);
+  return m;
+}
+
 }  // namespace unirt::testing

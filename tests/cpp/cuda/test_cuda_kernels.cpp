@@ -731,6 +731,25 @@ TEST_F(CudaOps, BoxDecodeMatchesCpu) {
   }
 }
 
+// unirt.MultiLevelTopK against the CPU: values and indices bit-equal (one radix sort over the
+// levels; ties to the lower index), batch 1 and 3, FP32 and FP16 engines (score selection stays
+// float32).
+TEST_F(CudaOps, MultiLevelTopKMatchesCpu) {
+  onnx::ModelProto m = multilevel_topk_model();
+  auto set = [](int64_t batch, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::vector<HostTensor> v;
+    for (auto [name, n] : {std::pair<const char*, int64_t>{"a", 50}, {"b", 20}, {"c", 7}}) {
+      HostTensor t = random_input(name, {batch, n}, seed);
+      for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = static_cast<float>(rng() % 13) * 0.25f - 1.f;  // ties
+      v.push_back(t);
+    }
+    return v;
+  };
+  expect_same_outputs(m, {set(1, 1), set(3, 2), set(1, 3)}, Precision::FP32);
+  expect_same_outputs(m, {set(2, 4)}, Precision::FP16);
+}
+
 TEST_F(CudaOps, TopKWithADataK) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();

@@ -461,3 +461,60 @@ TEST(FuseBoxDecode, OtherFormulasStayUnfused) {
   EXPECT_EQ(count_ops(fused.graph, "unirt.BoxDecode"), 0);
   EXPECT_EQ(count_ops(fused.graph, "Exp"), 1);
 }
+
+namespace {
+
+// Scores with ties (a few distinct values) so the lower-index-first order is exercised.
+std::vector<HostTensor> multilevel_topk_inputs(int64_t batch, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<HostTensor> v;
+  for (auto [name, n] : {std::pair<const char*, int64_t>{"a", 50}, {"b", 20}, {"c", 7}}) {
+    HostTensor t;
+    t.name = name;
+    t.shape = {batch, n};
+    t.bytes.resize(static_cast<size_t>(batch * n) * 4);
+    for (int64_t i = 0; i < batch * n; ++i) t.as<float>()[i] = static_cast<float>(rng() % 13) * 0.25f - 1.f;
+    v.push_back(t);
+  }
+  return v;
+}
+
+std::vector<HostTensor> run_all(onnx::ModelProto& m, bool fuse, const std::vector<HostTensor>& in, Engine* keep = nullptr) {
+  BuildOptions o;
+  o.fuse = fuse;
+  auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(model_bytes(m), "m"), o));
+  if (keep) *keep = *e;
+  Session s(e, make_cpu_backend(1));
+  return s.run(in);
+}
+
+}  // namespace
+
+// The per-level TopKs and their Concat become one unirt.MultiLevelTopK with the same values and
+// indices (ties to the lower index); the Shape of a level's values still sees [batch, k].
+TEST(FuseMultiLevelTopK, LevelsBecomeOneOpWithTheSameOutputs) {
+  auto m = multilevel_topk_model();
+  const auto in = multilevel_topk_inputs(3, 8);
+  Engine fused;
+  const auto a = run_all(m, true, in, &fused);
+  const auto b = run_all(m, false, in);
+  EXPECT_EQ(count_ops(fused.graph, "unirt.MultiLevelTopK"), 1);
+  EXPECT_EQ(count_ops(fused.graph, "TopK"), 0);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t o = 0; o < a.size(); ++o) {
+    EXPECT_EQ(a[o].shape, b[o].shape) << o;
+    EXPECT_EQ(a[o].bytes, b[o].bytes) << "output " << o;
+  }
+  EXPECT_EQ(a[0].shape, (std::vector<int64_t>{3, 22}));
+}
+
+// A TopK of the smallest values is another selection: left alone.
+TEST(FuseMultiLevelTopK, SmallestFirstStaysUnfused) {
+  auto m = multilevel_topk_model();
+  for (auto& n : *m.mutable_graph()->mutable_node())
+    if (n.op_type() == "TopK" && n.output(0) == "v1") add_int(&n, "largest", 0);
+  Engine fused;
+  run_all(m, true, multilevel_topk_inputs(1, 9), &fused);
+  EXPECT_EQ(count_ops(fused.graph, "unirt.MultiLevelTopK"), 0);
+  EXPECT_EQ(count_ops(fused.graph, "TopK"), 3);
+}
