@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cmath>
+#include <string>
+#include <vector>
 
 #ifdef __CUDACC__
 #define UNIRT_HOST_DEVICE __host__ __device__
@@ -53,6 +55,36 @@ UNIRT_HOST_DEVICE inline long long rois_box(const BoxBroadcast& b, long long box
     box /= b.dims[i];
   }
   return r;
+}
+
+// The broadcast of rois [..., 4] to deltas [..., 4] (same rank, each rois dimension equal or 1):
+// empty when it holds, else what is wrong.
+inline std::string box_broadcast(const std::vector<int64_t>& rs, const std::vector<int64_t>& ds, BoxBroadcast* bb) {
+  auto text = [](const std::vector<int64_t>& s) {
+    std::string t = "[";
+    for (size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
+    return t + "]";
+  };
+  if (ds.empty() || ds.back() != 4 || rs.size() != ds.size() || rs.back() != 4 || ds.size() - 1 > kBoxDecodeMaxRank)
+    return "rois " + text(rs) + " and deltas " + text(ds) + " must be [..., 4] of one rank (at most " + std::to_string(kBoxDecodeMaxRank + 1) + ")";
+  bb->rank = static_cast<int>(ds.size()) - 1;
+  long long stride = 1;
+  for (int i = bb->rank - 1; i >= 0; --i) {
+    if (rs[i] != ds[i] && rs[i] != 1) return "rois " + text(rs) + " do not broadcast to deltas " + text(ds);
+    bb->dims[i] = ds[i];
+    bb->rois_stride[i] = rs[i] == 1 ? 0 : stride;
+    stride *= rs[i];
+  }
+  return "";
+}
+
+// The node's attributes as the kernels take them: empty when they are valid, else what is wrong.
+inline std::string box_decode_params(const std::vector<float>& stds, float max_ratio, BoxDecodeParams* p) {
+  if (stds.size() != 4) return "stds must hold 4 values";
+  for (int k = 0; k < 4; ++k) p->stds[k] = stds[k];
+  if (!(max_ratio > 0.f)) return "max_ratio must be positive";
+  p->max_ratio = max_ratio;
+  return "";
 }
 
 // r: (x0, y0, x1, y1); d: (dx, dy, dw, dh); bound: (max x, max y) or null; out: (x0, y0, x1, y1).

@@ -174,31 +174,17 @@ class BoxDecodeKernel : public CpuKernel {
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "rois");
     expect_float(in[1], "deltas");
-    const auto& rs = in[0].shape;
-    const auto& ds = in[1].shape;
-    if (ds.empty() || ds.back() != 4 || rs.size() != ds.size() || rs.back() != 4 || ds.size() - 1 > kBoxDecodeMaxRank)
-      fail("rois " + dims_text(rs) + " and deltas " + dims_text(ds) + " must be [..., 4] of one rank (at most " +
-           std::to_string(kBoxDecodeMaxRank + 1) + ")");
     BoxBroadcast bb;
-    bb.rank = static_cast<int>(ds.size()) - 1;
-    long long stride = 1;
-    for (int i = bb.rank - 1; i >= 0; --i) {
-      if (rs[i] != ds[i] && rs[i] != 1) fail("rois " + dims_text(rs) + " do not broadcast to deltas " + dims_text(ds));
-      bb.dims[i] = ds[i];
-      bb.rois_stride[i] = rs[i] == 1 ? 0 : stride;
-      stride *= rs[i];
-    }
+    BoxDecodeParams p{};
+    std::string why = box_broadcast(in[0].shape, in[1].shape, &bb);
+    if (why.empty()) why = box_decode_params(node_.attr_floats("stds"), node_.attr_f("max_ratio", 0.f), &p);
+    if (!why.empty()) fail(why);
     const float* bound = nullptr;
     if (present(in, 2)) {
       expect_float(in[2], "bound");
       if (in[2].numel() != 2) fail("bound must hold (max x, max y), has shape " + dims_text(in[2].shape));
       bound = in[2].as<float>();
     }
-    BoxDecodeParams p{};
-    const auto stds = node_.attr_floats("stds");
-    if (stds.size() != 4) fail("stds must hold 4 values");
-    for (int k = 0; k < 4; ++k) p.stds[k] = stds[k];
-    p.max_ratio = node_.attr_f("max_ratio", 0.f);
     const float* r = in[0].as<float>();
     const float* d = in[1].as<float>();
     float* y = out[0].as<float>();

@@ -424,13 +424,17 @@ std::vector<HostTensor> box_decode_inputs(int64_t b, int64_t n, int64_t c, bool 
   return v;
 }
 
-std::vector<float> run_box_decode(onnx::ModelProto& m, bool fuse, const std::vector<HostTensor>& in, Engine* keep = nullptr) {
+std::vector<HostTensor> run_all(onnx::ModelProto& m, bool fuse, const std::vector<HostTensor>& in, Engine* keep = nullptr) {
   BuildOptions o;
   o.fuse = fuse;
   auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(model_bytes(m), "m"), o));
   if (keep) *keep = *e;
   Session s(e, make_cpu_backend(1));
-  auto out = s.run(in);
+  return s.run(in);
+}
+
+std::vector<float> run_box_decode(onnx::ModelProto& m, bool fuse, const std::vector<HostTensor>& in, Engine* keep = nullptr) {
+  const auto out = run_all(m, fuse, in, keep);
   return std::vector<float>(out[0].as<float>(), out[0].as<float>() + out[0].numel());
 }
 
@@ -477,15 +481,6 @@ std::vector<HostTensor> multilevel_topk_inputs(int64_t batch, uint32_t seed) {
     v.push_back(t);
   }
   return v;
-}
-
-std::vector<HostTensor> run_all(onnx::ModelProto& m, bool fuse, const std::vector<HostTensor>& in, Engine* keep = nullptr) {
-  BuildOptions o;
-  o.fuse = fuse;
-  auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(model_bytes(m), "m"), o));
-  if (keep) *keep = *e;
-  Session s(e, make_cpu_backend(1));
-  return s.run(in);
 }
 
 }  // namespace
