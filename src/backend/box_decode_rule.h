@@ -8,11 +8,7 @@
 #include <string>
 #include <vector>
 
-#ifdef __CUDACC__
-#define UNIRT_HOST_DEVICE __host__ __device__
-#else
-#define UNIRT_HOST_DEVICE
-#endif
+#include "backend/host_device.h"
 
 namespace unirt {
 

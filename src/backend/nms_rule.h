@@ -2,11 +2,7 @@
 // both suppress exactly the same boxes (float32 arithmetic in the same order).
 #pragma once
 
-#ifdef __CUDACC__
-#define UNIRT_HOST_DEVICE __host__ __device__
-#else
-#define UNIRT_HOST_DEVICE
-#endif
+#include "backend/host_device.h"
 
 namespace unirt {
 

@@ -2,11 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define UNIRT_HOST_DEVICE __host__ __device__
-#else
-#define UNIRT_HOST_DEVICE
-#endif
+#include "backend/host_device.h"
 
 namespace unirt {
 
