@@ -65,6 +65,8 @@ HostTensor preprocess_detection(const std::vector<RgbImage>& images, const std::
     const RgbImage& img = images[n];
     const DetImageMeta& m = ms[n];
     const auto tx = bilinear_taps(img.width, m.new_w), ty = bilinear_taps(img.height, m.new_h);
+    // Rows are independent: one per thread.
+#pragma omp parallel for schedule(static)
     for (int y = 0; y < m.new_h; ++y) {
       const Tap a = ty[y];
       const uint8_t* r0 = img.pixels.data() + static_cast<size_t>(a.i0) * img.width * 3;
