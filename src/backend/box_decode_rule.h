@@ -4,6 +4,7 @@
 // them (a NaN passes through Clip and wins a Min).
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -92,8 +93,9 @@ UNIRT_HOST_DEVICE inline void decode_box(const float* r, const float* d, const B
     const float size = bd_sub(r[k + 2], r[k]);
     const float xy = bd_add(centre, bd_mul(size, dxy));
     const float half = bd_mul(bd_mul(size, bd_exp(dwh)), 0.5f);
-    float lo = bd_clip(bd_sub(xy, half), 0.f, INFINITY);
-    float hi = bd_clip(bd_add(xy, half), 0.f, INFINITY);
+    // A Clip without a max clips at the largest float (as both Clip kernels do): +inf becomes FLT_MAX.
+    float lo = bd_clip(bd_sub(xy, half), 0.f, FLT_MAX);
+    float hi = bd_clip(bd_add(xy, half), 0.f, FLT_MAX);
     if (bound) lo = bd_min(lo, bound[k]), hi = bd_min(hi, bound[k]);
     out[k] = lo;
     out[k + 2] = hi;
