@@ -185,6 +185,9 @@ class TopKKernel : public IndexKernel {
     if (k < 0 || k > xs[axis]) fail("k " + std::to_string(k) + " is outside 0.." + std::to_string(xs[axis]));
     const bool largest = node_.attr_i("largest", 1) != 0;
     const AxisSplit v(xs, axis);
+    if (out.size() > 2) out[2].as<int64_t>()[0] = k;  // k was data: it is the output's length
+    // Nothing to write (k == 0, or an empty axis): do not walk the rows, however many there are.
+    if (k == 0) return;
     const T* x = in[0].as<T>();
     T* y = out[0].as<T>();
     int64_t* yi = out[1].as<int64_t>();
@@ -198,7 +201,6 @@ class TopKKernel : public IndexKernel {
           yi[(o * k + j) * v.inner + i] = order[j];
         }
       }
-    if (out.size() > 2) out[2].as<int64_t>()[0] = k;  // k was data: it is the output's length
   }
 };
 UNIRT_REGISTER_KERNEL(cpu, TopK, TopKKernel, "float32 int64 int32");
@@ -223,6 +225,7 @@ class MultiLevelTopKKernel : public IndexKernel {
     }
     const int64_t total = offs[levels];
     if (out[0].shape != std::vector<int64_t>{B, total}) fail("values output " + dims_text(out[0].shape) + ", expected [B, sum of k]");
+    if (total == 0) return;  // nothing to select, however many rows
     float* y = out[0].as<float>();
 #pragma omp parallel for num_threads(ctx.threads) schedule(dynamic) if (B * levels > 1)
     for (int64_t bl = 0; bl < B * levels; ++bl) {
