@@ -71,6 +71,44 @@ def torch_stages(model, x, iters, warmup, autocast):
     return t
 
 
+def host_side(binary, engine, work, runs=5):
+    """Decode, preprocessing and mask paste of `unirt detect` on a 1333x800 image (every detection
+    with score >= 0.3 pasted at full resolution), and the PyTorch reference's preprocessing and
+    paste (unirt_models.train_mask_rcnn) on the same image and boxes."""
+    import numpy as np
+    from PIL import Image
+    from unirt_models import train_mask_rcnn as T
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:800, 0:1333]
+    img = np.stack([128 + 100 * np.sin(x / 37.0 + c) * np.cos(y / 23.0 - c) for c in range(3)], -1) + rng.normal(0, 12, (800, 1333, 3))
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    path = os.path.join(work, "host_1333x800.jpg")
+    Image.fromarray(img).save(path, quality=92)
+    out = run_unirt(binary, ["detect", engine, *([path] * (runs + 1)), "--batch", "1", "--score-thr", "0.3",
+                             "--json", os.path.join(work, "host.json")])
+    m = re.search(r"time: decode ([0-9.]+) ms, preprocess ([0-9.]+) ms, inference ([0-9.]+) ms .*?boxes \+ mask paste ([0-9.]+) ms", out)
+    if not m:
+        return []
+    n = runs + 1
+    dets = json.load(open(os.path.join(work, "host.json")))
+    per_image = len(dets) / n
+    decoded = np.asarray(Image.open(path).convert("RGB"))
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        T.preprocess([decoded], 1333, 800)
+    pre_torch = (time.perf_counter() - t0) * 1000 / runs
+    # The reference paste on the same boxes (random 28x28 masks: the paste's cost does not depend on them).
+    boxes = [d["bbox"] for d in dets[: max(1, int(per_image))]]
+    masks = torch.rand(len(boxes), 28, 28)
+    t0 = time.perf_counter()
+    for mk, (bx, by, bw, bh) in zip(masks, boxes):
+        T.paste_mask_cpu(mk, (bx, by, bx + bw, by + bh), 800, 1333)
+    paste_torch = (time.perf_counter() - t0) * 1000
+    return [f"| decode (JPEG) | {float(m.group(1)) / n:.2f} | |",
+            f"| preprocess (resize to 1333x800, normalise, pad) | {float(m.group(2)) / n:.2f} | {pre_torch:.2f} |",
+            f"| boxes + mask paste ({per_image:.0f} detections per image) | {float(m.group(4)) / n:.2f} | {paste_torch:.2f} |"]
+
+
 def torch_memory(fn):
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
@@ -158,6 +196,7 @@ def main():
             for stage in STAGES + ["other"]:
                 stage_rows.append(f"| {stage} | {ts32.get(stage, 0):.2f} | {ts16.get(stage, 0):.2f} | "
                                   f"{us['fp32'].get(stage, 0):.2f} | {us['fp16'].get(stage, 0):.2f} |")
+    host_rows = host_side(args.unirt, engines["fp16"], work)
     gpu = torch.cuda.get_device_name(0)
     text = [f"Mask R-CNN ({args.model}) benchmark, {datetime.date.today().isoformat()}, {gpu}, torch {torch.__version__}; "
             f"median of {args.iters} runs after {args.warmup} warm-ups; preprocessed tensor in, dets/labels/masks out.", "",
@@ -167,6 +206,10 @@ def main():
         text += ["Per stage at 1x3x800x1344, ms (PyTorch: each stage timed alone; unirt: sum of its layers timed one by "
                  "one with `unirt bench --profile`):", "",
                  "| stage | PyTorch fp32 | PyTorch fp16 | unirt fp32 | unirt fp16 |", "|---|---|---|---|---|", *stage_rows, ""]
+    if host_rows:
+        text += ["Host side, timed apart from the engine (`unirt detect`, one 1333x800 JPEG, batch 1, 5 runs after one warm-up; "
+                 "the PyTorch reference's preprocessing and CPU paste on the same image and detections for comparison):", "",
+                 "| step | unirt detect ms per image | PyTorch reference ms per image |", "|---|---|---|", *host_rows, ""]
     text += [f"- {n}" for n in notes]
     text += ["GPU memory: PyTorch's peak allocation during one forward (weights and input included); unirt's weights + "
              "activation arena + workspace of the plan for that shape (the CUDA context of either is not counted)."]

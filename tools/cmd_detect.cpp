@@ -130,8 +130,7 @@ void add_detect_command(CLI::App& app, Registry& r) {
                     metas[k].ori_w, metas[k].ori_h, metas[k].new_w, metas[k].new_h);
         for (const Detection& d : dets[k]) {
           const std::string name = d.label >= 0 && d.label < static_cast<int>(names.size()) ? names[d.label] : std::to_string(d.label);
-          size_t area = 0;
-          for (uint8_t v : d.mask) area += v;
+          const size_t area = d.mask.area();
           std::printf("  %-16s %.3f  box %7.1f %7.1f %7.1f %7.1f  mask %zu px\n", name.c_str(), d.score, d.x0, d.y0, d.x1, d.y1, area);
           if (o->json.empty()) continue;
           nlohmann::json j;
@@ -142,7 +141,7 @@ void add_detect_command(CLI::App& app, Registry& r) {
           j["bbox"] = {d.x0, d.y0, d.x1 - d.x0, d.y1 - d.y0};
           j["score"] = d.score;
           if (!d.mask.empty())
-            j["segmentation"] = {{"size", {metas[k].ori_h, metas[k].ori_w}}, {"counts", coco_rle(d.mask.data(), metas[k].ori_h, metas[k].ori_w)}};
+            j["segmentation"] = {{"size", {metas[k].ori_h, metas[k].ori_w}}, {"counts", coco_rle(d.mask)}};
           results.push_back(std::move(j));
         }
         if (!o->output.empty()) {

@@ -86,11 +86,20 @@ HostTensor preprocess_detection(const std::vector<RgbImage>& images, const std::
   return t;
 }
 
-void paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1, float y1, int img_w, int img_h, float thr,
-                uint8_t* out) {
+size_t RegionMask::area() const {
+  size_t a = 0;
+  for (uint8_t v : bits) a += v;
+  return a;
+}
+
+RegionMask paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1, float y1, int img_w, int img_h, float thr) {
   // Only pixels near the box can see the mask (mmdetection's skip_empty region).
   const int px0 = std::max(0, static_cast<int>(std::floor(x0)) - 1), py0 = std::max(0, static_cast<int>(std::floor(y0)) - 1);
   const int px1 = std::min(img_w, static_cast<int>(std::ceil(x1)) + 1), py1 = std::min(img_h, static_cast<int>(std::ceil(y1)) + 1);
+  RegionMask out;
+  out.image_w = img_w, out.image_h = img_h, out.x0 = px0, out.y0 = py0;
+  out.w = std::max(0, px1 - px0), out.h = std::max(0, py1 - py0);
+  out.bits.assign(static_cast<size_t>(out.w) * out.h, 0);
   auto unit = [](float p, float lo, float hi) {  // pixel centre -> [-1, 1] across the box; inf -> 0 as mmdetection does
     const float g = (p + 0.5f - lo) / (hi - lo) * 2.f - 1.f;
     return std::isfinite(g) ? g : 0.f;
@@ -114,7 +123,7 @@ void paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1,
     const Taps yt = taps(((unit(static_cast<float>(y), y0, y1) + 1.f) * mh - 1.f) / 2.f, mh);
     const float* r0 = mask + yt.i0 * mw;
     const float* r1 = mask + yt.i1 * mw;
-    uint8_t* row = out + static_cast<size_t>(y) * img_w + px0;
+    uint8_t* row = out.bits.data() + static_cast<size_t>(y - py0) * out.w;
     for (int c = 0; c < cols; ++c) {
       const Taps& t = xt[c];
       // The same products, in the same order, as the four-tap sum with explicit zeros.
@@ -122,6 +131,7 @@ void paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1,
       if (v >= thr) row[c] = 1;
     }
   }
+  return out;
 }
 
 std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTensor>& outputs, const std::vector<std::string>& names,
@@ -174,7 +184,7 @@ std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTens
     }
   }
   if (!masks) return all;
-  // Full-resolution masks, one detection per thread (each writes only its own mask).
+  // Full-resolution masks (their nonzero region), one detection per thread.
   std::vector<std::pair<int64_t, size_t>> jobs;  // (image, detection)
   for (int64_t n = 0; n < N; ++n)
     for (size_t i = 0; i < all[n].size(); ++i) jobs.emplace_back(n, i);
@@ -183,28 +193,37 @@ std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTens
     const int64_t n = jobs[j].first;
     Detection& det = all[n][jobs[j].second];
     const DetImageMeta& m = metas[n];
-    det.mask.assign(static_cast<size_t>(m.ori_w) * m.ori_h, 0);
-    paste_mask(masks->as<float>() + (n * K + source[n][jobs[j].second]) * mh * mw, static_cast<int>(mh), static_cast<int>(mw), det.x0, det.y0, det.x1,
-               det.y1, m.ori_w, m.ori_h, mask_thr, det.mask.data());
+    det.mask = paste_mask(masks->as<float>() + (n * K + source[n][jobs[j].second]) * mh * mw, static_cast<int>(mh), static_cast<int>(mw),
+                          det.x0, det.y0, det.x1, det.y1, m.ori_w, m.ori_h, mask_thr);
   }
   return all;
 }
 
-std::string coco_rle(const uint8_t* mask, int h, int w) {
-  // Runs over the column-major pixels, the first one of zeros (possibly empty).
+std::string coco_rle(const RegionMask& mask) {
+  // Runs over the column-major pixels, the first one of zeros (possibly empty); a column outside
+  // the stored region, and the rows above and below it, are one stretch of zeros each.
   std::vector<int64_t> counts;
   uint8_t cur = 0;
   int64_t run = 0;
-  for (int x = 0; x < w; ++x)
-    for (int y = 0; y < h; ++y) {
-      const uint8_t v = mask[static_cast<size_t>(y) * w + x] ? 1 : 0;
-      if (v != cur) {
-        counts.push_back(run);
-        run = 0;
-        cur = v;
-      }
-      ++run;
+  auto push = [&](uint8_t v, int64_t n) {
+    if (n <= 0) return;
+    if (v != cur) {
+      counts.push_back(run);
+      run = 0;
+      cur = v;
     }
+    run += n;
+  };
+  const int h = mask.image_h, w = mask.image_w;
+  for (int x = 0; x < w; ++x) {
+    if (x < mask.x0 || x >= mask.x0 + mask.w || mask.h == 0) {
+      push(0, h);
+      continue;
+    }
+    push(0, mask.y0);
+    for (int y = 0; y < mask.h; ++y) push(mask.bits[static_cast<size_t>(y) * mask.w + (x - mask.x0)] ? 1 : 0, 1);
+    push(0, h - mask.y0 - mask.h);
+  }
   counts.push_back(run);
   // pycocotools' rleToString: each count (minus the one two back, from the third on) in 5-bit
   // groups, low first, 0x20 marking "more", offset by 48 into printable characters.
@@ -275,12 +294,10 @@ void draw_detections(RgbImage& img, const std::vector<Detection>& dets, const st
     colour_of(static_cast<int>(i), rgb);
     const Detection& d = dets[i];
     if (d.mask.empty()) continue;
-    // paste_mask writes only near the box: look there.
-    const int x0 = std::max(0, static_cast<int>(std::floor(d.x0)) - 1), x1 = std::min(img.width, static_cast<int>(std::ceil(d.x1)) + 1);
-    const int y0 = std::max(0, static_cast<int>(std::floor(d.y0)) - 1), y1 = std::min(img.height, static_cast<int>(std::ceil(d.y1)) + 1);
-    for (int y = y0; y < y1; ++y)
-      for (int x = x0; x < x1; ++x)
-        if (d.mask[static_cast<size_t>(y) * img.width + x]) fill_rect(img, x, y, x + 1, y + 1, rgb, 0.45f);
+    const RegionMask& m = d.mask;
+    for (int y = std::max(0, m.y0); y < std::min(img.height, m.y0 + m.h); ++y)
+      for (int x = std::max(0, m.x0); x < std::min(img.width, m.x0 + m.w); ++x)
+        if (m.at(x, y)) fill_rect(img, x, y, x + 1, y + 1, rgb, 0.45f);
   }
   for (size_t i = 0; i < dets.size(); ++i) {
     uint8_t rgb[3];

@@ -32,10 +32,23 @@ struct DetPreprocessOptions {
 HostTensor preprocess_detection(const std::vector<RgbImage>& images, const std::string& name, const DetPreprocessOptions& o,
                                 std::vector<DetImageMeta>* metas);
 
+// A binary mask of an image_w x image_h image, stored as the rectangle that can be nonzero (a
+// pasted mask touches only its box and a pixel around it): w x h bytes, 0/1, at (x0, y0). Full
+// masks would be a megabyte each at 1333x800, most of it zeros.
+struct RegionMask {
+  int image_w = 0, image_h = 0, x0 = 0, y0 = 0, w = 0, h = 0;
+  std::vector<uint8_t> bits;
+  bool empty() const { return image_w == 0 || image_h == 0; }  // no mask (the engine has none)
+  uint8_t at(int x, int y) const {
+    return x >= x0 && x < x0 + w && y >= y0 && y < y0 + h ? bits[static_cast<size_t>(y - y0) * w + (x - x0)] : 0;
+  }
+  size_t area() const;
+};
+
 struct Detection {
   float x0, y0, x1, y1, score;  // original-image pixels
   int label;
-  std::vector<uint8_t> mask;  // ori_h x ori_w, 0/1; empty when the engine has no masks
+  RegionMask mask;  // empty when the engine has no masks
 };
 
 // dets [N, K, 5], labels [N, K], masks [N, K, mh, mw] (optional), num_dets [N] in input-tensor
@@ -47,11 +60,11 @@ std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTens
 // One 28x28 (mh x mw) probability mask of a box (x0, y0, x1, y1) pasted into an img_h x img_w
 // image: bilinear, zero outside the mask, sampled at pixel centres (torch grid_sample,
 // align_corners=False), thresholded with >= thr.
-void paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1, float y1, int img_w, int img_h, float thr,
-                uint8_t* out);
+RegionMask paste_mask(const float* mask, int mh, int mw, float x0, float y0, float x1, float y1, int img_w, int img_h, float thr);
 
-// COCO's compressed RLE of a binary h x w mask (column-major runs, pycocotools' string form).
-std::string coco_rle(const uint8_t* mask, int h, int w);
+// COCO's compressed RLE of a binary mask over its whole image (column-major runs, pycocotools'
+// string form); the zeros outside the stored region cost nothing.
+std::string coco_rle(const RegionMask& mask);
 
 // Boxes, "label score" captions and translucent masks drawn onto `img` (in place).
 void draw_detections(RgbImage& img, const std::vector<Detection>& dets, const std::vector<std::string>& class_names);
