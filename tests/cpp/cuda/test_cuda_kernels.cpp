@@ -709,6 +709,17 @@ TEST_F(CudaOps, NonMaxSuppressionOfLargeRowsTakesTurns) {
   expect_same_outputs(m, {nms_inputs(3, 1, 80000, 11)}, Precision::FP32);
 }
 
+// Builds `m` for CUDA with the detector fusions on and counts the nodes of `op` (the fused op
+// must be what the comparison runs).
+int fused_count(onnx::ModelProto& m, const std::string& op) {
+  BuildOptions o;
+  o.backend = "cuda";
+  const Engine e = build_engine(import_onnx_bytes(model_bytes(m), "m"), o);
+  int n = 0;
+  for (const auto& node : e.graph.nodes) n += node.op_type == op;
+  return n;
+}
+
 // unirt.BoxDecode (fused from the exported decoding) against the CPU: the RPN form (one RoI per
 // delta, clipped to a bound) and the box head's (RoIs broadcast over classes); FP16 engines keep
 // it in float32. Boxes of up to ~1000 px: 1e-6 of the scale is a thousandth of a pixel.
@@ -726,8 +737,11 @@ TEST_F(CudaOps, BoxDecodeMatchesCpu) {
     }
     for (int64_t i = 0; i < d.numel(); ++i) d.as<float>()[i] = delta(rng);
     bd.as<float>()[0] = 320.f, bd.as<float>()[1] = 256.f;
+    setenv("UNIRT_CUDA_DETECTOR_FUSIONS", "1", 1);
+    EXPECT_EQ(fused_count(m, "unirt.BoxDecode"), 1);
     for (Precision p : {Precision::FP32, Precision::FP16})
       EXPECT_LT(compare(m, {r, d, bd}, p), 1e-6) << "broadcast " << broadcast << (p == Precision::FP16 ? " fp16" : " fp32");
+    unsetenv("UNIRT_CUDA_DETECTOR_FUSIONS");
   }
 }
 
@@ -746,8 +760,11 @@ TEST_F(CudaOps, MultiLevelTopKMatchesCpu) {
     }
     return v;
   };
+  setenv("UNIRT_CUDA_DETECTOR_FUSIONS", "1", 1);
+  EXPECT_EQ(fused_count(m, "unirt.MultiLevelTopK"), 1);
   expect_same_outputs(m, {set(1, 1), set(3, 2), set(1, 3)}, Precision::FP32);
   expect_same_outputs(m, {set(2, 4)}, Precision::FP16);
+  unsetenv("UNIRT_CUDA_DETECTOR_FUSIONS");
 }
 
 TEST_F(CudaOps, TopKWithADataK) {
