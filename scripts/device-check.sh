@@ -51,7 +51,8 @@ if [ "$what" = detector ] || [ "$what" = all ]; then
     --shapes "${DET_SHAPES:-1x3x800x1344,2x3x640x640,1x3x544x736}" --workdir artifacts/parity \
     --out "$OUT/detector_parity.md" 2>&1 | tee "$OUT/detector_parity.log" | tail -n 12 || status=1
   # pycocotools is not on the device: a wheel carried in build-dev/wheels (pip download pycocotools
-  # --python-version 3.12 --only-binary=:all: -d build-dev/wheels) installs without an index.
+  # --python-version 3.12 --only-binary=:all: -d build-dev/wheels) is unpacked onto PYTHONPATH
+  # (the device's pip installs where its python3 does not look).
   python3 -c "import pycocotools" 2>/dev/null || for w in "$BIN_DIR"/wheels/pycocotools-*.whl; do python3 -m zipfile -e "$w" artifacts/pylib; done || status=1
   if [ -n "${DET_TRAIN_ITERS:-}" ]; then
     echo "== Mask R-CNN trained on the generated shapes: COCO mAP of PyTorch FP32, unirt FP32/FP16"
