@@ -81,3 +81,67 @@ TEST(ConstantFolding, FoldsShapeArithmeticAndConstants) {
   eliminate_dead_code(gr);
   EXPECT_EQ(gr.nodes.size(), 1u);
 }
+
+namespace {
+
+// The fused graph of `m` (CPU backend: the detector fusions are on) and its node of `op`.
+Graph fused_graph(onnx::ModelProto& m, const std::string& op, int* node) {
+  Engine e = build_engine(import_onnx_bytes(model_bytes(m), "m"), BuildOptions{});
+  *node = -1;
+  for (size_t i = 0; i < e.graph.nodes.size(); ++i)
+    if (e.graph.nodes[i].op_type == op) *node = static_cast<int>(i);
+  return e.graph;
+}
+
+std::string shape_error(Graph& g) {
+  try {
+    infer_shapes(g);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+// A fused op in an engine file is checked like an ONNX op: bad attributes and shapes name the
+// node and what was expected.
+TEST(ShapeInference, FusedDetectorOpsRefuseBadAttributesAndShapes) {
+  {
+    auto m = box_decode_model(true, true);
+    int n = -1;
+    Graph g = fused_graph(m, "unirt.BoxDecode", &n);
+    ASSERT_GE(n, 0);
+    g.nodes[n].attrs["stds"] = std::vector<float>{0.1f, 0.1f, 0.2f};
+    const std::string err = shape_error(g);
+    EXPECT_NE(err.find("stds must hold 4 values"), std::string::npos) << err;
+    EXPECT_NE(err.find(g.nodes[n].name), std::string::npos) << err;
+  }
+  {
+    auto m = box_decode_model(false, true);
+    int n = -1;
+    Graph g = fused_graph(m, "unirt.BoxDecode", &n);
+    ASSERT_GE(n, 0);
+    g.nodes[n].attrs["max_ratio"] = -1.f;
+    EXPECT_NE(shape_error(g).find("max_ratio must be positive"), std::string::npos);
+  }
+  {
+    auto m = multilevel_topk_model();
+    int n = -1;
+    Graph g = fused_graph(m, "unirt.MultiLevelTopK", &n);
+    ASSERT_GE(n, 0);
+    g.nodes[n].outputs.pop_back();  // one indices output short
+    EXPECT_NE(shape_error(g).find("1 + L outputs"), std::string::npos);
+  }
+  {
+    auto m = multilevel_topk_model();
+    int n = -1;
+    Graph g = fused_graph(m, "unirt.MultiLevelTopK", &n);
+    ASSERT_GE(n, 0);
+    std::swap(g.nodes[n].inputs[3], g.nodes[n].inputs[4]);  // level 0's k (10) on level 1's 20 scores, level 1's (5) on 50: still fits
+    EXPECT_EQ(shape_error(g), "");
+    std::swap(g.nodes[n].inputs[4], g.nodes[n].inputs[5]);  // level 2 (7 scores) gets k = 10
+    const std::string err = shape_error(g);
+    EXPECT_NE(err.find("exceeds level 2"), std::string::npos) << err;
+  }
+}
