@@ -122,7 +122,11 @@ void add_detect_command(CLI::App& app, Registry& r) {
       std::vector<HostTensor> out = sess.run({x});
       infer_ms += ms_since(t2);
       const auto t3 = std::chrono::steady_clock::now();
-      const auto dets = decode_detections(out, out_names, metas, o->score_thr, o->mask_thr);
+      int64_t nan_boxes = 0;
+      const auto dets = decode_detections(out, out_names, metas, o->score_thr, o->mask_thr, &nan_boxes);
+      if (nan_boxes)
+        std::fprintf(stderr, "warning: %lld detection(s) with NaN box coordinates left out (the engine's dets output holds NaN)\n",
+                     static_cast<long long>(nan_boxes));
       paste_ms += ms_since(t3);
       for (size_t k = 0; k < count; ++k) {
         const size_t i = first + k;

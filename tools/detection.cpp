@@ -135,7 +135,8 @@ RegionMask paste_mask(const float* mask, int mh, int mw, float x0, float y0, flo
 }
 
 std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTensor>& outputs, const std::vector<std::string>& names,
-                                                      const std::vector<DetImageMeta>& metas, float score_thr, float mask_thr) {
+                                                      const std::vector<DetImageMeta>& metas, float score_thr, float mask_thr,
+                                                      int64_t* not_finite) {
   auto find = [&](const char* n, bool required) -> const HostTensor* {
     for (size_t i = 0; i < names.size(); ++i)
       if (names[i] == n) return &outputs.at(i);
@@ -171,6 +172,10 @@ std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTens
     for (int64_t k = 0; k < count; ++k) {
       const float* d = dets->as<float>() + (n * K + k) * 5;
       if (!(d[4] >= score_thr)) continue;
+      if (std::isnan(d[0]) || std::isnan(d[1]) || std::isnan(d[2]) || std::isnan(d[3])) {
+        if (not_finite) ++*not_finite;
+        continue;
+      }
       Detection det;
       // Clipped to the resized image (mmdetection clips to it, not to the padding), then rescaled.
       det.x0 = std::clamp(d[0], 0.f, static_cast<float>(m.new_w)) / m.w_scale;

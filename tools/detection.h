@@ -53,9 +53,11 @@ struct Detection {
 
 // dets [N, K, 5], labels [N, K], masks [N, K, mh, mw] (optional), num_dets [N] in input-tensor
 // pixels -> per image its detections with score >= score_thr, boxes clipped to the resized image
-// and divided by its scale, masks pasted and thresholded at mask_thr (>=).
+// and divided by its scale, masks pasted and thresholded at mask_thr (>=). A detection whose box
+// holds NaN has no place on the image: it is left out and counted in *not_finite.
 std::vector<std::vector<Detection>> decode_detections(const std::vector<HostTensor>& outputs, const std::vector<std::string>& names,
-                                                      const std::vector<DetImageMeta>& metas, float score_thr, float mask_thr);
+                                                      const std::vector<DetImageMeta>& metas, float score_thr, float mask_thr,
+                                                      int64_t* not_finite = nullptr);
 
 // One 28x28 (mh x mw) probability mask of a box (x0, y0, x1, y1) pasted into an img_h x img_w
 // image: bilinear, zero outside the mask, sampled at pixel centres (torch grid_sample,

@@ -142,3 +142,41 @@ def test_detect_batches_up_to_the_engine_profile(unirt_bin, detector_onnx, tmp_p
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("detections (score >=") == 3
     assert "(1x3x128x160 1x3x128x160 1x3x128x160;" in proc.stdout, proc.stdout[-400:]
+
+
+def test_detect_leaves_out_nan_boxes_with_a_warning(unirt_bin, tmp_path):
+    """An engine whose dets hold NaN: that detection is left out (and said so), the others are
+    drawn and written, nothing crashes."""
+    import onnx
+    from onnx import TensorProto, helper
+    from PIL import Image
+    dets = np.array([[[10, 10, 60, 50, 0.9], [np.nan, 5, 40, 40, 0.8]]], np.float32)
+    masks = np.full((1, 2, 28, 28), 0.9, np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["m"], keepdims=0),
+        helper.make_node("Mul", ["m", "zero"], ["z"]),
+        helper.make_node("Add", ["dets_c", "z"], ["dets"]),
+        helper.make_node("Add", ["masks_c", "z"], ["masks"]),
+        helper.make_node("Identity", ["labels_c"], ["labels"]),
+        helper.make_node("Identity", ["num_c"], ["num_dets"]),
+    ]
+    inits = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+             helper.make_tensor("dets_c", TensorProto.FLOAT, dets.shape, dets.flatten().tolist()),
+             helper.make_tensor("masks_c", TensorProto.FLOAT, masks.shape, masks.flatten().tolist()),
+             helper.make_tensor("labels_c", TensorProto.INT64, [1, 2], [0, 1]),
+             helper.make_tensor("num_c", TensorProto.INT64, [1], [2])]
+    graph = helper.make_graph(nodes, "nan_dets", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "h", "w"])],
+                              [helper.make_tensor_value_info(n, t, None) for n, t in
+                               (("dets", TensorProto.FLOAT), ("labels", TensorProto.INT64), ("masks", TensorProto.FLOAT),
+                                ("num_dets", TensorProto.INT64))], inits)
+    path = tmp_path / "nan.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    img = tmp_path / "a.png"
+    Image.fromarray(synthetic_image(96, 128, 3)).save(img)
+    proc = subprocess.run([unirt_bin, "detect", str(path), str(img), "--backend", "cpu", "--long-edge", "128", "--short-edge", "96",
+                           "--json", str(tmp_path / "d.json"), "-o", str(tmp_path / "d.png")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 detection(s) with NaN box coordinates left out" in proc.stderr
+    out = json.load(open(tmp_path / "d.json"))
+    assert len(out) == 1 and abs(out[0]["score"] - 0.9) < 1e-6, out
+    assert (tmp_path / "d.png").stat().st_size > 0
