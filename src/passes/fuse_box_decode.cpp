@@ -226,9 +226,7 @@ int fuse_box_decode(Graph& g) {
                       "): one pass over the boxes");
     // The Concat stops writing the output; what no longer has a reader is dead code.
     g.nodes[g.value(m->out).producer].op_type.clear();
-    g.add_node(std::move(f));
-    g.relink();
-    cons = g.consumers();
+    add_fused_node(g, std::move(f), cons);
     ++fused;
   }
   if (fused) g.compact();

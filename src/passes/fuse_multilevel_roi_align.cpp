@@ -167,9 +167,7 @@ int fuse_multilevel_roi_align(Graph& g) {
     std::sort(dead.begin(), dead.end());
     dead.erase(std::unique(dead.begin(), dead.end()), dead.end());
     for (int d : dead) g.nodes[d].op_type.clear();
-    g.add_node(std::move(f));
-    g.relink();
-    cons = g.consumers();
+    add_fused_node(g, std::move(f), cons);
     ++fused;
   }
   if (fused) g.compact();

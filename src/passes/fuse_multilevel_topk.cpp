@@ -75,9 +75,7 @@ int fuse_multilevel_topk(Graph& g) {
     f.notes.push_back("fused " + std::to_string(topks.size()) + " TopKs and their Concat: one sort over every level's rows");
     for (int t : topks) g.nodes[t].op_type.clear();
     g.nodes[ci].op_type.clear();
-    g.add_node(std::move(f));
-    g.relink();
-    cons = g.consumers();
+    add_fused_node(g, std::move(f), cons);
     ++fused;
   }
   if (fused) g.compact();

@@ -10,6 +10,12 @@ int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers
   return consumers[value][0];
 }
 
+void add_fused_node(Graph& g, Node f, std::vector<std::vector<int>>& consumers) {
+  g.add_node(std::move(f));
+  g.relink();
+  consumers = g.consumers();
+}
+
 bool is_scalar_const(const Graph& g, int value, float x, float tol) {
   if (value < 0) return false;
   const Value& v = g.value(value);

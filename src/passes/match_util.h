@@ -10,6 +10,9 @@ namespace unirt {
 
 // The only consumer of `value`, or -1 when it has none or several (or is a graph output).
 int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers, int value);
+// Adds the fused node `f` in place of the nodes a matcher has cleared (op_type empty): relinks the
+// graph and refreshes `consumers` for the next match.
+void add_fused_node(Graph& g, Node f, std::vector<std::vector<int>>& consumers);
 // True when `value` is a constant float scalar (any rank with one element) equal to `x` within tol.
 bool is_scalar_const(const Graph& g, int value, float x, float tol = 1e-4f);
 
