@@ -54,8 +54,7 @@ UNIRT_HOST_DEVICE inline long long rois_box(const BoxBroadcast& b, long long box
   return r;
 }
 
-// The broadcast of rois [..., 4] to deltas [..., 4] (same rank, each rois dimension equal or 1):
-// empty when it holds, else what is wrong.
+// The broadcast of rois [..., 4] to deltas [..., 4] (same rank, each rois dimension equal or 1).
 inline std::string box_broadcast(const std::vector<int64_t>& rs, const std::vector<int64_t>& ds, BoxBroadcast* bb) {
   auto text = [](const std::vector<int64_t>& s) {
     std::string t = "[";
@@ -75,8 +74,14 @@ inline std::string box_broadcast(const std::vector<int64_t>& rs, const std::vect
   return "";
 }
 
-// The node's attributes as the kernels take them: empty when they are valid, else what is wrong.
-inline std::string box_decode_params(const std::vector<float>& stds, float max_ratio, BoxDecodeParams* p) {
+// What both kernels check before a launch: the rois/deltas broadcast, the bound's size
+// (bound_numel -1: no bound) and the node's attributes, taken as the kernels use them. Empty when
+// all hold, else what is wrong.
+inline std::string box_decode_setup(const std::vector<int64_t>& rois, const std::vector<int64_t>& deltas, int64_t bound_numel,
+                                    const std::vector<float>& stds, float max_ratio, BoxBroadcast* bb, BoxDecodeParams* p) {
+  const std::string why = box_broadcast(rois, deltas, bb);
+  if (!why.empty()) return why;
+  if (bound_numel >= 0 && bound_numel != 2) return "bound must hold (max x, max y), has " + std::to_string(bound_numel) + " values";
   if (stds.size() != 4) return "stds must hold 4 values";
   for (int k = 0; k < 4; ++k) p->stds[k] = stds[k];
   if (!(max_ratio > 0.f)) return "max_ratio must be positive";

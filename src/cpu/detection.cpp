@@ -174,17 +174,14 @@ class BoxDecodeKernel : public CpuKernel {
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     expect_float(in[0], "rois");
     expect_float(in[1], "deltas");
+    const bool has_bound = present(in, 2);
+    if (has_bound) expect_float(in[2], "bound");
     BoxBroadcast bb;
     BoxDecodeParams p{};
-    std::string why = box_broadcast(in[0].shape, in[1].shape, &bb);
-    if (why.empty()) why = box_decode_params(node_.attr_floats("stds"), node_.attr_f("max_ratio", 0.f), &p);
+    const std::string why = box_decode_setup(in[0].shape, in[1].shape, has_bound ? in[2].numel() : -1, node_.attr_floats("stds"),
+                                             node_.attr_f("max_ratio", 0.f), &bb, &p);
     if (!why.empty()) fail(why);
-    const float* bound = nullptr;
-    if (present(in, 2)) {
-      expect_float(in[2], "bound");
-      if (in[2].numel() != 2) fail("bound must hold (max x, max y), has shape " + dims_text(in[2].shape));
-      bound = in[2].as<float>();
-    }
+    const float* bound = has_bound ? in[2].as<float>() : nullptr;
     const float* r = in[0].as<float>();
     const float* d = in[1].as<float>();
     float* y = out[0].as<float>();

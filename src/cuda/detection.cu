@@ -434,18 +434,16 @@ class BoxDecodeKernel : public CudaKernel {
  public:
   using CudaKernel::CudaKernel;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
-    for (int i = 0; i < 2; ++i)
-      if (in[i].dtype != DType::Float32) fail(std::string(i ? "deltas" : "rois") + " must be float32 (box arithmetic stays float32)");
+    const bool has_bound = has(2);
+    for (int i = 0; i < (has_bound ? 3 : 2); ++i)
+      if (in[i].dtype != DType::Float32)
+        fail(std::string(i == 0 ? "rois" : i == 1 ? "deltas" : "bound") + " must be float32 (box arithmetic stays float32)");
     BoxBroadcast bb;
     BoxDecodeParams p{};
-    std::string why = box_broadcast(in[0].shape, in[1].shape, &bb);
-    if (why.empty()) why = box_decode_params(node_.attr_floats("stds"), node_.attr_f("max_ratio", 0.f), &p);
+    const std::string why = box_decode_setup(in[0].shape, in[1].shape, has_bound ? in[2].numel() : -1, node_.attr_floats("stds"),
+                                             node_.attr_f("max_ratio", 0.f), &bb, &p);
     if (!why.empty()) fail(why);
-    const float* bound = nullptr;
-    if (has(2)) {
-      if (in[2].dtype != DType::Float32 || in[2].numel() != 2) fail("bound must be float32 (max x, max y)");
-      bound = in[2].as<float>();
-    }
+    const float* bound = has_bound ? in[2].as<float>() : nullptr;
     const int64_t boxes = in[1].numel() / 4;
     if (boxes == 0) return;
     const bool vec = aligned16(in[0].data) && aligned16(in[1].data) && aligned16(out[0].data);

@@ -237,6 +237,26 @@ inline onnx::ModelProto cblock_model() {
 }
 
 
+// A patch embedding as UniFormer's stem writes it: Conv 4x4 / 4 (64 channels, bias zeros) ->
+// NHWC Transpose -> LayerNormalization (scale ones, bias zeros: equal to the conv bias, so CSE
+// makes them one constant). Input a [batch, 3, h, w].
+inline onnx::ModelProto patch_embed_model(const std::vector<float>& w) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "a", {"batch", "3", "h", "w"});
+  add_init(g, "w", {64, 3, 4, 4}, w);
+  add_init(g, "bias", {64}, std::vector<float>(64, 0.f));
+  add_init(g, "gamma", {64}, std::vector<float>(64, 1.f));
+  add_init(g, "beta", {64}, std::vector<float>(64, 0.f));
+  auto* conv = add_node(g, "Conv", {"a", "w", "bias"}, {"c"});
+  add_ints(conv, "kernel_shape", {4, 4});
+  add_ints(conv, "strides", {4, 4});
+  add_ints(add_node(g, "Transpose", {"c"}, {"t"}), "perm", {0, 2, 3, 1});
+  add_int(add_node(g, "LayerNormalization", {"t", "gamma", "beta"}, {"y"}), "axis", -1);
+  g->add_output()->set_name("y");
+  return m;
+}
+
 // Box decoding as torch.onnx.export writes unirt_models' delta2bbox: inputs rois [b, n, r, 4]
 // (r = 1 broadcasts over c), deltas [b, n, c, 4] and, with a bound, bound [2] = (max x, max y).
 // `half` is the centre/half-size constant (0.5 in the real formula).

@@ -675,17 +675,27 @@ TEST_F(CudaOps, NonZeroMatchesCpu) {
   expect_same_outputs(m, sets, Precision::FP16);
 }
 
+namespace {
+
+// NonMaxSuppression(boxes [b, n, 4], scores [b, c, n]), at most 100 per class, IoU 0.5.
+onnx::ModelProto nms_model(float score_threshold, int64_t center_point_box) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "boxes", {"b", "n", "4"});
+  add_input(g, "scores", {"b", "c", "n"});
+  add_init_i64(g, "max_out", {100});
+  add_init(g, "iou", {1}, {0.5f});
+  add_init(g, "thr", {1}, {score_threshold});
+  add_int(add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"}), "center_point_box", center_point_box);
+  g->add_output()->set_name("sel");
+  return m;
+}
+
+}  // namespace
+
 TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
   for (int center = 0; center < 2; ++center) {
-    onnx::ModelProto m;
-    auto* g = m.mutable_graph();
-    add_input(g, "boxes", {"b", "n", "4"});
-    add_input(g, "scores", {"b", "c", "n"});
-    add_init_i64(g, "max_out", {100});
-    add_init(g, "iou", {1}, {0.5f});
-    add_init(g, "thr", {1}, {0.3f});
-    add_int(add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"}), "center_point_box", center);
-    g->add_output()->set_name("sel");
+    onnx::ModelProto m = nms_model(0.3f, center);
     // The last set returns to the first shape: each shape keeps its own plan.
     expect_same_outputs(m, {nms_inputs(2, 4, 500, 1), nms_inputs(2, 4, 500, 2), nms_inputs(1, 80, 1000, 3), nms_inputs(3, 1, 70, 4),
                             nms_inputs(2, 4, 500, 6), nms_inputs(2, 1, 20000, 7)},
@@ -697,17 +707,11 @@ TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
 // A detector's box NMS: 1000 proposals x 80 classes per image in one class-offset row. Each row's
 // IoU mask takes 763 MiB, so three rows run two at a time, then one.
 TEST_F(CudaOps, NonMaxSuppressionOfLargeRowsTakesTurns) {
-  onnx::ModelProto m;
-  auto* g = m.mutable_graph();
-  add_input(g, "boxes", {"b", "n", "4"});
-  add_input(g, "scores", {"b", "c", "n"});
-  add_init_i64(g, "max_out", {100});
-  add_init(g, "iou", {1}, {0.5f});
-  add_init(g, "thr", {1}, {0.95f});  // a few thousand candidates per row, like score_thr after a trained head
-  add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"});
-  g->add_output()->set_name("sel");
+  onnx::ModelProto m = nms_model(0.95f, 0);  // a few thousand candidates per row, like score_thr after a trained head
   expect_same_outputs(m, {nms_inputs(3, 1, 80000, 11)}, Precision::FP32);
 }
+
+namespace {
 
 // Builds `m` for CUDA with the detector fusions on and counts the nodes of `op` (the fused op
 // must be what the comparison runs).
@@ -719,6 +723,8 @@ int fused_count(onnx::ModelProto& m, const std::string& op) {
   for (const auto& node : e.graph.nodes) n += node.op_type == op;
   return n;
 }
+
+}  // namespace
 
 // unirt.BoxDecode (fused from the exported decoding) against the CPU: the RPN form (one RoI per
 // delta, clipped to a bound) and the box head's (RoIs broadcast over classes); FP16 engines keep
@@ -804,23 +810,11 @@ TEST_F(CudaOps, TopKWithADataK) {
 // cuBLASLt GEMM, then LayerNorm) as uninitialised. With the arena and workspace poisoned (0xFF:
 // NaN), anything really left unwritten would turn the output into NaN: it must match the CPU.
 TEST_F(CudaOps, PatchEmbeddingOutputIsWrittenEverywhere) {
-  onnx::ModelProto m;
-  auto* g = m.mutable_graph();
-  add_input(g, "a", {"batch", "3", "h", "w"});
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.f, 0.1f);
-  std::vector<float> w(64 * 3 * 16), ones(64, 1.f), zeros(64, 0.f);
+  std::vector<float> w(64 * 3 * 16);
   for (auto& v : w) v = nd(rng);
-  add_init(g, "w", {64, 3, 4, 4}, w);
-  add_init(g, "bias", {64}, zeros);
-  add_init(g, "gamma", {64}, ones);
-  add_init(g, "beta", {64}, zeros);
-  auto* conv = add_node(g, "Conv", {"a", "w", "bias"}, {"c"});
-  add_ints(conv, "kernel_shape", {4, 4});
-  add_ints(conv, "strides", {4, 4});
-  add_ints(add_node(g, "Transpose", {"c"}, {"t"}), "perm", {0, 2, 3, 1});
-  add_int(add_node(g, "LayerNormalization", {"t", "gamma", "beta"}, {"y"}), "axis", -1);
-  g->add_output()->set_name("y");
+  onnx::ModelProto m = patch_embed_model(w);
   setenv("UNIRT_POISON_MEMORY", "1", 1);
   auto in = inputs_for({{2, 3, 224, 224}}, 3);
   const double fp16 = compare(m, in, Precision::FP16), fp32 = compare(m, in, Precision::FP32);

@@ -100,19 +100,7 @@ TEST(AssignPrecision, NormParametersStayFloat32) {
 // A conv bias and a LayerNorm bias with equal contents are one constant after CSE; the conv reads
 // it as float16 and the LayerNorm as float32 (like its scale): each reader gets its own type.
 TEST(AssignPrecision, ConstantSharedByConvBiasAndNormBiasKeepsBothTypes) {
-  onnx::ModelProto m;
-  auto* g = m.mutable_graph();
-  add_input(g, "a", {"batch", "3", "h", "w"});
-  add_init(g, "w", {64, 3, 4, 4}, std::vector<float>(64 * 3 * 16, 0.1f));
-  add_init(g, "bias", {64}, std::vector<float>(64, 0.f));
-  add_init(g, "gamma", {64}, std::vector<float>(64, 1.f));
-  add_init(g, "beta", {64}, std::vector<float>(64, 0.f));
-  auto* conv = add_node(g, "Conv", {"a", "w", "bias"}, {"c"});
-  add_ints(conv, "kernel_shape", {4, 4});
-  add_ints(conv, "strides", {4, 4});
-  add_ints(add_node(g, "Transpose", {"c"}, {"t"}), "perm", {0, 2, 3, 1});
-  add_int(add_node(g, "LayerNormalization", {"t", "gamma", "beta"}, {"y"}), "axis", -1);
-  g->add_output()->set_name("y");
+  onnx::ModelProto m = patch_embed_model(std::vector<float>(64 * 3 * 16, 0.1f));
   BuildOptions o;
   o.backend = "cuda";
   o.precision = Precision::FP16;
