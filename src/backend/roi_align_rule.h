@@ -80,7 +80,6 @@ UNIRT_ROI_HD inline bool roi_taps(float y, float x, int64_t H, int64_t W, RoiTap
   return true;
 }
 
-// The average of one output bin (py, px): load(i) reads element i of the H x W map.
 // The samples i of a grid of n, at base + (i + 0.5) * step, that can fall inside [-1, len]: a
 // conservative range (the sample test still decides), so a RoI far larger than the map costs the
 // map's size, not the RoI's.
@@ -98,9 +97,11 @@ UNIRT_ROI_HD inline SampleRange samples_near_map(float base, float step, int64_t
   return r;
 }
 
+// The average of one output bin (py, px): load(i) reads element i of the H x W map, as a float
+// or as a vector of channels with float-like +, * (by a float weight) and / (by the count).
 template <typename Load>
-UNIRT_ROI_HD inline float roi_align_bin(const RoiBins& b, int64_t py, int64_t px, int64_t H, int64_t W, Load load) {
-  float acc = 0.f;
+UNIRT_ROI_HD inline auto roi_align_bin(const RoiBins& b, int64_t py, int64_t px, int64_t H, int64_t W, Load load) -> decltype(load(0)) {
+  decltype(load(0)) acc{};
   const float step_y = b.bin_h / static_cast<float>(b.grid_h), step_x = b.bin_w / static_cast<float>(b.grid_w);
   const SampleRange ry = samples_near_map(b.y0 + static_cast<float>(py) * b.bin_h, step_y, b.grid_h, H);
   const SampleRange rx = samples_near_map(b.x0 + static_cast<float>(px) * b.bin_w, step_x, b.grid_w, W);

@@ -27,10 +27,8 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     run("fuse_gelu", [&] { return fuse_gelu(g); });
     run("fuse_attention", [&] { return fuse_attention(g); });
     run("fuse_multilevel_roi_align", [&] { return fuse_multilevel_roi_align(g); });
-    if (o.detector_fusions) {
-      run("fuse_box_decode", [&] { return fuse_box_decode(g); });
-      run("fuse_multilevel_topk", [&] { return fuse_multilevel_topk(g); });
-    }
+    run("fuse_box_decode", [&] { return fuse_box_decode(g); });
+    run("fuse_multilevel_topk", [&] { return fuse_multilevel_topk(g); });
     if (o.nhwc) run("convert_to_nhwc", [&] { return convert_to_nhwc(g); });
     run("fuse_linear", [&] { return fuse_linear(g); });
     run("infer_shapes", [&] { infer_shapes(g); return 0; });

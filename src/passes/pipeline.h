@@ -30,9 +30,6 @@ struct PipelineOptions {
   bool fuse = true;
   // Channels-last convolution regions (convert_to_nhwc); the CUDA backend's default.
   bool nhwc = false;
-  // fuse_box_decode and fuse_multilevel_topk. Their CUDA kernels have not yet run on a GPU: CUDA
-  // engines get them only with UNIRT_CUDA_DETECTOR_FUSIONS=1 (runtime/engine.cpp) until they have.
-  bool detector_fusions = true;
 };
 
 // infer_shapes -> fold_constants -> eliminate_dead_code -> fusions -> eliminate_dead_code ->

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <functional>
 #include <ctime>
 #include <fstream>
@@ -83,10 +82,6 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   if (opts.layout != "auto" && opts.layout != "nchw" && opts.layout != "nhwc")
     throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");
   po.nhwc = opts.fuse && (opts.layout == "nhwc" || (opts.layout == "auto" && opts.backend == "cuda"));
-  if (opts.backend == "cuda") {
-    const char* env = std::getenv("UNIRT_CUDA_DETECTOR_FUSIONS");
-    po.detector_fusions = env && std::string(env) == "1";
-  }
   bind_profile_ranges(graph, opts.profile);
   std::vector<std::string> shape_inputs;
   for (int id : graph.inputs) {

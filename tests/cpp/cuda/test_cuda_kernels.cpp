@@ -655,6 +655,37 @@ std::vector<HostTensor> nms_inputs(int64_t b, int64_t c, int64_t n, uint32_t see
 
 }  // namespace
 
+// Concat of many narrow inputs (one launch per 16 of them), a wide one among them (a 2-D copy,
+// which splits the group), along the last and a middle axis, float and int64: bit-equal.
+TEST_F(CudaOps, ConcatOfNarrowRowsMatchesCpu) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  std::vector<std::string> last, middle;
+  std::vector<std::vector<int64_t>> shapes;
+  for (int i = 0; i < 21; ++i) {
+    const int64_t w = i == 9 ? 200 : 1 + i % 3;  // 200 floats: an 800-byte row
+    const std::string n = "x" + std::to_string(i);
+    add_input(g, n, {"50", std::to_string(w)});
+    shapes.push_back({50, w});
+    last.push_back(n);
+    if (i < 18) {
+      add_init_i64(g, "shape" + std::to_string(i), {5, 10, w});
+      add_node(g, "Reshape", {n, "shape" + std::to_string(i)}, {n + "_r"});
+      add_int(add_node(g, "Cast", {n + "_r"}, {n + "_i"}), "to", 7);  // int64
+      middle.push_back(n + "_i");
+    }
+  }
+  add_int(add_node(g, "Concat", last, {"y_last"}), "axis", -1);
+  add_int(add_node(g, "Concat", middle, {"y_middle"}), "axis", 1);
+  g->add_output()->set_name("y_last");
+  g->add_output()->set_name("y_middle");
+  auto in = inputs_for(shapes, 71);
+  for (size_t i = 0; i < in.size(); ++i) in[i].name = "x" + std::to_string(i);
+  for (auto& t : in)
+    for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = std::round(t.as<float>()[i] * 100.f);
+  expect_same_outputs(m, {in}, Precision::FP32);
+}
+
 TEST_F(CudaOps, NonZeroMatchesCpu) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
@@ -677,13 +708,13 @@ TEST_F(CudaOps, NonZeroMatchesCpu) {
 
 namespace {
 
-// NonMaxSuppression(boxes [b, n, 4], scores [b, c, n]), at most 100 per class, IoU 0.5.
-onnx::ModelProto nms_model(float score_threshold, int64_t center_point_box) {
+// NonMaxSuppression(boxes [b, n, 4], scores [b, c, n]), at most max_out per class, IoU 0.5.
+onnx::ModelProto nms_model(float score_threshold, int64_t center_point_box, int64_t max_out = 100) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
   add_input(g, "boxes", {"b", "n", "4"});
   add_input(g, "scores", {"b", "c", "n"});
-  add_init_i64(g, "max_out", {100});
+  add_init_i64(g, "max_out", {max_out});
   add_init(g, "iou", {1}, {0.5f});
   add_init(g, "thr", {1}, {score_threshold});
   add_int(add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"}), "center_point_box", center_point_box);
@@ -704,17 +735,26 @@ TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
   }
 }
 
-// A detector's box NMS: 1000 proposals x 80 classes per image in one class-offset row. Each row's
-// IoU mask takes 763 MiB, so three rows run two at a time, then one.
+// A detector's box NMS: 1000 proposals x 80 classes per image in one class-offset row, taken in
+// chunks of candidates.
 TEST_F(CudaOps, NonMaxSuppressionOfLargeRowsTakesTurns) {
   onnx::ModelProto m = nms_model(0.95f, 0);  // a few thousand candidates per row, like score_thr after a trained head
   expect_same_outputs(m, {nms_inputs(3, 1, 80000, 11)}, Precision::FP32);
 }
 
+// Rows whose candidates span several chunks and keep boxes in each: the later chunks' candidates
+// are checked against the boxes kept before them (no max_out cut-off reached).
+TEST_F(CudaOps, NonMaxSuppressionAcrossChunksKeepsTheGreedyOrder) {
+  for (int64_t max_out : {int64_t{1} << 40, int64_t{700}}) {
+    onnx::ModelProto m = nms_model(0.1f, 0, max_out);
+    expect_same_outputs(m, {nms_inputs(2, 1, 50000, 12), nms_inputs(1, 2, 33000, 13)}, Precision::FP32);
+  }
+}
+
 namespace {
 
-// Builds `m` for CUDA with the detector fusions on and counts the nodes of `op` (the fused op
-// must be what the comparison runs).
+// Builds `m` for CUDA and counts the nodes of `op` (the fused op must be what the comparison
+// runs).
 int fused_count(onnx::ModelProto& m, const std::string& op) {
   BuildOptions o;
   o.backend = "cuda";
@@ -743,11 +783,9 @@ TEST_F(CudaOps, BoxDecodeMatchesCpu) {
     }
     for (int64_t i = 0; i < d.numel(); ++i) d.as<float>()[i] = delta(rng);
     bd.as<float>()[0] = 320.f, bd.as<float>()[1] = 256.f;
-    setenv("UNIRT_CUDA_DETECTOR_FUSIONS", "1", 1);
     EXPECT_EQ(fused_count(m, "unirt.BoxDecode"), 1);
     for (Precision p : {Precision::FP32, Precision::FP16})
       EXPECT_LT(compare(m, {r, d, bd}, p), 1e-6) << "broadcast " << broadcast << (p == Precision::FP16 ? " fp16" : " fp32");
-    unsetenv("UNIRT_CUDA_DETECTOR_FUSIONS");
   }
 }
 
@@ -766,11 +804,9 @@ TEST_F(CudaOps, MultiLevelTopKMatchesCpu) {
     }
     return v;
   };
-  setenv("UNIRT_CUDA_DETECTOR_FUSIONS", "1", 1);
   EXPECT_EQ(fused_count(m, "unirt.MultiLevelTopK"), 1);
   expect_same_outputs(m, {set(1, 1), set(3, 2), set(1, 3)}, Precision::FP32);
   expect_same_outputs(m, {set(2, 4)}, Precision::FP16);
-  unsetenv("UNIRT_CUDA_DETECTOR_FUSIONS");
 }
 
 TEST_F(CudaOps, TopKWithADataK) {
@@ -1019,7 +1055,11 @@ TEST_F(CudaOps, ResizeNearestChannelsLastMatchesCpu) {
 // The fused multi-level RoIAlign against the CPU: levels from data (x * 0 + level), one RoI whose
 // level matches no map, FP32 and FP16 maps (RoI coordinates stay float32).
 TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
-  for (bool convs : {false, true}) {  // with a conv per level the maps arrive channels-last
+  // With a conv per level the maps arrive channels-last; the RoIs' features are then written
+  // channels-last for a conv after them, or NCHW for the graph output (as for the box head's FC).
+  for (int variant : {0, 1, 2}) {
+  const bool convs = variant > 0, conv_after = variant == 1;
+  const std::string what = variant == 0 ? "NCHW maps" : conv_after ? "channels-last maps and output" : "channels-last maps, NCHW output";
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
   add_input(g, "a", {"2", "8", "32", "40"});
@@ -1061,12 +1101,12 @@ TEST_F(CudaOps, MultiLevelRoiAlignMatchesCpu) {
     add_node(g, "Mul", {"ra" + s, "mask" + s}, {"t" + s});
   }
   add_node(g, "Add", {"t0", "t1"}, {"s01"});
-  add_node(g, "Add", {"s01", "t2"}, {convs ? "yr" : "y"});
-  if (convs) add_ints(add_node(g, "Conv", {"yr", "cw"}, {"y"}), "pads", {1, 1, 1, 1});  // the RoIs' features written channels-last
+  add_node(g, "Add", {"s01", "t2"}, {conv_after ? "yr" : "y"});
+  if (conv_after) add_ints(add_node(g, "Conv", {"yr", "cw"}, {"y"}), "pads", {1, 1, 1, 1});
   g->add_output()->set_name("y");
   auto in = inputs_for({{2, 8, 32, 40}}, 101);
   onnx::ModelProto m16 = m;
-  EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << (convs ? "channels-last maps" : "NCHW maps");
-  EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3) << (convs ? "channels-last maps" : "NCHW maps");
+  EXPECT_LT(compare(m, in, Precision::FP32), 1e-5) << what;
+  EXPECT_LT(compare(m16, in, Precision::FP16), 3e-3) << what;
   }
 }

@@ -131,9 +131,7 @@ TEST(AssignPrecision, BoxDecodeStaysFloat32) {
   BuildOptions o;
   o.backend = "cuda";
   o.precision = Precision::FP16;
-  setenv("UNIRT_CUDA_DETECTOR_FUSIONS", "1", 1);
   Engine e = build_engine(import_onnx_bytes(model_bytes(m), "bd"), o);
-  unsetenv("UNIRT_CUDA_DETECTOR_FUSIONS");
   int decodes = 0;
   for (const auto& n : e.graph.nodes) {
     if (n.op_type != "unirt.BoxDecode") continue;
