@@ -38,7 +38,9 @@ class NonMaxSuppressionKernel : public CpuKernel {
         order.clear();
         for (int64_t i = 0; i < boxes; ++i)
           if (!has_thr || s[i] > thr) order.push_back(i);
-        std::stable_sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return s[x] > s[y]; });
+        // Descending; a NaN score sorts last (a score threshold has already left it out).
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int64_t x, int64_t y) { return s[x] > s[y] || (s[x] == s[x] && s[y] != s[y]); });
         kept.clear();
         for (int64_t i : order) {
           if (static_cast<int64_t>(kept.size()) >= max_out) break;

@@ -37,25 +37,31 @@ __global__ void nms_keys_kernel(const float* scores, unsigned long long* keys, i
   const int64_t total = rows * n;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     float v = scores[i];
-    if (v != v) v = __int_as_float(0x7fc00000);  // NaN sorts first, as the CPU's comparison leaves it
     if (v == 0.f) v = 0.f;
     unsigned u = __float_as_uint(v);
     u = ~((u & 0x80000000u) ? ~u : (u | 0x80000000u));
+    if (v != v) u = 0xffffffffu;  // NaN sorts last (as on the CPU): never ahead of a real score
     keys[i] = (static_cast<unsigned long long>(i / n) << 32) | u;
     idx[i] = static_cast<int>(i % n);
   }
 }
 
 // Candidates per row: scores above the threshold (all of them without one), a prefix of the
-// sorted row.
-__global__ void nms_count_kernel(const float* scores, const int* order, int* valid, int64_t n, const float* score_threshold) {
+// sorted row. Counted over the unsorted row (the same count: coalesced reads, where the sorted
+// order's gather made an 80k-box row take 0.2 ms).
+constexpr int kCountThreads = 1024;
+__global__ void __launch_bounds__(kCountThreads) nms_count_kernel(const float* scores, int* valid, int64_t n, const float* score_threshold) {
   const int64_t row = blockIdx.x;
   const float* s = scores + row * n;
-  const int* o = order + row * n;
   int c = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) c += !score_threshold || s[o[i]] > *score_threshold;
+  if (!score_threshold) {
+    c = threadIdx.x == 0 ? static_cast<int>(n) : 0;
+  } else {
+    const float thr = *score_threshold;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) c += s[i] > thr;
+  }
   for (int o2 = 16; o2 > 0; o2 >>= 1) c += __shfl_down_sync(0xffffffffu, c, o2);
-  __shared__ int warp_sums[32];
+  __shared__ int warp_sums[kCountThreads / 32];
   if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = c;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -325,7 +331,7 @@ class NonMaxSuppressionKernel : public CudaKernel {
     size_t cub_bytes = layout_.cub_bytes;
     UNIRT_CUDA(cub::DeviceRadixSort::SortPairs(at(layout_.cub), cub_bytes, keys_in, keys_out, idx_in, idx_out, static_cast<int>(items), 0,
                                                st.end_bit, s));
-    nms_count_kernel<<<static_cast<unsigned>(rows_), 256, 0, s>>>(in[1].as<float>(), idx_out, valid, n_, thr);
+    nms_count_kernel<<<static_cast<unsigned>(rows_), kCountThreads, 0, s>>>(in[1].as<float>(), valid, n_, thr);
     auto* prior = reinterpret_cast<unsigned long long*>(at(layout_.prior));
     const bool center = node_.attr_i("center_point_box", 0) != 0;
     const unsigned tiles = static_cast<unsigned>(std::min(words_, kMaskGrid));

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "onnx/importer.h"
@@ -669,7 +670,7 @@ TEST_F(CudaOps, ConcatOfNarrowRowsMatchesCpu) {
     shapes.push_back({50, w});
     last.push_back(n);
     if (i < 18) {
-      add_init_i64(g, "shape" + std::to_string(i), {5, 10, w});
+      add_init_i64(g, "shape" + std::to_string(i), {5, w, 10});
       add_node(g, "Reshape", {n, "shape" + std::to_string(i)}, {n + "_r"});
       add_int(add_node(g, "Cast", {n + "_r"}, {n + "_i"}), "to", 7);  // int64
       middle.push_back(n + "_i");
@@ -709,6 +710,7 @@ TEST_F(CudaOps, NonZeroMatchesCpu) {
 namespace {
 
 // NonMaxSuppression(boxes [b, n, 4], scores [b, c, n]), at most max_out per class, IoU 0.5.
+// Without a score threshold when score_threshold is NaN.
 onnx::ModelProto nms_model(float score_threshold, int64_t center_point_box, int64_t max_out = 100) {
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
@@ -716,8 +718,12 @@ onnx::ModelProto nms_model(float score_threshold, int64_t center_point_box, int6
   add_input(g, "scores", {"b", "c", "n"});
   add_init_i64(g, "max_out", {max_out});
   add_init(g, "iou", {1}, {0.5f});
-  add_init(g, "thr", {1}, {score_threshold});
-  add_int(add_node(g, "NonMaxSuppression", {"boxes", "scores", "max_out", "iou", "thr"}, {"sel"}), "center_point_box", center_point_box);
+  std::vector<std::string> ins = {"boxes", "scores", "max_out", "iou"};
+  if (score_threshold == score_threshold) {
+    add_init(g, "thr", {1}, {score_threshold});
+    ins.push_back("thr");
+  }
+  add_int(add_node(g, "NonMaxSuppression", ins, {"sel"}), "center_point_box", center_point_box);
   g->add_output()->set_name("sel");
   return m;
 }
@@ -732,6 +738,19 @@ TEST_F(CudaOps, NonMaxSuppressionMatchesCpu) {
                             nms_inputs(2, 4, 500, 6), nms_inputs(2, 1, 20000, 7)},
                         Precision::FP32);
     expect_same_outputs(m, {nms_inputs(1, 80, 1000, 5)}, Precision::FP16);  // box arithmetic stays float32
+  }
+}
+
+// NaN scores sort after every real score on both backends, and a score threshold leaves them out.
+TEST_F(CudaOps, NonMaxSuppressionOfNanScoresMatchesCpu) {
+  auto with_nans = [](uint32_t seed) {
+    auto in = nms_inputs(2, 3, 400, seed);
+    for (int64_t i = 0; i < in[1].numel(); i += 7) in[1].as<float>()[i] = std::numeric_limits<float>::quiet_NaN();
+    return in;
+  };
+  for (float thr : {0.3f, std::numeric_limits<float>::quiet_NaN()}) {
+    onnx::ModelProto m = nms_model(thr, 0, 1000);
+    expect_same_outputs(m, {with_nans(21), with_nans(22)}, Precision::FP32);
   }
 }
 
