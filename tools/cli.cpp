@@ -172,17 +172,6 @@ std::vector<double> to_doubles(const HostTensor& t) {
   return v;
 }
 
-HostTensor to_float32(const HostTensor& t) {
-  if (t.dtype != DType::Float16 && t.dtype != DType::Float64) return t;
-  const auto v = to_doubles(t);
-  HostTensor f;
-  f.name = t.name;
-  f.shape = t.shape;
-  f.bytes.resize(v.size() * 4);
-  for (size_t i = 0; i < v.size(); ++i) f.as<float>()[i] = static_cast<float>(v[i]);
-  return f;
-}
-
 std::string repo_file(const char* argv0, const std::string& rel) {
   std::vector<fs::path> bases;
   if (const char* d = std::getenv("UNIRT_HOME")) bases.push_back(d);

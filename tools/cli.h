@@ -70,6 +70,4 @@ std::string repo_file(const char* argv0, const std::string& rel);
 namespace unirt::cli {
 // Elements widened to double (float32/float16/float64/int64/int32/int8/uint8/bool).
 std::vector<double> to_doubles(const HostTensor& t);
-// float16/float64 tensors converted to float32 (other types returned unchanged).
-HostTensor to_float32(const HostTensor& t);
 }  // namespace unirt::cli

@@ -33,7 +33,7 @@ void add_run_command(CLI::App& app, Registry& r) {
     std::filesystem::create_directories(o->out_dir);
     std::set<std::string> used;
     for (const auto& out : outs) {
-      const HostTensor t = to_float32(out);  // fp16 engines still write float32 .npy
+      const HostTensor& t = out;  // in its own type: a float16 or float64 output is written as such
       // Two names may sanitise alike ('a/b' and 'a_b'): the later one gets a suffix, none is lost.
       std::string file = sanitize(t.name);
       for (int k = 1; used.count(file); ++k) file = sanitize(t.name) + "_" + std::to_string(k);

@@ -7,7 +7,8 @@
 // Constants: float32 weights read by float16 ops are converted once here (round to nearest even).
 // Normalisation parameters (LayerNormalization scale/bias, BatchNormalization scale/bias/mean/var)
 // stay float32: the CUDA kernels read them as float32 next to float16 activations, and a variance
-// or a small scale in float16 would cost accuracy for no speed (they are a few KiB).
+// or a small scale in float16 would cost accuracy for no speed (they are a few KiB). So do the
+// scales of QuantizeLinear / DequantizeLinear: the quantization grid is the one the graph gives.
 // Kernels accumulate statistics, softmax and GEMMs in float32.
 #include <cmath>
 #include <cstring>
@@ -39,6 +40,7 @@ bool keeps_float32(const Node& n, size_t input) {
   if (n.op_type == "NonMaxSuppression") return true;  // box coordinates and thresholds stay float32
   if (n.op_type == "RoiAlign") return input == 1;     // RoI coordinates stay float32
   if (n.op_type == "unirt.MultiLevelRoiAlign") return input == 0 || input == 2;  // coordinates and levels too
+  if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") return input == 1;  // scales: the quantization grid as given
   return false;
 }
 
@@ -155,12 +157,15 @@ int assign_precision(Graph& g, Precision p) {
   }
 
   // 2. Ops outside the float32 region that create float32 from nothing or from integers now
-  //    create float16.
+  //    create float16 (Cast, ConstantOfShape, DequantizeLinear).
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Node& n = g.nodes[i];
     if (in_r[i]) continue;
     if (n.op_type == "Cast" && n.attr_i("to", 0) == static_cast<int64_t>(DType::Float32)) {
       n.attrs["to"] = static_cast<int64_t>(DType::Float16);
+      ++changes;
+    } else if (n.op_type == "DequantizeLinear" && n.attr_i("output_dtype", 0) == 0 && g.value(n.inputs[1]).dtype == DType::Float32) {
+      n.attrs["output_dtype"] = static_cast<int64_t>(DType::Float16);  // from float32 scales, float16 activations
       ++changes;
     } else if (n.op_type == "ConstantOfShape") {
       if (!n.has_attr("value")) {

@@ -305,6 +305,60 @@ void unary_values(ShapeCtx& c, const std::function<std::optional<Dim>(const Dim&
   c.set(0, c.dtype(0), c.shape(0), is_int(c.dtype(0)) ? map_values(c.values(0), f) : std::nullopt);
 }
 
+// The scale (and zero point) of QuantizeLinear / DequantizeLinear against the quantized tensor:
+// one element per tensor, x.shape[axis] along `axis`, or blocks of block_size along it.
+void check_quant_scale(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& s = c.shape(1);
+  const int64_t block = c.node().attr_i("block_size", 0);
+  if (block < 0) c.fail("block_size " + std::to_string(block) + " must be >= 0");
+  if (c.has(2)) {
+    const Shape& z = c.shape(2);
+    if (z.size() != s.size()) c.fail("zero point " + shape_str(z) + " and scale " + shape_str(s) + " differ in rank");
+    for (size_t i = 0; i < s.size(); ++i) c.require_equal(z[i], s[i], "zero point and scale dim " + std::to_string(i));
+  }
+  const Dim n = shape_numel(s);
+  if (block == 0 && s.size() <= 1 && n.is_const() && n.value() == 1) return;  // per tensor
+  if (x.empty()) c.fail("scale " + shape_str(s) + " for a scalar input: one element expected");
+  const int64_t axis = c.axis(c.node().attr_i("axis", 1), x.size());
+  if (block == 0) {
+    if (s.size() != 1) c.fail("scale " + shape_str(s) + ": a scalar, or 1-D along axis " + std::to_string(axis) + " expected");
+    c.require_equal(s[0], x[axis], "per-axis scale length and input dim " + std::to_string(axis));
+    return;
+  }
+  if (s.size() != x.size()) c.fail("blocked scale " + shape_str(s) + " must have the rank of input " + shape_str(x));
+  for (size_t i = 0; i < x.size(); ++i)
+    c.require_equal(s[i], static_cast<int64_t>(i) == axis ? ceildiv(x[i], Dim(block)) : x[i], "blocked scale dim " + std::to_string(i));
+}
+
+void quantize_linear(ShapeCtx& c) {
+  if (c.dtype(0) != DType::Float32 && c.dtype(0) != DType::Float16)
+    c.fail(std::string("input of type ") + dtype_name(c.dtype(0)) + ": float32 or float16 expected");
+  DType t = DType::Uint8;  // ONNX's default without a zero point
+  const int64_t wanted = c.node().attr_i("output_dtype", 0);
+  if (c.has(2)) t = c.dtype(2);
+  else if (wanted != 0) t = dtype_supported(static_cast<int32_t>(wanted)) ? static_cast<DType>(wanted) : DType::Undefined;
+  if (c.has(2) && wanted != 0 && wanted != static_cast<int64_t>(t)) c.fail("output_dtype differs from the zero point's type");
+  if (t != DType::Int8 && t != DType::Uint8)
+    c.fail("quantized type " + (t == DType::Undefined ? "code " + std::to_string(wanted) : std::string(dtype_name(t))) + ": int8 or uint8 expected");
+  check_quant_scale(c);
+  c.set(0, t, c.shape(0));
+}
+
+void dequantize_linear(ShapeCtx& c) {
+  const DType x = c.dtype(0);
+  if (x != DType::Int8 && x != DType::Uint8 && x != DType::Int32)
+    c.fail(std::string("input of type ") + dtype_name(x) + ": int8, uint8 or int32 expected");
+  if (c.has(2) && c.dtype(2) != x) c.fail(std::string("zero point of type ") + dtype_name(c.dtype(2)) + " for an input of type " + dtype_name(x));
+  DType t = c.dtype(1);  // the scale's type, unless output_dtype says (FP16 engines set it)
+  const int64_t wanted = c.node().attr_i("output_dtype", 0);
+  if (wanted != 0) t = dtype_supported(static_cast<int32_t>(wanted)) ? static_cast<DType>(wanted) : DType::Undefined;
+  if (t != DType::Float32 && t != DType::Float16)
+    c.fail("output type " + (t == DType::Undefined ? "code " + std::to_string(wanted) : std::string(dtype_name(t))) + ": float32 or float16 expected");
+  check_quant_scale(c);
+  c.set(0, t, c.shape(0));
+}
+
 }  // namespace
 
 void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
@@ -372,6 +426,8 @@ void register_shape_fns_math(std::map<std::string, ShapeFn>& m) {
     });
   };
   m["Cast"] = cast;
+  m["QuantizeLinear"] = quantize_linear;
+  m["DequantizeLinear"] = dequantize_linear;
   m["Conv"] = conv;
   m["ConvTranspose"] = conv_transpose;
   m["AveragePool"] = pool;

@@ -107,11 +107,14 @@ inline onnx::ModelProto attention_model(int64_t heads, int64_t hd, const std::st
   return m;
 }
 
+// A model that names no opset gets `opset`.
 inline std::string model_bytes(onnx::ModelProto& m, int opset = 17) {
   m.set_ir_version(8);
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(opset);
+  if (m.opset_import_size() == 0) {
+    auto* op = m.add_opset_import();
+    op->set_domain("");
+    op->set_version(opset);
+  }
   return m.SerializeAsString();
 }
 
@@ -328,6 +331,52 @@ inline onnx::ModelProto multilevel_topk_model() {
   add_node(g, "ReduceSum", {"zeros"}, {"zsum"});
   add_node(g, "Add", {"cat", "zsum"}, {"y"});
   for (const char* o : {"y", "i0", "i1", "i2"}) g->add_output()->set_name(o);
+  return m;
+}
+
+// An int8 (signed) or uint8 initializer.
+inline void add_init_q8(onnx::GraphProto* g, const std::string& name, std::vector<int64_t> dims, std::vector<int32_t> v, bool is_signed) {
+  auto* t = g->add_initializer();
+  t->set_name(name);
+  t->set_data_type(is_signed ? onnx::TensorProto::INT8 : onnx::TensorProto::UINT8);
+  for (auto d : dims) t->add_dims(d);
+  for (auto x : v) t->add_int32_data(x);
+}
+
+// x [b, 8, 6, 4] through three QuantizeLinear -> DequantizeLinear pairs: per tensor (uint8, zero
+// point 128), per channel along axis 1 (int8) and in blocks of 2 along axis 3 (int8, opset 21);
+// outputs the last dequantized tensor times 1.5 ("y") and the per-channel int8 tensor ("q").
+inline onnx::ModelProto qdq_chain_model() {
+  onnx::ModelProto m;
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(21);
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", "8", "6", "4"});
+  add_init(g, "s0", {}, {0.04f});
+  add_init_q8(g, "z0", {}, {128}, false);
+  std::vector<float> s1(8);
+  std::vector<int32_t> z1(8);
+  for (int i = 0; i < 8; ++i) s1[i] = 0.01f + 0.007f * i, z1[i] = i - 4;
+  add_init(g, "s1", {8}, s1);
+  add_init_q8(g, "z1", {8}, z1, true);
+  std::vector<float> s2(8 * 6 * 2);
+  for (size_t i = 0; i < s2.size(); ++i) s2[i] = 0.02f + 0.001f * static_cast<float>(i % 17);
+  add_init(g, "s2", {1, 8, 6, 2}, s2);
+  add_init(g, "k", {}, {1.5f});
+  add_node(g, "QuantizeLinear", {"x", "s0", "z0"}, {"q0"});
+  add_node(g, "DequantizeLinear", {"q0", "s0", "z0"}, {"d0"});
+  add_int(add_node(g, "QuantizeLinear", {"d0", "s1", "z1"}, {"q"}), "axis", 1);
+  add_int(add_node(g, "DequantizeLinear", {"q", "s1", "z1"}, {"d1"}), "axis", 1);
+  auto* q2 = add_node(g, "QuantizeLinear", {"d1", "s2"}, {"q2"});
+  add_int(q2, "axis", 3);
+  add_int(q2, "block_size", 2);
+  add_int(q2, "output_dtype", onnx::TensorProto::INT8);
+  auto* d2 = add_node(g, "DequantizeLinear", {"q2", "s2"}, {"d2"});
+  add_int(d2, "axis", 3);
+  add_int(d2, "block_size", 2);
+  add_node(g, "Mul", {"d2", "k"}, {"y"});
+  for (const char* o : {"y", "q"}) g->add_output()->set_name(o);
   return m;
 }
 

@@ -656,6 +656,29 @@ std::vector<HostTensor> nms_inputs(int64_t b, int64_t c, int64_t n, uint32_t see
 
 }  // namespace
 
+// QuantizeLinear / DequantizeLinear per tensor (uint8), per channel (int8) and blocked (opset 21)
+// against the CPU: integers and floats bit-equal in FP32 (the shared rule: float32 division,
+// round half to even), inputs with exact ties and saturating values. In FP16 engines the
+// activations arrive as float16, so an integer may move by one step where x's float16 rounding
+// crosses a boundary: within 3% of the output's scale (a step is at most 0.06 x 1.5 of ~7.6).
+TEST_F(CudaOps, QuantizeDequantizeMatchCpu) {
+  onnx::ModelProto m = qdq_chain_model();
+  auto set = [](int64_t b, uint32_t seed) {
+    HostTensor x = random_input("x", {b, 8, 6, 4}, seed);
+    float* v = x.as<float>();
+    for (int64_t i = 0; i < x.numel(); ++i) v[i] *= 3.f;
+    for (int64_t i = 0; i < x.numel(); i += 7) v[i] = (std::round(v[i] / 0.04f) + 0.5f) * 0.04f;  // ties of the first scale
+    v[1] = 1e6f, v[2] = -1e6f;
+    return std::vector<HostTensor>{x};
+  };
+  expect_same_outputs(m, {set(1, 1), set(3, 2)}, Precision::FP32);
+  onnx::ModelProto m16 = qdq_chain_model();
+  m16.mutable_graph()->mutable_output()->RemoveLast();  // the int8 output: compared in FP32 above
+  const double err = compare(m16, set(2, 3), Precision::FP16);
+  std::printf("QDQ chain, FP16 engine: max abs error / scale %.3e\n", err);
+  EXPECT_LT(err, 0.03);
+}
+
 // Concat of many narrow inputs (one launch per 16 of them), a wide one among them (a 2-D copy,
 // which splits the group), along the last and a middle axis, float and int64: bit-equal.
 TEST_F(CudaOps, ConcatOfNarrowRowsMatchesCpu) {

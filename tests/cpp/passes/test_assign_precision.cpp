@@ -141,3 +141,24 @@ TEST(AssignPrecision, BoxDecodeStaysFloat32) {
   }
   EXPECT_EQ(decodes, 1);
 }
+
+// QuantizeLinear / DequantizeLinear in an FP16 engine: the scales stay float32 (the grid the graph
+// gives), DequantizeLinear writes float16 activations, and the graph output is float32 again.
+TEST(AssignPrecision, QuantizationScalesStayFloat32) {
+  onnx::ModelProto m = qdq_chain_model();
+  BuildOptions o;
+  o.backend = "cuda";
+  o.precision = Precision::FP16;
+  Engine e = build_engine(import_onnx_bytes(model_bytes(m), "qdq"), o);
+  int qdq = 0;
+  for (const auto& n : e.graph.nodes) {
+    if (n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear") continue;
+    ++qdq;
+    EXPECT_EQ(e.graph.value(n.inputs[1]).dtype, DType::Float32) << n.name;
+    if (n.op_type == "DequantizeLinear") EXPECT_EQ(e.graph.value(n.outputs[0]).dtype, DType::Float16) << n.name;
+    else EXPECT_EQ(e.graph.value(n.inputs[0]).dtype, DType::Float16) << n.name;
+  }
+  EXPECT_EQ(qdq, 6);
+  EXPECT_EQ(e.graph.value(e.graph.outputs[0]).dtype, DType::Float32);
+  EXPECT_EQ(e.graph.value(e.graph.outputs[1]).dtype, DType::Int8);
+}

@@ -1,0 +1,119 @@
+// QuantizeLinear / DequantizeLinear's arithmetic, shared by the CPU and CUDA kernels so that both
+// give the same integers (float32 division, round half to even, saturation):
+//   quantize:   q = saturate(rint(x / scale) + zero_point)
+//   dequantize: y = (x - zero_point) * scale
+// and which scale an element uses: one for the tensor, one per index along `axis`, or one per
+// block of `block_size` indices along `axis` (opset 21's blocked quantization).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/host_device.h"
+#include "ir/dtype.h"
+#include "ir/graph.h"
+
+namespace unirt {
+
+enum class QuantGranularity : int { Tensor = 0, Axis = 1, Block = 2 };
+
+// Element i of x [outer, A, inner] (around the axis) reads scale index scale_index(i).
+struct QuantLayout {
+  QuantGranularity granularity = QuantGranularity::Tensor;
+  int64_t A = 1, inner = 1;
+  int64_t blocks = 1, block_size = 1;  // Block: the scale has `blocks` = ceil(A / block_size) along the axis
+};
+
+UNIRT_HOST_DEVICE inline int64_t quant_scale_index(const QuantLayout& q, int64_t i) {
+  if (q.granularity == QuantGranularity::Tensor) return 0;
+  const int64_t a = (i / q.inner) % q.A;
+  if (q.granularity == QuantGranularity::Axis) return a;
+  const int64_t o = i / (q.inner * q.A);
+  return (o * q.blocks + a / q.block_size) * q.inner + i % q.inner;
+}
+
+// The quantized value of x in [lo, hi]. A NaN quantizes to the zero point (it has no integer):
+// it dequantizes to 0.
+UNIRT_HOST_DEVICE inline int32_t quantize_value(float x, float scale, int32_t zero_point, int32_t lo, int32_t hi) {
+#ifdef __CUDA_ARCH__
+  const float r = rintf(__fdiv_rn(x, scale));
+#else
+  const float r = std::nearbyint(x / scale);
+#endif
+  if (r != r) return zero_point;
+  const float v = r + static_cast<float>(zero_point);
+  if (v <= static_cast<float>(lo)) return lo;
+  if (v >= static_cast<float>(hi)) return hi;
+  return static_cast<int32_t>(v);
+}
+
+// One int64 subtraction, then one rounding to float (as ONNX Runtime computes it).
+UNIRT_HOST_DEVICE inline float dequantize_value(int32_t x, int32_t zero_point, float scale) {
+  return static_cast<float>(static_cast<int64_t>(x) - static_cast<int64_t>(zero_point)) * scale;
+}
+
+// The layout of x's scale, checked: a scalar or one-element scale is per tensor (axis unused); a
+// 1-D scale of x.shape[axis] elements is per axis; with block_size > 0, a scale of x's rank whose
+// dim `axis` is ceil(x.shape[axis] / block_size) and whose other dims are x's. `axis` may be
+// negative. Returns "" or what is wrong.
+inline std::string quant_layout(const std::vector<int64_t>& x, const std::vector<int64_t>& scale, int64_t axis, int64_t block_size,
+                                QuantLayout& q) {
+  auto dims = [](const std::vector<int64_t>& s) {
+    std::string t = "[";
+    for (size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
+    return t + "]";
+  };
+  q = QuantLayout{};
+  int64_t n = 1;
+  for (int64_t d : scale) n *= d;
+  if (block_size <= 0 && scale.size() <= 1 && n == 1) return "";  // per tensor
+  const int64_t r = static_cast<int64_t>(x.size());
+  if (r == 0) return "a scale of " + dims(scale) + " for a scalar input (one scale expected)";
+  if (axis < -r || axis >= r) return "axis " + std::to_string(axis) + " out of range for input " + dims(x);
+  if (axis < 0) axis += r;
+  q.A = x[axis];
+  q.inner = 1;
+  for (size_t i = axis + 1; i < x.size(); ++i) q.inner *= x[i];
+  if (block_size <= 0) {
+    if (scale.size() != 1 || scale[0] != x[axis])
+      return "scale " + dims(scale) + " for input " + dims(x) + ": expected one element, or " + std::to_string(x[axis]) +
+             " along axis " + std::to_string(axis);
+    q.granularity = QuantGranularity::Axis;
+    return "";
+  }
+  if (scale.size() != x.size()) return "blocked scale " + dims(scale) + " must have the rank of input " + dims(x);
+  q.block_size = block_size;
+  q.blocks = (x[axis] + block_size - 1) / block_size;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const int64_t want = static_cast<int64_t>(i) == axis ? q.blocks : x[i];
+    if (scale[i] != want)
+      return "blocked scale " + dims(scale) + " for input " + dims(x) + " and block_size " + std::to_string(block_size) +
+             ": dim " + std::to_string(i) + " must be " + std::to_string(want);
+  }
+  q.granularity = QuantGranularity::Block;
+  return "";
+}
+
+// quant_layout for a QuantizeLinear / DequantizeLinear node's inputs, with the zero point's
+// agreement; the attributes come from the node (axis 1 and block_size 0 when absent).
+inline std::string quant_node_layout(const Node& node, const std::vector<int64_t>& x, const std::vector<int64_t>& scale,
+                                     const std::vector<int64_t>* zero_point, QuantLayout& q) {
+  std::string err = quant_layout(x, scale, node.attr_i("axis", 1), node.attr_i("block_size", 0), q);
+  if (err.empty() && zero_point) {
+    int64_t a = 1, b = 1;
+    for (int64_t d : *zero_point) a *= d;
+    for (int64_t d : scale) b *= d;
+    if (a != b) err = "the zero point has " + std::to_string(a) + " elements and the scale " + std::to_string(b);
+  }
+  return err;
+}
+
+// The saturation range of a quantized type: int8 [-128, 127], uint8 [0, 255].
+inline bool quant_range(DType t, int32_t& lo, int32_t& hi) {
+  if (t == DType::Int8) return lo = -128, hi = 127, true;
+  if (t == DType::Uint8) return lo = 0, hi = 255, true;
+  return false;
+}
+
+}  // namespace unirt

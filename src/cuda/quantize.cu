@@ -1,0 +1,121 @@
+// QuantizeLinear and DequantizeLinear on the GPU: one thread per element, the arithmetic and the
+// scale layout of backend/quantize_rule.h (the CPU kernels' too), float32 or float16 on the float
+// side, int8 or uint8 (and int32 for DequantizeLinear) on the integer side. These run the QDQ
+// nodes a fusion has not absorbed.
+#include "backend/quantize_rule.h"
+#include "cuda/cuda_context.h"
+#include "cuda/half_io.cuh"
+
+namespace unirt {
+namespace cuda {
+namespace {
+
+template <typename Z>
+__device__ __forceinline__ int32_t zp_at(const Z* zp, int64_t k) { return zp ? static_cast<int32_t>(zp[k]) : 0; }
+
+template <typename X, typename S, typename Y>
+__global__ void quantize_kernel(const X* x, const S* scale, const Y* zp, Y* y, int64_t n, QuantLayout q, int32_t lo, int32_t hi) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = quant_scale_index(q, i);
+    y[i] = static_cast<Y>(quantize_value(ld(x, i), ld(scale, k), zp_at(zp, k), lo, hi));
+  }
+}
+
+template <typename X, typename S, typename Y>
+__global__ void dequantize_kernel(const X* x, const S* scale, const X* zp, Y* y, int64_t n, QuantLayout q) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = quant_scale_index(q, i);
+    st(y, i, dequantize_value(static_cast<int32_t>(x[i]), zp_at(zp, k), ld(scale, k)));
+  }
+}
+
+// Calls f(F{}) with F the float type of t: float or __half.
+template <typename Fn>
+bool with_float(DType t, Fn&& f) {
+  if (t == DType::Float32) return f(float{}), true;
+  if (t == DType::Float16) return f(__half{}), true;
+  return false;
+}
+
+class QuantKernelBase : public CudaKernel {
+ public:
+  using CudaKernel::CudaKernel;
+
+ protected:
+  QuantLayout layout(const TensorView& x, const TensorView& scale, const TensorView* zp) const {
+    QuantLayout q;
+    const std::string err = quant_node_layout(node_, x.shape, scale.shape, zp ? &zp->shape : nullptr, q);
+    if (!err.empty()) fail(err);
+    return q;
+  }
+};
+
+class QuantizeLinearKernel : public QuantKernelBase {
+ public:
+  using QuantKernelBase::QuantKernelBase;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const TensorView &x = in[0], &scale = in[1], &y = out[0];
+    const TensorView* zp = has(2) && in[2].data ? &in[2] : nullptr;
+    expect_floatish(x, "input");
+    expect_floatish(scale, "scale");
+    int32_t lo, hi;
+    if (!quant_range(y.dtype, lo, hi)) fail(std::string("output type ") + dtype_name(y.dtype) + ": int8 or uint8 expected");
+    if (zp && zp->dtype != y.dtype) fail("zero point type " + std::string(dtype_name(zp->dtype)) + " differs from the output's");
+    const QuantLayout q = layout(x, scale, zp);
+    const int64_t n = x.numel();
+    if (n == 0) return;
+    cudaStream_t s = stream_of(ctx);
+    with_float(x.dtype, [&](auto xt) {
+      using X = decltype(xt);
+      with_float(scale.dtype, [&](auto st_) {
+        using S = decltype(st_);
+        if (y.dtype == DType::Int8)
+          quantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<X>(), scale.as<S>(), zp ? zp->as<int8_t>() : nullptr, y.as<int8_t>(), n, q, lo, hi);
+        else
+          quantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<X>(), scale.as<S>(), zp ? zp->as<uint8_t>() : nullptr, y.as<uint8_t>(), n, q, lo, hi);
+      });
+    });
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, QuantizeLinear, QuantizeLinearKernel, "float32 float16 int8 uint8", "per tensor, per axis or blocked scales");
+
+class DequantizeLinearKernel : public QuantKernelBase {
+ public:
+  using QuantKernelBase::QuantKernelBase;
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    const TensorView &x = in[0], &scale = in[1], &y = out[0];
+    const TensorView* zp = has(2) && in[2].data ? &in[2] : nullptr;
+    if (x.dtype != DType::Int8 && x.dtype != DType::Uint8 && x.dtype != DType::Int32)
+      fail(std::string("input has type ") + dtype_name(x.dtype) + ": int8, uint8 or int32 expected");
+    expect_floatish(scale, "scale");
+    expect_floatish(y, "output");
+    if (zp && zp->dtype != x.dtype) fail("zero point type " + std::string(dtype_name(zp->dtype)) + " differs from the input's");
+    const QuantLayout q = layout(x, scale, zp);
+    const int64_t n = x.numel();
+    if (n == 0) return;
+    cudaStream_t s = stream_of(ctx);
+    with_float(y.dtype, [&](auto yt) {
+      using Y = decltype(yt);
+      with_float(scale.dtype, [&](auto st_) {
+        using S = decltype(st_);
+        switch (x.dtype) {
+          case DType::Int8:
+            dequantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<int8_t>(), scale.as<S>(), zp ? zp->as<int8_t>() : nullptr, y.as<Y>(), n, q);
+            break;
+          case DType::Uint8:
+            dequantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<uint8_t>(), scale.as<S>(), zp ? zp->as<uint8_t>() : nullptr, y.as<Y>(), n, q);
+            break;
+          default:
+            dequantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<int32_t>(), scale.as<S>(), zp ? zp->as<int32_t>() : nullptr, y.as<Y>(), n, q);
+        }
+      });
+    });
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, DequantizeLinear, DequantizeLinearKernel, "int8 uint8 int32 float32 float16", "per tensor, per axis or blocked scales");
+
+}  // namespace
+}  // namespace cuda
+}  // namespace unirt
