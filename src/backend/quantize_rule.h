@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/float8_rule.h"
 #include "backend/host_device.h"
 #include "ir/dtype.h"
 #include "ir/graph.h"
@@ -46,6 +47,21 @@ UNIRT_HOST_DEVICE inline int32_t quantize_value(float x, float scale, int32_t ze
   if (v <= static_cast<float>(lo)) return lo;
   if (v >= static_cast<float>(hi)) return hi;
   return static_cast<int32_t>(v);
+}
+
+// float8 E4M3FN: q = e4m3fn(x / scale + zero_point), rounded to nearest even, saturating to
+// +-448 unless `saturate` is off (then NaN); dequantize: (x - zero_point) * scale in float32.
+UNIRT_HOST_DEVICE inline uint8_t quantize_e4m3fn(float x, float scale, uint8_t zero_point, bool saturate) {
+#ifdef __CUDA_ARCH__
+  const float v = __fadd_rn(__fdiv_rn(x, scale), e4m3fn_to_float(zero_point));
+#else
+  const float v = x / scale + e4m3fn_to_float(zero_point);
+#endif
+  return float_to_e4m3fn(v, saturate);
+}
+
+UNIRT_HOST_DEVICE inline float dequantize_e4m3fn(uint8_t x, uint8_t zero_point, float scale) {
+  return (e4m3fn_to_float(x) - e4m3fn_to_float(zero_point)) * scale;
 }
 
 // One int64 subtraction, then one rounding to float (as ONNX Runtime computes it).
@@ -107,6 +123,15 @@ inline std::string quant_node_layout(const Node& node, const std::vector<int64_t
     if (a != b) err = "the zero point has " + std::to_string(a) + " elements and the scale " + std::to_string(b);
   }
   return err;
+}
+
+// quant_node_layout, or an Error naming the node.
+inline QuantLayout checked_quant_layout(const Node& node, const std::vector<int64_t>& x, const std::vector<int64_t>& scale,
+                                        const std::vector<int64_t>* zero_point) {
+  QuantLayout q;
+  const std::string err = quant_node_layout(node, x, scale, zero_point, q);
+  if (!err.empty()) throw Error(node.describe() + ": " + err);
+  return q;
 }
 
 // The saturation range of a quantized type: int8 [-128, 127], uint8 [0, 255].

@@ -4,6 +4,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "backend/float8_rule.h"
 #include "cpu/cpu_util.h"
 
 namespace unirt {
@@ -289,6 +290,26 @@ class CastKernel : public CpuKernel {
       if (x.bytes()) std::memcpy(y.data, x.data, x.bytes());
       return;
     }
+    // float8 E4M3FN goes through float32 both ways (backend/float8_rule.h; saturate as attributed).
+    if (x.dtype == DType::Float8E4M3FN || y.dtype == DType::Float8E4M3FN) {
+      TensorView f32 = x;
+      std::vector<float> tmp(static_cast<size_t>(n));
+      f32.dtype = DType::Float32;
+      f32.data = tmp.data();
+      if (x.dtype == DType::Float8E4M3FN) {
+        for (int64_t i = 0; i < n; ++i) tmp[i] = e4m3fn_to_float(x.as<uint8_t>()[i]);
+        TensorView out = y;
+        if (y.dtype == DType::Float32) std::memcpy(y.data, tmp.data(), n * sizeof(float));
+        else run({f32}, {out}, RunContext{});
+        return;
+      }
+      TensorView as_float = f32;
+      if (x.dtype != DType::Float32) run({x}, {as_float}, RunContext{});
+      else if (n) std::memcpy(tmp.data(), x.data, n * sizeof(float));
+      const bool saturate = node_.attr_i("saturate", 1) != 0;
+      for (int64_t i = 0; i < n; ++i) y.as<uint8_t>()[i] = float_to_e4m3fn(tmp[i], saturate);
+      return;
+    }
     // float16 goes through float32 with round-to-nearest-even on the way down.
     if (y.dtype == DType::Float16) {
       std::vector<float> tmp(static_cast<size_t>(n));
@@ -331,7 +352,7 @@ class CastKernel : public CpuKernel {
     }
   }
 };
-UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel, "float32 float16 float64 int64 int32 int8 uint8 bool");
+UNIRT_REGISTER_KERNEL(cpu, Cast, CastKernel, "float32 float16 float64 int64 int32 int8 uint8 bool float8e4m3fn");
 
 }  // namespace
 

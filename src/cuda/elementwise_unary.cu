@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backend/float8_rule.h"
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
 
@@ -210,6 +211,34 @@ __global__ void cast_f16_f32(const __half* x, float* y, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) y[i] = __half2float(x[i]);
 }
 
+// float8 E4M3FN through float32, the rounding and saturation of backend/float8_rule.h.
+template <typename A>
+__global__ void cast_to_e4m3fn(const A* x, uint8_t* y, int64_t n, bool saturate) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = float_to_e4m3fn(static_cast<float>(cast_from<A>(x[i])), saturate);
+}
+template <typename B>
+__global__ void cast_from_e4m3fn(const uint8_t* x, B* y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = cast_to<B>(static_cast<double>(e4m3fn_to_float(x[i])));
+}
+
+// Calls f(T{}) for the C++ type T of a numeric dtype other than float8.
+template <typename F>
+bool with_numeric(DType t, F&& f) {
+  switch (t) {
+    case DType::Float32: return f(float{}), true;
+    case DType::Float16: return f(__half{}), true;
+    case DType::Float64: return f(double{}), true;
+    case DType::Int32: return f(int32_t{}), true;
+    case DType::Int64: return f(int64_t{}), true;
+    case DType::Int8: return f(int8_t{}), true;
+    case DType::Uint8: return f(uint8_t{}), true;
+    case DType::Bool: return f(bool{}), true;
+    default: return false;
+  }
+}
+
 template <typename A>
 bool cast_from_type(const TensorView& in, const TensorView& out, int64_t n, cudaStream_t s) {
   const A* x = in.as<A>();
@@ -237,6 +266,16 @@ class CastKernel : public CudaKernel {
     const DType a = in[0].dtype, b = out[0].dtype;
     bool ok = true;
     if (a == b) UNIRT_CUDA(cudaMemcpyAsync(out[0].data, in[0].data, in[0].bytes(), cudaMemcpyDeviceToDevice, s));
+    else if (b == DType::Float8E4M3FN)
+      ok = with_numeric(a, [&](auto at) {
+        using A = decltype(at);
+        cast_to_e4m3fn<<<grid_for(n), 256, 0, s>>>(in[0].as<A>(), out[0].as<uint8_t>(), n, node_.attr_i("saturate", 1) != 0);
+      });
+    else if (a == DType::Float8E4M3FN)
+      ok = with_numeric(b, [&](auto bt) {
+        using B = decltype(bt);
+        cast_from_e4m3fn<<<grid_for(n), 256, 0, s>>>(in[0].as<uint8_t>(), out[0].as<B>(), n);
+      });
     else if (a == DType::Float32 && b == DType::Float16) cast_f32_f16<<<grid_for(n), 256, 0, s>>>(in[0].as<float>(), out[0].as<__half>(), n);
     else if (a == DType::Float16 && b == DType::Float32) cast_f16_f32<<<grid_for(n), 256, 0, s>>>(in[0].as<__half>(), out[0].as<float>(), n);
     else {
@@ -256,7 +295,7 @@ class CastKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, Cast, CastKernel, "float32 float16 float64 int64 int32 int8 uint8 bool");
+UNIRT_REGISTER_KERNEL(cuda, Cast, CastKernel, "float32 float16 float64 int64 int32 int8 uint8 bool float8e4m3fn");
 
 // Identity, Dropout (inference): a device copy (a no-op when the planner gave both one buffer).
 class CopyKernel : public CudaKernel {

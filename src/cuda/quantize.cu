@@ -1,6 +1,6 @@
 // QuantizeLinear and DequantizeLinear on the GPU: one thread per element, the arithmetic and the
 // scale layout of backend/quantize_rule.h (the CPU kernels' too), float32 or float16 on the float
-// side, int8 or uint8 (and int32 for DequantizeLinear) on the integer side. These run the QDQ
+// side, int8, uint8 or float8 E4M3FN (and int32 for DequantizeLinear) on the quantized side. These run the QDQ
 // nodes a fusion has not absorbed.
 #include "backend/quantize_rule.h"
 #include "cuda/cuda_context.h"
@@ -21,6 +21,22 @@ __global__ void quantize_kernel(const X* x, const S* scale, const Y* zp, Y* y, i
   }
 }
 
+template <typename X, typename S>
+__global__ void quantize_e4m3fn_kernel(const X* x, const S* scale, const uint8_t* zp, uint8_t* y, int64_t n, QuantLayout q, bool saturate) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = quant_scale_index(q, i);
+    y[i] = quantize_e4m3fn(ld(x, i), ld(scale, k), zp ? zp[k] : 0, saturate);
+  }
+}
+
+template <typename S, typename Y>
+__global__ void dequantize_e4m3fn_kernel(const uint8_t* x, const S* scale, const uint8_t* zp, Y* y, int64_t n, QuantLayout q) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = quant_scale_index(q, i);
+    st(y, i, dequantize_e4m3fn(x[i], zp ? zp[k] : 0, ld(scale, k)));
+  }
+}
+
 template <typename X, typename S, typename Y>
 __global__ void dequantize_kernel(const X* x, const S* scale, const X* zp, Y* y, int64_t n, QuantLayout q) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
@@ -37,31 +53,19 @@ bool with_float(DType t, Fn&& f) {
   return false;
 }
 
-class QuantKernelBase : public CudaKernel {
+class QuantizeLinearKernel : public CudaKernel {
  public:
   using CudaKernel::CudaKernel;
-
- protected:
-  QuantLayout layout(const TensorView& x, const TensorView& scale, const TensorView* zp) const {
-    QuantLayout q;
-    const std::string err = quant_node_layout(node_, x.shape, scale.shape, zp ? &zp->shape : nullptr, q);
-    if (!err.empty()) fail(err);
-    return q;
-  }
-};
-
-class QuantizeLinearKernel : public QuantKernelBase {
- public:
-  using QuantKernelBase::QuantKernelBase;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     const TensorView &x = in[0], &scale = in[1], &y = out[0];
     const TensorView* zp = has(2) && in[2].data ? &in[2] : nullptr;
     expect_floatish(x, "input");
     expect_floatish(scale, "scale");
-    int32_t lo, hi;
-    if (!quant_range(y.dtype, lo, hi)) fail(std::string("output type ") + dtype_name(y.dtype) + ": int8 or uint8 expected");
+    int32_t lo = 0, hi = 0;
+    const bool fp8 = y.dtype == DType::Float8E4M3FN;
+    if (!fp8 && !quant_range(y.dtype, lo, hi)) fail(std::string("output type ") + dtype_name(y.dtype) + ": int8, uint8 or float8e4m3fn expected");
     if (zp && zp->dtype != y.dtype) fail("zero point type " + std::string(dtype_name(zp->dtype)) + " differs from the output's");
-    const QuantLayout q = layout(x, scale, zp);
+    const QuantLayout q = checked_quant_layout(node_, x.shape, scale.shape, zp ? &zp->shape : nullptr);
     const int64_t n = x.numel();
     if (n == 0) return;
     cudaStream_t s = stream_of(ctx);
@@ -69,7 +73,10 @@ class QuantizeLinearKernel : public QuantKernelBase {
       using X = decltype(xt);
       with_float(scale.dtype, [&](auto st_) {
         using S = decltype(st_);
-        if (y.dtype == DType::Int8)
+        if (fp8)
+          quantize_e4m3fn_kernel<<<grid_for(n), 256, 0, s>>>(x.as<X>(), scale.as<S>(), zp ? zp->as<uint8_t>() : nullptr, y.as<uint8_t>(), n, q,
+                                                             node_.attr_i("saturate", 1) != 0);
+        else if (y.dtype == DType::Int8)
           quantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<X>(), scale.as<S>(), zp ? zp->as<int8_t>() : nullptr, y.as<int8_t>(), n, q, lo, hi);
         else
           quantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<X>(), scale.as<S>(), zp ? zp->as<uint8_t>() : nullptr, y.as<uint8_t>(), n, q, lo, hi);
@@ -78,20 +85,20 @@ class QuantizeLinearKernel : public QuantKernelBase {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, QuantizeLinear, QuantizeLinearKernel, "float32 float16 int8 uint8", "per tensor, per axis or blocked scales");
+UNIRT_REGISTER_KERNEL(cuda, QuantizeLinear, QuantizeLinearKernel, "float32 float16 int8 uint8 float8e4m3fn", "per tensor, per axis or blocked scales");
 
-class DequantizeLinearKernel : public QuantKernelBase {
+class DequantizeLinearKernel : public CudaKernel {
  public:
-  using QuantKernelBase::QuantKernelBase;
+  using CudaKernel::CudaKernel;
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     const TensorView &x = in[0], &scale = in[1], &y = out[0];
     const TensorView* zp = has(2) && in[2].data ? &in[2] : nullptr;
-    if (x.dtype != DType::Int8 && x.dtype != DType::Uint8 && x.dtype != DType::Int32)
-      fail(std::string("input has type ") + dtype_name(x.dtype) + ": int8, uint8 or int32 expected");
+    if (x.dtype != DType::Int8 && x.dtype != DType::Uint8 && x.dtype != DType::Int32 && x.dtype != DType::Float8E4M3FN)
+      fail(std::string("input has type ") + dtype_name(x.dtype) + ": int8, uint8, int32 or float8e4m3fn expected");
     expect_floatish(scale, "scale");
     expect_floatish(y, "output");
     if (zp && zp->dtype != x.dtype) fail("zero point type " + std::string(dtype_name(zp->dtype)) + " differs from the input's");
-    const QuantLayout q = layout(x, scale, zp);
+    const QuantLayout q = checked_quant_layout(node_, x.shape, scale.shape, zp ? &zp->shape : nullptr);
     const int64_t n = x.numel();
     if (n == 0) return;
     cudaStream_t s = stream_of(ctx);
@@ -100,6 +107,9 @@ class DequantizeLinearKernel : public QuantKernelBase {
       with_float(scale.dtype, [&](auto st_) {
         using S = decltype(st_);
         switch (x.dtype) {
+          case DType::Float8E4M3FN:
+            dequantize_e4m3fn_kernel<<<grid_for(n), 256, 0, s>>>(x.as<uint8_t>(), scale.as<S>(), zp ? zp->as<uint8_t>() : nullptr, y.as<Y>(), n, q);
+            break;
           case DType::Int8:
             dequantize_kernel<<<grid_for(n), 256, 0, s>>>(x.as<int8_t>(), scale.as<S>(), zp ? zp->as<int8_t>() : nullptr, y.as<Y>(), n, q);
             break;
@@ -114,7 +124,7 @@ class DequantizeLinearKernel : public QuantKernelBase {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, DequantizeLinear, DequantizeLinearKernel, "int8 uint8 int32 float32 float16", "per tensor, per axis or blocked scales");
+UNIRT_REGISTER_KERNEL(cuda, DequantizeLinear, DequantizeLinearKernel, "int8 uint8 int32 float8e4m3fn float32 float16", "per tensor, per axis or blocked scales");
 
 }  // namespace
 }  // namespace cuda

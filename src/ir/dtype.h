@@ -18,6 +18,7 @@ enum class DType : int32_t {
   Bool = 9,
   Float16 = 10,
   Float64 = 11,
+  Float8E4M3FN = 17,  // FP8 E4M3 (backend/float8_rule.h)
 };
 
 inline size_t dtype_size(DType t) {
@@ -30,6 +31,7 @@ inline size_t dtype_size(DType t) {
     case DType::Bool: return 1;
     case DType::Float16: return 2;
     case DType::Float64: return 8;
+    case DType::Float8E4M3FN: return 1;
     default: return 0;
   }
 }
@@ -44,6 +46,7 @@ inline const char* dtype_name(DType t) {
     case DType::Bool: return "bool";
     case DType::Float16: return "float16";
     case DType::Float64: return "float64";
+    case DType::Float8E4M3FN: return "float8e4m3fn";
     default: return "undefined";
   }
 }
@@ -57,6 +60,7 @@ inline bool element_nonzero(DType t, const void* p) {
     case DType::Float32: { float v; std::memcpy(&v, b, 4); return v != 0.0f; }
     case DType::Float64: { double v; std::memcpy(&v, b, 8); return v != 0.0; }
     case DType::Float16: { uint16_t v; std::memcpy(&v, b, 2); return (v & 0x7fff) != 0; }
+    case DType::Float8E4M3FN: return (b[0] & 0x7f) != 0;
     default:
       for (size_t k = 0; k < dtype_size(t); ++k)
         if (b[k]) return true;
@@ -67,7 +71,7 @@ inline bool element_nonzero(DType t, const void* p) {
 inline bool dtype_supported(int32_t code) {
   switch (static_cast<DType>(code)) {
     case DType::Float32: case DType::Uint8: case DType::Int8: case DType::Int32:
-    case DType::Int64: case DType::Bool: case DType::Float16: case DType::Float64:
+    case DType::Int64: case DType::Bool: case DType::Float16: case DType::Float64: case DType::Float8E4M3FN:
       return true;
     default:
       return false;

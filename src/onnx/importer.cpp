@@ -61,6 +61,7 @@ TensorData tensor_from_proto(const onnx::TensorProto& t, const std::string& what
     case DType::Int8:
     case DType::Uint8:
     case DType::Bool:
+    case DType::Float8E4M3FN:  // the 8 bits in int32_data
       count_check(t.int32_data_size());
       for (size_t i = 0; i < n; ++i) d.bytes[i] = static_cast<uint8_t>(t.int32_data(static_cast<int>(i)));
       break;

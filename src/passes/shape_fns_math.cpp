@@ -339,16 +339,17 @@ void quantize_linear(ShapeCtx& c) {
   if (c.has(2)) t = c.dtype(2);
   else if (wanted != 0) t = dtype_supported(static_cast<int32_t>(wanted)) ? static_cast<DType>(wanted) : DType::Undefined;
   if (c.has(2) && wanted != 0 && wanted != static_cast<int64_t>(t)) c.fail("output_dtype differs from the zero point's type");
-  if (t != DType::Int8 && t != DType::Uint8)
-    c.fail("quantized type " + (t == DType::Undefined ? "code " + std::to_string(wanted) : std::string(dtype_name(t))) + ": int8 or uint8 expected");
+  if (t != DType::Int8 && t != DType::Uint8 && t != DType::Float8E4M3FN)
+    c.fail("quantized type " + (t == DType::Undefined ? "code " + std::to_string(wanted) : std::string(dtype_name(t))) +
+           ": int8, uint8 or float8e4m3fn expected");
   check_quant_scale(c);
   c.set(0, t, c.shape(0));
 }
 
 void dequantize_linear(ShapeCtx& c) {
   const DType x = c.dtype(0);
-  if (x != DType::Int8 && x != DType::Uint8 && x != DType::Int32)
-    c.fail(std::string("input of type ") + dtype_name(x) + ": int8, uint8 or int32 expected");
+  if (x != DType::Int8 && x != DType::Uint8 && x != DType::Int32 && x != DType::Float8E4M3FN)
+    c.fail(std::string("input of type ") + dtype_name(x) + ": int8, uint8, int32 or float8e4m3fn expected");
   if (c.has(2) && c.dtype(2) != x) c.fail(std::string("zero point of type ") + dtype_name(c.dtype(2)) + " for an input of type " + dtype_name(x));
   DType t = c.dtype(1);  // the scale's type, unless output_dtype says (FP16 engines set it)
   const int64_t wanted = c.node().attr_i("output_dtype", 0);

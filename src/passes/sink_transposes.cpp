@@ -261,7 +261,6 @@ class Sinker {
     // The target must hold explicit sizes (a 0 would copy a dim by position, which moves).
     const int s = u.inputs[1];
     const std::string s_name = g_.value(s).name;
-    const DType s_type = g_.value(s).dtype;
     const std::shared_ptr<TensorData> s_data = g_.value(s).data;
     const std::optional<std::vector<Dim>> s_sym = g_.value(s).sym_value;
     int s2 = -1;

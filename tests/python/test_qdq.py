@@ -100,6 +100,44 @@ def test_quantize_dequantize_match_onnx_runtime(case, unirt_bin, tmp_path):
     np.testing.assert_array_equal(y, ref["y"])
 
 
+def fp8_model(saturate, per_axis):
+    """x -> QuantizeLinear(float8e4m3fn, saturate) -> DequantizeLinear -> y, and a Cast of x to
+    float8 and back (opset 19)."""
+    scale = np.array([0.5, 0.25, 2.0, 0.125], np.float32) if per_axis else np.array(0.5, np.float32)
+    zp = helper.make_tensor("zp", TensorProto.FLOAT8E4M3FN, list(scale.shape), [0.0] * scale.size)
+    attrs = {"axis": 1} if per_axis else {}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["q"], saturate=saturate, **attrs),
+             helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y"], **attrs),
+             helper.make_node("Cast", ["x"], ["c8"], to=TensorProto.FLOAT8E4M3FN, saturate=saturate),
+             helper.make_node("Cast", ["c8"], ["c"], to=TensorProto.FLOAT)]
+    g = helper.make_graph(nodes, "fp8", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4, 50])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4, 50]),
+                           helper.make_tensor_value_info("c", TensorProto.FLOAT, [3, 4, 50])],
+                          initializer=[numpy_helper.from_array(scale, "scale"), zp])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    return m
+
+
+@pytest.mark.parametrize("saturate", [1, 0])
+@pytest.mark.parametrize("per_axis", [False, True])
+def test_float8_e4m3fn_matches_onnx_runtime(saturate, per_axis, unirt_bin, tmp_path):
+    """FP8 E4M3FN quantization and Cast: every float32 through float8 and back as ONNX Runtime
+    rounds it (nearest even), subnormals, ties, +-448 and beyond (saturated or NaN), inf, NaN."""
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal((3, 4, 50)) * np.exp(rng.uniform(-9, 7, (3, 4, 50)))).astype(np.float32)
+    flat = x.reshape(-1)
+    flat[:12] = [448, 464, 465, 480, -500, 1e30, np.inf, -np.inf, np.nan, 2.0 ** -10, 3 * 2.0 ** -11, -0.0]
+    path = tmp_path / "fp8.onnx"
+    onnx.save(fp8_model(saturate, per_axis), path)
+    ref = run_ort(path, {"x": x})
+    out = run_unirt(unirt_bin, path, {"x": x}, tmp_path)
+    for name in ("y", "c"):
+        got = np.load(out / f"{name}.npy")
+        np.testing.assert_array_equal(got, ref[name], err_msg=name)  # NaN where ORT has NaN
+
+
 def test_bad_scales_are_named_errors(unirt_bin, tmp_path):
     """A per-axis scale of the wrong length and a blocked scale of the wrong shape: refused at
     build time, naming the node and what was expected."""

@@ -679,6 +679,42 @@ TEST_F(CudaOps, QuantizeDequantizeMatchCpu) {
   EXPECT_LT(err, 0.03);
 }
 
+// float8 E4M3FN: QuantizeLinear per channel (saturating and not) -> DequantizeLinear, and Cast
+// to float8 and back, against the CPU bit for bit (backend/float8_rule.h on both sides): values
+// from subnormals to beyond 448, ties, infinities and NaN.
+TEST_F(CudaOps, Float8QuantizeAndCastMatchCpu) {
+  for (int64_t saturate : {1, 0}) {
+    onnx::ModelProto m;
+    auto* op = m.add_opset_import();
+    op->set_domain("");
+    op->set_version(19);
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"b", "4", "64"});
+    add_init(g, "s", {4}, {0.5f, 0.25f, 2.f, 0.125f});
+    auto* z = g->add_initializer();
+    z->set_name("z");
+    z->set_data_type(onnx::TensorProto::FLOAT8E4M3FN);
+    z->add_dims(4);
+    for (int i = 0; i < 4; ++i) z->add_int32_data(0);
+    auto* q = add_node(g, "QuantizeLinear", {"x", "s", "z"}, {"q"});
+    add_int(q, "axis", 1);
+    add_int(q, "saturate", saturate);
+    add_int(add_node(g, "DequantizeLinear", {"q", "s", "z"}, {"y"}), "axis", 1);
+    auto* c8 = add_node(g, "Cast", {"x"}, {"c8"});
+    add_int(c8, "to", onnx::TensorProto::FLOAT8E4M3FN);
+    add_int(c8, "saturate", saturate);
+    add_int(add_node(g, "Cast", {"c8"}, {"c"}), "to", onnx::TensorProto::FLOAT);
+    for (const char* o : {"y", "c"}) g->add_output()->set_name(o);
+    HostTensor x = random_input("x", {2, 4, 64}, 41);
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> e(-9.f, 7.f);
+    for (int64_t i = 0; i < x.numel(); ++i) x.as<float>()[i] *= std::exp(e(rng));
+    const float special[] = {448.f, 464.f, 465.f, 480.f, 490.f, 496.f, -500.f, 1e30f, INFINITY, -INFINITY, NAN, 0x1p-10f, 0x3p-11f, -0.f};
+    for (size_t i = 0; i < sizeof(special) / sizeof(float); ++i) x.as<float>()[i] = special[i];
+    expect_same_outputs(m, {{x}}, Precision::FP32);
+  }
+}
+
 // Concat of many narrow inputs (one launch per 16 of them), a wide one among them (a 2-D copy,
 // which splits the group), along the last and a middle axis, float and int64: bit-equal.
 TEST_F(CudaOps, ConcatOfNarrowRowsMatchesCpu) {

@@ -9,7 +9,7 @@ using namespace unirt;
 
 // Every registration states the types it covers (what `unirt ops` prints), in dtype names.
 TEST(KernelRegistry, EveryKernelDeclaresItsTypes) {
-  const std::set<std::string> names = {"any", "float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool"};
+  const std::set<std::string> names = {"any", "float32", "float16", "float64", "int64", "int32", "int8", "uint8", "bool", "float8e4m3fn"};
   for (const char* backend : {"cpu", "cuda"}) {
     const KernelRegistry& r = KernelRegistry::get(backend);
     for (const std::string& op : r.ops()) {
