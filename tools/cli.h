@@ -36,6 +36,7 @@ void add_inspect_command(CLI::App& app, Registry& r);
 void add_ops_command(CLI::App& app, Registry& r);
 void add_classify_command(CLI::App& app, Registry& r);
 void add_detect_command(CLI::App& app, Registry& r);
+void add_calibrate_command(CLI::App& app, Registry& r);
 
 // "auto" -> "cuda" when this binary has CUDA and a GPU is usable, else "cpu".
 std::string resolve_backend(const std::string& b);

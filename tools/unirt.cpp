@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   cli::add_inspect_command(app, reg);
   cli::add_classify_command(app, reg);
   cli::add_detect_command(app, reg);
+  cli::add_calibrate_command(app, reg);
   cli::add_ops_command(app, reg);
   try {
     app.parse(argc, argv);

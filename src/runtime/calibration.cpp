@@ -1,13 +1,16 @@
 #include "runtime/calibration.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <set>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
 #include "ir/graph.h"
+#include "ir/half.h"
 
 namespace unirt {
 
@@ -218,6 +221,78 @@ CalibrationCache CalibrationCache::load(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return from_text(ss.str(), path);
+}
+
+std::vector<std::string> calibration_tensors(const Graph& g) {
+  static const std::set<std::string> quantizable = {"MatMul", "Gemm", "Conv", "ConvTranspose"};
+  std::vector<std::string> names;
+  std::set<int> seen;
+  for (const Node& n : g.nodes) {
+    if (!quantizable.count(n.op_type)) continue;
+    // MatMul: both operands (attention's Q.K and P.V); the others: the data input only.
+    const size_t count = n.op_type == "MatMul" ? 2 : 1;
+    for (size_t i = 0; i < count && i < n.inputs.size(); ++i) {
+      const int v = n.inputs[i];
+      if (v < 0 || g.value(v).is_const() || !seen.insert(v).second) continue;
+      // (An imported graph knows only its inputs' types: Undefined is an activation whose type
+      // shape inference has not set yet; the kernels of these ops take float.)
+      const DType t = g.value(v).dtype;
+      if (t == DType::Float32 || t == DType::Float16 || t == DType::Undefined) names.push_back(g.value(v).name);
+    }
+  }
+  return names;
+}
+
+std::map<std::string, AbsHistogram> collect_histograms(const Graph& imported, BuildOptions opts, std::unique_ptr<Backend> backend,
+                                                       const std::function<bool(int, std::vector<HostTensor>&)>& next_batch,
+                                                       int batches, const std::function<void(const CalibrationProgress&)>& progress) {
+  const std::vector<std::string> names = calibration_tensors(imported);
+  if (names.empty()) throw Error("nothing to calibrate: the model has no MatMul, Gemm, Conv or ConvTranspose with a float activation input");
+  Graph g = imported;
+  std::set<int> outputs(g.outputs.begin(), g.outputs.end());
+  for (const std::string& name : names) {
+    const int v = g.find_value(name);
+    if (v >= 0 && !outputs.count(v)) g.outputs.push_back(v), outputs.insert(v);
+  }
+  opts.fuse = false;  // every tensor of the graph as imported stays visible
+  opts.precision = Precision::FP32;
+  auto engine = std::make_shared<Engine>(build_engine(std::move(g), opts));
+  Session session(engine, std::move(backend));
+  std::map<std::string, AbsHistogram> hist;
+  for (const std::string& name : names) hist.emplace(name, AbsHistogram());
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<HostTensor> inputs;
+  std::vector<float> widened;
+  int done = 0;
+  for (; batches <= 0 || done < batches; ++done) {
+    inputs.clear();
+    if (!next_batch(done, inputs)) break;
+    const std::vector<HostTensor> outs = session.run(inputs);
+    for (const HostTensor& t : outs) {
+      auto it = hist.find(t.name);
+      if (it == hist.end()) continue;
+      if (t.dtype != DType::Float32 && t.dtype != DType::Float16) throw Error("calibration tensor '" + t.name + "' is " + dtype_name(t.dtype) + ", not float");
+      if (t.dtype == DType::Float16) {
+        widened.resize(static_cast<size_t>(t.numel()));
+        for (int64_t i = 0; i < t.numel(); ++i) widened[i] = half_to_float(t.as<uint16_t>()[i]);
+        it->second.add(widened.data(), t.numel());
+      } else {
+        it->second.add(t.as<float>(), t.numel());
+      }
+    }
+    if (progress)
+      progress({done + 1, batches, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
+  }
+  if (done == 0) throw Error("no calibration batches: give at least one");
+  return hist;
+}
+
+CalibrationCache make_calibration_cache(const std::map<std::string, AbsHistogram>& histograms, Calibrator c, double percentile) {
+  CalibrationCache cache;
+  cache.calibrator = c;
+  cache.percentile = percentile;
+  for (const auto& [name, h] : histograms) cache.amax[name] = static_cast<float>(choose_amax(h, c, percentile));
+  return cache;
 }
 
 }  // namespace unirt

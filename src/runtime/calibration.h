@@ -8,9 +8,14 @@
 // And the calibration cache: a text file of one amax per tensor that a later build reuses.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/session.h"
 
 namespace unirt {
 
@@ -61,5 +66,27 @@ struct CalibrationCache {
   void save(const std::string& path) const;
   static CalibrationCache load(const std::string& path);
 };
+
+// The float activations a quantized engine would quantize: the non-constant float32/float16
+// inputs of MatMul, Gemm, Conv and ConvTranspose in the graph as imported (before any fusion, so
+// the names are the ONNX tensor names a cache is keyed by), in graph order, each once.
+std::vector<std::string> calibration_tensors(const Graph& g);
+
+struct CalibrationProgress {
+  int batch = 0, batches = 0;  // batches done, of
+  double elapsed_s = 0;
+};
+
+// Runs the calibration batches through an FP32 engine of `imported` built with opts (fusions off,
+// the calibration tensors as extra outputs) on `backend`, and returns the histogram of each
+// calibration tensor. next_batch(i, inputs) fills batch i's inputs (by input name) and returns
+// false when there are no more; `batches` is how many are expected (0: unknown); progress is
+// called after each batch.
+std::map<std::string, AbsHistogram> collect_histograms(const Graph& imported, BuildOptions opts, std::unique_ptr<Backend> backend,
+                                                       const std::function<bool(int, std::vector<HostTensor>&)>& next_batch,
+                                                       int batches, const std::function<void(const CalibrationProgress&)>& progress);
+
+// The cache of those histograms: one amax per tensor by the calibrator.
+CalibrationCache make_calibration_cache(const std::map<std::string, AbsHistogram>& histograms, Calibrator c, double percentile);
 
 }  // namespace unirt
