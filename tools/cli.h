@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/calibration.h"
 #include "runtime/session.h"
 
 namespace unirt::cli {
@@ -37,6 +38,19 @@ void add_ops_command(CLI::App& app, Registry& r);
 void add_classify_command(CLI::App& app, Registry& r);
 void add_detect_command(CLI::App& app, Registry& r);
 void add_calibrate_command(CLI::App& app, Registry& r);
+
+// Calibration data and calibrator options, shared by `calibrate` and `build --int8/--fp8`.
+struct CalibOpts {
+  std::vector<std::string> calib;
+  std::string cache, calibrator = "entropy";
+  int batches = 0, batch = 8, size = 224;
+  double percentile = 99.99;
+  bool verbose = false;  // print every tensor's range
+};
+void add_calib_options(CLI::App* c, CalibOpts& o);
+// Runs the calibration data through `g` (as imported from `model`) in FP32 on opts.backend and
+// returns the cache, written to o.cache when one is named.
+CalibrationCache calibrate_now(const CalibOpts& o, const std::string& model, const Graph& g, const BuildOptions& opts, int threads);
 
 // "auto" -> "cuda" when this binary has CUDA and a GPU is usable, else "cpu".
 std::string resolve_backend(const std::string& b);

@@ -46,75 +46,87 @@ void show_progress(const CalibrationProgress& p) {
 
 }  // namespace
 
-void add_calibrate_command(CLI::App& app, Registry& r) {
-  struct Opts {
-    Common common;
-    std::string model, cache, calibrator = "entropy";
-    std::vector<std::string> calib;
-    int batches = 0, batch = 8, size = 224;
-    double percentile = 99.99;
-  };
-  auto o = std::make_shared<Opts>();
-  auto* c = app.add_subcommand("calibrate", "activation ranges for INT8/FP8 from calibration data -> a calibration cache");
-  c->add_option("model", o->model, "ONNX file")->required();
-  c->add_option("--calib", o->calib, "a folder of images (ImageNet preprocessing, --size) or .npy batches of the first input")->required();
-  c->add_option("--calib-cache", o->cache, "where to write the calibration cache")->required();
-  c->add_option("--calib-batches", o->batches, "use at most this many batches (0: all)")->check(CLI::Range(0, 1 << 30));
-  c->add_option("--batch", o->batch, "images per batch (image folders)")->check(CLI::Range(1, 4096));
-  c->add_option("--size", o->size, "image crop size")->check(CLI::Range(1, 8192));
-  c->add_option("--calibrator", o->calibrator, "entropy (default), percentile or minmax")->check(CLI::IsMember({"entropy", "percentile", "minmax"}));
-  c->add_option("--percentile", o->percentile, "the percentile calibrator's percentile of |x|")->check(CLI::Range(1e-9, 100.0));
-  add_common(c, o->common);
-  r.actions[c] = [o] {
-    if (o->common.fp16) throw Error("calibrate runs the model in FP32: --fp16 does not apply");
-    const Calibrator calibrator = parse_calibrator(o->calibrator);
-    Graph g = import_onnx_file(o->model);
-    if (g.inputs.empty()) throw Error(o->model + " has no inputs to feed calibration data to");
-    const std::string input = g.value(g.inputs[0]).name;
-    // The batches: images of a folder, B at a time, or one .npy file per batch.
-    std::vector<std::string> images, npys;
-    for (const std::string& p : o->calib) {
-      if (std::filesystem::is_directory(p)) {
-        std::vector<std::string> found;
-        for (const auto& e : std::filesystem::directory_iterator(p))
-          if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path().string());
-        if (found.empty()) throw Error("--calib folder '" + p + "' holds no image (.jpg, .jpeg, .png, .bmp)");
-        std::sort(found.begin(), found.end());
-        images.insert(images.end(), found.begin(), found.end());
-      } else if (std::filesystem::path(p).extension() == ".npy") {
-        if (!std::filesystem::is_regular_file(p)) throw Error("--calib file '" + p + "' does not exist");
-        npys.push_back(p);
-      } else {
-        throw Error("--calib '" + p + "': expected a folder of images or a .npy file");
-      }
+void add_calib_options(CLI::App* c, CalibOpts& o) {
+  c->add_option("--calib", o.calib, "calibration data: a folder of images (ImageNet preprocessing, --calib-size) or .npy batches of the first input");
+  c->add_option("--calib-cache", o.cache, "calibration cache: written after calibrating (read instead by build when --calib is absent)");
+  c->add_option("--calib-batches", o.batches, "use at most this many batches (0: all)")->check(CLI::Range(0, 1 << 30));
+  c->add_option("--calib-batch-size", o.batch, "images per batch (image folders)")->check(CLI::Range(1, 4096));
+  c->add_option("--calib-size", o.size, "image crop size")->check(CLI::Range(1, 8192));
+  c->add_option("--calibrator", o.calibrator, "entropy (default), percentile or minmax")->check(CLI::IsMember({"entropy", "percentile", "minmax"}));
+  c->add_option("--percentile", o.percentile, "the percentile calibrator's percentile of |x|")->check(CLI::Range(1e-9, 100.0));
+}
+
+CalibrationCache calibrate_now(const CalibOpts& o, const std::string& model, const Graph& g, const BuildOptions& opts, int threads) {
+  const Calibrator calibrator = parse_calibrator(o.calibrator);
+  if (g.inputs.empty()) throw Error(model + " has no inputs to feed calibration data to");
+  const std::string input = g.value(g.inputs[0]).name;
+  // The batches: images of a folder, B at a time, or one .npy file per batch.
+  std::vector<std::string> images, npys;
+  for (const std::string& p : o.calib) {
+    if (std::filesystem::is_directory(p)) {
+      std::vector<std::string> found;
+      for (const auto& e : std::filesystem::directory_iterator(p))
+        if (e.is_regular_file() && is_image(e.path())) found.push_back(e.path().string());
+      if (found.empty()) throw Error("--calib folder '" + p + "' holds no image (.jpg, .jpeg, .png, .bmp)");
+      std::sort(found.begin(), found.end());
+      images.insert(images.end(), found.begin(), found.end());
+    } else if (std::filesystem::path(p).extension() == ".npy") {
+      if (!std::filesystem::is_regular_file(p)) throw Error("--calib file '" + p + "' does not exist");
+      npys.push_back(p);
+    } else {
+      throw Error("--calib '" + p + "': expected a folder of images or a .npy file");
     }
-    int available = static_cast<int>(npys.size()) + static_cast<int>((images.size() + o->batch - 1) / o->batch);
-    const int batches = o->batches > 0 ? std::min(o->batches, available) : available;
-    auto next = [&](int i, std::vector<HostTensor>& in) {
-      if (i >= batches) return false;
-      if (i < static_cast<int>(npys.size())) {
-        in.push_back(read_npy(npys[i], input));
-        return true;
-      }
-      const size_t first = static_cast<size_t>(i - static_cast<int>(npys.size())) * o->batch;
-      std::vector<HostTensor> items;
-      for (size_t k = first; k < std::min(images.size(), first + o->batch); ++k) items.push_back(load_image(images[k], input, o->size));
-      in.push_back(stack(items));
+  }
+  const int available = static_cast<int>(npys.size()) + static_cast<int>((images.size() + o.batch - 1) / o.batch);
+  const int batches = o.batches > 0 ? std::min(o.batches, available) : available;
+  auto next = [&](int i, std::vector<HostTensor>& in) {
+    if (i >= batches) return false;
+    if (i < static_cast<int>(npys.size())) {
+      in.push_back(read_npy(npys[i], input));
       return true;
-    };
-    BuildOptions opts = build_options(o->common);
-    const auto hist = collect_histograms(g, opts, make_backend(opts.backend, o->common.threads), next, batches, show_progress);
-    const CalibrationCache cache = make_calibration_cache(hist, calibrator, o->percentile);
-    cache.save(o->cache);
-    std::printf("calibrated %zu tensors of %s over %d batches on %s: %s", hist.size(), o->model.c_str(), batches, opts.backend.c_str(),
-                calibrator_name(calibrator));
-    if (calibrator == Calibrator::Percentile) std::printf(" %.6g", o->percentile);
-    std::printf("\ncache: %s\n%-60s %12s %12s %s\n", o->cache.c_str(), "tensor", "max |x|", "amax", "values");
+    }
+    const size_t first = static_cast<size_t>(i - static_cast<int>(npys.size())) * o.batch;
+    std::vector<HostTensor> items;
+    for (size_t k = first; k < std::min(images.size(), first + o.batch); ++k) items.push_back(load_image(images[k], input, o.size));
+    in.push_back(stack(items));
+    return true;
+  };
+  const auto hist = collect_histograms(g, opts, make_backend(opts.backend, threads), next, batches, show_progress);
+  const CalibrationCache cache = make_calibration_cache(hist, calibrator, o.percentile);
+  if (!o.cache.empty()) cache.save(o.cache);
+  std::printf("calibrated %zu tensors of %s over %d batches on %s: %s", hist.size(), model.c_str(), batches, opts.backend.c_str(),
+              calibrator_name(calibrator));
+  if (calibrator == Calibrator::Percentile) std::printf(" %.6g", o.percentile);
+  std::printf("\n");
+  if (!o.cache.empty()) std::printf("cache: %s\n", o.cache.c_str());
+  if (o.verbose) {
+    std::printf("%-60s %12s %12s %s\n", "tensor", "max |x|", "amax", "values");
     for (const auto& [name, h] : hist) {
       std::printf("%-60s %12.6g %12.6g %.0f", name.c_str(), h.amax(), cache.amax.at(name), h.total());
       if (h.non_finite()) std::printf(" (and %lld inf/NaN, not counted)", static_cast<long long>(h.non_finite()));
       std::printf("\n");
     }
+  }
+  return cache;
+}
+
+void add_calibrate_command(CLI::App& app, Registry& r) {
+  struct Opts {
+    Common common;
+    CalibOpts calib;
+    std::string model;
+  };
+  auto o = std::make_shared<Opts>();
+  o->calib.verbose = true;
+  auto* c = app.add_subcommand("calibrate", "activation ranges for INT8/FP8 from calibration data -> a calibration cache");
+  c->add_option("model", o->model, "ONNX file")->required();
+  add_calib_options(c, o->calib);
+  add_common(c, o->common);
+  r.actions[c] = [o] {
+    if (o->common.fp16) throw Error("calibrate runs the model in FP32: --fp16 does not apply");
+    if (o->calib.calib.empty()) throw Error("calibrate needs --calib (a folder of images or .npy batches)");
+    if (o->calib.cache.empty()) throw Error("calibrate needs --calib-cache (where to write the ranges)");
+    calibrate_now(o->calib, o->model, import_onnx_file(o->model), build_options(o->common), o->common.threads);
     return 0;
   };
 }

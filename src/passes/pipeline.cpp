@@ -21,9 +21,12 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
   run("fold_constants", [&] { return fold_constants(g, o.evaluate); });
   run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   run("eliminate_common_subexpressions", [&] { return eliminate_common_subexpressions(g); });
-  if (o.fuse) {
+  if (o.fuse || o.fold_batchnorm || o.quantization.mode != QuantMode::None) {
     run("fold_bn_after_conv", [&] { return fold_bn_after_conv(g); });
     run("fold_bn_before_conv", [&] { return fold_bn_before_conv(g); });
+  }
+  if (o.quantization.mode != QuantMode::None) run("quantize_layers", [&] { return quantize_layers(g, o.quantization); });
+  if (o.fuse) {
     run("fuse_gelu", [&] { return fuse_gelu(g); });
     run("fuse_attention", [&] { return fuse_attention(g); });
     run("fuse_multilevel_roi_align", [&] { return fuse_multilevel_roi_align(g); });

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "passes/quantize_layers.h"
 #include "ir/precision.h"
 
 namespace unirt {
@@ -30,6 +31,11 @@ struct PipelineOptions {
   bool fuse = true;
   // Channels-last convolution regions (convert_to_nhwc); the CUDA backend's default.
   bool nhwc = false;
+  // INT8 / FP8 placement (quantize_layers), after the BatchNorm folds.
+  QuantizationOptions quantization;
+  // Fold the BatchNorms even without fusions: calibration sees the tensors a quantized build
+  // quantizes.
+  bool fold_batchnorm = false;
 };
 
 // infer_shapes -> fold_constants -> eliminate_dead_code -> fusions -> eliminate_dead_code ->

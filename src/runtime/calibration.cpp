@@ -246,17 +246,20 @@ std::vector<std::string> calibration_tensors(const Graph& g) {
 std::map<std::string, AbsHistogram> collect_histograms(const Graph& imported, BuildOptions opts, std::unique_ptr<Backend> backend,
                                                        const std::function<bool(int, std::vector<HostTensor>&)>& next_batch,
                                                        int batches, const std::function<void(const CalibrationProgress&)>& progress) {
-  const std::vector<std::string> names = calibration_tensors(imported);
-  if (names.empty()) throw Error("nothing to calibrate: the model has no MatMul, Gemm, Conv or ConvTranspose with a float activation input");
-  Graph g = imported;
-  std::set<int> outputs(g.outputs.begin(), g.outputs.end());
-  for (const std::string& name : names) {
-    const int v = g.find_value(name);
-    if (v >= 0 && !outputs.count(v)) g.outputs.push_back(v), outputs.insert(v);
-  }
-  opts.fuse = false;  // every tensor of the graph as imported stays visible
+  // The graph a quantized build places its layers in: BatchNorms folded (so a conv after a BN
+  // reads the BN's input), nothing fused; its quantizable inputs become extra outputs.
+  opts.fuse = false;
+  opts.fold_batchnorm = true;
   opts.precision = Precision::FP32;
-  auto engine = std::make_shared<Engine>(build_engine(std::move(g), opts));
+  opts.quantization = QuantizationOptions{};
+  auto engine = std::make_shared<Engine>(build_engine(imported, opts));
+  const std::vector<std::string> names = calibration_tensors(engine->graph);
+  if (names.empty()) throw Error("nothing to calibrate: the model has no MatMul, Gemm, Conv or ConvTranspose with a float activation input");
+  std::set<int> outputs(engine->graph.outputs.begin(), engine->graph.outputs.end());
+  for (const std::string& name : names) {
+    const int v = engine->graph.find_value(name);
+    if (v >= 0 && !outputs.count(v)) engine->graph.outputs.push_back(v), outputs.insert(v);
+  }
   Session session(engine, std::move(backend));
   std::map<std::string, AbsHistogram> hist;
   for (const std::string& name : names) hist.emplace(name, AbsHistogram());

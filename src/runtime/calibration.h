@@ -68,8 +68,9 @@ struct CalibrationCache {
 };
 
 // The float activations a quantized engine would quantize: the non-constant float32/float16
-// inputs of MatMul, Gemm, Conv and ConvTranspose in the graph as imported (before any fusion, so
-// the names are the ONNX tensor names a cache is keyed by), in graph order, each once.
+// inputs of MatMul, Gemm, Conv and ConvTranspose, in graph order, each once. Given the graph
+// after the BatchNorm folds and before any other fusion, the names are the ONNX tensor names that
+// quantize_layers looks up.
 std::vector<std::string> calibration_tensors(const Graph& g);
 
 struct CalibrationProgress {
@@ -77,8 +78,8 @@ struct CalibrationProgress {
   double elapsed_s = 0;
 };
 
-// Runs the calibration batches through an FP32 engine of `imported` built with opts (fusions off,
-// the calibration tensors as extra outputs) on `backend`, and returns the histogram of each
+// Runs the calibration batches through an FP32 engine of `imported` built with opts (BatchNorms
+// folded, nothing else fused, the calibration tensors as extra outputs) on `backend`, and returns the histogram of each
 // calibration tensor. next_batch(i, inputs) fills batch i's inputs (by input name) and returns
 // false when there are no more; `batches` is how many are expected (0: unknown); progress is
 // called after each batch.

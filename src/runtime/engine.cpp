@@ -79,6 +79,8 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   po.precision = opts.precision;
   po.evaluate = cpu_constant_evaluator();
   po.fuse = opts.fuse;
+  po.quantization = opts.quantization;
+  po.fold_batchnorm = opts.fold_batchnorm;
   if (opts.layout != "auto" && opts.layout != "nchw" && opts.layout != "nhwc")
     throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");
   po.nhwc = opts.fuse && (opts.layout == "nhwc" || (opts.layout == "auto" && opts.backend == "cuda"));

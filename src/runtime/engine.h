@@ -24,6 +24,10 @@ struct BuildOptions {
   bool fuse = true;
   // "auto" (channels-last on CUDA, NCHW on CPU), "nchw" or "nhwc": layout of convolution regions.
   std::string layout = "auto";
+  // INT8 / FP8 layers from a calibration cache (passes/quantize_layers.h); none by default.
+  QuantizationOptions quantization;
+  // BatchNorms folded even with fuse off (calibration runs the graph a quantized build sees).
+  bool fold_batchnorm = false;
 };
 
 struct Engine {

@@ -119,7 +119,7 @@ def test_images_as_calibration_data(unirt_bin, tmp_path):
     for k in range(5):
         PIL.fromarray(rng.integers(0, 255, (20 + k, 24, 3), dtype=np.uint8)).save(folder / f"{k}.png")
     cache = tmp_path / "img.cache"
-    p = calibrate(unirt_bin, model, [folder], cache, "--batch", "2", "--size", "16")
+    p = calibrate(unirt_bin, model, [folder], cache, "--calib-batch-size", "2", "--calib-size", "16")
     assert p.returncode == 0, p.stderr
     assert "over 3 batches" in p.stdout, p.stdout  # 5 images, 2 per batch
     head, amax = read_cache(cache)
@@ -137,3 +137,85 @@ def test_bad_calibration_data_is_a_clear_error(unirt_bin, calib_setup, tmp_path)
         p = calibrate(unirt_bin, model, args, tmp_path / "c.cache")
         assert p.returncode != 0 and want in p.stderr, (args, p.stderr)
     assert not (tmp_path / "c.cache").exists()  # nothing written on failure
+
+
+def reference_qdq(model_path, cache, mode, skip=()):
+    """The quantized model as quantize_layers should make it, written as standard ONNX QDQ nodes
+    for ONNX Runtime: per-tensor Q/DQ (amax / qmax, zero point 0) on the activation input of each
+    Conv and of the Gemm unless it is the output layer, weights through per-output-channel Q/DQ
+    (max |w| / qmax)."""
+    qmax = 127.0 if mode == "int8" else 448.0
+    qtype = TensorProto.INT8 if mode == "int8" else TensorProto.FLOAT8E4M3FN
+    m = onnx.load(model_path)
+    g = m.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    outputs = {o.name for o in g.output}
+    nodes = []
+    for n in g.node:
+        if n.op_type in ("Conv", "Gemm") and n.output[0] not in outputs and n.name not in skip:
+            x, w = n.input[0], n.input[1]
+            s = np.float32(cache[x]) / np.float32(qmax)
+            nodes += [helper.make_node("QuantizeLinear", [x, f"{x}_s", f"{x}_z"], [f"{x}_q"]),
+                      helper.make_node("DequantizeLinear", [f"{x}_q", f"{x}_s", f"{x}_z"], [f"{x}_dq"])]
+            g.initializer.extend([numpy_helper.from_array(np.array(s, np.float32), f"{x}_s"),
+                                  helper.make_tensor(f"{x}_z", qtype, [], [0])])
+            wv = inits[w]
+            axis = 0  # Conv [Cout, ...]; these Gemms have transB=1: [N, K]
+            ws = (np.abs(wv).reshape(wv.shape[0], -1).max(1) / np.float32(qmax)).astype(np.float32)
+            nodes += [helper.make_node("QuantizeLinear", [w, f"{w}_s", f"{w}_z"], [f"{w}_q"], axis=axis),
+                      helper.make_node("DequantizeLinear", [f"{w}_q", f"{w}_s", f"{w}_z"], [f"{w}_dq"], axis=axis)]
+            g.initializer.extend([numpy_helper.from_array(ws, f"{w}_s"),
+                                  helper.make_tensor(f"{w}_z", qtype, [len(ws)], [0] * len(ws))])
+            n.input[0], n.input[1] = f"{x}_dq", f"{w}_dq"
+        nodes.append(n)
+    del g.node[:]
+    g.node.extend(nodes)
+    m.opset_import[0].version = 19
+    m.ir_version = 9
+    return m
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp8"])
+@pytest.mark.parametrize("skip", [(), ("conv2",)])
+def test_quantized_build_matches_onnx_runtime_qdq(mode, skip, unirt_bin, calib_setup, tmp_path):
+    """`unirt build --int8/--fp8` (minmax calibration, --layer-precision) against the same
+    quantization written as QDQ nodes and run by ONNX Runtime: within 1e-5 of the output scale.
+    The error against FP32 is printed (seeded random weights: a measure of the simulation, not of
+    accuracy)."""
+    model, batches, files = calib_setup
+    small = tmp_path / "small.onnx"
+    small_cnn(small)
+    cache = tmp_path / "q.cache"
+    engine = tmp_path / "q.engine"
+    extra = [a for name in skip for a in ("--layer-precision", f"{name}=fp16")]
+    p = subprocess.run([unirt_bin, "build", str(small), "-o", str(engine), f"--{mode}", "--calib", *map(str, files), "--calib-cache", str(cache),
+                        "--calibrator", "minmax", "--backend", "cpu", *extra], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert f"{mode}: {2 - len(skip)} layers quantized" in p.stdout, p.stdout
+    _, amax = read_cache(cache)
+    ref_model = reference_qdq(small, amax, mode, skip)
+    x = np.random.default_rng(8).normal(0, 2, (5, 3, 16, 16)).astype(np.float32)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the QDQ nodes as written, in float
+    ref = ort.InferenceSession(ref_model.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    fp32 = ort.InferenceSession(str(small), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    xin = tmp_path / "x.npy"
+    np.save(xin, x)
+    out = tmp_path / "out"
+    p = subprocess.run([unirt_bin, "run", str(engine), "--input", f"x={xin}", "--output-dir", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    got = np.load(out / "logits.npy")
+    scale = max(1.0, float(np.abs(ref).max()))
+    d = np.abs(got.astype(np.float64) - ref)
+    q_err = np.abs(got.astype(np.float64) - fp32)
+    print(f"{mode} skip={skip}: vs ORT QDQ max abs {d.max():.2e} mean {d.mean():.2e} median {np.median(d):.2e}; "
+          f"vs FP32 max abs {q_err.max():.2e} (output scale {scale:.2f})")
+    assert d.max() <= 1e-5 * scale
+    # The reuse path: the cache, without --calib, gives the same engine output.
+    engine2 = tmp_path / "q2.engine"
+    p = subprocess.run([unirt_bin, "build", str(small), "-o", str(engine2), f"--{mode}", "--calib-cache", str(cache), "--backend", "cpu", *extra],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "reused" in p.stdout, p.stdout + p.stderr
+    out2 = tmp_path / "out2"
+    subprocess.run([unirt_bin, "run", str(engine2), "--input", f"x={xin}", "--output-dir", str(out2)], check=True, capture_output=True)
+    np.testing.assert_array_equal(np.load(out2 / "logits.npy"), got)
