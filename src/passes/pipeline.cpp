@@ -25,6 +25,8 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     run("fold_bn_after_conv", [&] { return fold_bn_after_conv(g); });
     run("fold_bn_before_conv", [&] { return fold_bn_before_conv(g); });
   }
+  if (o.fold_batchnorm || o.quantization.mode != QuantMode::None)  // the folded BatchNorms leave dead nodes
+    run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   if (o.quantization.mode != QuantMode::None) run("quantize_layers", [&] { return quantize_layers(g, o.quantization); });
   if (o.fuse) {
     run("fuse_gelu", [&] { return fuse_gelu(g); });

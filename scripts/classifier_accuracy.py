@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""A trained classifier to measure quantization on: generate the 16-class shapes classification
+set, train UniFormer-S on it (seeded, a fixed number of iterations), then top-1 on held-out images
+of PyTorch FP32 and of unirt FP32 / FP16 / INT8 / FP8 engines, with each one's agreement with
+PyTorch FP32. INT8 and FP8 are calibrated on training images (entropy, one cache for both).
+
+    python3 scripts/classifier_accuracy.py --unirt build-dev/unirt --out $OUT            # the GPU run
+    python3 scripts/classifier_accuracy.py --device cpu --train 64 --val 32 --size 64 \\
+        --iters 2 --batch 8 --calib-images 16                                          # a CPU smoke run
+
+Writes classifier_accuracy.md (the table, calibration time, cache reuse) and the log into --out.
+"""
+import argparse
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "python"))
+
+from unirt_models import create_model  # noqa: E402
+from unirt_models.export import export_onnx  # noqa: E402
+from unirt_models.shapes_classification import CLASSES, make_split, normalize  # noqa: E402
+
+
+def _split(args):
+    return make_split(*args)
+
+
+def generate(first_seed, count, size, workers):
+    chunk = max(1, -(-count // workers))
+    jobs = [(first_seed + s, min(chunk, count - s), size) for s in range(0, count, chunk)]
+    with mp.Pool(workers) as p:
+        parts = p.map(_split, jobs)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def run(cmd, log):
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    log.write(" ".join(cmd) + "\n" + p.stdout[-3000:] + p.stderr[-3000:] + "\n")
+    if p.returncode:
+        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{p.stderr[-2000:]}")
+    return p.stdout, time.time() - t0
+
+
+def train(model, images, labels, iters, batch, lr, seed, device, say):
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    warm = max(1, iters // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / warm) * 0.5 * (1 + np.cos(np.pi * min(i, iters) / iters)))
+    model.train()
+    x_all = torch.from_numpy(normalize(images))
+    y_all = torch.from_numpy(labels)
+    for it in range(iters):
+        idx = torch.randint(0, len(labels), (batch,), generator=g)
+        x, y = x_all[idx].to(device), y_all[idx].to(device)
+        if torch.rand(1, generator=g).item() < 0.5:
+            x = x.flip(3)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
+            loss = F.cross_entropy(model(x), y, label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if it % max(1, iters // 10) == 0 or it == iters - 1:
+            say(f"iter {it}: loss {loss.item():.3f}")
+    model.eval()
+
+
+@torch.no_grad()
+def predict(model, images, batch, device):
+    out = []
+    for s in range(0, len(images), batch):
+        out.append(model(torch.from_numpy(normalize(images[s:s + batch])).to(device)).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--unirt", default=os.path.join(REPO, "build-dev", "unirt"))
+    ap.add_argument("--train", type=int, default=6000)
+    ap.add_argument("--val", type=int, default=1200)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--iters", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calib-images", type=int, default=512, help="training images to calibrate on")
+    ap.add_argument("--calibrator", default="entropy", choices=["entropy", "percentile", "minmax"])
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of the whole pipeline")
+    ap.add_argument("--workdir", default="artifacts/cls_accuracy")
+    ap.add_argument("--out", default="artifacts/cls_accuracy")
+    a = ap.parse_args()
+    os.makedirs(a.workdir, exist_ok=True)
+    os.makedirs(a.out, exist_ok=True)
+    log = open(os.path.join(a.out, "classifier_accuracy.log"), "w")
+
+    def say(msg):
+        print(msg, flush=True)
+        log.write(msg + "\n")
+        log.flush()
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    t0 = time.time()
+    workers = max(1, min(16, os.cpu_count() or 1))
+    xtr, ytr = generate(a.seed, a.train, a.size, workers)
+    xva, yva = generate(a.seed + 10_000_000, a.val, a.size, workers)
+    say(f"dataset: {len(CLASSES)} classes, {len(ytr)} train / {len(yva)} held-out images of {a.size}x{a.size}, {time.time() - t0:.0f} s")
+
+    torch.manual_seed(a.seed)
+    model = create_model("uniformer_small", num_classes=len(CLASSES)).to(a.device)
+    t1 = time.time()
+    train(model, xtr, ytr, a.iters, a.batch, a.lr, a.seed, a.device, say)
+    say(f"trained {a.iters} iterations of batch {a.batch} in {time.time() - t1:.0f} s")
+    ref_logits = predict(model, xva, a.batch, a.device)
+    ref_pred = ref_logits.argmax(1)
+
+    onnx_path = os.path.join(a.workdir, "uniformer_small_shapes.onnx")
+    export_onnx(model.cpu().eval(), "uniformer_small", onnx_path)
+    # Calibration batches: training images, preprocessed as the evaluation is.
+    calib = []
+    for s in range(0, min(a.calib_images, len(ytr)), a.batch):
+        calib.append(os.path.join(a.workdir, f"calib_{s // a.batch:04d}.npy"))
+        np.save(calib[-1], normalize(xtr[s:min(s + a.batch, a.calib_images)]))
+    val_files = []
+    for s in range(0, len(yva), a.batch):
+        val_files.append(os.path.join(a.workdir, f"val_{s // a.batch:04d}.npy"))
+        np.save(val_files[-1], normalize(xva[s:s + a.batch]))
+
+    backend = "cuda" if a.device == "cuda" else "cpu"
+    cache = os.path.join(a.workdir, f"calib_{a.calibrator}.cache")
+    if os.path.exists(cache):
+        os.remove(cache)
+    shape = f"x3x{a.size}x{a.size}"
+    profile = ["--min-shapes", f"input:1{shape}", "--opt-shapes", f"input:{a.batch}{shape}", "--max-shapes", f"input:{a.batch}{shape}"]
+    variants = [("FP32", []), ("FP16", ["--fp16"]), ("INT8", ["--fp16", "--int8", "--calib", *calib, "--calibrator", a.calibrator]),
+                ("FP8", ["--fp16", "--fp8"])]  # FP8 reuses the cache the INT8 build wrote
+    if backend == "cpu":  # the CPU backend runs float32 only (quantized layers simulated in float32)
+        variants = [(n, [f for f in flags if f != "--fp16"]) for n, flags in variants if n != "FP16"]
+    rows, notes = {}, []
+    for name, flags in variants:
+        engine = os.path.join(a.workdir, f"s.{name.lower()}.engine")
+        extra = ["--calib-cache", cache] if name in ("INT8", "FP8") else []
+        out, secs = run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *flags, *extra], log)
+        if name in ("INT8", "FP8"):
+            notes.append(f"{name} build: {secs:.1f} s ({'calibrated on' if '--calib' in flags else 'calibration cache reused, no data:'} "
+                         f"{min(a.calib_images, len(ytr)) if '--calib' in flags else ''}{' images' if '--calib' in flags else os.path.basename(cache)}); "
+                         + " ".join(line.strip() for line in out.splitlines() if "layers quantized" in line or "reused" in line))
+        logits = []
+        for f in val_files:
+            od = os.path.join(a.workdir, "out")
+            run([a.unirt, "run", engine, "--input", f"input={f}", "--output-dir", od], log)
+            logits.append(np.load(os.path.join(od, "logits.npy")))
+        pred = np.concatenate(logits).argmax(1)
+        rows[f"unirt {name}"] = (float((pred == yva).mean()), float((pred == ref_pred).mean()))
+        say(f"unirt {name}: top-1 {100 * rows[f'unirt {name}'][0]:.2f}%, agreement with PyTorch FP32 {100 * rows[f'unirt {name}'][1]:.2f}%")
+    ref_top1 = float((ref_pred == yva).mean())
+    dev = torch.cuda.get_device_name(0) if a.device == "cuda" else "the CPU"
+    lines = [f"UniFormer-S trained from scratch (seed {a.seed}, {a.iters} iterations of batch {a.batch}, {dev}) on {len(ytr)} generated "
+             f"{a.size}x{a.size} images of {len(CLASSES)} classes; top-1 on {len(yva)} held-out images. INT8/FP8: {a.calibrator} "
+             f"calibration on {min(a.calib_images, len(ytr))} training images.", "",
+             "| implementation | top-1 | top-1 - PyTorch FP32 | agreement with PyTorch FP32 |", "|---|---|---|---|",
+             f"| PyTorch FP32 | {100 * ref_top1:.2f}% | | |"]
+    for k, (top1, agree) in rows.items():
+        lines.append(f"| {k} | {100 * top1:.2f}% | {100 * (top1 - ref_top1):+.2f} | {100 * agree:.2f}% |")
+    lines += [""] + [f"- {n}" for n in notes]
+    open(os.path.join(a.out, "classifier_accuracy.md"), "w").write("\n".join(lines) + "\n")
+    say("\n".join(lines))
+    say(f"total {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
