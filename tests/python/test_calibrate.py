@@ -219,3 +219,54 @@ def test_quantized_build_matches_onnx_runtime_qdq(mode, skip, unirt_bin, calib_s
     out2 = tmp_path / "out2"
     subprocess.run([unirt_bin, "run", str(engine2), "--input", f"x={xin}", "--output-dir", str(out2)], check=True, capture_output=True)
     np.testing.assert_array_equal(np.load(out2 / "logits.npy"), got)
+
+
+def test_batchnorm_models_calibrate_on_the_folded_graph(unirt_bin, tmp_path):
+    """Conv -> BN -> Relu -> BN -> Conv: both BatchNorms fold into the convs, so calibration ranges
+    the tensors the folded convs read (the second conv reads the Relu output, not the BN's), and
+    the INT8 build quantizes both convs."""
+    rng = np.random.default_rng(2)
+    c = 6
+    bn = lambda p: [numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), f"{p}_g"),  # noqa: E731
+                    numpy_helper.from_array(rng.normal(0, 0.1, c).astype(np.float32), f"{p}_b"),
+                    numpy_helper.from_array(rng.normal(0, 0.1, c).astype(np.float32), f"{p}_m"),
+                    numpy_helper.from_array(rng.uniform(0.5, 1.5, c).astype(np.float32), f"{p}_v")]
+    init = [numpy_helper.from_array(rng.normal(0, 0.3, (c, 3, 3, 3)).astype(np.float32), "w1"),
+            numpy_helper.from_array(rng.normal(0, 0.3, (4, c, 1, 1)).astype(np.float32), "w2"), *bn("bn1"), *bn("bn2")]
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c1", "bn1_g", "bn1_b", "bn1_m", "bn1_v"], ["n1"], name="bn1"),
+             helper.make_node("Relu", ["n1"], ["r"], name="relu"),
+             helper.make_node("BatchNormalization", ["r", "bn2_g", "bn2_b", "bn2_m", "bn2_v"], ["n2"], name="bn2"),
+             helper.make_node("Conv", ["n2", "w2"], ["y0"], name="conv2"),
+             helper.make_node("Relu", ["y0"], ["y"], name="out")]
+    g = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8, 8])], initializer=init)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    model = tmp_path / "bn.onnx"
+    onnx.save(m, model)
+    f = tmp_path / "b.npy"
+    x = rng.normal(0, 1, (4, 3, 8, 8)).astype(np.float32)
+    np.save(f, x)
+    cache = tmp_path / "bn.cache"
+    p = subprocess.run([unirt_bin, "build", str(model), "-o", str(tmp_path / "bn.engine"), "--int8", "--calib", str(f), "--calib-cache",
+                        str(cache), "--calibrator", "minmax", "--backend", "cpu"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "int8: 2 layers quantized" in p.stdout, p.stdout
+    _, amax = read_cache(cache)
+    assert set(amax) == {"x", "r"}, amax  # conv2 reads the Relu output once bn2 is folded into it
+    ref = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert abs(amax["r"] - float(np.abs(ort_tensors_relu(model, x)).max())) <= 1e-5 * amax["r"]
+    out = tmp_path / "o"
+    subprocess.run([unirt_bin, "run", str(tmp_path / "bn.engine"), "--input", f"x={f}", "--output-dir", str(out)], check=True, capture_output=True)
+    got = np.load(out / "y.npy")
+    err = np.abs(got - ref).max() / max(1.0, np.abs(ref).max())
+    print(f"BN model int8 (simulated) vs FP32: max abs / scale {err:.2e}")
+    assert err < 0.05
+
+
+def ort_tensors_relu(model, x):
+    m = onnx.load(model)
+    m.graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(["r"], {"x": x})[0]
