@@ -13,7 +13,6 @@ Writes classifier_accuracy.md (the table, calibration time, cache reuse) and the
 import argparse
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 import time
 
@@ -25,6 +24,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
 from unirt_models import create_model  # noqa: E402
+from unirt_models.run_log import RunLog  # noqa: E402
 from unirt_models.export import export_onnx  # noqa: E402
 from unirt_models.shapes_classification import CLASSES, make_split, normalize  # noqa: E402
 
@@ -41,13 +41,6 @@ def generate(first_seed, count, size, workers):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def run(cmd, log):
-    t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    log.write(" ".join(cmd) + "\n" + p.stdout[-3000:] + p.stderr[-3000:] + "\n")
-    if p.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{p.stderr[-2000:]}")
-    return p.stdout, time.time() - t0
 
 
 def train(model, images, labels, iters, batch, lr, seed, device, say):
@@ -99,13 +92,8 @@ def main():
     ap.add_argument("--out", default="artifacts/cls_accuracy")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
-    os.makedirs(a.out, exist_ok=True)
-    log = open(os.path.join(a.out, "classifier_accuracy.log"), "w")
-
-    def say(msg):
-        print(msg, flush=True)
-        log.write(msg + "\n")
-        log.flush()
+    log = RunLog(a.out, "classifier_accuracy.log")
+    say = log.say
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -149,15 +137,15 @@ def main():
     for name, flags in variants:
         engine = os.path.join(a.workdir, f"s.{name.lower()}.engine")
         extra = ["--calib-cache", cache] if name in ("INT8", "FP8") else []
-        out, secs = run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *flags, *extra], log)
+        out, secs = log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *flags, *extra])
         if name in ("INT8", "FP8"):
-            notes.append(f"{name} build: {secs:.1f} s ({'calibrated on' if '--calib' in flags else 'calibration cache reused, no data:'} "
-                         f"{min(a.calib_images, len(ytr)) if '--calib' in flags else ''}{' images' if '--calib' in flags else os.path.basename(cache)}); "
-                         + " ".join(line.strip() for line in out.splitlines() if "layers quantized" in line or "reused" in line))
+            how = f"calibrated on {len(calib)} batches" if "--calib" in flags else f"reused {os.path.basename(cache)}, no data"
+            said = " ".join(line.strip() for line in out.splitlines() if "layers quantized" in line)
+            notes.append(f"{name} build: {secs:.1f} s ({how}); {said}")
         logits = []
         for f in val_files:
             od = os.path.join(a.workdir, "out")
-            run([a.unirt, "run", engine, "--input", f"input={f}", "--output-dir", od], log)
+            log.run([a.unirt, "run", engine, "--input", f"input={f}", "--output-dir", od])
             logits.append(np.load(os.path.join(od, "logits.npy")))
         pred = np.concatenate(logits).argmax(1)
         rows[f"unirt {name}"] = (float((pred == yva).mean()), float((pred == ref_pred).mean()))

@@ -12,7 +12,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 import time
 
@@ -23,6 +22,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "python"))
 
 from unirt_models import shapes_dataset, train_mask_rcnn as T  # noqa: E402
+from unirt_models.run_log import RunLog  # noqa: E402
 from unirt_models.export import export_model  # noqa: E402
 from unirt_models.mask_rcnn import create_mask_rcnn  # noqa: E402
 
@@ -40,12 +40,6 @@ def pad32(v):
     return -(-v // 32) * 32
 
 
-def run(cmd, log):
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    log.write(" ".join(cmd) + "\n" + p.stdout[-3000:] + p.stderr[-3000:] + "\n")
-    if p.returncode:
-        raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{p.stderr[-2000:]}")
-    return p.stdout
 
 
 def main():
@@ -65,13 +59,8 @@ def main():
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of the whole pipeline")
     a = ap.parse_args()
     os.makedirs(a.workdir, exist_ok=True)
-    os.makedirs(a.out, exist_ok=True)
-    log = open(os.path.join(a.out, "detector_accuracy.log"), "w")
-
-    def say(msg):
-        print(msg, flush=True)
-        log.write(msg + "\n")
-        log.flush()
+    log = RunLog(a.out, "detector_accuracy.log")
+    say = log.say
 
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -117,19 +106,19 @@ def main():
     backend = "cuda" if a.device == "cuda" else "cpu"
     for prec in ("fp32", "fp16") if backend == "cuda" else ("fp32",):
         engine = os.path.join(a.workdir, f"shapes.{prec}.engine")
-        run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *(["--fp16"] if prec == "fp16" else []), "--min-shapes",
+        log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *(["--fp16"] if prec == "fp16" else []), "--min-shapes",
              "input:1x3x64x64", "--opt-shapes", f"input:{a.batch}x3x{pad32(a.short_edge)}x{pad32(a.long_edge)}", "--max-shapes",
-             f"input:{a.batch}x3x{pad32(a.long_edge)}x{pad32(a.long_edge)}"], log)
+             f"input:{a.batch}x3x{pad32(a.long_edge)}x{pad32(a.long_edge)}"])
         out_json = os.path.join(a.workdir, f"dets_{prec}.json")
-        run([a.unirt, "detect", engine, *paths, "--batch", str(a.batch), "--score-thr", "0", "--json", out_json, "--labels", labels,
-             "--category-ids", cats, "--image-ids", *map(str, ids), "--long-edge", str(a.long_edge), "--short-edge", str(a.short_edge)], log)
+        log.run([a.unirt, "detect", engine, *paths, "--batch", str(a.batch), "--score-thr", "0", "--json", out_json, "--labels", labels,
+             "--category-ids", cats, "--image-ids", *map(str, ids), "--long-edge", str(a.long_edge), "--short-edge", str(a.short_edge)])
         rows[f"unirt {prec.upper()}"] = T.coco_map(gt_json, json.load(open(out_json)))
         say(f"unirt {prec.upper()}: {rows[f'unirt {prec.upper()}']}")
     # One drawn example and its JSON, from the FP16 engine.
     ex = paths[0]
-    run([a.unirt, "detect", os.path.join(a.workdir, f"shapes.{'fp16' if backend == 'cuda' else 'fp32'}.engine"), ex, "--score-thr", "0.5", "--labels", labels,
+    log.run([a.unirt, "detect", os.path.join(a.workdir, f"shapes.{'fp16' if backend == 'cuda' else 'fp32'}.engine"), ex, "--score-thr", "0.5", "--labels", labels,
          "--category-ids", cats, "-o", os.path.join(a.out, "detect_example.png"), "--json", os.path.join(a.out, "detect_example.json"),
-         "--long-edge", str(a.long_edge), "--short-edge", str(a.short_edge)], log)
+         "--long-edge", str(a.long_edge), "--short-edge", str(a.short_edge)])
     Image.fromarray(val_imgs[0]).save(os.path.join(a.out, "detect_example_input.png"))
     ref = rows["PyTorch FP32"]
     lines = [f"Trained UniFormer-S Mask R-CNN (seed {a.seed}, {iters} iterations of batch {a.batch} on "

@@ -2,6 +2,7 @@
 // post-training quantization (entropy, percentile or minmax over the calibration batches), written
 // as a calibration cache that an INT8/FP8 build reads.
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <unistd.h>

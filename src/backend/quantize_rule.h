@@ -12,6 +12,7 @@
 
 #include "backend/float8_rule.h"
 #include "backend/host_device.h"
+#include "ir/dim.h"
 #include "ir/dtype.h"
 #include "ir/graph.h"
 
@@ -75,36 +76,31 @@ UNIRT_HOST_DEVICE inline float dequantize_value(int32_t x, int32_t zero_point, f
 // negative. Returns "" or what is wrong.
 inline std::string quant_layout(const std::vector<int64_t>& x, const std::vector<int64_t>& scale, int64_t axis, int64_t block_size,
                                 QuantLayout& q) {
-  auto dims = [](const std::vector<int64_t>& s) {
-    std::string t = "[";
-    for (size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
-    return t + "]";
-  };
   q = QuantLayout{};
   int64_t n = 1;
   for (int64_t d : scale) n *= d;
   if (block_size <= 0 && scale.size() <= 1 && n == 1) return "";  // per tensor
   const int64_t r = static_cast<int64_t>(x.size());
-  if (r == 0) return "a scale of " + dims(scale) + " for a scalar input (one scale expected)";
-  if (axis < -r || axis >= r) return "axis " + std::to_string(axis) + " out of range for input " + dims(x);
+  if (r == 0) return "a scale of " + dims_text(scale) + " for a scalar input (one scale expected)";
+  if (axis < -r || axis >= r) return "axis " + std::to_string(axis) + " out of range for input " + dims_text(x);
   if (axis < 0) axis += r;
   q.A = x[axis];
   q.inner = 1;
   for (size_t i = axis + 1; i < x.size(); ++i) q.inner *= x[i];
   if (block_size <= 0) {
     if (scale.size() != 1 || scale[0] != x[axis])
-      return "scale " + dims(scale) + " for input " + dims(x) + ": expected one element, or " + std::to_string(x[axis]) +
+      return "scale " + dims_text(scale) + " for input " + dims_text(x) + ": expected one element, or " + std::to_string(x[axis]) +
              " along axis " + std::to_string(axis);
     q.granularity = QuantGranularity::Axis;
     return "";
   }
-  if (scale.size() != x.size()) return "blocked scale " + dims(scale) + " must have the rank of input " + dims(x);
+  if (scale.size() != x.size()) return "blocked scale " + dims_text(scale) + " must have the rank of input " + dims_text(x);
   q.block_size = block_size;
   q.blocks = (x[axis] + block_size - 1) / block_size;
   for (size_t i = 0; i < x.size(); ++i) {
     const int64_t want = static_cast<int64_t>(i) == axis ? q.blocks : x[i];
     if (scale[i] != want)
-      return "blocked scale " + dims(scale) + " for input " + dims(x) + " and block_size " + std::to_string(block_size) +
+      return "blocked scale " + dims_text(scale) + " for input " + dims_text(x) + " and block_size " + std::to_string(block_size) +
              ": dim " + std::to_string(i) + " must be " + std::to_string(want);
   }
   q.granularity = QuantGranularity::Block;
