@@ -79,10 +79,17 @@ def bench_model(args, name, shapes, workdir, rows):
     lo = f"input:{min(bs)}x3x{min(hs)}x{min(ws)}"
     hi = f"input:{max(bs)}x3x{max(hs)}x{max(ws)}"
     engines = {}
-    for prec in ("fp32", "fp16"):
+    calib = []
+    if {"int8", "fp8"} & set(args.precisions):
+        # Speed only: two random batches set the ranges (accuracy: scripts/classifier_accuracy.py).
+        for k in range(2):
+            calib.append(os.path.join(workdir, f"{name}.calib{k}.npy"))
+            np.save(calib[-1], np.random.default_rng(k).standard_normal((8, 3, shapes[0][2], shapes[0][3])).astype(np.float32))
+    for prec in args.precisions:
         eng = os.path.join(workdir, f"{name}.{prec}.engine")
         t0 = time.time()
-        extra = ["--fp16"] if prec == "fp16" else []
+        extra = {"fp32": [], "fp16": ["--fp16"], "int8": ["--fp16", "--int8", "--calib", *calib],
+                 "fp8": ["--fp16", "--fp8", "--calib", *calib]}[prec]
         run_unirt(args.unirt, ["build", onnx_path, "-o", eng, "--backend", "cuda", "--min-shapes", lo,
                                "--opt-shapes", f"input:{shapes[0][0]}x3x{shapes[0][2]}x{shapes[0][3]}",
                                "--max-shapes", hi] + extra)
@@ -99,7 +106,8 @@ def bench_model(args, name, shapes, workdir, rows):
                 return max(float(np.max(np.abs(o.astype(np.float32) - r))) for o, r in zip(outs, ref))
 
             results = {}
-            results["torch eager fp32"] = (cuda_time_ms(lambda: model(x), args.iters, args.warmup), 0.0)
+            if not args.skip_eager_fp32:
+                results["torch eager fp32"] = (cuda_time_ms(lambda: model(x), args.iters, args.warmup), 0.0)
             model_h = create_model(name).eval().cuda()
             model_h.load_state_dict(model.state_dict())
             model_h = model_h.half()
@@ -120,7 +128,7 @@ def bench_model(args, name, shapes, workdir, rows):
                 del compiled
             del model_h
         xs = f"input:{'x'.join(str(d) for d in shape)}"
-        for prec in ("fp32", "fp16"):
+        for prec in args.precisions:
             out = run_unirt(args.unirt, ["bench", engines[prec], "--shapes", xs, "--backend", "cuda", "--json",
                                          "--iterations", str(args.iters), "--warmup", str(args.warmup)])
             stats = json.loads(out[out.index("{"):])
@@ -144,6 +152,9 @@ def main():
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--skip-compile", action="store_true")
+    p.add_argument("--skip-eager-fp32", action="store_true")
+    p.add_argument("--precisions", nargs="*", default=["fp32", "fp16"], choices=["fp32", "fp16", "int8", "fp8"],
+                   help="unirt engines to time; int8/fp8 are FP16 engines with INT8/FP8 layers, calibrated on random batches")
     p.add_argument("--out", default=None, help="write the markdown table here too")
     p.add_argument("--json-out", default=None)
     args = p.parse_args()

@@ -75,6 +75,59 @@ def predict(model, images, batch, device):
     return np.concatenate(out)
 
 
+def qdq_rows(a, log, onnx_path, calib, val_files, backend, profile, record, notes):
+    """Explicit quantization: ONNX Runtime's quantize_static (QDQ format, symmetric int8, weights per
+    channel, the Conv/MatMul/Gemm layers as unirt's placement takes) on the same calibration batches,
+    then the QDQ graph run by ONNX Runtime (CPU) and by unirt."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, files):
+            self.files = iter(files)
+
+        def get_next(self):
+            f = next(self.files, None)
+            return None if f is None else {"input": np.load(f)}
+
+    qdq_path = os.path.join(a.workdir, "uniformer_small_shapes.qdq.onnx")
+    t = time.time()
+    calib = calib[:a.qdq_calib] if a.qdq_calib else calib
+    quantize_static(onnx_path, qdq_path, Reader(calib), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["Conv", "MatMul", "Gemm"],
+                    calibrate_method=CalibrationMethod.MinMax,
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    notes.append(f"QDQ graph: onnxruntime {ort.__version__} quantize_static (minmax calibration, symmetric int8, weights per "
+                 f"channel, Conv/MatMul/Gemm) on the same {len(calib)} batches in {time.time() - t:.0f} s")
+    sess = ort.InferenceSession(qdq_path, providers=["CPUExecutionProvider"])
+    t = time.time()
+    ort_pred = np.concatenate([sess.run(None, {"input": np.load(f)})[0] for f in val_files]).argmax(1)
+    notes.append(f"ONNX Runtime ran the QDQ graph on its CPU provider in {time.time() - t:.0f} s")
+    record("ONNX Runtime QDQ int8 (CPU)", ort_pred)
+    engine = os.path.join(a.workdir, "s.qdq.engine")
+    flags = ["--fp16"] if backend == "cuda" else []
+    log.run([a.unirt, "build", qdq_path, "-o", engine, "--backend", backend, *profile, *flags])
+    pred = record(f"unirt QDQ int8 ({backend})", unirt_predict_files(a, log, engine, val_files))
+    notes.append(f"unirt and ONNX Runtime agree on {100 * float((pred == ort_pred).mean()):.2f}% of the QDQ graph's predictions")
+
+
+def keep_flags(onnx_path, pattern):
+    """--layer-precision NAME=fp16 for the quantizable layers whose names contain `pattern`."""
+    import onnx
+    names = [n.name for n in onnx.load(onnx_path, load_external_data=False).graph.node
+             if n.op_type in ("MatMul", "Conv", "Gemm") and pattern in n.name]
+    return [f for n in names for f in ("--layer-precision", f"{n}=fp16")]
+
+
+def unirt_predict_files(a, log, engine, val_files):
+    logits = []
+    for f in val_files:
+        od = os.path.join(a.workdir, "out")
+        log.run([a.unirt, "run", engine, "--input", f"input={f}", "--output-dir", od])
+        logits.append(np.load(os.path.join(od, "logits.npy")))
+    return np.concatenate(logits).argmax(1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--unirt", default=os.path.join(REPO, "build-dev", "unirt"))
@@ -88,6 +141,11 @@ def main():
     ap.add_argument("--calib-images", type=int, default=512, help="training images to calibrate on")
     ap.add_argument("--calibrator", default="entropy", choices=["entropy", "percentile", "minmax"])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of the whole pipeline")
+    ap.add_argument("--no-qdq", action="store_true", help="skip the ONNX Runtime-quantized (QDQ) graph")
+    ap.add_argument("--no-debug", action="store_true", help="skip unirt debug precision and the INT8 build that keeps its worst layers")
+    ap.add_argument("--keep", type=int, default=4, help="layers debug precision keeps out of INT8")
+    ap.add_argument("--variants", default="", help="';'-separated names of the unirt rows to run (default: all)")
+    ap.add_argument("--qdq-calib", type=int, default=0, help="calibration batches for ONNX Runtime's quantize_static (0: all)")
     ap.add_argument("--workdir", default="artifacts/cls_accuracy")
     ap.add_argument("--out", default="artifacts/cls_accuracy")
     a = ap.parse_args()
@@ -118,50 +176,89 @@ def main():
     for s in range(0, min(a.calib_images, len(ytr)), a.batch):
         calib.append(os.path.join(a.workdir, f"calib_{s // a.batch:04d}.npy"))
         np.save(calib[-1], normalize(xtr[s:min(s + a.batch, a.calib_images)]))
-    val_files = []
-    for s in range(0, len(yva), a.batch):
-        val_files.append(os.path.join(a.workdir, f"val_{s // a.batch:04d}.npy"))
-        np.save(val_files[-1], normalize(xva[s:s + a.batch]))
+    val_files = [os.path.join(a.workdir, "val.npy")]  # one run over every held-out image
+    np.save(val_files[0], normalize(xva))
 
     backend = "cuda" if a.device == "cuda" else "cpu"
-    cache = os.path.join(a.workdir, f"calib_{a.calibrator}.cache")
-    if os.path.exists(cache):
-        os.remove(cache)
     shape = f"x3x{a.size}x{a.size}"
-    profile = ["--min-shapes", f"input:1{shape}", "--opt-shapes", f"input:{a.batch}{shape}", "--max-shapes", f"input:{a.batch}{shape}"]
-    variants = [("FP32", []), ("FP16", ["--fp16"]), ("INT8", ["--fp16", "--int8", "--calib", *calib, "--calibrator", a.calibrator]),
-                ("FP8", ["--fp16", "--fp8"])]  # FP8 reuses the cache the INT8 build wrote
+    profile = ["--min-shapes", f"input:1{shape}", "--opt-shapes", f"input:{a.batch}{shape}", "--max-shapes", f"input:{max(a.batch, len(yva))}{shape}"]
+    # INT8: the entropy calibrator (TensorRT's default) and percentile 99.99; FP8: minmax (unirt's
+    # default for FP8, as TensorRT and modelopt calibrate E4M3); each writes its own cache.
+    variants = [("FP32", []), ("FP16", ["--fp16"]),
+                ("INT8", ["--fp16", "--int8", "--calib", *calib, "--calibrator", a.calibrator]),
+                ("INT8 percentile", ["--fp16", "--int8", "--calib", *calib, "--calibrator", "percentile"]),
+                ("FP8", ["--fp16", "--fp8", "--calib", *calib]),
+                ("FP8 again", ["--fp16", "--fp8"]),  # the FP8 cache reused: no calibration data
+                ("FP8, P·V in FP16", ["--fp16", "--fp8", *keep_flags(onnx_path, "attn/MatMul_1")]),
+                ("FP8, fc2 in FP16", ["--fp16", "--fp8", *keep_flags(onnx_path, "mlp/fc2/")])]
+    if a.variants:
+        wanted = [v.strip() for v in a.variants.split(";")]
+        variants = [v for v in variants if v[0] in wanted]
     if backend == "cpu":  # the CPU backend runs float32 only (quantized layers simulated in float32)
         variants = [(n, [f for f in flags if f != "--fp16"]) for n, flags in variants if n != "FP16"]
+    say(f"{time.time() - t0:.0f} s: exported and saved the batches")
     rows, notes = {}, []
+
+    def unirt_predict(engine):
+        return unirt_predict_files(a, log, engine, val_files)
+
+    def table():  # written after every row, so a run stopped by its time limit keeps what it measured
+        ref_top1 = float((ref_pred == yva).mean())
+        dev = torch.cuda.get_device_name(0) if a.device == "cuda" else "the CPU"
+        lines = [f"UniFormer-S trained from scratch (seed {a.seed}, {a.iters} iterations of batch {a.batch}, {dev}) on {len(ytr)} generated "
+                 f"{a.size}x{a.size} images of {len(CLASSES)} classes; top-1 on {len(yva)} held-out images. INT8/FP8 calibrated on "
+                 f"{min(a.calib_images, len(ytr))} training images (INT8: {a.calibrator} unless named, FP8: minmax).", "",
+                 "| implementation | top-1 | top-1 - PyTorch FP32 | agreement with PyTorch FP32 |", "|---|---|---|---|",
+                 f"| PyTorch FP32 | {100 * ref_top1:.2f}% | | |"]
+        for k, (top1, agree) in rows.items():
+            lines.append(f"| {k} | {100 * top1:.2f}% | {100 * (top1 - ref_top1):+.2f} | {100 * agree:.2f}% |")
+        lines += [""] + [f"- {n}" for n in notes]
+        text = "\n".join(lines) + "\n"
+        open(os.path.join(a.out, "classifier_accuracy.md"), "w").write(text)
+        return text
+
+    def record(name, pred):
+        rows[name] = (float((pred == yva).mean()), float((pred == ref_pred).mean()))
+        say(f"{time.time() - t0:.0f} s: {name}: top-1 {100 * rows[name][0]:.2f}%, agreement with PyTorch FP32 {100 * rows[name][1]:.2f}%")
+        table()
+        return pred
+
+    def cache_of(name):  # one cache per calibrator: INT8 entropy (or --calibrator), INT8 percentile, FP8 minmax
+        kind = "fp8" if name.startswith("FP8") else "int8_" + ("percentile" if "percentile" in name else a.calibrator)
+        return os.path.join(a.workdir, kind + ".cache")
+
+    for c in {cache_of(n) for n, f in variants if "--calib" in f}:
+        if os.path.exists(c):
+            os.remove(c)
     for name, flags in variants:
-        engine = os.path.join(a.workdir, f"s.{name.lower()}.engine")
-        extra = ["--calib-cache", cache] if name in ("INT8", "FP8") else []
+        engine = os.path.join(a.workdir, "s." + "".join(ch if ch.isalnum() else "_" for ch in name.lower()) + ".engine")
+        quantized = "--int8" in flags or "--fp8" in flags
+        extra = ["--calib-cache", cache_of(name)] if quantized else []
         out, secs = log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *flags, *extra])
-        if name in ("INT8", "FP8"):
-            how = f"calibrated on {len(calib)} batches" if "--calib" in flags else f"reused {os.path.basename(cache)}, no data"
-            said = " ".join(line.strip() for line in out.splitlines() if "layers quantized" in line)
+        if quantized:
+            how = f"calibrated on {len(calib)} batches" if "--calib" in flags else f"reused {os.path.basename(cache_of(name))}, no data"
+            said = " ".join(line.strip() for line in out.splitlines() if "layers quantized" in line or line.startswith("calibrated"))
             notes.append(f"{name} build: {secs:.1f} s ({how}); {said}")
-        logits = []
-        for f in val_files:
-            od = os.path.join(a.workdir, "out")
-            log.run([a.unirt, "run", engine, "--input", f"input={f}", "--output-dir", od])
-            logits.append(np.load(os.path.join(od, "logits.npy")))
-        pred = np.concatenate(logits).argmax(1)
-        rows[f"unirt {name}"] = (float((pred == yva).mean()), float((pred == ref_pred).mean()))
-        say(f"unirt {name}: top-1 {100 * rows[f'unirt {name}'][0]:.2f}%, agreement with PyTorch FP32 {100 * rows[f'unirt {name}'][1]:.2f}%")
-    ref_top1 = float((ref_pred == yva).mean())
-    dev = torch.cuda.get_device_name(0) if a.device == "cuda" else "the CPU"
-    lines = [f"UniFormer-S trained from scratch (seed {a.seed}, {a.iters} iterations of batch {a.batch}, {dev}) on {len(ytr)} generated "
-             f"{a.size}x{a.size} images of {len(CLASSES)} classes; top-1 on {len(yva)} held-out images. INT8/FP8: {a.calibrator} "
-             f"calibration on {min(a.calib_images, len(ytr))} training images.", "",
-             "| implementation | top-1 | top-1 - PyTorch FP32 | agreement with PyTorch FP32 |", "|---|---|---|---|",
-             f"| PyTorch FP32 | {100 * ref_top1:.2f}% | | |"]
-    for k, (top1, agree) in rows.items():
-        lines.append(f"| {k} | {100 * top1:.2f}% | {100 * (top1 - ref_top1):+.2f} | {100 * agree:.2f}% |")
-    lines += [""] + [f"- {n}" for n in notes]
-    open(os.path.join(a.out, "classifier_accuracy.md"), "w").write("\n".join(lines) + "\n")
-    say("\n".join(lines))
+        if name == "FP8 again":
+            continue  # same engine as FP8: the build time is the point
+        record(f"unirt {name}", unirt_predict(engine))
+    if not a.no_debug and (not a.variants or "INT8" in [v.strip() for v in a.variants.split(";")]):
+        # The sensitivity ranking on one calibration batch (training images), then INT8 with the worst layers kept in FP16.
+        rank = os.path.join(a.out, "debug_precision_int8.json")
+        out, secs = log.run([a.unirt, "debug", "precision", onnx_path, "--backend", backend, *(["--fp16"] if backend == "cuda" else []),
+                             "--int8", "--calib-cache", cache_of("INT8"), "--input", f"input={calib[0]}", "--keep", str(a.keep), "--json", rank])
+        open(os.path.join(a.out, "debug_precision_int8.txt"), "w").write(out)
+        import json
+        keep = json.load(open(rank))["suggested"]
+        notes.append(f"unirt debug precision (INT8, one batch of {a.batch} training images) took {secs:.0f} s; worst {a.keep}: " +
+                     ", ".join(k.split("=")[0] for k in keep))
+        engine = os.path.join(a.workdir, "s.int8_keep.engine")
+        log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *(["--fp16"] if backend == "cuda" else []), "--int8",
+                 "--calib-cache", cache_of("INT8"), *[f for k in keep for f in ("--layer-precision", k)]])
+        record(f"unirt INT8, worst {a.keep} layers kept in {'FP16' if backend == 'cuda' else 'FP32'}", unirt_predict(engine))
+    if not a.no_qdq:
+        qdq_rows(a, log, onnx_path, calib, val_files, backend, profile, record, notes)
+    say(table())
     say(f"total {time.time() - t0:.0f} s")
 
 

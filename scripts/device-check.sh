@@ -72,7 +72,8 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
   # as it is, and the poisoned-arena test (PatchEmbeddingOutputIsWrittenEverywhere) shows every
   # flagged buffer is written.
   LIB="kns=nvjet,kns=gemm,kns=xmma,kns=cutlass,kns=cudnn,kns=cublas"
-  # SAN_TOOLS / SAN_MODELS narrow a run to fit one device call; SAN_TESTS=0 skips the unit tests.
+  # SAN_TOOLS / SAN_MODELS narrow a run to fit one device call; SAN_TESTS=0 skips the unit tests;
+  # SAN_PRECS="int8 fp8" checks quantized engines instead of FP32/FP16.
   summary="$OUT/sanitize_summary.md"
   [ -f "$summary" ] || printf '| tool | model | precision | shape | seconds | result |\n|---|---|---|---|---|---|\n' > "$summary"
   for tool in ${SAN_TOOLS:-memcheck initcheck synccheck racecheck}; do
@@ -84,15 +85,24 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
       shape=input:1x3x224x224; case $m in *det*|*rcnn*) shape=input:1x3x320x416;; esac
       extra=""
       if [ $tool = racecheck ]; then extra="--kernel-name-exclude $LIB"; shape=input:1x3x64x64; fi
-      precs="fp32 fp16"
+      precs=${SAN_PRECS:-fp32 fp16}
       # FP16 racecheck of a whole model stops inside the sanitizer (cuBLASLt's TMA GEMMs excluded or
       # not); our FP16 kernels are checked per unit test below (sanitizers_h200.md).
       [ $tool = racecheck ] && precs=fp32
       for prec in $precs; do
         flag=""; [ $prec = fp16 ] && flag=--fp16
+        model="artifacts/$m.onnx"
+        if [ $prec = int8 ] || [ $prec = fp8 ]; then
+          # An INT8/FP8 engine (FP16 elsewhere), calibrated on two random batches, built outside the sanitizer.
+          dims=${shape#input:}
+          python3 -c "import numpy as np, sys; [np.save(f'artifacts/calib_{sys.argv[1]}_{k}.npy', np.random.default_rng(k).standard_normal([2] + [int(d) for d in sys.argv[2].split('x')[1:]]).astype(np.float32)) for k in range(2)]" "$m" "$dims"
+          "$UNIRT_BIN" build "$model" -o "artifacts/$m.$prec.engine" --backend cuda --fp16 --$prec --calib artifacts/calib_${m}_0.npy artifacts/calib_${m}_1.npy \
+            > "$OUT/build_${m}_$prec.log" 2>&1 || { echo "build $m $prec failed"; tail -n 3 "$OUT/build_${m}_$prec.log"; status=1; continue; }
+          model="artifacts/$m.$prec.engine"; flag=""
+        fi
         log="$OUT/${tool}_${m}_$prec.log"
         t0=$(date +%s)
-        timeout ${SAN_TIMEOUT:-600} compute-sanitizer --tool $tool $extra --print-limit 5 "$UNIRT_BIN" run "artifacts/$m.onnx" --backend cuda $flag \
+        timeout ${SAN_TIMEOUT:-600} compute-sanitizer --tool $tool $extra --print-limit 5 "$UNIRT_BIN" run "$model" --backend cuda $flag \
           --shapes "$shape" --output-dir artifacts/sanitize > "$log" 2>&1
         rc=$?
         t1=$(date +%s)

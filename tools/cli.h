@@ -38,11 +38,12 @@ void add_ops_command(CLI::App& app, Registry& r);
 void add_classify_command(CLI::App& app, Registry& r);
 void add_detect_command(CLI::App& app, Registry& r);
 void add_calibrate_command(CLI::App& app, Registry& r);
+void add_debug_command(CLI::App& app, Registry& r);
 
 // Calibration data and calibrator options, shared by `calibrate` and `build --int8/--fp8`.
 struct CalibOpts {
   std::vector<std::string> calib;
-  std::string cache, calibrator = "entropy";
+  std::string cache, calibrator;  // empty: entropy (minmax for an FP8 build)
   int batches = 0, batch = 8, size = 224;
   double percentile = 99.99;
   bool verbose = false;  // print every tensor's range
@@ -51,6 +52,18 @@ void add_calib_options(CLI::App* c, CalibOpts& o);
 // Runs the calibration data through `g` (as imported from `model`) in FP32 on opts.backend and
 // returns the cache, written to o.cache when one is named.
 CalibrationCache calibrate_now(const CalibOpts& o, const std::string& model, const Graph& g, const BuildOptions& opts, int threads);
+
+// --int8 / --fp8, calibration and --layer-precision, shared by `build` and `debug precision`.
+struct QuantCli {
+  bool int8 = false, fp8 = false;
+  CalibOpts calib;
+  std::vector<std::string> layer_precision;  // NAME=fp16|fp32|int8|fp8
+};
+void add_quant_options(CLI::App* c, QuantCli& q);
+// Fills b.quantization from the flags: calibrates now (--calib) or reads --calib-cache. The
+// calibrator, unless given, is entropy for INT8 and minmax for FP8 (E4M3's range is kept whole, as
+// TensorRT and modelopt do for FP8). Returns false when neither --int8 nor --fp8 is given.
+bool apply_quant_options(const QuantCli& q, const std::string& model, const Graph& imported, BuildOptions& b, int threads);
 
 // "auto" -> "cuda" when this binary has CUDA and a GPU is usable, else "cpu".
 std::string resolve_backend(const std::string& b);

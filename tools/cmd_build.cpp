@@ -13,9 +13,8 @@ void add_build_command(CLI::App& app, Registry& r) {
   struct Opts {
     Common common;
     std::string onnx, out, min_s, opt_s, max_s;
-    bool no_fuse = false, int8 = false, fp8 = false;
-    CalibOpts calib;
-    std::vector<std::string> layer_precision;
+    bool no_fuse = false;
+    QuantCli quant;
   };
   auto o = std::make_shared<Opts>();
   auto* c = app.add_subcommand("build", "ONNX -> engine file (passes run once; the engine serves every shape in its profile)");
@@ -25,10 +24,7 @@ void add_build_command(CLI::App& app, Registry& r) {
   c->add_option("--opt-shapes", o->opt_s, "typical input shapes (default for bench/compare), e.g. input:8x3x224x224");
   c->add_option("--max-shapes", o->max_s, "largest input shapes, e.g. input:64x3x448x448");
   c->add_flag("--no-fuse", o->no_fuse, "skip fusion passes");
-  c->add_flag("--int8", o->int8, "INT8 layers (MatMul, Gemm, Conv) from calibrated ranges; the rest as --fp16 says");
-  c->add_flag("--fp8", o->fp8, "FP8 (E4M3) layers from calibrated ranges; the rest as --fp16 says");
-  c->add_option("--layer-precision", o->layer_precision, "NAME=fp16|fp32 keeps a layer out of INT8/FP8, NAME=int8|fp8 takes one in (repeatable)");
-  add_calib_options(c, o->calib);
+  add_quant_options(c, o->quant);
   add_common(c, o->common);
   r.actions[c] = [o] {
     BuildOptions b = build_options(o->common);
@@ -37,28 +33,7 @@ void add_build_command(CLI::App& app, Registry& r) {
     b.profile.opt = parse_shapes(o->opt_s);
     b.profile.max = parse_shapes(o->max_s);
     Graph imported = import_onnx_file(o->onnx);
-    if (o->int8 && o->fp8) throw Error("give --int8 or --fp8, not both");
-    if (o->int8 || o->fp8) {
-      b.quantization.mode = o->int8 ? QuantMode::Int8 : QuantMode::Fp8;
-      CalibrationCache cache;
-      if (!o->calib.calib.empty()) {
-        cache = calibrate_now(o->calib, o->onnx, imported, b, o->common.threads);
-      } else if (!o->calib.cache.empty() && std::filesystem::exists(o->calib.cache)) {
-        cache = CalibrationCache::load(o->calib.cache);  // TensorRT's rule: a cache, when there is one, instead of calibrating
-        std::printf("calibration cache %s: %zu tensors (%s), reused\n", o->calib.cache.c_str(), cache.amax.size(), calibrator_name(cache.calibrator));
-      } else {
-        throw Error(std::string(o->int8 ? "--int8" : "--fp8") + " needs --calib (calibration data) or an existing --calib-cache" +
-                    (o->calib.cache.empty() ? "" : " ('" + o->calib.cache + "' does not exist)"));
-      }
-      b.quantization.amax = cache.amax;
-      for (const std::string& spec : o->layer_precision) {
-        const auto eq = spec.rfind('=');
-        if (eq == std::string::npos || eq == 0) throw Error("--layer-precision '" + spec + "': expected NAME=fp16|fp32|int8|fp8");
-        b.quantization.layer_precision[spec.substr(0, eq)] = spec.substr(eq + 1);
-      }
-    } else if (!o->calib.calib.empty() || !o->layer_precision.empty()) {
-      throw Error("--calib and --layer-precision apply to --int8 or --fp8 builds");
-    }
+    apply_quant_options(o->quant, o->onnx, imported, b, o->common.threads);
     Engine e = build_engine(std::move(imported), b);
     e.source = o->onnx;
     if (b.backend == "cuda" && !b.profile.opt.empty()) {

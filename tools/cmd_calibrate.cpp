@@ -53,12 +53,12 @@ void add_calib_options(CLI::App* c, CalibOpts& o) {
   c->add_option("--calib-batches", o.batches, "use at most this many batches (0: all)")->check(CLI::Range(0, 1 << 30));
   c->add_option("--calib-batch-size", o.batch, "images per batch (image folders)")->check(CLI::Range(1, 4096));
   c->add_option("--calib-size", o.size, "image crop size")->check(CLI::Range(1, 8192));
-  c->add_option("--calibrator", o.calibrator, "entropy (default), percentile or minmax")->check(CLI::IsMember({"entropy", "percentile", "minmax"}));
+  c->add_option("--calibrator", o.calibrator, "entropy (default; minmax for --fp8), percentile or minmax")->check(CLI::IsMember({"entropy", "percentile", "minmax"}));
   c->add_option("--percentile", o.percentile, "the percentile calibrator's percentile of |x|")->check(CLI::Range(1e-9, 100.0));
 }
 
 CalibrationCache calibrate_now(const CalibOpts& o, const std::string& model, const Graph& g, const BuildOptions& opts, int threads) {
-  const Calibrator calibrator = parse_calibrator(o.calibrator);
+  const Calibrator calibrator = parse_calibrator(o.calibrator.empty() ? "entropy" : o.calibrator);
   if (g.inputs.empty()) throw Error(model + " has no inputs to feed calibration data to");
   const std::string input = g.value(g.inputs[0]).name;
   // The batches: images of a folder, B at a time, or one .npy file per batch.
@@ -109,6 +109,41 @@ CalibrationCache calibrate_now(const CalibOpts& o, const std::string& model, con
     }
   }
   return cache;
+}
+
+void add_quant_options(CLI::App* c, QuantCli& q) {
+  c->add_flag("--int8", q.int8, "INT8 layers (MatMul, Gemm, Conv) from calibrated ranges; the rest as --fp16 says");
+  c->add_flag("--fp8", q.fp8, "FP8 (E4M3) layers from calibrated ranges; the rest as --fp16 says");
+  c->add_option("--layer-precision", q.layer_precision, "NAME=fp16|fp32 keeps a layer out of INT8/FP8, NAME=int8|fp8 takes one in (repeatable)");
+  add_calib_options(c, q.calib);
+}
+
+bool apply_quant_options(const QuantCli& q, const std::string& model, const Graph& imported, BuildOptions& b, int threads) {
+  if (q.int8 && q.fp8) throw Error("give --int8 or --fp8, not both");
+  if (!q.int8 && !q.fp8) {
+    if (!q.calib.calib.empty() || !q.layer_precision.empty()) throw Error("--calib and --layer-precision apply to --int8 or --fp8 builds");
+    return false;
+  }
+  b.quantization.mode = q.int8 ? QuantMode::Int8 : QuantMode::Fp8;
+  CalibrationCache cache;
+  if (!q.calib.calib.empty()) {
+    CalibOpts o = q.calib;
+    if (o.calibrator.empty()) o.calibrator = q.fp8 ? "minmax" : "entropy";
+    cache = calibrate_now(o, model, imported, b, threads);
+  } else if (!q.calib.cache.empty() && std::filesystem::exists(q.calib.cache)) {
+    cache = CalibrationCache::load(q.calib.cache);  // TensorRT's rule: a cache, when there is one, instead of calibrating
+    std::printf("calibration cache %s: %zu tensors (%s), reused\n", q.calib.cache.c_str(), cache.amax.size(), calibrator_name(cache.calibrator));
+  } else {
+    throw Error(std::string(q.int8 ? "--int8" : "--fp8") + " needs --calib (calibration data) or an existing --calib-cache" +
+                (q.calib.cache.empty() ? "" : " ('" + q.calib.cache + "' does not exist)"));
+  }
+  b.quantization.amax = cache.amax;
+  for (const std::string& spec : q.layer_precision) {
+    const auto eq = spec.rfind('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--layer-precision '" + spec + "': expected NAME=fp16|fp32|int8|fp8");
+    b.quantization.layer_precision[spec.substr(0, eq)] = spec.substr(eq + 1);
+  }
+  return true;
 }
 
 void add_calibrate_command(CLI::App& app, Registry& r) {

@@ -10,29 +10,71 @@
 
 namespace unirt::cli {
 
+namespace {
+
+// Layers with tensor-core work: where a precision choice matters.
+bool is_compute_layer(const std::string& op) {
+  static const char* ops[] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "unirt.Linear", "unirt.ConvNHWC", "unirt.Mlp", "unirt.Attention"};
+  for (const char* x : ops)
+    if (op == x) return true;
+  return false;
+}
+
+// Each compute layer: INT8/FP8 with its scales (the note quantize_layers wrote), or the precision its
+// output has. Depthwise convolutions and attention stay float in a quantized engine.
+void print_layer_precision(const Engine& e) {
+  const Graph& g = e.graph;
+  const std::string mode = quant_mode_name(e.options.quantization.mode);
+  std::map<std::string, int> count;
+  std::printf("%-60s %-18s %-9s %s\n", "layer", "op", "precision", "scales");
+  for (const Node& n : g.nodes) {
+    if (!is_compute_layer(n.op_type)) continue;
+    std::string precision, scales;
+    for (const std::string& note : n.notes)
+      if (e.options.quantization.mode != QuantMode::None && note.rfind(mode + ":", 0) == 0) precision = mode, scales = note.substr(mode.size() + 2);
+    if (precision.empty()) precision = n.outputs.empty() ? "-" : dtype_name(g.value(n.outputs[0]).dtype);
+    ++count[precision];
+    std::printf("%-60s %-18s %-9s %s\n", n.name.substr(0, 60).c_str(), n.op_type.c_str(), precision.c_str(), scales.c_str());
+  }
+  std::printf("\ncompute layers by precision:");
+  for (const auto& [p, k] : count) std::printf(" %s=%d", p.c_str(), k);
+  std::printf("\n");
+  for (const auto& [name, p] : e.options.quantization.layer_precision) std::printf("  --layer-precision %s=%s\n", name.c_str(), p.c_str());
+}
+
+}  // namespace
+
 void add_inspect_command(CLI::App& app, Registry& r) {
   struct Opts {
     Common common;
     std::string model, shapes;
-    bool all = false;
+    bool all = false, precision = false;
   };
   auto o = std::make_shared<Opts>();
   auto* c = app.add_subcommand("inspect", "layers, shapes, fusions, weights, passes, memory");
   c->add_option("model", o->model, "engine or ONNX file")->required();
   c->add_option("--shapes", o->shapes, "also plan memory for these input shapes, e.g. input:1x3x224x224");
   c->add_flag("--all", o->all, "also list the shape-only nodes the planner evaluates");
+  c->add_flag("--precision", o->precision, "only each compute layer's precision and quantization scales");
   add_common(c, o->common);
   r.actions[c] = [o] {
     auto e = load(o->model, o->common);
     const Graph& g = e->graph;
+    if (o->precision) {
+      print_layer_precision(*e);
+      return 0;
+    }
     std::printf("model: %s%s\n", o->model.c_str(), e->source.empty() || e->source == o->model ? "" : (" (built from " + e->source + ")").c_str());
     char when[64] = "-";
     if (e->created) {
       const std::time_t t = static_cast<std::time_t>(e->created);
       std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&t));
     }
-    std::printf("engine: backend %s, precision %s, fusions %s, built by unirt %s at %s in %.1f ms\n", e->options.backend.c_str(),
-                precision_name(e->options.precision), e->options.fuse ? "on" : "off",
+    std::printf("engine: backend %s, precision %s%s, fusions %s, built by unirt %s at %s in %.1f ms\n", e->options.backend.c_str(),
+                precision_name(e->options.precision),
+                e->options.quantization.mode == QuantMode::None ? "" : (std::string(" + ") + quant_mode_name(e->options.quantization.mode) +
+                                                                         " layers (inspect --precision lists them)").c_str(),
+                e->options.fuse ? "on" : "off",
                 e->unirt_version.empty() ? kUnirtVersion : e->unirt_version.c_str(), when, e->build_ms);
     std::printf("graph '%s': opset %lld, producer '%s'\n", g.name.c_str(), static_cast<long long>(g.opset), g.producer.c_str());
     for (int id : g.inputs)

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   cli::add_classify_command(app, reg);
   cli::add_detect_command(app, reg);
   cli::add_calibrate_command(app, reg);
+  cli::add_debug_command(app, reg);
   cli::add_ops_command(app, reg);
   try {
     app.parse(argc, argv);
@@ -69,7 +70,10 @@ int main(int argc, char** argv) {
   }
   resource_limits().max_tensor_bytes = max_tensor_bytes;
   try {
-    for (const CLI::App* sub : app.get_subcommands()) return reg.actions.at(sub)();
+    for (const CLI::App* sub : app.get_subcommands()) {
+      while (!sub->get_subcommands().empty()) sub = sub->get_subcommands().front();  // `debug precision`
+      return reg.actions.at(sub)();
+    }
   } catch (const Error& ex) {
     std::cerr << "unirt: error: " << printable(ex.what()) << "\n";
     return 1;

@@ -21,6 +21,12 @@
 namespace unirt {
 namespace {
 
+bool reads_softmax(const Graph& g, const Node& n) {
+  for (int v : n.inputs)
+    if (v >= 0 && g.value(v).producer >= 0 && g.nodes[g.value(v).producer].op_type == "Softmax") return true;
+  return false;
+}
+
 bool is_depthwise(const Graph& g, const Node& n) {
   const int64_t group = n.attr_i("group", 1);
   if (group <= 1 || n.inputs.size() < 2 || !g.value(n.inputs[1]).data) return false;
@@ -77,6 +83,12 @@ std::vector<float> fake_quantize_weight(TensorData& w, int axis, QuantMode mode)
   return scale;
 }
 
+std::string scale_text(float s) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.6g", s);
+  return b;
+}
+
 }  // namespace
 
 const char* quant_mode_name(QuantMode m) { return m == QuantMode::Int8 ? "int8" : m == QuantMode::Fp8 ? "fp8" : "none"; }
@@ -109,6 +121,7 @@ int quantize_layers(Graph& g, const QuantizationOptions& q) {
     if (!forced && (head || (n.op_type == "Conv" && is_depthwise(g, n)))) continue;
     const int waxis = weight_axis(g, n);
     const size_t acts = n.op_type == "MatMul" && waxis < 0 ? 2 : 1;
+    if (!forced && acts == 2 && q.mode == QuantMode::Int8 && reads_softmax(g, n)) continue;
     // Every activation input needs a range, or the layer stays in float.
     bool ranged = true;
     for (size_t k = 0; k < acts; ++k) {
@@ -117,6 +130,8 @@ int quantize_layers(Graph& g, const QuantizationOptions& q) {
       ranged = ranged && !v.is_const() && it != q.amax.end() && it->second > 0 && std::isfinite(it->second);
     }
     if (!ranged) continue;
+    std::string note = std::string(quant_mode_name(q.mode)) + ": activation scale";
+    for (size_t k = 0; k < acts; ++k) note += (k ? ", " : " ") + scale_text(q.amax.at(g.value(n.inputs[k]).name) / qmax);
     for (size_t k = 0; k < acts; ++k) {
       const int x = n.inputs[k];
       auto done = dequantized.find(x);
@@ -140,9 +155,9 @@ int quantize_layers(Graph& g, const QuantizationOptions& q) {
         dn.op_type = "DequantizeLinear";
         dn.inputs = {qv, s, z};
         dn.outputs = {dv};
-        char note[96];
-        std::snprintf(note, sizeof note, "%s activation, amax %.6g (scale %.6g)", quant_mode_name(q.mode), q.amax.at(xv.name), scale);
-        qn.notes.push_back(note);
+        char qnote[96];
+        std::snprintf(qnote, sizeof qnote, "%s activation, amax %.6g (scale %.6g)", quant_mode_name(q.mode), q.amax.at(xv.name), scale);
+        qn.notes.push_back(qnote);
         before[i].push_back(qn);
         before[i].push_back(dn);
         done = dequantized.emplace(x, dv).first;
@@ -155,11 +170,12 @@ int quantize_layers(Graph& g, const QuantizationOptions& q) {
       TensorData fq = *w.data;
       const std::vector<float> scales = fake_quantize_weight(fq, waxis, q.mode);
       g.nodes[i].inputs[1] = g.add_constant(g.unique_name(w.name + "/" + quant_mode_name(q.mode)), std::move(fq));
-      g.nodes[i].notes.push_back(std::string(quant_mode_name(q.mode)) + ": weights per output channel (" + std::to_string(scales.size()) +
-                                 " scales), activations per tensor");
+      const auto [lo, hi] = std::minmax_element(scales.begin(), scales.end());
+      note += "; weights per output channel, " + std::to_string(scales.size()) + " scales in [" + scale_text(*lo) + ", " + scale_text(*hi) + "]";
     } else {
-      g.nodes[i].notes.push_back(std::string(quant_mode_name(q.mode)) + ": both operands per tensor");
+      note += acts == 2 ? " (both operands per tensor)" : "; weights as given";
     }
+    g.nodes[i].notes.push_back(note);
     ++layers;
   }
   if (!layers) return 0;

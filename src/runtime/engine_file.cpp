@@ -260,6 +260,11 @@ nlohmann::json header_of(const Engine& e) {
   h["backend"] = e.options.backend;
   h["fuse"] = e.options.fuse;
   h["layout"] = e.options.layout;
+  if (e.options.quantization.mode != QuantMode::None)
+    // The ranges too: an engine specialised at run time (is_deferred) runs its passes again.
+    h["quantization"] = {{"mode", quant_mode_name(e.options.quantization.mode)},
+                         {"layer_precision", e.options.quantization.layer_precision},
+                         {"amax", e.options.quantization.amax}};
   h["profile"] = {{"min", e.options.profile.min}, {"opt", e.options.profile.opt}, {"max", e.options.profile.max}};
   h["source"] = e.source;
   h["tactics"] = e.tactics;
@@ -426,6 +431,13 @@ static Engine parse_payload(const std::string& b, uint64_t len, const std::strin
     e.options.backend = h.at("backend");
     e.options.fuse = h.at("fuse");
     e.options.layout = h.value("layout", std::string("auto"));
+    if (h.contains("quantization")) {  // what built it; the quantized layers are in the graph itself
+      const std::string mode = h.at("quantization").at("mode");
+      if (mode != "int8" && mode != "fp8") throw Error("quantization mode '" + mode + "' (expected int8 or fp8)");
+      e.options.quantization.mode = mode == "int8" ? QuantMode::Int8 : QuantMode::Fp8;
+      e.options.quantization.layer_precision = h.at("quantization").at("layer_precision").get<std::map<std::string, std::string>>();
+      e.options.quantization.amax = h.at("quantization").value("amax", std::map<std::string, float>{});
+    }
     e.options.profile.min = shapes(h.at("profile").at("min"), "min shape");
     e.options.profile.opt = shapes(h.at("profile").at("opt"), "opt shape");
     e.options.profile.max = shapes(h.at("profile").at("max"), "max shape");

@@ -609,8 +609,14 @@ void expect_same_outputs(onnx::ModelProto& m, const std::vector<std::vector<Host
           continue;
         }
         const size_t es = dtype_size(a[o].dtype);
+        // Equal bytes, or NaN on both sides (a NaN's sign and payload carry no meaning).
+        auto same = [&](size_t at) {
+          if (std::memcmp(&a[o].bytes[at], &b[o].bytes[at], es) == 0) return true;
+          return a[o].dtype == DType::Float32 && std::isnan(a[o].as<float>()[at / es]) && std::isnan(b[o].as<float>()[at / es]);
+        };
         size_t first = 0;
-        while (first + es <= a[o].bytes.size() && std::memcmp(&a[o].bytes[first], &b[o].bytes[first], es) == 0) first += es;
+        while (first + es <= a[o].bytes.size() && same(first)) first += es;
+        if (first + es > a[o].bytes.size()) continue;
         double va = 0, vb = 0;
         if (a[o].dtype == DType::Float32) va = a[o].as<float>()[first / es], vb = b[o].as<float>()[first / es];
         if (a[o].dtype == DType::Int64) va = double(a[o].as<int64_t>()[first / es]), vb = double(b[o].as<int64_t>()[first / es]);
@@ -671,10 +677,11 @@ TEST_F(CudaOps, QuantizeDequantizeMatchCpu) {
     v[1] = 1e6f, v[2] = -1e6f;
     return std::vector<HostTensor>{x};
   };
-  expect_same_outputs(m, {set(1, 1), set(3, 2)}, Precision::FP32);
+  // The blocked scale is [1, 8, 6, 2]: the model holds for batch 1 only.
+  expect_same_outputs(m, {set(1, 1), set(1, 2)}, Precision::FP32);
   onnx::ModelProto m16 = qdq_chain_model();
   m16.mutable_graph()->mutable_output()->RemoveLast();  // the int8 output: compared in FP32 above
-  const double err = compare(m16, set(2, 3), Precision::FP16);
+  const double err = compare(m16, set(1, 3), Precision::FP16);
   std::printf("QDQ chain, FP16 engine: max abs error / scale %.3e\n", err);
   EXPECT_LT(err, 0.03);
 }
