@@ -27,7 +27,10 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
   }
   if (o.fold_batchnorm || o.quantization.mode != QuantMode::None)  // the folded BatchNorms leave dead nodes
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
-  if (o.quantization.mode != QuantMode::None) run("quantize_layers", [&] { return quantize_layers(g, o.quantization); });
+  if (o.quantization.mode != QuantMode::None) {
+    run("quantize_layers", [&] { return quantize_layers(g, o.quantization); });
+    run("infer_shapes", [&] { infer_shapes(g); return 0; });  // the Q/DQ outputs: the fusions below match on shapes
+  }
   if (o.fuse) {
     run("fuse_gelu", [&] { return fuse_gelu(g); });
     run("fuse_attention", [&] { return fuse_attention(g); });

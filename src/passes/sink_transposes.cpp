@@ -1,6 +1,7 @@
 // convert_to_nhwc step 3: transposes sunk towards the outputs until they meet their inverse and vanish:
 //   - through element-wise ops (unary; binary when the other operand carries the same transpose
-//     or is a constant, which is permuted at build time),
+//     or is a constant, which is permuted at build time), QuantizeLinear / DequantizeLinear among
+//     them (per tensor as they are; per axis with the axis renumbered; blocked ones stay),
 //   - through Reshapes that merge or split dims that stay adjacent in the channels-last order
 //     (UniFormer's x.flatten(2).transpose(1, 2) and its inverse at the end of each SABlock),
 //   - into another Transpose (composed; identity removed),
@@ -100,6 +101,24 @@ class Sinker {
     if (kUnary.count(u.op_type) && u.outputs.size() == 1 && u.inputs[0] == x) {
       for (size_t k = 1; k < u.inputs.size(); ++k)
         if (!is_scalar_value(g_, u.inputs[k])) return false;
+      u.inputs[0] = a;
+      reroute_output(u, p);
+      return true;
+    }
+    if ((u.op_type == "QuantizeLinear" || u.op_type == "DequantizeLinear") && u.inputs[0] == x && u.outputs.size() == 1 &&
+        u.attr_i("block_size", 0) == 0) {
+      // Scale and zero point are constants of one element (per tensor) or of x.shape[axis]
+      // elements (per axis): on the untransposed input that axis is p[axis].
+      const int64_t rank = static_cast<int64_t>(p.size());
+      for (size_t k = 1; k < u.inputs.size(); ++k)
+        if (u.inputs[k] >= 0 && !g_.value(u.inputs[k]).data) return false;
+      const bool per_tensor = is_scalar_value(g_, u.inputs[1]);
+      if (!per_tensor) {
+        int64_t axis = u.attr_i("axis", 1);
+        if (axis < 0) axis += rank;
+        if (axis < 0 || axis >= rank) return false;
+        u.attrs["axis"] = p[static_cast<size_t>(axis)];
+      }
       u.inputs[0] = a;
       reroute_output(u, p);
       return true;

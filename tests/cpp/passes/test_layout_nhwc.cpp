@@ -19,9 +19,10 @@ using namespace unirt::testing;
 namespace {
 
 std::vector<float> run(const std::string& bytes, const std::string& layout, const std::vector<float>& x, std::vector<int64_t> shape,
-                       Engine* keep) {
+                       Engine* keep, const QuantizationOptions& q = {}) {
   BuildOptions o;
   o.layout = layout;
+  o.quantization = q;
   auto e = std::make_shared<Engine>(build_engine(import_onnx_bytes(bytes, "m"), o));
   if (keep) *keep = *e;
   Session s(e, make_cpu_backend(1));
@@ -98,4 +99,60 @@ TEST(LayoutNhwc, ConvTransposeWithKernelEqualStrideIsAGemm) {
     EXPECT_EQ(count(nhwc, "ConvTranspose"), pad ? 1 : 0) << "pad " << pad;
     if (!pad) EXPECT_EQ(count(nhwc, "Transpose"), 2);  // the depth-to-space and the output's reformat
   }
+}
+
+// Quantized layers in a channels-last region: the Q/DQ pairs of an INT8 CBlock (per tensor) and
+// an explicit per-channel Q/DQ pair between two convs let the transposes through (the per-axis
+// pair with its axis renumbered to 3), so the region keeps no reformat and the convs become
+// channels-last kernels; the numbers are the NCHW engine's. Rounding ties may round differently
+// after the two layouts' different summation orders: at most one quantization step, rarely.
+TEST(LayoutNhwc, QuantizedLayersKeepTheRegionChannelsLast) {
+  QuantizationOptions q;
+  q.mode = QuantMode::Int8;
+  for (const char* t : {"x", "x1", "dw", "x2", "act"}) q.amax[t] = 4.f;
+  auto cm = cblock_model();
+  const std::string cblock = model_bytes(cm);
+  const std::vector<int64_t> shape{2, 8, 12, 10};
+  const auto x = randn(2 * 8 * 12 * 10, 1.f, 23);
+  Engine nhwc, nchw;
+  auto a = run(cblock, "nhwc", x, shape, &nhwc, q);
+  auto b = run(cblock, "nchw", x, shape, &nchw, q);
+  EXPECT_EQ(count(nhwc, "QuantizeLinear"), 5);
+  EXPECT_EQ(count(nhwc, "Transpose"), 0);
+  EXPECT_EQ(count(nhwc, "Conv"), 0);
+  EXPECT_EQ(count(nhwc, "unirt.Linear"), 4);
+  ASSERT_EQ(a.size(), b.size());
+  size_t off = 0;
+  for (size_t i = 0; i < a.size(); ++i) off += std::fabs(a[i] - b[i]) > 1e-4f * std::max(1.f, std::fabs(b[i]));
+  EXPECT_LE(off, a.size() / 100) << off << " of " << a.size() << " elements differ";
+
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(13);
+  add_input(g, "x", {"n", "4", "7", "9"});
+  add_init(g, "w0", {6, 4, 3, 3}, randn(6 * 4 * 9, 0.3f, 41));
+  add_init(g, "w1", {5, 6, 1, 1}, randn(30, 0.4f, 42));
+  std::vector<float> sc(6);
+  for (int c = 0; c < 6; ++c) sc[c] = 0.02f + 0.01f * c;
+  add_init(g, "s", {6}, sc);
+  add_init_q8(g, "z", {6}, {0, 0, 0, 0, 0, 0}, true);
+  add_ints(add_node(g, "Conv", {"x", "w0"}, {"c0"}), "pads", {1, 1, 1, 1});
+  add_int(add_node(g, "QuantizeLinear", {"c0", "s", "z"}, {"q"}), "axis", 1);
+  add_int(add_node(g, "DequantizeLinear", {"q", "s", "z"}, {"d"}), "axis", 1);
+  add_node(g, "Conv", {"d", "w1"}, {"y"});
+  g->add_output()->set_name("y");
+  const std::vector<int64_t> s2{3, 4, 7, 9};
+  const auto x2 = randn(3 * 4 * 7 * 9, 1.f, 43);
+  const std::string explicit_qdq = model_bytes(m);
+  a = run(explicit_qdq, "nhwc", x2, s2, &nhwc);
+  b = run(explicit_qdq, "nchw", x2, s2, &nchw);
+  EXPECT_EQ(count(nhwc, "Transpose"), 1);  // the output's reformat
+  for (const auto& n : nhwc.graph.nodes)
+    if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") EXPECT_EQ(n.attr_i("axis", 1), 3) << n.name;
+  ASSERT_EQ(a.size(), b.size());
+  off = 0;
+  for (size_t i = 0; i < a.size(); ++i) off += std::fabs(a[i] - b[i]) > 1e-4f * std::max(1.f, std::fabs(b[i]));
+  EXPECT_LE(off, a.size() / 100) << off << " of " << a.size() << " elements differ";
 }
