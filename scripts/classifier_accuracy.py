@@ -190,7 +190,8 @@ def main():
                 ("FP8", ["--fp16", "--fp8", "--calib", *calib]),
                 ("FP8 again", ["--fp16", "--fp8"]),  # the FP8 cache reused: no calibration data
                 ("FP8, P·V in FP16", ["--fp16", "--fp8", *keep_flags(onnx_path, "attn/MatMul_1")]),
-                ("FP8, fc2 in FP16", ["--fp16", "--fp8", *keep_flags(onnx_path, "mlp/fc2/")])]
+                ("FP8, fc2 in FP16", ["--fp16", "--fp8", *keep_flags(onnx_path, "mlp/fc2/")]),
+                ("FP8, attention in FP16", ["--fp16", "--fp8", *keep_flags(onnx_path, "/attn/")])]
     if a.variants:
         wanted = [v.strip() for v in a.variants.split(";")]
         variants = [v for v in variants if v[0] in wanted]
@@ -242,20 +243,22 @@ def main():
         if name == "FP8 again":
             continue  # same engine as FP8: the build time is the point
         record(f"unirt {name}", unirt_predict(engine))
-    if not a.no_debug and (not a.variants or "INT8" in [v.strip() for v in a.variants.split(";")]):
-        # The sensitivity ranking on one calibration batch (training images), then INT8 with the worst layers kept in FP16.
-        rank = os.path.join(a.out, "debug_precision_int8.json")
-        out, secs = log.run([a.unirt, "debug", "precision", onnx_path, "--backend", backend, *(["--fp16"] if backend == "cuda" else []),
-                             "--int8", "--calib-cache", cache_of("INT8"), "--input", f"input={calib[0]}", "--keep", str(a.keep), "--json", rank])
-        open(os.path.join(a.out, "debug_precision_int8.txt"), "w").write(out)
+    ran = {n for n, _ in variants}
+    for mode in ([] if a.no_debug else [m for m in ("INT8", "FP8") if m in ran]):
+        # The sensitivity ranking on one calibration batch (training images), then the mode with its worst layers kept in FP16.
+        flag, base = f"--{mode.lower()}", ["--fp16"] if backend == "cuda" else []
+        rank = os.path.join(a.out, f"debug_precision_{mode.lower()}.json")
+        out, secs = log.run([a.unirt, "debug", "precision", onnx_path, "--backend", backend, *base, flag, "--calib-cache", cache_of(mode),
+                             "--input", f"input={calib[0]}", "--keep", str(a.keep), "--json", rank])
+        open(os.path.join(a.out, f"debug_precision_{mode.lower()}.txt"), "w").write(out)
         import json
         keep = json.load(open(rank))["suggested"]
-        notes.append(f"unirt debug precision (INT8, one batch of {a.batch} training images) took {secs:.0f} s; worst {a.keep}: " +
+        notes.append(f"unirt debug precision ({mode}, one batch of {a.batch} training images) took {secs:.0f} s; worst {a.keep}: " +
                      ", ".join(k.split("=")[0] for k in keep))
-        engine = os.path.join(a.workdir, "s.int8_keep.engine")
-        log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *(["--fp16"] if backend == "cuda" else []), "--int8",
-                 "--calib-cache", cache_of("INT8"), *[f for k in keep for f in ("--layer-precision", k)]])
-        record(f"unirt INT8, worst {a.keep} layers kept in {'FP16' if backend == 'cuda' else 'FP32'}", unirt_predict(engine))
+        engine = os.path.join(a.workdir, f"s.{mode.lower()}_keep.engine")
+        log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *profile, *base, flag, "--calib-cache", cache_of(mode),
+                 *[f for k in keep for f in ("--layer-precision", k)]])
+        record(f"unirt {mode}, worst {a.keep} layers kept in {'FP16' if backend == 'cuda' else 'FP32'}", unirt_predict(engine))
     if not a.no_qdq:
         qdq_rows(a, log, onnx_path, calib, val_files, backend, profile, record, notes)
     say(table())
