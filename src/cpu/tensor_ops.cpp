@@ -247,6 +247,7 @@ class GatherKernel : public CpuKernel {
     for (int64_t j = 0; j < ni; ++j)
       if (idx[j] < -n || idx[j] >= n)
         fail("index " + std::to_string(idx[j]) + " is out of range [" + std::to_string(-n) + ", " + std::to_string(n) + ")");
+    if (outer * ni * inner == 0) return;  // an empty output: nothing to copy (and its data may be null)
     const char* x = in[0].as<char>();
     char* y = out[0].as<char>();
 #pragma omp parallel for num_threads(ctx.threads) if (outer * ni * inner > 65536)
