@@ -101,13 +101,25 @@ def qdq_rows(a, log, onnx_path, calib, val_files, backend, profile, record, note
                  f"channel, Conv/MatMul/Gemm) on the same {len(calib)} batches in {time.time() - t:.0f} s")
     sess = ort.InferenceSession(qdq_path, providers=["CPUExecutionProvider"])
     t = time.time()
-    ort_pred = np.concatenate([sess.run(None, {"input": np.load(f)})[0] for f in val_files]).argmax(1)
+    ort_logits = np.concatenate([sess.run(None, {"input": np.load(f)})[0] for f in val_files])
+    ort_pred = ort_logits.argmax(1)
     notes.append(f"ONNX Runtime ran the QDQ graph on its CPU provider in {time.time() - t:.0f} s")
     record("ONNX Runtime QDQ int8 (CPU)", ort_pred)
     engine = os.path.join(a.workdir, "s.qdq.engine")
     flags = ["--fp16"] if backend == "cuda" else []
     log.run([a.unirt, "build", qdq_path, "-o", engine, "--backend", backend, *profile, *flags])
-    pred = record(f"unirt QDQ int8 ({backend})", unirt_predict_files(a, log, engine, val_files))
+    logits = unirt_logits(a, log, engine, val_files)
+    pred = record(f"unirt QDQ int8 ({backend})", logits.argmax(1))
+    # ORT's default session fuses the QDQ pairs into its integer kernels; with graph optimizations off it runs the
+    # nodes as written, in float, which is what unirt's simulation computes.
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    literal = ort.InferenceSession(qdq_path, so, providers=["CPUExecutionProvider"])
+    literal_logits = np.concatenate([literal.run(None, {"input": np.load(f)})[0] for f in val_files])
+    for what, ref in (("ONNX Runtime's int8 kernels", ort_logits), ("ONNX Runtime running the QDQ nodes as written", literal_logits)):
+        d = np.abs(logits.astype(np.float64) - ref)
+        notes.append(f"QDQ logits, unirt against {what}: max abs {d.max():.3g}, mean {d.mean():.3g}, median {np.median(d):.3g} "
+                     f"(logits up to {np.abs(ref).max():.3g})")
     notes.append(f"unirt and ONNX Runtime agree on {100 * float((pred == ort_pred).mean()):.2f}% of the QDQ graph's predictions")
 
 
@@ -119,13 +131,17 @@ def keep_flags(onnx_path, pattern):
     return [f for n in names for f in ("--layer-precision", f"{n}=fp16")]
 
 
-def unirt_predict_files(a, log, engine, val_files):
+def unirt_logits(a, log, engine, val_files):
     logits = []
     for f in val_files:
         od = os.path.join(a.workdir, "out")
         log.run([a.unirt, "run", engine, "--input", f"input={f}", "--output-dir", od])
-        logits.append(np.load(os.path.join(od, "logits.npy")))
-    return np.concatenate(logits).argmax(1)
+        logits.append(np.load(os.path.join(od, "logits.npy")).astype(np.float32))
+    return np.concatenate(logits)
+
+
+def unirt_predict_files(a, log, engine, val_files):
+    return unirt_logits(a, log, engine, val_files).argmax(1)
 
 
 def main():
