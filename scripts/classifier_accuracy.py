@@ -11,6 +11,7 @@ PyTorch FP32. INT8 and FP8 are calibrated on training images (entropy, one cache
 Writes classifier_accuracy.md (the table, calibration time, cache reuse) and the log into --out.
 """
 import argparse
+import json
 import multiprocessing as mp
 import os
 import sys
@@ -267,7 +268,6 @@ def main():
         out, secs = log.run([a.unirt, "debug", "precision", onnx_path, "--backend", backend, *base, flag, "--calib-cache", cache_of(mode),
                              "--input", f"input={calib[0]}", "--keep", str(a.keep), "--json", rank])
         open(os.path.join(a.out, f"debug_precision_{mode.lower()}.txt"), "w").write(out)
-        import json
         keep = json.load(open(rank))["suggested"]
         notes.append(f"unirt debug precision ({mode}, one batch of {a.batch} training images) took {secs:.0f} s; worst {a.keep}: " +
                      ", ".join(k.split("=")[0] for k in keep))

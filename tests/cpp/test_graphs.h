@@ -346,6 +346,13 @@ inline void add_init_q8(onnx::GraphProto* g, const std::string& name, std::vecto
 // x [b, 8, 6, 4] through three QuantizeLinear -> DequantizeLinear pairs: per tensor (uint8, zero
 // point 128), per channel along axis 1 (int8) and in blocks of 2 along axis 3 (int8, opset 21);
 // outputs the last dequantized tensor times 1.5 ("y") and the per-channel int8 tensor ("q").
+// How many nodes of `g` run `op`.
+inline int count_ops(const Graph& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.nodes) n += node.op_type == op;
+  return n;
+}
+
 inline onnx::ModelProto qdq_chain_model() {
   onnx::ModelProto m;
   auto* op = m.add_opset_import();

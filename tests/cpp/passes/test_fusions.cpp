@@ -92,11 +92,6 @@ Graph imported(const std::string& bytes) {
   infer_shapes(g);
   return g;
 }
-int count_ops(const Graph& g, const std::string& op) {
-  int n = 0;
-  for (const auto& node : g.nodes) n += node.op_type == op;
-  return n;
-}
 std::vector<float> wave(size_t n, float f) {
   std::vector<float> x(n);
   for (size_t i = 0; i < n; ++i) x[i] = std::sin(f * static_cast<float>(i));

@@ -35,12 +35,6 @@ std::vector<float> run(const std::string& bytes, const std::string& layout, cons
   return std::vector<float>(out[0].as<float>(), out[0].as<float>() + out[0].numel());
 }
 
-int count(const Engine& e, const std::string& op) {
-  int n = 0;
-  for (const auto& node : e.graph.nodes) n += node.op_type == op;
-  return n;
-}
-
 }  // namespace
 
 TEST(LayoutNhwc, CBlockMatchesNchwWithoutReformats) {
@@ -59,13 +53,13 @@ TEST(LayoutNhwc, CBlockMatchesNchwWithoutReformats) {
     }
     EXPECT_LT(worst / scale, 1e-5);
     // No reformat is left: the patch conv reads the NCHW input, the token reshape and its transpose cancel.
-    EXPECT_EQ(count(nhwc, "Transpose"), 0);
-    EXPECT_EQ(count(nhwc, "Gelu"), 0);  // in the fc1 GEMM's epilogue
-    EXPECT_EQ(count(nhwc, "Conv"), 0);
-    EXPECT_EQ(count(nhwc, "BatchNormalization"), 0);
-    EXPECT_EQ(count(nhwc, "unirt.ConvNHWC"), 3);  // patch, pos, dw5x5
-    EXPECT_EQ(count(nhwc, "unirt.Linear"), 4);
-    EXPECT_EQ(count(nhwc, "Add"), 0);  // every residual in an epilogue
+    EXPECT_EQ(count_ops(nhwc.graph, "Transpose"), 0);
+    EXPECT_EQ(count_ops(nhwc.graph, "Gelu"), 0);  // in the fc1 GEMM's epilogue
+    EXPECT_EQ(count_ops(nhwc.graph, "Conv"), 0);
+    EXPECT_EQ(count_ops(nhwc.graph, "BatchNormalization"), 0);
+    EXPECT_EQ(count_ops(nhwc.graph, "unirt.ConvNHWC"), 3);  // patch, pos, dw5x5
+    EXPECT_EQ(count_ops(nhwc.graph, "unirt.Linear"), 4);
+    EXPECT_EQ(count_ops(nhwc.graph, "Add"), 0);  // every residual in an epilogue
   }
 }
 
@@ -96,8 +90,8 @@ TEST(LayoutNhwc, ConvTransposeWithKernelEqualStrideIsAGemm) {
     auto b = run(bytes, "nchw", x, shape, &nchw);
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-5) << i;
-    EXPECT_EQ(count(nhwc, "ConvTranspose"), pad ? 1 : 0) << "pad " << pad;
-    if (!pad) EXPECT_EQ(count(nhwc, "Transpose"), 2);  // the depth-to-space and the output's reformat
+    EXPECT_EQ(count_ops(nhwc.graph, "ConvTranspose"), pad ? 1 : 0) << "pad " << pad;
+    if (!pad) EXPECT_EQ(count_ops(nhwc.graph, "Transpose"), 2);  // the depth-to-space and the output's reformat
   }
 }
 
@@ -117,10 +111,10 @@ TEST(LayoutNhwc, QuantizedLayersKeepTheRegionChannelsLast) {
   Engine nhwc, nchw;
   auto a = run(cblock, "nhwc", x, shape, &nhwc, q);
   auto b = run(cblock, "nchw", x, shape, &nchw, q);
-  EXPECT_EQ(count(nhwc, "QuantizeLinear"), 5);
-  EXPECT_EQ(count(nhwc, "Transpose"), 0);
-  EXPECT_EQ(count(nhwc, "Conv"), 0);
-  EXPECT_EQ(count(nhwc, "unirt.Linear"), 4);
+  EXPECT_EQ(count_ops(nhwc.graph, "QuantizeLinear"), 5);
+  EXPECT_EQ(count_ops(nhwc.graph, "Transpose"), 0);
+  EXPECT_EQ(count_ops(nhwc.graph, "Conv"), 0);
+  EXPECT_EQ(count_ops(nhwc.graph, "unirt.Linear"), 4);
   ASSERT_EQ(a.size(), b.size());
   size_t off = 0;
   for (size_t i = 0; i < a.size(); ++i) off += std::fabs(a[i] - b[i]) > 1e-4f * std::max(1.f, std::fabs(b[i]));
@@ -148,7 +142,7 @@ TEST(LayoutNhwc, QuantizedLayersKeepTheRegionChannelsLast) {
   const std::string explicit_qdq = model_bytes(m);
   a = run(explicit_qdq, "nhwc", x2, s2, &nhwc);
   b = run(explicit_qdq, "nchw", x2, s2, &nchw);
-  EXPECT_EQ(count(nhwc, "Transpose"), 1);  // the output's reformat
+  EXPECT_EQ(count_ops(nhwc.graph, "Transpose"), 1);  // the output's reformat
   for (const auto& n : nhwc.graph.nodes)
     if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") EXPECT_EQ(n.attr_i("axis", 1), 3) << n.name;
   ASSERT_EQ(a.size(), b.size());

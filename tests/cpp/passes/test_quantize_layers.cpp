@@ -45,12 +45,6 @@ Graph imported() {
   return g;
 }
 
-int count(const Graph& g, const std::string& op) {
-  int n = 0;
-  for (const auto& node : g.nodes) n += node.op_type == op;
-  return n;
-}
-
 const Node& node(const Graph& g, const std::string& name) {
   for (const auto& n : g.nodes)
     if (n.name == name) return n;
@@ -69,8 +63,8 @@ QuantizationOptions options() {
 TEST(QuantizeLayers, QuantizesPointwiseConvsAndMatMulsNotDepthwiseOrHead) {
   Graph g = imported();
   EXPECT_EQ(quantize_layers(g, options()), 3);  // pw, pw2, mm
-  EXPECT_EQ(count(g, "QuantizeLinear"), 4);     // d, p, a, at (x only feeds the depthwise conv)
-  EXPECT_EQ(count(g, "DequantizeLinear"), 4);
+  EXPECT_EQ(count_ops(g, "QuantizeLinear"), 4);     // d, p, a, at (x only feeds the depthwise conv)
+  EXPECT_EQ(count_ops(g, "DequantizeLinear"), 4);
   EXPECT_EQ(g.value(node(g, "dw").inputs[0]).name, "x");
   EXPECT_EQ(g.value(node(g, "head").inputs[0]).name, "gram");
   for (const char* n : {"pw", "pw2", "mm"}) {
