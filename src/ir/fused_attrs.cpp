@@ -1,5 +1,6 @@
 #include "ir/fused_attrs.h"
 
+#include <cmath>
 #include <string>
 
 namespace unirt {
@@ -43,6 +44,22 @@ LinearAttrs LinearAttrs::of(const Node& n) {
   if (!act.empty() && act != "gelu") refuse(n, "activation '" + act + "' is not supported (none or gelu)");
   LinearAttrs a;
   a.gelu = act == "gelu";
+  return a;
+}
+
+QuantizedLinearAttrs QuantizedLinearAttrs::of(const Node& n) {
+  const std::string act = n.attr_s("activation", "");
+  if (!act.empty() && act != "gelu") refuse(n, "activation '" + act + "' is not supported (none or gelu)");
+  QuantizedLinearAttrs a;
+  a.gelu = act == "gelu";
+  a.out_scale = n.attr_f("out_scale", 0.f);
+  if (!(a.out_scale >= 0.f) || !std::isfinite(a.out_scale)) refuse(n, "out_scale must be a finite value >= 0");
+  const int64_t t = n.attr_i("output_dtype", static_cast<int64_t>(DType::Float32));
+  a.output_dtype = t >= 0 && t < 64 && dtype_supported(static_cast<int32_t>(t)) ? static_cast<DType>(t) : DType::Undefined;
+  const bool eight = a.output_dtype == DType::Int8 || a.output_dtype == DType::Float8E4M3FN;
+  if (!eight && a.output_dtype != DType::Float32 && a.output_dtype != DType::Float16)
+    refuse(n, "output_dtype " + std::to_string(t) + ": float32, float16, int8 or float8e4m3fn expected");
+  if (eight != (a.out_scale > 0.f)) refuse(n, "an 8-bit output_dtype needs out_scale > 0, and only it takes one");
   return a;
 }
 

@@ -25,6 +25,19 @@ struct LinearAttrs {
   static LinearAttrs of(const Node& n);
 };
 
+// unirt.QuantizedLinear (passes/lower_quantized_layers.cpp): an 8-bit GEMM with its dequantize
+// and requantize fused. Inputs X (int8 or float8e4m3fn [..., K]), W (the same type, [N, K]), alpha
+// (float32 [N]: X's scale times W's per-channel scale), bias (float32 [N], optional), residual
+// (float [..., N], optional). Z = alpha[n] * (X W^T)[m, n] + bias[n]; the output is Z + residual
+// (float: output_dtype float32 or float16) or, with out_scale > 0, act(Z) / out_scale rounded and
+// saturated to X's type; activation "" or "gelu" (tanh form), the latter only without a residual.
+struct QuantizedLinearAttrs {
+  bool gelu = false;
+  float out_scale = 0.f;  // > 0: 8-bit output
+  DType output_dtype = DType::Float32;
+  static QuantizedLinearAttrs of(const Node& n);
+};
+
 // unirt.Mlp: GELU(X W1 + b1) W2 + b2; activation must be "gelu".
 struct MlpAttrs {
   static MlpAttrs of(const Node& n);

@@ -41,6 +41,7 @@ bool keeps_float32(const Node& n, size_t input) {
   if (n.op_type == "RoiAlign") return input == 1;     // RoI coordinates stay float32
   if (n.op_type == "unirt.MultiLevelRoiAlign") return input == 0 || input == 2;  // coordinates and levels too
   if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") return input == 1;  // scales: the quantization grid as given
+  if (n.op_type == "unirt.QuantizedLinear") return input == 2 || input == 3;  // alpha and bias enter the float32 epilogue
   return false;
 }
 
@@ -157,7 +158,7 @@ int assign_precision(Graph& g, Precision p) {
   }
 
   // 2. Ops outside the float32 region that create float32 from nothing or from integers now
-  //    create float16 (Cast, ConstantOfShape, DequantizeLinear).
+  //    create float16 (Cast, ConstantOfShape, DequantizeLinear, unirt.QuantizedLinear).
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Node& n = g.nodes[i];
     if (in_r[i]) continue;
@@ -166,6 +167,9 @@ int assign_precision(Graph& g, Precision p) {
       ++changes;
     } else if (n.op_type == "DequantizeLinear" && n.attr_i("output_dtype", 0) == 0 && g.value(n.inputs[1]).dtype == DType::Float32) {
       n.attrs["output_dtype"] = static_cast<int64_t>(DType::Float16);  // from float32 scales, float16 activations
+      ++changes;
+    } else if (n.op_type == "unirt.QuantizedLinear" && n.attr_i("output_dtype", 1) == static_cast<int64_t>(DType::Float32)) {
+      n.attrs["output_dtype"] = static_cast<int64_t>(DType::Float16);  // from 8-bit operands, float16 activations
       ++changes;
     } else if (n.op_type == "ConstantOfShape") {
       if (!n.has_attr("value")) {

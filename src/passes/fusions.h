@@ -42,5 +42,9 @@ int fuse_residual(Graph& g);
 constexpr int64_t kMaxMlpChannels = 64;
 constexpr int64_t kMlpHiddenChunk = 64;
 int fuse_mlp(Graph& g);
+// QuantizeLinear -> DequantizeLinear -> unirt.Linear (a symmetric per-tensor activation scale, a
+// weight on a per-channel grid) -> unirt.QuantizedLinear, with a GELU layer's output Q folded in
+// (lower_quantized_layers.cpp). Returns the layers lowered.
+int lower_quantized_layers(Graph& g);
 
 }  // namespace unirt

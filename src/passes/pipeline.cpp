@@ -42,6 +42,7 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     run("infer_shapes", [&] { infer_shapes(g); return 0; });
     run("fuse_residual", [&] { return fuse_residual(g); });
     run("fuse_linear_gelu", [&] { return fuse_linear_gelu(g); });
+    if (o.quantized_kernels) run("lower_quantized_layers", [&] { return lower_quantized_layers(g); });
     run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
   }
   run("infer_shapes", [&] { infer_shapes(g); return 0; });

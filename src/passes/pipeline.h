@@ -36,6 +36,8 @@ struct PipelineOptions {
   // Fold the BatchNorms even without fusions: calibration sees the tensors a quantized build
   // quantizes.
   bool fold_batchnorm = false;
+  // Lower the quantized layers to 8-bit kernels (lower_quantized_layers): FP16 CUDA engines.
+  bool quantized_kernels = false;
 };
 
 // infer_shapes -> fold_constants -> eliminate_dead_code -> fusions -> eliminate_dead_code ->

@@ -10,7 +10,9 @@
 //     tensor, shared by its quantized readers;
 //   - constant weights are quantized per output channel (symmetric, max |w| / 127 or / 448) and
 //     stored dequantized: the values an int8/fp8 kernel computes with.
-// The Q/DQ pairs run as written until kernels fuse them (docs/ARCHITECTURE.md, Quantization).
+// With kernel_layers_only (CUDA FP16 engines) only layers an 8-bit kernel runs are taken; the
+// Q -> DQ -> layer chains are then lowered to those kernels (lower_quantized_layers.cpp). Elsewhere
+// the Q/DQ pairs run as written: a simulation of the quantization in float.
 #include <algorithm>
 #include <cmath>
 #include <set>
@@ -46,6 +48,20 @@ std::vector<char> after_roi_align(const Graph& g) {
     for (int v : n.outputs) tainted_value[v] = 1;
   }
   return after;
+}
+
+// A layer an 8-bit kernel runs once lowered (lower_quantized_layers.cpp): a MatMul by a constant
+// 2-D weight, or a 1x1 stride-1 unpadded one-group Conv (a channels-last GEMM).
+bool has_8bit_kernel(const Graph& g, const Node& n) {
+  if (n.inputs.size() < 2 || !g.value(n.inputs[1]).data) return false;
+  const auto& w = g.value(n.inputs[1]).data->shape;
+  if (n.op_type == "MatMul") return w.size() == 2;
+  if (n.op_type != "Conv" || w.size() != 4 || w[2] != 1 || w[3] != 1 || n.attr_i("group", 1) != 1) return false;
+  const auto pads = n.attr_ints("pads", {0, 0, 0, 0});
+  const auto strides = n.attr_ints("strides", {1, 1});
+  const std::string ap = n.attr_s("auto_pad", "NOTSET");
+  return (ap == "NOTSET" || ap == "VALID") && strides == std::vector<int64_t>{1, 1} &&
+         (ap == "VALID" || pads == std::vector<int64_t>{0, 0, 0, 0});
 }
 
 // The output-channel axis of a layer's constant weight, or -1 when input 1 is no constant weight.
@@ -119,6 +135,7 @@ int quantize_layers(Graph& g, const QuantizationOptions& q) {
     bool head = in_head[i];
     for (int o : n.outputs) head = head || graph_outputs.count(o);
     if (!forced && (head || (n.op_type == "Conv" && is_depthwise(g, n)))) continue;
+    if (!forced && q.kernel_layers_only && !has_8bit_kernel(g, n)) continue;
     const int waxis = weight_axis(g, n);
     const size_t acts = n.op_type == "MatMul" && waxis < 0 ? 2 : 1;
     if (!forced && acts == 2 && q.mode == QuantMode::Int8 && reads_softmax(g, n)) continue;

@@ -1,5 +1,5 @@
 // Shape functions: the fused ops the passes create (unirt.Attention, unirt.ConvNHWC, unirt.Linear,
-// unirt.Mlp). They run again when an engine file is loaded, so besides the shapes they check
+// unirt.Mlp, unirt.QuantizedLinear). They run again when an engine file is loaded, so besides the shapes they check
 // everything the kernels rely on (operand ranks, channel counts, bias lengths, attribute ranges):
 // a damaged engine gets an error naming the node, never a kernel reading past a buffer.
 #include "ir/fused_attrs.h"
@@ -38,6 +38,31 @@ void linear(ShapeCtx& c) {
   y.back() = w[1];
   require_residual_shape(c, 3, y);
   c.set(0, c.dtype(0), y);
+}
+
+// X [..., K] (int8 / float8e4m3fn), W [N, K] of the same type, alpha [N] and bias [N] float32,
+// residual of the output shape; the output type is output_dtype.
+void quantized_linear(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& w = c.shape(1);
+  const QuantizedLinearAttrs a = QuantizedLinearAttrs::of(c.node());
+  const DType t = c.dtype(0);
+  if (t != DType::Int8 && t != DType::Float8E4M3FN) c.fail(std::string("X is ") + dtype_name(t) + ": int8 or float8e4m3fn expected");
+  if (c.dtype(1) != t) c.fail(std::string("W is ") + dtype_name(c.dtype(1)) + ", X is " + dtype_name(t));
+  if (x.empty() || w.size() != 2) c.fail("expects X [..., K] and W [N, K]");
+  c.require_equal(x.back(), w[1], "features of X " + shape_str(x) + " vs W " + shape_str(w));
+  if (c.dtype(2) != DType::Float32) c.fail("alpha must be float32");
+  require_bias(c, 2, w[0], "alpha");
+  if (!c.has(2)) c.fail("alpha (input 2) is required");
+  if (c.has(3) && c.dtype(3) != DType::Float32) c.fail("bias must be float32");
+  require_bias(c, 3, w[0], "bias");
+  Shape y = x;
+  y.back() = w[0];
+  require_residual_shape(c, 4, y);
+  if (a.out_scale > 0.f && a.output_dtype != t) c.fail("an 8-bit output must have X's type");
+  if (a.out_scale > 0.f && c.has(4)) c.fail("an 8-bit output takes no residual");
+  if (a.gelu && c.has(4)) c.fail("GELU with a residual is not supported");
+  c.set(0, a.output_dtype, y);
 }
 
 // GELU(X W1 + b1) W2 + b2 (+ residual): X [..., C], W1 [C, hidden], W2 [hidden, Cout].
@@ -191,6 +216,7 @@ void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
   m["unirt.ConvNHWC"] = conv_nhwc;
   m["unirt.Linear"] = linear;
   m["unirt.Mlp"] = mlp;
+  m["unirt.QuantizedLinear"] = quantized_linear;
 }
 
 }  // namespace unirt

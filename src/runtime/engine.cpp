@@ -84,6 +84,10 @@ Engine build_engine(Graph graph, const BuildOptions& opts) {
   if (opts.layout != "auto" && opts.layout != "nchw" && opts.layout != "nhwc")
     throw Error("layout '" + opts.layout + "': expected auto, nchw or nhwc");
   po.nhwc = opts.fuse && (opts.layout == "nhwc" || (opts.layout == "auto" && opts.backend == "cuda"));
+  // FP16 CUDA engines run their quantized layers on 8-bit kernels; elsewhere the Q/DQ graph is a
+  // float simulation of the quantization.
+  po.quantized_kernels = opts.fuse && opts.backend == "cuda" && opts.precision == Precision::FP16;
+  po.quantization.kernel_layers_only = po.quantized_kernels && po.quantization.mode != QuantMode::None;
   bind_profile_ranges(graph, opts.profile);
   std::vector<std::string> shape_inputs;
   for (int id : graph.inputs) {

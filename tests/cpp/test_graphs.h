@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/float8_rule.h"
 #include "ir/graph.h"
 #include "onnx.pb.h"
 
@@ -388,3 +389,67 @@ inline onnx::ModelProto qdq_chain_model() {
 }
 
 }  // namespace unirt::testing
+
+namespace unirt {
+namespace testing {
+
+// Random [K, N] weights moved onto a symmetric per-column grid (int8: max |w| / 127; float8 E4M3FN:
+// max |w| / 448), as a calibrated build or onnxruntime's quantizer leaves them.
+inline std::vector<float> on_column_grid(std::vector<float> w, int64_t K, int64_t N, bool fp8) {
+  for (int64_t n = 0; n < N; ++n) {
+    float amax = 0.f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(w[k * N + n]));
+    const float s = amax / (fp8 ? 448.f : 127.f);
+    for (int64_t k = 0; k < K; ++k) {
+      float& x = w[k * N + n];
+      x = fp8 ? e4m3fn_to_float(float_to_e4m3fn(x / s, true)) * s : std::nearbyint(x / s) * s;
+    }
+  }
+  return w;
+}
+
+// An explicitly quantized MLP block, as onnxruntime's QDQ format writes one (opset 19):
+// x [b, n, c] -> Q/DQ (scale sx) -> MatMul(W1 on a column grid) + b1 -> GELU (erf form) -> Q/DQ
+// (scale sh) -> MatMul(W2 on a column grid) + b2 -> + x. int8, or float8 E4M3FN with fp8.
+inline onnx::ModelProto quantized_mlp_model(int64_t c, int64_t hidden, bool fp8, float sx, float sh) {
+  onnx::ModelProto m;
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(19);
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", "n", std::to_string(c)});
+  add_init(g, "w1", {c, hidden}, on_column_grid(randn(c * hidden, 1.f / std::sqrt(float(c)), 31), c, hidden, fp8));
+  add_init(g, "b1", {hidden}, randn(hidden, 0.1f, 32));
+  add_init(g, "w2", {hidden, c}, on_column_grid(randn(hidden * c, 0.5f / std::sqrt(float(hidden)), 33), hidden, c, fp8));
+  add_init(g, "b2", {c}, randn(c, 0.1f, 34));
+  add_init(g, "sx", {}, {sx});
+  add_init(g, "sh", {}, {sh});
+  for (const char* zn : {"zx", "zh"}) {
+    auto* z = g->add_initializer();
+    z->set_name(zn);
+    z->set_data_type(fp8 ? onnx::TensorProto::FLOAT8E4M3FN : onnx::TensorProto::INT8);
+    z->add_int32_data(0);
+  }
+  add_init(g, "sqrt2", {}, {1.4142135f});
+  add_init(g, "one", {}, {1.f});
+  add_init(g, "half", {}, {0.5f});
+  add_node(g, "QuantizeLinear", {"x", "sx", "zx"}, {"xq"}, "qx");
+  add_node(g, "DequantizeLinear", {"xq", "sx", "zx"}, {"xd"}, "dqx");
+  add_node(g, "MatMul", {"xd", "w1"}, {"h0"}, "fc1");
+  add_node(g, "Add", {"h0", "b1"}, {"h"}, "fc1_bias");
+  add_node(g, "Div", {"h", "sqrt2"}, {"d"});
+  add_node(g, "Erf", {"d"}, {"e"});
+  add_node(g, "Add", {"e", "one"}, {"a"});
+  add_node(g, "Mul", {"h", "a"}, {"hm"});
+  add_node(g, "Mul", {"hm", "half"}, {"act"});
+  add_node(g, "QuantizeLinear", {"act", "sh", "zh"}, {"aq"}, "qact");
+  add_node(g, "DequantizeLinear", {"aq", "sh", "zh"}, {"ad"}, "dqact");
+  add_node(g, "MatMul", {"ad", "w2"}, {"o0"}, "fc2");
+  add_node(g, "Add", {"o0", "b2"}, {"o"}, "fc2_bias");
+  add_node(g, "Add", {"x", "o"}, {"y"}, "residual");
+  g->add_output()->set_name("y");
+  return m;
+}
+
+}  // namespace testing
+}  // namespace unirt

@@ -686,6 +686,35 @@ TEST_F(CudaOps, QuantizeDequantizeMatchCpu) {
   EXPECT_LT(err, 0.03);
 }
 
+// unirt.QuantizedLinear (CUTLASS int8 / float8 WGMMA GEMMs): an explicitly quantized MLP block,
+// lowered by the FP16 CUDA engine to two 8-bit GEMMs (GELU and the hidden requantize in fc1's
+// epilogue, the residual in fc2's), against the CPU running the Q/DQ graph in float32. Row counts
+// that are no multiple of the 128-row tile; 64-wide (N <= 64) and 128-wide tiles.
+TEST_F(CudaOps, QuantizedLinearMatchesTheFloatSimulation) {
+  struct Case {
+    int64_t c, hidden, b, n;
+    bool fp8;
+  };
+  for (const Case& k : {Case{32, 64, 3, 301, false}, Case{64, 256, 2, 1000, false}, Case{320, 1280, 2, 197, false},
+                        Case{64, 256, 2, 1000, true}, Case{320, 1280, 2, 197, true}}) {
+    SCOPED_TRACE((k.fp8 ? "fp8 c=" : "int8 c=") + std::to_string(k.c) + " hidden=" + std::to_string(k.hidden));
+    const float sx = k.fp8 ? 4.f / 448 : 4.f / 127, sh = k.fp8 ? 3.f / 448 : 3.f / 127;
+    onnx::ModelProto m = quantized_mlp_model(k.c, k.hidden, k.fp8, sx, sh);
+    BuildOptions o;
+    o.backend = "cuda";
+    o.precision = Precision::FP16;
+    const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+    EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear"), 2);
+    EXPECT_EQ(count_ops(e.graph, "DequantizeLinear"), 0);
+    const double err = compare(m, {random_input("x", {k.b, k.n, k.c}, 77)}, Precision::FP16);
+    std::printf("QuantizedLinear %s c=%lld hidden=%lld M=%lld: max abs error / scale %.3e\n", k.fp8 ? "fp8" : "int8",
+                static_cast<long long>(k.c), static_cast<long long>(k.hidden), static_cast<long long>(k.b * k.n), err);
+    // float16 output rounding (the scale is ~4: 2e-3), tanh GELU, and hidden codes moved by one
+    // step across a rounding boundary.
+    EXPECT_LT(err, 0.03);
+  }
+}
+
 // float8 E4M3FN: QuantizeLinear per channel (saturating and not) -> DequantizeLinear, and Cast
 // to float8 and back, against the CPU bit for bit (backend/float8_rule.h on both sides): values
 // from subnormals to beyond 448, ties, infinities and NaN.

@@ -1,0 +1,50 @@
+// 8-bit GEMMs on Hopper tensor cores (CUTLASS 3 warp-specialised TMA/WGMMA kernels, instantiated
+// in quant_gemm_int8.cu and quant_gemm_fp8.cu) for unirt.QuantizedLinear:
+//   Z[m, n] = alpha[n] * sum_k A[m, k] B[n, k] + bias[n]      (int32 or float32 accumulation)
+//   D = Z + R (float16, R optional)          or          D = quantize(act(Z) * inv_out_scale)
+// A int8 or float8 E4M3FN row-major [M, K]; B the same type [N, K] (K-major: what WGMMA needs for
+// 8-bit operands); alpha = activation scale x per-output-channel weight scale. cuBLASLt has no
+// 8-bit kernel with a per-channel alpha and a float16 output (docs/kernels.md), hence these.
+#pragma once
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace unirt {
+namespace cuda {
+
+enum class QGemmType { Int8, Fp8 };
+
+struct QGemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  const float* alpha = nullptr;   // [N]
+  const float* bias = nullptr;    // [N] or null
+  const __half* residual = nullptr;  // [M, N] or null (float16 output only)
+  void* d = nullptr;
+  bool out8 = false;              // D is the 8-bit type of A (else float16)
+  bool gelu = false;              // act = GELU (tanh form); 8-bit output only
+  float inv_out_scale = 1.f;      // 8-bit output: D = quantize(act(Z) * inv_out_scale)
+};
+
+// Why these operands cannot run (empty when they can): alignment, shape, variant.
+std::string qgemm_unsupported(const QGemmArgs& a);
+// The tile the kernel for these operands uses, as text ("128x64x128"), for tactic().
+std::string qgemm_tile(QGemmType t, const QGemmArgs& a);
+// One-time host set-up (kernel attributes); call from prepare(), never during stream capture.
+void qgemm_prepare(QGemmType t, const QGemmArgs& a);
+// Enqueues the GEMM; throws Error on a CUTLASS failure.
+void qgemm_run(QGemmType t, const QGemmArgs& a, cudaStream_t s);
+
+// Per element type (quant_gemm_int8.cu / quant_gemm_fp8.cu).
+void qgemm_prepare_int8(const QGemmArgs& a);
+void qgemm_run_int8(const QGemmArgs& a, cudaStream_t s);
+void qgemm_prepare_fp8(const QGemmArgs& a);
+void qgemm_run_fp8(const QGemmArgs& a, cudaStream_t s);
+
+}  // namespace cuda
+}  // namespace unirt

@@ -1,0 +1,158 @@
+// Q -> DQ -> unirt.Linear chains become unirt.QuantizedLinear: an 8-bit GEMM that reads the
+// quantized tensor itself (the DequantizeLinear disappears), with the weights stored as int8 /
+// float8 E4M3FN codes [N, K] and the two scales folded into one per-channel alpha. Where the
+// Linear's GELU output is read only by a QuantizeLinear of the same 8-bit type, that Q is folded
+// into the GEMM's epilogue too (fc1 writes fc2's 8-bit input directly).
+//
+// Works on what the placement pass writes and on explicit QDQ graphs alike (onnxruntime's
+// quantize_static): the conditions are only what the kernel computes exactly —
+//   - the DQ has a constant per-tensor scale > 0 and a zero point of 0 (symmetric);
+//   - the weight is a float32 constant [K, N] whose every column lies on a symmetric per-channel
+//     grid (scale = max |w| / qmax): fake-quantized weights, or a folded weight DequantizeLinear;
+//     a float weight off the grid keeps the layer in float (quantizing it would change the model);
+//   - K and N are multiples of 16 (16-byte rows for the tensor-memory copies);
+//   - a GELU Linear is lowered only together with its output QuantizeLinear (the GEMM with a
+//     float16 output has no GELU epilogue).
+// Runs for FP16 CUDA engines (PipelineOptions::quantized_kernels), after the float fusions and
+// before assign_precision, so alpha and bias are computed from float32 values.
+#include <cmath>
+#include <optional>
+
+#include "backend/float8_rule.h"
+#include "ir/half.h"
+#include "passes/fusions.h"
+#include "passes/match_util.h"
+
+namespace unirt {
+namespace {
+
+bool is_8bit(DType t) { return t == DType::Int8 || t == DType::Float8E4M3FN; }
+
+float scalar_of(const TensorData& t) {
+  if (t.dtype == DType::Float32) return t.as<float>()[0];
+  if (t.dtype == DType::Float16) return half_to_float(t.as<uint16_t>()[0]);
+  return NAN;
+}
+
+// The scale of a QuantizeLinear / DequantizeLinear that is per tensor and symmetric; nullopt else.
+std::optional<float> symmetric_scale(const Graph& g, const Node& n) {
+  if (n.inputs.size() < 2 || n.inputs[1] < 0 || n.attr_i("block_size", 0) != 0) return std::nullopt;
+  const Value& s = g.value(n.inputs[1]);
+  if (!s.data || s.data->numel() != 1) return std::nullopt;
+  const float scale = scalar_of(*s.data);
+  if (!(scale > 0.f) || !std::isfinite(scale)) return std::nullopt;
+  if (n.has_input(2)) {
+    const Value& z = g.value(n.inputs[2]);
+    if (!z.data || z.data->numel() != 1 || z.data->bytes.empty() || z.data->bytes[0] != 0) return std::nullopt;
+  }
+  return scale;
+}
+
+// W [K, N] float32 on a per-column symmetric grid -> codes [N, K] and the column scales.
+bool weight_codes(const TensorData& w, DType t, TensorData& codes, std::vector<float>& scale) {
+  if (w.dtype != DType::Float32 || w.shape.size() != 2) return false;
+  const int64_t K = w.shape[0], N = w.shape[1];
+  const float qmax = t == DType::Int8 ? 127.f : 448.f;
+  const float* v = w.as<float>();
+  codes.dtype = t;
+  codes.shape = {N, K};
+  codes.bytes.assign(static_cast<size_t>(N * K), 0);
+  scale.assign(static_cast<size_t>(N), 1.f);
+  for (int64_t n = 0; n < N; ++n) {
+    float amax = 0.f;
+    for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(v[k * N + n]));
+    if (!std::isfinite(amax)) return false;
+    if (amax == 0.f) continue;  // an all-zero column: codes 0
+    const float s = amax / qmax;
+    scale[n] = s;
+    for (int64_t k = 0; k < K; ++k) {
+      const float x = v[k * N + n];
+      float back;
+      uint8_t c;
+      if (t == DType::Int8) {
+        const float q = std::nearbyint(x / s);
+        if (std::fabs(q) > 127.f) return false;
+        c = static_cast<uint8_t>(static_cast<int8_t>(q));
+        back = q * s;
+      } else {
+        c = float_to_e4m3fn(x / s, true);
+        back = e4m3fn_to_float(c) * s;
+      }
+      if (std::fabs(back - x) > 1e-5f * amax) return false;  // not on the grid
+      codes.bytes[static_cast<size_t>(n * K + k)] = c;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+int lower_quantized_layers(Graph& g) {
+  int lowered = 0;
+  auto cons = g.consumers();
+  const size_t original = g.nodes.size();
+  for (size_t i = 0; i < original; ++i) {
+    if (g.nodes[i].op_type != "unirt.Linear") continue;
+    const Node lin = g.nodes[i];  // a copy: adding constants may move nodes' storage
+    const Value& xv = g.value(lin.inputs[0]);
+    if (xv.producer < 0 || g.nodes[xv.producer].op_type != "DequantizeLinear") continue;
+    const Node& dq = g.nodes[xv.producer];
+    const DType t = g.value(dq.inputs[0]).dtype;
+    const auto sx = symmetric_scale(g, dq);
+    if (!is_8bit(t) || !sx) continue;
+    const Value& wv = g.value(lin.inputs[1]);
+    if (!wv.data || wv.data->shape.size() != 2) continue;
+    const int64_t K = wv.data->shape[0], N = wv.data->shape[1];
+    if (K % 16 || N % 16 || K == 0 || N == 0) continue;
+    if (lin.has_input(2) && (!g.value(lin.inputs[2]).data || g.value(lin.inputs[2]).data->dtype != DType::Float32)) continue;
+    const bool gelu = lin.attr_s("activation", "") == "gelu";
+    // A GELU layer: only with the QuantizeLinear of its output folded in.
+    int qi = -1;
+    std::optional<float> sy;
+    if (gelu) {
+      if (lin.has_input(3)) continue;
+      qi = sole_consumer(g, cons, lin.outputs[0]);
+      if (qi < 0 || g.nodes[qi].op_type != "QuantizeLinear" || g.nodes[qi].attr_i("saturate", 1) == 0) continue;
+      sy = symmetric_scale(g, g.nodes[qi]);
+      if (!sy || g.value(g.nodes[qi].outputs[0]).dtype != t) continue;
+    }
+    TensorData codes;
+    std::vector<float> sw;
+    if (!weight_codes(*wv.data, t, codes, sw)) continue;
+    std::vector<float> alpha(sw.size());
+    for (size_t n = 0; n < sw.size(); ++n) alpha[n] = *sx * sw[n];
+    Node ql;
+    ql.name = lin.name;
+    ql.op_type = "unirt.QuantizedLinear";
+    ql.domain = lin.domain;
+    ql.notes = lin.notes;
+    const std::string base = g.unique_name(lin.name + "/quantized");
+    const int wq = g.add_constant(base + "/weight", std::move(codes));
+    const int al = g.add_constant(base + "/alpha", TensorData::from_float(alpha, {N}));
+    ql.inputs = {dq.inputs[0], wq, al, lin.has_input(2) ? lin.inputs[2] : -1, lin.has_input(3) ? lin.inputs[3] : -1};
+    while (!ql.inputs.empty() && ql.inputs.back() < 0) ql.inputs.pop_back();
+    ql.outputs = lin.outputs;
+    ql.attrs["output_dtype"] = static_cast<int64_t>(g.value(lin.outputs[0]).dtype);
+    const char* tn = t == DType::Int8 ? "int8" : "fp8";
+    char note[160];
+    std::snprintf(note, sizeof note, "%s GEMM: reads '%s' (scale %.6g) directly; weights as %s codes, %lld channel scales", tn,
+                  g.value(dq.inputs[0]).name.c_str(), *sx, tn, static_cast<long long>(N));
+    ql.notes.push_back(note);
+    if (gelu) {
+      Node& q = g.nodes[qi];
+      ql.attrs["activation"] = std::string("gelu");
+      ql.attrs["out_scale"] = *sy;
+      ql.attrs["output_dtype"] = static_cast<int64_t>(t);
+      ql.outputs = q.outputs;
+      std::snprintf(note, sizeof note, "QuantizeLinear '%s' (scale %.6g) in its epilogue: writes %s", q.name.c_str(), *sy, tn);
+      ql.notes.push_back(note);
+      q.op_type.clear();
+    }
+    g.nodes[i] = std::move(ql);
+    ++lowered;
+  }
+  if (lowered) g.relink();  // the DequantizeLinear nodes are left to eliminate_dead_code
+  return lowered;
+}
+
+}  // namespace unirt
