@@ -1,7 +1,9 @@
 // BatchNormalization (inference mode) and LayerNormalization (opset 17).
 #include <cmath>
 
+#include "backend/quantize_rule.h"
 #include "cpu/cpu_util.h"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cpu {
@@ -129,6 +131,54 @@ class LayerNormalizationKernel : public CpuKernel {
   float eps_;
 };
 UNIRT_REGISTER_KERNEL(cpu, LayerNormalization, LayerNormalizationKernel, "float32");
+
+}  // namespace
+}  // namespace cpu
+}  // namespace unirt
+
+namespace unirt {
+namespace cpu {
+namespace {
+
+// unirt.LayerNormQuantize: LayerNorm over the last axis (statistics in double, as above), each
+// value then quantized as QuantizeLinear(y, y_scale) does (backend/quantize_rule.h).
+class LayerNormQuantizeKernel : public CpuKernel {
+ public:
+  explicit LayerNormQuantizeKernel(const KernelCreateArgs& a) : CpuKernel(a), attrs_(LayerNormQuantizeAttrs::of(a.node)) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    expect_float(in[0], "X");
+    expect_float(in[1], "Scale");
+    const bool has_b = present(in, 2);
+    if (has_b) expect_float(in[2], "B");
+    const int64_t D = in[0].shape.empty() ? 0 : in[0].shape.back();
+    if (in[1].numel() != D || (has_b && in[2].numel() != D)) fail("Scale and B must hold " + std::to_string(D) + " values");
+    expect_shape(out[0], in[0].shape, "output");
+    if (out[0].dtype != attrs_.output_dtype) fail(std::string("output is ") + dtype_name(out[0].dtype) + ", expected " + dtype_name(attrs_.output_dtype));
+    const int64_t rows = D ? in[0].numel() / D : 0;
+    const float *x = in[0].as<float>(), *g = in[1].as<float>(), *b = has_b ? in[2].as<float>() : nullptr;
+    uint8_t* y = out[0].as<uint8_t>();
+    const bool fp8 = attrs_.output_dtype == DType::Float8E4M3FN;
+    const float scale = attrs_.y_scale;
+    const double eps = attrs_.epsilon;
+#pragma omp parallel for num_threads(ctx.threads) if (rows * D > 16384)
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* xr = x + r * D;
+      double s = 0, ss = 0;
+      for (int64_t i = 0; i < D; ++i) s += xr[i];
+      const double mean = s / D;
+      for (int64_t i = 0; i < D; ++i) ss += (xr[i] - mean) * (xr[i] - mean);
+      const float rstd = static_cast<float>(1.0 / std::sqrt(ss / D + eps)), mf = static_cast<float>(mean);
+      for (int64_t i = 0; i < D; ++i) {
+        const float v = (xr[i] - mf) * rstd * g[i] + (b ? b[i] : 0.f);
+        y[r * D + i] = fp8 ? quantize_e4m3fn(v, scale, 0, true) : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(v, scale, 0, -128, 127)));
+      }
+    }
+  }
+
+ private:
+  LayerNormQuantizeAttrs attrs_;
+};
+UNIRT_REGISTER_KERNEL(cpu, unirt.LayerNormQuantize, LayerNormQuantizeKernel, "float32 -> int8 float8e4m3fn", "last axis");
 
 }  // namespace
 }  // namespace cpu

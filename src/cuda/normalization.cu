@@ -1,25 +1,50 @@
 // LayerNormalization and BatchNormalization (inference). Activations float32 or float16; the
 // parameters may be float32 next to float16 activations (the FP16 precision pass keeps them so);
 // statistics in float32.
+#include "backend/float8_rule.h"
+#include "backend/quantize_rule.h"
 #include "cuda/cuda_context.h"
 #include "cuda/reduce_util.cuh"
+#include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cuda {
 namespace {
 
+// Where LayerNorm writes: T as computed (QOUT 0), or the int8 (1) / float8 E4M3FN (2) codes of
+// unirt.LayerNormQuantize at `scale`, by the QuantizeLinear arithmetic it replaces
+// (backend/quantize_rule.h), so the fused and the unfused graph agree bit for bit.
+template <int QOUT, typename T, int VEC>
+__device__ __forceinline__ void store_out(void* y, int64_t at, const float* v, float scale) {
+  if constexpr (QOUT == 0) {
+    store_vec<T, VEC>(static_cast<T*>(y) + at, v);
+  } else {
+    uint8_t c[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k)
+      c[k] = QOUT == 1 ? static_cast<uint8_t>(static_cast<int8_t>(quantize_value(v[k], scale, 0, -128, 127)))
+                       : quantize_e4m3fn(v[k], scale, 0, true);
+    uint8_t* p = static_cast<uint8_t*>(y) + at;
+    if constexpr (VEC == 8) {
+      *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(c);
+    } else {
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) p[k] = c[k];
+    }
+  }
+}
+
 // LPR lanes per row (32, or fewer for short rows so that a warp holds 32 / LPR rows: a 64-channel
 // float16 row is 8 vectors, and one row per warp left 24 lanes idle), the row held in registers:
 // chunk j of lane l covers elements [(l + LPR j) * VEC, +VEC). Two passes over the registers
 // (mean, then centred variance).
-template <typename T, typename P, int VEC, int NJ, int LPR>
+template <typename T, typename P, int VEC, int NJ, int LPR, int QOUT>
 __global__ void __launch_bounds__(128) layernorm_warp(const T* __restrict__ x, const P* __restrict__ g, const P* __restrict__ b,
-                                                     T* __restrict__ y, int64_t rows, int D, float eps) {
+                                                     void* __restrict__ y, int64_t rows, int D, float eps, float qscale) {
   const int64_t row = blockIdx.x * int64_t(128 / LPR) + (threadIdx.x / LPR);
   const bool valid = row < rows;  // no early return: the row's lanes meet in the shuffles
   const int lane = threadIdx.x % LPR;
   const T* xr = x + row * D;
-  T* yr = y + row * D;
   float v[NJ][VEC];
   float s = 0.f;
 #pragma unroll
@@ -52,17 +77,16 @@ __global__ void __launch_bounds__(128) layernorm_warp(const T* __restrict__ x, c
       float o[VEC];
 #pragma unroll
       for (int k = 0; k < VEC; ++k) o[k] = (v[j][k] - mean) * rstd * ld(g, e + k) + (b ? ld(b, e + k) : 0.f);
-      store_vec<T, VEC>(yr + e, o);
+      store_out<QOUT, T, VEC>(y, row * D + e, o, qscale);
     }
   }
 }
 
 // Rows longer than 1024: one block per row, two passes over global memory (L1/L2 resident).
-template <typename T, typename P>
-__global__ void layernorm_block(const T* x, const P* g, const P* b, T* y, int64_t D, float eps) {
+template <typename T, typename P, int QOUT>
+__global__ void layernorm_block(const T* x, const P* g, const P* b, void* y, int64_t D, float eps, float qscale) {
   const int64_t row = blockIdx.x;
   const T* xr = x + row * D;
-  T* yr = y + row * D;
   float s = 0;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) s += ld(xr, i);
   const float mean = block_reduce<false>(s) / D;
@@ -72,17 +96,20 @@ __global__ void layernorm_block(const T* x, const P* g, const P* b, T* y, int64_
     v += d * d;
   }
   const float rstd = rsqrtf(block_reduce<false>(v) / D + eps);
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) st(yr, i, (ld(xr, i) - mean) * rstd * ld(g, i) + (b ? ld(b, i) : 0.f));
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
+    const float o = (ld(xr, i) - mean) * rstd * ld(g, i) + (b ? ld(b, i) : 0.f);
+    store_out<QOUT, T, 1>(y, row * D + i, &o, qscale);
+  }
 }
 
-template <typename T, typename P, int VEC>
-bool launch_ln_warp(const T* x, const P* g, const P* b, T* y, int64_t rows, int D, float eps, cudaStream_t s) {
+template <typename T, typename P, int VEC, int QOUT>
+bool launch_ln_warp(const T* x, const P* g, const P* b, void* y, int64_t rows, int D, float eps, float q, cudaStream_t s) {
   const int chunks = (D + VEC - 1) / VEC;
   auto grid = [&](int lpr) { return static_cast<unsigned>((rows + 128 / lpr - 1) / (128 / lpr)); };
-  if (chunks <= 8) return layernorm_warp<T, P, VEC, 1, 8><<<grid(8), 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
-  if (chunks <= 16) return layernorm_warp<T, P, VEC, 1, 16><<<grid(16), 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
+  if (chunks <= 8) return layernorm_warp<T, P, VEC, 1, 8, QOUT><<<grid(8), 128, 0, s>>>(x, g, b, y, rows, D, eps, q), true;
+  if (chunks <= 16) return layernorm_warp<T, P, VEC, 1, 16, QOUT><<<grid(16), 128, 0, s>>>(x, g, b, y, rows, D, eps, q), true;
 #define UNIRT_LN(NJ) \
-  if (chunks <= 32 * NJ) return layernorm_warp<T, P, VEC, NJ, 32><<<grid(32), 128, 0, s>>>(x, g, b, y, rows, D, eps), true;
+  if (chunks <= 32 * NJ) return layernorm_warp<T, P, VEC, NJ, 32, QOUT><<<grid(32), 128, 0, s>>>(x, g, b, y, rows, D, eps, q), true;
   UNIRT_LN(1) UNIRT_LN(2) UNIRT_LN(4) UNIRT_LN(8)
   if (VEC == 1) {
     UNIRT_LN(16) UNIRT_LN(32)
@@ -91,17 +118,17 @@ bool launch_ln_warp(const T* x, const P* g, const P* b, T* y, int64_t rows, int 
   return false;
 }
 
-template <typename T, typename P>
-void launch_layernorm(const T* x, const P* g, const P* b, T* y, int64_t rows, int64_t D, float eps, cudaStream_t s) {
+template <typename T, typename P, int QOUT = 0>
+void launch_layernorm(const T* x, const P* g, const P* b, void* y, int64_t rows, int64_t D, float eps, cudaStream_t s, float q = 1.f) {
   constexpr int kVec = sizeof(T) == 2 ? 8 : 4;
   if (D <= 1024) {
     const bool vec = D % kVec == 0 && aligned16(x) && aligned16(y);
-    if (vec ? launch_ln_warp<T, P, kVec>(x, g, b, y, rows, static_cast<int>(D), eps, s)
-            : launch_ln_warp<T, P, 1>(x, g, b, y, rows, static_cast<int>(D), eps, s))
+    if (vec ? launch_ln_warp<T, P, kVec, QOUT>(x, g, b, y, rows, static_cast<int>(D), eps, q, s)
+            : launch_ln_warp<T, P, 1, QOUT>(x, g, b, y, rows, static_cast<int>(D), eps, q, s))
       return;
   }
   const int threads = D >= 4096 ? 512 : 256;
-  layernorm_block<<<static_cast<unsigned>(rows), threads, 0, s>>>(x, g, b, y, D, eps);
+  layernorm_block<T, P, QOUT><<<static_cast<unsigned>(rows), threads, 0, s>>>(x, g, b, y, D, eps, q);
 }
 
 class LayerNormalizationKernel : public CudaKernel {
@@ -139,6 +166,32 @@ class LayerNormalizationKernel : public CudaKernel {
   }
 };
 UNIRT_REGISTER_KERNEL(cuda, LayerNormalization, LayerNormalizationKernel, "float32 float16");
+
+// unirt.LayerNormQuantize (passes/lower_quantized_layers.cpp): LayerNorm over the last axis whose
+// output is written as the 8-bit codes the next GEMM reads, instead of float16 that a
+// QuantizeLinear reads back.
+class LayerNormQuantizeKernel : public CudaKernel {
+ public:
+  explicit LayerNormQuantizeKernel(const KernelCreateArgs& a) : CudaKernel(a) {}
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
+    if (in[0].dtype != DType::Float16) fail(std::string("X is ") + dtype_name(in[0].dtype) + ", float16 expected");
+    if (in[1].dtype != DType::Float32 || (has(2) && in[2].dtype != DType::Float32)) fail("Scale and B must be float32");
+    const int64_t D = in[0].shape.empty() ? 0 : in[0].shape.back();
+    if (in[1].numel() != D || (has(2) && in[2].numel() != D)) fail("Scale and B must hold " + std::to_string(D) + " values");
+    const float scale = LayerNormQuantizeAttrs::of(node_).y_scale;
+    const int64_t rows = D ? in[0].numel() / D : 0;
+    if (rows == 0) return;
+    const float eps = node_.attr_f("epsilon", 1e-5f);
+    const auto* x = in[0].as<__half>();
+    const float* g = in[1].as<float>();
+    const float* b = has(2) ? in[2].as<float>() : nullptr;
+    if (out[0].dtype == DType::Int8) launch_layernorm<__half, float, 1>(x, g, b, out[0].data, rows, D, eps, stream_of(ctx), scale);
+    else if (out[0].dtype == DType::Float8E4M3FN) launch_layernorm<__half, float, 2>(x, g, b, out[0].data, rows, D, eps, stream_of(ctx), scale);
+    else fail(std::string("output is ") + dtype_name(out[0].dtype) + ": int8 or float8e4m3fn expected");
+    check_launch(node_);
+  }
+};
+UNIRT_REGISTER_KERNEL(cuda, unirt.LayerNormQuantize, LayerNormQuantizeKernel, "float16 -> int8 float8e4m3fn", "last axis");
 
 template <typename T, typename P>
 __global__ void batchnorm(const T* x, const P* g, const P* b, const P* m, const P* v, T* y, int64_t n, int64_t C, int64_t S, float eps) {

@@ -63,6 +63,19 @@ QuantizedLinearAttrs QuantizedLinearAttrs::of(const Node& n) {
   return a;
 }
 
+LayerNormQuantizeAttrs LayerNormQuantizeAttrs::of(const Node& n) {
+  LayerNormQuantizeAttrs a;
+  a.epsilon = n.attr_f("epsilon", 1e-5f);
+  a.y_scale = n.attr_f("y_scale", 0.f);
+  if (!(a.epsilon >= 0.f) || !std::isfinite(a.epsilon)) refuse(n, "epsilon must be a finite value >= 0");
+  if (!(a.y_scale > 0.f) || !std::isfinite(a.y_scale)) refuse(n, "y_scale must be a finite value > 0");
+  const int64_t t = n.attr_i("output_dtype", static_cast<int64_t>(DType::Int8));
+  if (t != static_cast<int64_t>(DType::Int8) && t != static_cast<int64_t>(DType::Float8E4M3FN))
+    refuse(n, "output_dtype " + std::to_string(t) + ": int8 or float8e4m3fn expected");
+  a.output_dtype = static_cast<DType>(t);
+  return a;
+}
+
 MlpAttrs MlpAttrs::of(const Node& n) {
   const std::string act = n.attr_s("activation", "gelu");
   if (act != "gelu") refuse(n, "activation '" + act + "' is not supported (gelu)");

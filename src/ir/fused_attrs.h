@@ -38,6 +38,15 @@ struct QuantizedLinearAttrs {
   static QuantizedLinearAttrs of(const Node& n);
 };
 
+// unirt.LayerNormQuantize (passes/lower_quantized_layers.cpp): inputs X (float [..., D]), Scale and
+// B (float32 [D]); LayerNormalization over the last axis (epsilon), written as
+// QuantizeLinear(y, y_scale) would: int8 or float8e4m3fn (output_dtype), zero point 0, saturating.
+struct LayerNormQuantizeAttrs {
+  float epsilon = 1e-5f, y_scale = 0.f;
+  DType output_dtype = DType::Int8;
+  static LayerNormQuantizeAttrs of(const Node& n);
+};
+
 // unirt.Mlp: GELU(X W1 + b1) W2 + b2; activation must be "gelu".
 struct MlpAttrs {
   static MlpAttrs of(const Node& n);

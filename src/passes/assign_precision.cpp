@@ -42,6 +42,7 @@ bool keeps_float32(const Node& n, size_t input) {
   if (n.op_type == "unirt.MultiLevelRoiAlign") return input == 0 || input == 2;  // coordinates and levels too
   if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") return input == 1;  // scales: the quantization grid as given
   if (n.op_type == "unirt.QuantizedLinear") return input == 2 || input == 3;  // alpha and bias enter the float32 epilogue
+  if (n.op_type == "unirt.LayerNormQuantize") return input >= 1;
   return false;
 }
 

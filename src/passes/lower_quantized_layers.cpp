@@ -2,7 +2,8 @@
 // quantized tensor itself (the DequantizeLinear disappears), with the weights stored as int8 /
 // float8 E4M3FN codes [N, K] and the two scales folded into one per-channel alpha. Where the
 // Linear's GELU output is read only by a QuantizeLinear of the same 8-bit type, that Q is folded
-// into the GEMM's epilogue too (fc1 writes fc2's 8-bit input directly).
+// into the GEMM's epilogue too (fc1 writes fc2's 8-bit input directly), and a LayerNormalization
+// read only by a QuantizeLinear becomes unirt.LayerNormQuantize (the norm writes the codes).
 //
 // Works on what the placement pass writes and on explicit QDQ graphs alike (onnxruntime's
 // quantize_static): the conditions are only what the kernel computes exactly —
@@ -152,7 +153,51 @@ int lower_quantized_layers(Graph& g) {
     ++lowered;
   }
   if (lowered) g.relink();  // the DequantizeLinear nodes are left to eliminate_dead_code
-  return lowered;
+
+  // LayerNormalization (last axis, float32 Scale/B) read only by a symmetric per-tensor
+  // QuantizeLinear -> unirt.LayerNormQuantize: the norm writes the 8-bit codes itself.
+  cons = g.consumers();
+  int norms = 0;
+  for (auto& q : g.nodes) {
+    if (q.op_type != "QuantizeLinear" || q.attr_i("saturate", 1) == 0) continue;
+    const auto s = symmetric_scale(g, q);
+    const Value& xv = g.value(q.inputs[0]);
+    if (!s || !is_8bit(g.value(q.outputs[0]).dtype) || xv.producer < 0 || !xv.has_shape || xv.shape.empty()) continue;
+    Node& ln = g.nodes[xv.producer];
+    if (ln.op_type != "LayerNormalization" || sole_consumer(g, cons, q.inputs[0]) < 0) continue;
+    const int64_t rank = static_cast<int64_t>(xv.shape.size());
+    const int64_t axis = ln.attr_i("axis", -1);
+    if (axis != -1 && axis != rank - 1) continue;
+    bool stats_used = false;
+    for (size_t k = 1; k < ln.outputs.size(); ++k) stats_used = stats_used || (ln.outputs[k] >= 0 && !cons[ln.outputs[k]].empty());
+    if (stats_used) continue;
+    bool params_ok = true;
+    for (int k = 1; k <= 2; ++k) {
+      if (!ln.has_input(k)) continue;
+      const Value& p = g.value(ln.inputs[k]);
+      params_ok = params_ok && p.data && p.data->dtype == DType::Float32 && p.data->shape.size() == 1 && xv.shape.back().is_const(p.data->shape[0]);
+    }
+    if (!params_ok || !ln.has_input(1)) continue;
+    Node f;
+    f.name = ln.name;
+    f.op_type = "unirt.LayerNormQuantize";
+    f.notes = ln.notes;
+    f.inputs = {ln.inputs[0], ln.inputs[1]};
+    if (ln.has_input(2)) f.inputs.push_back(ln.inputs[2]);
+    f.outputs = q.outputs;
+    f.attrs["epsilon"] = ln.attr_f("epsilon", 1e-5f);
+    f.attrs["y_scale"] = *s;
+    f.attrs["output_dtype"] = static_cast<int64_t>(g.value(q.outputs[0]).dtype);
+    char note[160];
+    std::snprintf(note, sizeof note, "QuantizeLinear '%s' (scale %.6g) fused: writes %s", q.name.c_str(), *s,
+                  dtype_name(g.value(q.outputs[0]).dtype));
+    f.notes.push_back(note);
+    ln = std::move(f);
+    q.op_type.clear();
+    ++norms;
+  }
+  if (norms) g.relink();
+  return lowered + norms;
 }
 
 }  // namespace unirt

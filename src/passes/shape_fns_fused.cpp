@@ -65,6 +65,21 @@ void quantized_linear(ShapeCtx& c) {
   c.set(0, a.output_dtype, y);
 }
 
+// X [..., D] float, Scale and B float32 [D] -> the 8-bit codes of LayerNorm(X), X's shape.
+void layernorm_quantize(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const LayerNormQuantizeAttrs a = LayerNormQuantizeAttrs::of(c.node());
+  if (x.empty()) c.fail("X must have rank >= 1");
+  if (c.dtype(0) != DType::Float32 && c.dtype(0) != DType::Float16) c.fail(std::string("X is ") + dtype_name(c.dtype(0)) + ", float expected");
+  for (int i = 1; i <= 2; ++i) {
+    if (!c.has(i)) continue;
+    if (c.dtype(i) != DType::Float32) c.fail(i == 1 ? "Scale must be float32" : "B must be float32");
+    require_bias(c, i, x.back(), i == 1 ? "Scale" : "B");
+  }
+  if (!c.has(1)) c.fail("Scale (input 1) is required");
+  c.set(0, a.output_dtype, x);
+}
+
 // GELU(X W1 + b1) W2 + b2 (+ residual): X [..., C], W1 [C, hidden], W2 [hidden, Cout].
 void mlp(ShapeCtx& c) {
   const Shape& x = c.shape(0);
@@ -217,6 +232,7 @@ void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
   m["unirt.Linear"] = linear;
   m["unirt.Mlp"] = mlp;
   m["unirt.QuantizedLinear"] = quantized_linear;
+  m["unirt.LayerNormQuantize"] = layernorm_quantize;
 }
 
 }  // namespace unirt

@@ -451,5 +451,32 @@ inline onnx::ModelProto quantized_mlp_model(int64_t c, int64_t hidden, bool fp8,
   return m;
 }
 
+// x [b, n, c] -> LayerNormalization (last axis) -> Q/DQ (scale sx) -> MatMul(W [c, n_out] on a
+// column grid) + bias: an attention block's norm and qkv projection, quantized (opset 19).
+inline onnx::ModelProto quantized_norm_linear_model(int64_t c, int64_t n_out, bool fp8, float sx) {
+  onnx::ModelProto m;
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(19);
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", "n", std::to_string(c)});
+  add_init(g, "gamma", {c}, randn(c, 0.3f, 41));
+  add_init(g, "beta", {c}, randn(c, 0.1f, 42));
+  add_init(g, "w", {c, n_out}, on_column_grid(randn(c * n_out, 1.f / std::sqrt(float(c)), 43), c, n_out, fp8));
+  add_init(g, "bias", {n_out}, randn(n_out, 0.1f, 44));
+  add_init(g, "sx", {}, {sx});
+  auto* z = g->add_initializer();
+  z->set_name("zx");
+  z->set_data_type(fp8 ? onnx::TensorProto::FLOAT8E4M3FN : onnx::TensorProto::INT8);
+  z->add_int32_data(0);
+  add_int(add_node(g, "LayerNormalization", {"x", "gamma", "beta"}, {"xn"}, "norm"), "axis", -1);
+  add_node(g, "QuantizeLinear", {"xn", "sx", "zx"}, {"xq"}, "qx");
+  add_node(g, "DequantizeLinear", {"xq", "sx", "zx"}, {"xd"}, "dqx");
+  add_node(g, "MatMul", {"xd", "w"}, {"h"}, "qkv");
+  add_node(g, "Add", {"h", "bias"}, {"y"}, "qkv_bias");
+  g->add_output()->set_name("y");
+  return m;
+}
+
 }  // namespace testing
 }  // namespace unirt

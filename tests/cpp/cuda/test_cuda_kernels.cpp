@@ -715,6 +715,24 @@ TEST_F(CudaOps, QuantizedLinearMatchesTheFloatSimulation) {
   }
 }
 
+// unirt.LayerNormQuantize -> unirt.QuantizedLinear (a norm writing the GEMM's 8-bit input), against
+// the CPU's float32 Q/DQ graph: float16 input and output rounding apart, the same codes.
+TEST_F(CudaOps, LayerNormQuantizeFeedsTheEightBitGemm) {
+  for (bool fp8 : {false, true}) {
+    SCOPED_TRACE(fp8 ? "fp8" : "int8");
+    onnx::ModelProto m = quantized_norm_linear_model(320, 960, fp8, fp8 ? 4.f / 448 : 4.f / 127);
+    BuildOptions o;
+    o.backend = "cuda";
+    o.precision = Precision::FP16;
+    const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+    EXPECT_EQ(count_ops(e.graph, "unirt.LayerNormQuantize"), 1);
+    EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear"), 1);
+    const double err = compare(m, {random_input("x", {2, 197, 320}, 78)}, Precision::FP16);
+    std::printf("LayerNormQuantize -> QuantizedLinear %s: max abs error / scale %.3e\n", fp8 ? "fp8" : "int8", err);
+    EXPECT_LT(err, 0.03);
+  }
+}
+
 // float8 E4M3FN: QuantizeLinear per channel (saturating and not) -> DequantizeLinear, and Cast
 // to float8 and back, against the CPU bit for bit (backend/float8_rule.h on both sides): values
 // from subnormals to beyond 448, ties, infinities and NaN.

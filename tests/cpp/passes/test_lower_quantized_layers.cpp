@@ -90,6 +90,28 @@ TEST(LowerQuantizedLayers, QdqMlpBecomesTwoEightBitGemmsAgreeingWithTheFloatSimu
   }
 }
 
+TEST(LowerQuantizedLayers, NormReadOnlyByAQuantizeWritesTheCodes) {
+  for (bool fp8 : {false, true}) {
+    SCOPED_TRACE(fp8 ? "float8 e4m3fn" : "int8");
+    onnx::ModelProto m = quantized_norm_linear_model(64, 96, fp8, fp8 ? 4.f / 448 : 4.f / 127);
+    const std::string bytes = model_bytes(m, 19);
+    const Engine lo = lowered_engine(bytes);
+    EXPECT_EQ(count_ops(lo.graph, "unirt.LayerNormQuantize"), 1);
+    EXPECT_EQ(count_ops(lo.graph, "QuantizeLinear"), 0);
+    EXPECT_EQ(count_ops(lo.graph, "unirt.QuantizedLinear"), 1);
+    const Engine sim = build_engine(import_onnx_bytes(bytes, "m"), BuildOptions{});
+    const std::vector<int64_t> shape{3, 5, 64};
+    auto x = randn(3 * 5 * 64, 2.f, 9);
+    const auto a = run_on_cpu(lo, x, shape), b = run_on_cpu(sim, x, shape);
+    ASSERT_EQ(a.size(), b.size());
+    // The same codes on both sides (the norm's statistics are computed the same way), then an
+    // exact integer GEMM against float32 sums of the same products.
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / std::max(1.0, std::fabs(double(b[i]))));
+    EXPECT_LT(worst, 1e-4);
+  }
+}
+
 TEST(LowerQuantizedLayers, WeightsOffTheGridAndAsymmetricScalesStayInFloat) {
   onnx::ModelProto m = quantized_mlp_model(32, 64, false, 0.02f, 0.02f);
   auto* g = m.mutable_graph();
