@@ -14,7 +14,8 @@ namespace {
 
 // Layers with tensor-core work: where a precision choice matters.
 bool is_compute_layer(const std::string& op) {
-  static const char* ops[] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "unirt.Linear", "unirt.ConvNHWC", "unirt.Mlp", "unirt.Attention"};
+  static const char* ops[] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "unirt.Linear", "unirt.ConvNHWC", "unirt.Mlp", "unirt.Attention",
+                              "unirt.QuantizedLinear"};
   for (const char* x : ops)
     if (op == x) return true;
   return false;
@@ -32,6 +33,7 @@ void print_layer_precision(const Engine& e) {
     std::string precision, scales;
     for (const std::string& note : n.notes)
       if (e.options.quantization.mode != QuantMode::None && note.rfind(mode + ":", 0) == 0) precision = mode, scales = note.substr(mode.size() + 2);
+    if (precision.empty() && n.op_type == "unirt.QuantizedLinear") precision = dtype_name(g.value(n.inputs[0]).dtype);  // explicit QDQ
     if (precision.empty()) precision = n.outputs.empty() ? "-" : dtype_name(g.value(n.outputs[0]).dtype);
     ++count[precision];
     std::printf("%-60s %-18s %-9s %s\n", n.name.substr(0, 60).c_str(), n.op_type.c_str(), precision.c_str(), scales.c_str());

@@ -1,6 +1,8 @@
 // The dispatch half of quant_gemm.h (no CUTLASS here: the instantiations live in the .cu files).
 #include "cuda/quant_gemm.h"
 
+#include <cstdio>
+
 #include "ir/graph.h"
 
 namespace unirt {
@@ -16,16 +18,87 @@ std::string qgemm_unsupported(const QGemmArgs& a) {
   return "";
 }
 
-std::string qgemm_tile(QGemmType, const QGemmArgs& a) { return a.N <= 64 ? "128x64x128" : "128x128x128"; }
-
-void qgemm_prepare(QGemmType t, const QGemmArgs& a) {
-  if (t == QGemmType::Int8) qgemm_prepare_int8(a);
-  else qgemm_prepare_fp8(a);
+const char* qgemm_tile_name(int tile) {
+  static const char* names[kQGemmTiles] = {"cooperative 128x128x128", "pingpong 64x128x128", "pingpong 64x64x128", "pingpong 64x128x64"};
+  return tile >= 0 && tile < kQGemmTiles ? names[tile] : "?";
 }
 
-void qgemm_run(QGemmType t, const QGemmArgs& a, cudaStream_t s) {
-  if (t == QGemmType::Int8) qgemm_run_int8(a, s);
-  else qgemm_run_fp8(a, s);
+void qgemm_prepare(QGemmType t, const QGemmArgs& a, int tile) {
+  if (t == QGemmType::Int8) qgemm_prepare_int8(a, tile);
+  else qgemm_prepare_fp8(a, tile);
+}
+
+void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s) {
+  if (t == QGemmType::Int8) qgemm_run_int8(a, tile, s);
+  else qgemm_run_fp8(a, tile, s);
+}
+
+int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
+  const size_t ab = static_cast<size_t>(a.M * a.K), bb = static_cast<size_t>(a.N * a.K);
+  const size_t db = static_cast<size_t>(a.M * a.N) * (a.out8 ? 1 : 2);
+  void *A = nullptr, *B = nullptr, *D = nullptr, *R = nullptr, *V = nullptr;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  float ms[kQGemmTiles];
+  auto release = [&] {
+    for (void* p : {A, B, D, R, V})
+      if (p) cudaFree(p);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+  };
+  auto check = [](cudaError_t e, const char* what) {
+    if (e != cudaSuccess) throw Error(std::string("8-bit GEMM tuning: ") + what + ": " + cudaGetErrorString(e));
+  };
+  try {
+    check(cudaMalloc(&A, ab), "cudaMalloc");
+    check(cudaMalloc(&B, bb), "cudaMalloc");
+    check(cudaMalloc(&D, db), "cudaMalloc");
+    check(cudaMalloc(&V, static_cast<size_t>(a.N) * 8), "cudaMalloc");
+    if (a.residual) check(cudaMalloc(&R, db), "cudaMalloc");
+    // Zeros: no NaN or overflow path is timed instead of the real one.
+    check(cudaMemset(A, 0, ab), "cudaMemset");
+    check(cudaMemset(B, 0, bb), "cudaMemset");
+    check(cudaMemset(V, 0, static_cast<size_t>(a.N) * 8), "cudaMemset");
+    if (R) check(cudaMemset(R, 0, db), "cudaMemset");
+    check(cudaEventCreate(&e0), "cudaEventCreate");
+    check(cudaEventCreate(&e1), "cudaEventCreate");
+    QGemmArgs s = a;
+    s.a = A, s.b = B, s.d = D;
+    s.alpha = static_cast<const float*>(V);
+    s.bias = a.bias ? static_cast<const float*>(V) + a.N : nullptr;
+    s.residual = static_cast<const __half*>(R);
+    for (int i = 0; i < kQGemmTiles; ++i) {
+      ms[i] = -1.f;
+      try {
+        qgemm_prepare(t, s, i);
+        qgemm_run(t, s, i, nullptr);
+      } catch (const Error&) {
+        continue;  // a tile CUTLASS cannot run on this shape is skipped
+      }
+      const int reps = 5;
+      check(cudaEventRecord(e0), "cudaEventRecord");
+      for (int r = 0; r < reps; ++r) qgemm_run(t, s, i, nullptr);
+      check(cudaEventRecord(e1), "cudaEventRecord");
+      check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+      check(cudaEventElapsedTime(&ms[i], e0, e1), "cudaEventElapsedTime");
+      ms[i] /= reps;
+    }
+  } catch (...) {
+    release();
+    throw;
+  }
+  release();
+  int best = -1;
+  for (int i = 0; i < kQGemmTiles; ++i)
+    if (ms[i] >= 0 && (best < 0 || ms[i] < ms[best])) best = i;
+  if (best < 0) throw Error("no 8-bit GEMM tile runs a " + std::to_string(a.M) + "x" + std::to_string(a.N) + "x" + std::to_string(a.K) + " GEMM");
+  std::string r = "M=" + std::to_string(a.M) + " qgemm tile " + std::to_string(best) + " (" + qgemm_tile_name(best) + "; timed";
+  for (int i = 0; i < kQGemmTiles; ++i) {
+    char b[48];
+    std::snprintf(b, sizeof b, " %s%.1f us", i ? "/ " : "", ms[i] * 1000.f);
+    r += ms[i] >= 0 ? b : " / -";
+  }
+  *report = r + ")";
+  return best;
 }
 
 }  // namespace cuda

@@ -34,8 +34,14 @@ using QuantizedOut = fusion::Sm90EVT<
 
 // ElementAB: int8_t or cutlass::float_e4m3_t. Out8: D of ElementAB with GELU, else float16 D
 // with the residual as C (beta 1, or 0 when absent: C is then never read).
-template <class ElementAB, class Tile, bool Out8>
+// Schedule: KernelTmaWarpSpecializedCooperative (two consumer warpgroups share a 128-row tile) or
+// ...Pingpong (each warpgroup its own tile, one's epilogue overlapping the other's MMAs: what
+// short-K layers with heavy epilogues want). The epilogue schedule follows.
+template <class ElementAB, class Tile, bool Out8, bool Pingpong>
 struct Kernel {
+  using MainSchedule = std::conditional_t<Pingpong, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
+                                          cutlass::gemm::KernelTmaWarpSpecializedCooperative>;
+  using EpiSchedule = std::conditional_t<Pingpong, cutlass::epilogue::TmaWarpSpecialized, cutlass::epilogue::TmaWarpSpecializedCooperative>;
   using Acc = std::conditional_t<std::is_same_v<ElementAB, int8_t>, int32_t, float>;
   using ElementD = std::conditional_t<Out8, ElementAB, cutlass::half_t>;
   using ElementC = std::conditional_t<Out8, void, cutlass::half_t>;
@@ -47,12 +53,12 @@ struct Kernel {
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, cute::Shape<_1, _1, _1>, cutlass::epilogue::collective::EpilogueTileAuto,
       Acc, float, ElementC, cutlass::layout::RowMajor, kAlignD, ElementD, cutlass::layout::RowMajor, kAlignD,
-      cutlass::epilogue::TmaWarpSpecializedCooperative, Fusion>::CollectiveOp;
+      EpiSchedule, Fusion>::CollectiveOp;
   using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, ElementAB, cutlass::layout::RowMajor, 16, ElementAB,
       cutlass::layout::ColumnMajor, 16, Acc, Tile, cute::Shape<_1, _1, _1>,
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
-      cutlass::gemm::KernelTmaWarpSpecializedCooperative>::CollectiveOp;
+      MainSchedule>::CollectiveOp;
   using GemmKernel = cutlass::gemm::kernel::GemmUniversal<cute::Shape<int, int, int, int>, Mainloop, Epilogue>;
   using Gemm = cutlass::gemm::device::GemmUniversalAdapter<GemmKernel>;
 
@@ -115,16 +121,31 @@ struct Kernel {
   }
 };
 
-// N <= 64: a 64-wide tile (UniFormer's 64-channel stage 1) wastes nothing; else 128 x 128.
-template <class ElementAB, bool Out8>
-void prepare_for(const QGemmArgs& q) {
-  if (q.N <= 64) Kernel<ElementAB, cute::Shape<_128, _64, _128>, Out8>::prepare(q);
-  else Kernel<ElementAB, cute::Shape<_128, _128, _128>, Out8>::prepare(q);
+// The candidates a layer's prepare() times (quant_gemm.cpp names them, kQGemmTiles): cooperative
+// 128x128x128, pingpong 64x128x128, pingpong 64x64x128 (64-channel layers), pingpong 64x128x64
+// (K = 64 layers: no half-empty K tile).
+template <class ElementAB, bool Out8, class F>
+void with_tile(int tile, F&& f) {
+  using namespace cute;
+  switch (tile) {
+    case 0: f(Kernel<ElementAB, cute::Shape<_128, _128, _128>, Out8, false>{}); break;
+    case 1: f(Kernel<ElementAB, cute::Shape<_64, _128, _128>, Out8, true>{}); break;
+    case 2: f(Kernel<ElementAB, cute::Shape<_64, _64, _128>, Out8, true>{}); break;
+    case 3: f(Kernel<ElementAB, cute::Shape<_64, _128, _64>, Out8, true>{}); break;
+    default: throw Error("8-bit GEMM: no tile " + std::to_string(tile));
+  }
 }
-template <class ElementAB, bool Out8>
-void run_for(const QGemmArgs& q, cudaStream_t s) {
-  if (q.N <= 64) Kernel<ElementAB, cute::Shape<_128, _64, _128>, Out8>::run(q, s);
-  else Kernel<ElementAB, cute::Shape<_128, _128, _128>, Out8>::run(q, s);
+template <class ElementAB>
+void prepare_for(const QGemmArgs& q, int tile) {
+  auto f = [&](auto k) { decltype(k)::prepare(q); };
+  if (q.out8) with_tile<ElementAB, true>(tile, f);
+  else with_tile<ElementAB, false>(tile, f);
+}
+template <class ElementAB>
+void run_for(const QGemmArgs& q, int tile, cudaStream_t s) {
+  auto f = [&](auto k) { decltype(k)::run(q, s); };
+  if (q.out8) with_tile<ElementAB, true>(tile, f);
+  else with_tile<ElementAB, false>(tile, f);
 }
 
 }  // namespace qgemm

@@ -33,18 +33,22 @@ struct QGemmArgs {
 
 // Why these operands cannot run (empty when they can): alignment, shape, variant.
 std::string qgemm_unsupported(const QGemmArgs& a);
-// The tile the kernel for these operands uses, as text ("128x64x128"), for tactic().
-std::string qgemm_tile(QGemmType t, const QGemmArgs& a);
-// One-time host set-up (kernel attributes); call from prepare(), never during stream capture.
-void qgemm_prepare(QGemmType t, const QGemmArgs& a);
-// Enqueues the GEMM; throws Error on a CUTLASS failure.
-void qgemm_run(QGemmType t, const QGemmArgs& a, cudaStream_t s);
+// The kernels (tile shape and schedule) a layer chooses from, by index.
+constexpr int kQGemmTiles = 4;
+const char* qgemm_tile_name(int tile);
+// One-time host set-up (kernel attributes) of one tile; from prepare(), never during capture.
+void qgemm_prepare(QGemmType t, const QGemmArgs& a, int tile);
+// Enqueues the GEMM with that tile; throws Error on a CUTLASS failure.
+void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s);
+// Times every tile on scratch operands of a's shape (allocated and freed here: prepare() only),
+// returns the fastest and describes the timings in *report.
+int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report);
 
 // Per element type (quant_gemm_int8.cu / quant_gemm_fp8.cu).
-void qgemm_prepare_int8(const QGemmArgs& a);
-void qgemm_run_int8(const QGemmArgs& a, cudaStream_t s);
-void qgemm_prepare_fp8(const QGemmArgs& a);
-void qgemm_run_fp8(const QGemmArgs& a, cudaStream_t s);
+void qgemm_prepare_int8(const QGemmArgs& a, int tile);
+void qgemm_run_int8(const QGemmArgs& a, int tile, cudaStream_t s);
+void qgemm_prepare_fp8(const QGemmArgs& a, int tile);
+void qgemm_run_fp8(const QGemmArgs& a, int tile, cudaStream_t s);
 
 }  // namespace cuda
 }  // namespace unirt

@@ -4,15 +4,8 @@
 namespace unirt {
 namespace cuda {
 
-void qgemm_prepare_int8(const QGemmArgs& a) {
-  if (a.out8) qgemm::prepare_for<int8_t, true>(a);
-  else qgemm::prepare_for<int8_t, false>(a);
-}
-
-void qgemm_run_int8(const QGemmArgs& a, cudaStream_t s) {
-  if (a.out8) qgemm::run_for<int8_t, true>(a, s);
-  else qgemm::run_for<int8_t, false>(a, s);
-}
+void qgemm_prepare_int8(const QGemmArgs& a, int tile) { qgemm::prepare_for<int8_t>(a, tile); }
+void qgemm_run_int8(const QGemmArgs& a, int tile, cudaStream_t s) { qgemm::run_for<int8_t>(a, tile, s); }
 
 }  // namespace cuda
 }  // namespace unirt

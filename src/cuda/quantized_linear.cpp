@@ -2,6 +2,9 @@
 // (quant_gemm.h) with the dequantize (alpha[n] = X scale x W channel scale), the bias, and either
 // the residual (float16 out) or GELU and the requantize to the next layer's scale (8-bit out) in
 // its epilogue. The activations stay 8-bit between an fc1 and its fc2; nothing is simulated.
+#include <cstdio>
+#include <map>
+
 #include "cuda/cuda_context.h"
 #include "cuda/quant_gemm.h"
 #include "ir/fused_attrs.h"
@@ -32,9 +35,18 @@ class QuantizedLinearKernel : public CudaKernel {
     if (K == 0) fail("K == 0 is not supported by the 8-bit GEMM");
     const std::string why = qgemm_unsupported(q);
     if (!why.empty()) fail(why);
-    guarded("8-bit GEMM set-up", [&] { qgemm_prepare(type(t), q); });
-    tactic_ = std::string("CUTLASS ") + (t == DType::Int8 ? "int8" : "fp8") + " WGMMA, tile " + qgemm_tile(type(t), q) +
-              (eight ? ", GELU + requantize epilogue" : has(4) ? ", residual epilogue" : "");
+    // The tile: the engine's recorded one for this M (no re-timing on load), else timed now.
+    int tile = -1;
+    long long m = -1;
+    if (std::sscanf(recorded_.c_str(), "M=%lld qgemm tile %d", &m, &tile) != 2 || m != q.M || tile < 0 || tile >= kQGemmTiles) tile = -1;
+    const bool reuse = tile >= 0;
+    std::string report;
+    guarded("8-bit GEMM tuning", [&] {
+      if (!reuse) tile = qgemm_autotune(type(t), q, &report);
+      qgemm_prepare(type(t), q, tile);
+    });
+    tiles_[q.M] = tile;
+    tactic_ = reuse ? recorded_ : report + (eight ? ", GELU + requantize epilogue" : has(4) ? ", residual epilogue" : "");
     return 0;
   }
 
@@ -44,10 +56,13 @@ class QuantizedLinearKernel : public CudaKernel {
     for (size_t i = 0; i < in.size(); ++i)
       if (has(i) && !aligned16(in[i].data)) fail("input " + std::to_string(i) + " is not 16-byte aligned");
     if (!aligned16(out[0].data)) fail("output is not 16-byte aligned");
-    guarded("8-bit GEMM", [&] { qgemm_run(type(in[0].dtype), q, stream_of(ctx)); });
+    auto it = tiles_.find(q.M);
+    if (it == tiles_.end()) fail("run() for an input shape prepare() never saw");
+    guarded("8-bit GEMM", [&] { qgemm_run(type(in[0].dtype), q, it->second, stream_of(ctx)); });
     check_launch(node_);
   }
   std::string tactic() const override { return tactic_; }
+  void use_tactic(const std::string& t) override { recorded_ = t; }
 
  private:
   static QGemmType type(DType t) { return t == DType::Int8 ? QGemmType::Int8 : QGemmType::Fp8; }
@@ -68,7 +83,8 @@ class QuantizedLinearKernel : public CudaKernel {
     return q;
   }
   QuantizedLinearAttrs attrs_;
-  std::string tactic_;
+  std::string tactic_, recorded_;
+  std::map<int64_t, int> tiles_;  // M -> tile
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.QuantizedLinear, QuantizedLinearKernel, "int8 float8e4m3fn -> float16 int8 float8e4m3fn",
                       "X [..., K], W [N, K]; K % 16 == 0, N % 16 == 0");

@@ -715,6 +715,37 @@ TEST_F(CudaOps, QuantizedLinearMatchesTheFloatSimulation) {
   }
 }
 
+// The vectorised per-tensor QuantizeLinear of FP16 engines (float16 in, eight elements a thread)
+// against the CPU, bit for bit: inputs exactly representable in float16 (so the engine's input
+// Cast changes nothing), rounding ties, saturation, int8 / uint8 with a zero point / float8.
+TEST_F(CudaOps, PerTensorQuantizeOfFloat16MatchesCpuBitForBit) {
+  struct Q {
+    int type;
+    int32_t zero;
+  };
+  for (const Q& k : {Q{onnx::TensorProto::INT8, 0}, Q{onnx::TensorProto::INT8, -3}, Q{onnx::TensorProto::UINT8, 128},
+                     Q{onnx::TensorProto::FLOAT8E4M3FN, 0}}) {
+    onnx::ModelProto m;
+    auto* op = m.add_opset_import();
+    op->set_domain("");
+    op->set_version(19);
+    auto* g = m.mutable_graph();
+    add_input(g, "x", {"b", "40"});
+    add_init(g, "s", {}, {0.0625f});
+    auto* z = g->add_initializer();
+    z->set_name("z");
+    z->set_data_type(k.type);
+    z->add_int32_data(k.zero);
+    add_node(g, "QuantizeLinear", {"x", "s", "z"}, {"q"});
+    g->add_output()->set_name("q");
+    HostTensor x = random_input("x", {6, 40}, 91);
+    for (int64_t i = 0; i < x.numel(); ++i) x.as<float>()[i] = std::round(x.as<float>()[i] * 64.f) / 128.f * (i % 3 ? 1.f : 40.f);
+    x.as<float>()[0] = 1e4f, x.as<float>()[1] = -1e4f, x.as<float>()[2] = 0.03125f * 3;  // saturation and a tie
+    SCOPED_TRACE("type " + std::to_string(k.type) + " zero point " + std::to_string(k.zero));
+    expect_same_outputs(m, {{x}}, Precision::FP16);
+  }
+}
+
 // unirt.LayerNormQuantize -> unirt.QuantizedLinear (a norm writing the GEMM's 8-bit input), against
 // the CPU's float32 Q/DQ graph: float16 input and output rounding apart, the same codes.
 TEST_F(CudaOps, LayerNormQuantizeFeedsTheEightBitGemm) {

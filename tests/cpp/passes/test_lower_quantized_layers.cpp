@@ -70,6 +70,12 @@ TEST(LowerQuantizedLayers, QdqMlpBecomesTwoEightBitGemmsAgreeingWithTheFloatSimu
     ASSERT_TRUE(w.data);
     EXPECT_EQ(w.data->shape, (std::vector<int64_t>{64, 32}));  // [N, K]
 
+    // An engine file keeps the lowered ops and their attributes.
+    const std::string path = ::testing::TempDir() + "/lowered_mlp.engine";
+    save_engine(lo, path);
+    const Engine back = load_engine(path);
+    EXPECT_EQ(count_ops(back.graph, "unirt.QuantizedLinear"), 2);
+
     BuildOptions o;  // the reference: CPU FP32, the Q/DQ nodes as written
     const Engine sim = build_engine(import_onnx_bytes(bytes, "m"), o);
     EXPECT_EQ(count_ops(sim.graph, "unirt.QuantizedLinear"), 0);
@@ -98,6 +104,9 @@ TEST(LowerQuantizedLayers, NormReadOnlyByAQuantizeWritesTheCodes) {
     const Engine lo = lowered_engine(bytes);
     EXPECT_EQ(count_ops(lo.graph, "unirt.LayerNormQuantize"), 1);
     EXPECT_EQ(count_ops(lo.graph, "QuantizeLinear"), 0);
+    const std::string path = ::testing::TempDir() + "/lowered_norm.engine";
+    save_engine(lo, path);
+    EXPECT_EQ(count_ops(load_engine(path).graph, "unirt.LayerNormQuantize"), 1);
     EXPECT_EQ(count_ops(lo.graph, "unirt.QuantizedLinear"), 1);
     const Engine sim = build_engine(import_onnx_bytes(bytes, "m"), BuildOptions{});
     const std::vector<int64_t> shape{3, 5, 64};
