@@ -49,13 +49,14 @@ void add_build_command(CLI::App& app, Registry& r) {
       if (v.data) weights += v.data->bytes.size();
     int fired = 0;
     for (const auto& p : e.passes) fired += p.changes;
-    int quantized = 0;
+    int quantized = 0, kernels = 0;
     for (const auto& p : e.passes) quantized += p.pass == "quantize_layers" ? p.changes : 0;
+    for (const auto& n : e.graph.nodes) kernels += n.op_type == "unirt.QuantizedLinear";
     std::printf("built %s: %zu nodes, %s weights, %s, backend %s, %d pass changes, %.1f ms\n", o->out.c_str(), e.graph.nodes.size(),
                 human_bytes(static_cast<double>(weights)).c_str(), precision_name(b.precision), b.backend.c_str(), fired, e.build_ms);
     if (b.quantization.mode != QuantMode::None)
-      std::printf("  %s: %d layers quantized (simulated: Q/DQ pairs and quantized weights run in float until the int8/fp8 kernels land)\n",
-                  quant_mode_name(b.quantization.mode), quantized);
+      std::printf("  %s: %d layers quantized, %d of them on 8-bit GEMM kernels%s\n", quant_mode_name(b.quantization.mode), quantized, kernels,
+                  kernels < quantized ? " (the rest simulated: Q/DQ pairs and quantized weights run in float)" : "");
     for (int id : e.graph.inputs) std::printf("  input %s: %s\n", e.graph.value(id).name.c_str(), b.profile.describe(e.graph.value(id).name).c_str());
     return 0;
   };

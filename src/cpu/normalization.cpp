@@ -178,7 +178,7 @@ class LayerNormQuantizeKernel : public CpuKernel {
  private:
   LayerNormQuantizeAttrs attrs_;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.LayerNormQuantize, LayerNormQuantizeKernel, "float32 -> int8 float8e4m3fn", "last axis");
+UNIRT_REGISTER_KERNEL(cpu, unirt.LayerNormQuantize, LayerNormQuantizeKernel, "float32 int8 float8e4m3fn", "last axis");
 
 }  // namespace
 }  // namespace cpu

@@ -77,7 +77,7 @@ class QuantizedLinearKernel : public CpuKernel {
  private:
   QuantizedLinearAttrs attrs_;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.QuantizedLinear, QuantizedLinearKernel, "int8 float8e4m3fn -> float32 int8 float8e4m3fn",
+UNIRT_REGISTER_KERNEL(cpu, unirt.QuantizedLinear, QuantizedLinearKernel, "int8 float8e4m3fn float32",
                       "X [..., K], W [N, K]");
 
 }  // namespace

@@ -191,7 +191,7 @@ class LayerNormQuantizeKernel : public CudaKernel {
     check_launch(node_);
   }
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.LayerNormQuantize, LayerNormQuantizeKernel, "float16 -> int8 float8e4m3fn", "last axis");
+UNIRT_REGISTER_KERNEL(cuda, unirt.LayerNormQuantize, LayerNormQuantizeKernel, "float16 int8 float8e4m3fn", "last axis");
 
 template <typename T, typename P>
 __global__ void batchnorm(const T* x, const P* g, const P* b, const P* m, const P* v, T* y, int64_t n, int64_t C, int64_t S, float eps) {

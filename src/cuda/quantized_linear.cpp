@@ -86,7 +86,7 @@ class QuantizedLinearKernel : public CudaKernel {
   std::string tactic_, recorded_;
   std::map<int64_t, int> tiles_;  // M -> tile
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.QuantizedLinear, QuantizedLinearKernel, "int8 float8e4m3fn -> float16 int8 float8e4m3fn",
+UNIRT_REGISTER_KERNEL(cuda, unirt.QuantizedLinear, QuantizedLinearKernel, "int8 float8e4m3fn float16",
                       "X [..., K], W [N, K]; K % 16 == 0, N % 16 == 0");
 
 }  // namespace
