@@ -27,4 +27,5 @@ def test_readme_op_list_matches_unirt_ops(unirt_bin):
     no_cpu = [o["op"] for o in ops if not o["cpu"]]
     assert no_cpu == [], f"ops without a CPU kernel: {no_cpu}"
     fused = {o["op"] for o in ops if o["kind"] == "fused"}
-    assert fused == {"unirt.Attention", "unirt.BoxDecode", "unirt.ConvNHWC", "unirt.Linear", "unirt.Mlp", "unirt.MultiLevelRoiAlign", "unirt.MultiLevelTopK"}, fused
+    assert fused == {"unirt.Attention", "unirt.BoxDecode", "unirt.ConvNHWC", "unirt.LayerNormQuantize", "unirt.Linear", "unirt.Mlp",
+                     "unirt.MultiLevelRoiAlign", "unirt.MultiLevelTopK", "unirt.QuantizedLinear"}, fused
