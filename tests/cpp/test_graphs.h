@@ -408,6 +408,14 @@ inline std::vector<float> on_column_grid(std::vector<float> w, int64_t K, int64_
   return w;
 }
 
+// A scalar zero point 0 of the 8-bit type: int8, or float8 E4M3FN with fp8.
+inline void add_zero_point(onnx::GraphProto* g, const std::string& name, bool fp8) {
+  auto* z = g->add_initializer();
+  z->set_name(name);
+  z->set_data_type(fp8 ? onnx::TensorProto::FLOAT8E4M3FN : onnx::TensorProto::INT8);
+  z->add_int32_data(0);
+}
+
 // An explicitly quantized MLP block, as onnxruntime's QDQ format writes one (opset 19):
 // x [b, n, c] -> Q/DQ (scale sx) -> MatMul(W1 on a column grid) + b1 -> GELU (erf form) -> Q/DQ
 // (scale sh) -> MatMul(W2 on a column grid) + b2 -> + x. int8, or float8 E4M3FN with fp8.
@@ -424,12 +432,8 @@ inline onnx::ModelProto quantized_mlp_model(int64_t c, int64_t hidden, bool fp8,
   add_init(g, "b2", {c}, randn(c, 0.1f, 34));
   add_init(g, "sx", {}, {sx});
   add_init(g, "sh", {}, {sh});
-  for (const char* zn : {"zx", "zh"}) {
-    auto* z = g->add_initializer();
-    z->set_name(zn);
-    z->set_data_type(fp8 ? onnx::TensorProto::FLOAT8E4M3FN : onnx::TensorProto::INT8);
-    z->add_int32_data(0);
-  }
+  add_zero_point(g, "zx", fp8);
+  add_zero_point(g, "zh", fp8);
   add_init(g, "sqrt2", {}, {1.4142135f});
   add_init(g, "one", {}, {1.f});
   add_init(g, "half", {}, {0.5f});
@@ -465,10 +469,7 @@ inline onnx::ModelProto quantized_norm_linear_model(int64_t c, int64_t n_out, bo
   add_init(g, "w", {c, n_out}, on_column_grid(randn(c * n_out, 1.f / std::sqrt(float(c)), 43), c, n_out, fp8));
   add_init(g, "bias", {n_out}, randn(n_out, 0.1f, 44));
   add_init(g, "sx", {}, {sx});
-  auto* z = g->add_initializer();
-  z->set_name("zx");
-  z->set_data_type(fp8 ? onnx::TensorProto::FLOAT8E4M3FN : onnx::TensorProto::INT8);
-  z->add_int32_data(0);
+  add_zero_point(g, "zx", fp8);
   add_int(add_node(g, "LayerNormalization", {"x", "gamma", "beta"}, {"xn"}, "norm"), "axis", -1);
   add_node(g, "QuantizeLinear", {"xn", "sx", "zx"}, {"xq"}, "qx");
   add_node(g, "DequantizeLinear", {"xq", "sx", "zx"}, {"xd"}, "dqx");
