@@ -2,6 +2,7 @@
 // q/k/v read in place from the packed [b, n, 3, heads, head_dim] qkv rows, output [b, n, heads*head_dim].
 #include <cmath>
 
+#include "backend/quantize_rule.h"
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
 #include "ir/fused_attrs.h"
@@ -18,15 +19,16 @@ class AttentionKernel : public CpuKernel {
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     check(in, out);
     const int64_t n = in[0].shape[1];
-    return static_cast<size_t>(in[0].shape[0] * heads_ * n * n) * sizeof(float);
+    return static_cast<size_t>(in[0].shape[0] * heads_ * n * n + (coded() ? out[0].numel() : 0)) * sizeof(float);
   }
 
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out, const RunContext& ctx) override {
     check(in, out);
     const int64_t B = in[0].shape[0], N = in[0].shape[1], C = heads_ * hd_;
     const float* qkv = in[0].as<float>();
-    float* y = out[0].as<float>();
     float* scores = static_cast<float*>(ctx.workspace);
+    // q_scale: O in float32 after the scores, then its codes.
+    float* y = coded() ? scores + B * heads_ * N * N : out[0].as<float>();
 #pragma omp parallel for num_threads(ctx.threads) if (B * heads_ > 1)
     for (int64_t bh = 0; bh < B * heads_; ++bh) {
       const int64_t b = bh / heads_, h = bh % heads_;
@@ -46,6 +48,13 @@ class AttentionKernel : public CpuKernel {
       }
       sgemm(false, false, N, hd_, N, 1.f, s, N, v, 3 * C, 0.f, y + b * N * C + h * hd_, C, 1);
     }
+    if (!coded()) return;
+    uint8_t* q = out[0].as<uint8_t>();
+    const bool fp8 = attrs_.q_dtype == DType::Float8E4M3FN;
+    const int64_t n = B * N * C;
+    for (int64_t i = 0; i < n; ++i)
+      q[i] = fp8 ? quantize_e4m3fn(y[i], attrs_.q_scale, 0, true)
+                 : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(y[i], attrs_.q_scale, 0, -128, 127)));
   }
 
  private:
@@ -55,12 +64,16 @@ class AttentionKernel : public CpuKernel {
     if (s.size() != 3 || s[2] != 3 * heads_ * hd_)
       fail("qkv has shape " + dims_text(s) + ", expected [batch, tokens, " + std::to_string(3 * heads_ * hd_) + "]");
     expect_shape(out[0], {s[0], s[1], heads_ * hd_}, "output");
+    if (coded() ? out[0].dtype != attrs_.q_dtype : out[0].dtype != DType::Float32)
+      fail(std::string("output is ") + dtype_name(out[0].dtype) + ", " + dtype_name(coded() ? attrs_.q_dtype : DType::Float32) + " expected");
   }
+  bool coded() const { return attrs_.q_scale > 0.f; }
   const AttentionAttrs attrs_;
   const int64_t heads_, hd_;
   const float scale_;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.Attention, AttentionKernel, "float32", "qkv 3-D [batch, tokens, 3*heads*head_dim]");
+UNIRT_REGISTER_KERNEL(cpu, unirt.Attention, AttentionKernel, "float32 int8 float8e4m3fn",
+                      "qkv 3-D [batch, tokens, 3*heads*head_dim]; int8 / float8e4m3fn output codes (q_scale)");
 
 }  // namespace
 }  // namespace cpu

@@ -1,6 +1,8 @@
 // unirt.ConvNHWC (passes/nhwc_wrap_convs.cpp): channels-last convolution, X [N, H, W, C], weights
 // [kh, kw, C/group, Cout], optional bias [Cout] and residual R [N, OH, OW, Cout].
-// group 1: per-image im2col rows (kh*kw*C columns) times the weight matrix; depthwise: direct.
+// group 1: per-image im2col rows (kh*kw*C columns) times the weight matrix; depthwise: direct,
+// optionally also quantized (q_scale: the codes of Y by QuantizeLinear's arithmetic).
+#include "backend/quantize_rule.h"
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
 #include "ir/fused_attrs.h"
@@ -22,7 +24,7 @@ class ConvNhwcKernel : public CpuKernel {
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     check(in, out);
-    if (group_ != 1) return 0;
+    if (group_ != 1) return codes_only() ? static_cast<size_t>(out[0].numel()) * sizeof(float) : 0;
     return static_cast<size_t>(out[0].shape[1] * out[0].shape[2] * k_[0] * k_[1] * nhwc(in[0].shape)[3]) * sizeof(float);
   }
 
@@ -35,7 +37,8 @@ class ConvNhwcKernel : public CpuKernel {
     const float* w = in[1].as<float>();
     const float* b = present(in, 2) ? in[2].as<float>() : nullptr;
     const float* r = present(in, 3) ? in[3].as<float>() : nullptr;
-    float* y = out[0].as<float>();
+    // Codes only: Y in float32 in the workspace first.
+    float* y = codes_only() ? static_cast<float*>(ctx.workspace) : out[0].as<float>();
     if (group_ == 1) {
       const int64_t K = k_[0] * k_[1] * C, rows = OH * OW;
       float* col = static_cast<float*>(ctx.workspace);
@@ -83,6 +86,15 @@ class ConvNhwcKernel : public CpuKernel {
       for (int64_t m = 0; m < total; ++m)
         for (int64_t c = 0; c < CO; ++c) y[m * CO + c] += (b ? b[c] : 0.f) + (r ? r[m * CO + c] : 0.f);
     }
+    if (attrs_.q_scale > 0.f) {
+      uint8_t* q = out[codes_only() ? 0 : 1].as<uint8_t>();
+      const float sc = attrs_.q_scale;
+      const bool fp8 = attrs_.q_dtype == DType::Float8E4M3FN;
+      const int64_t n = total * CO;
+#pragma omp parallel for num_threads(ctx.threads) if (n > 65536)
+      for (int64_t i = 0; i < n; ++i)
+        q[i] = fp8 ? quantize_e4m3fn(y[i], sc, 0, true) : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(y[i], sc, 0, -128, 127)));
+    }
   }
 
  private:
@@ -98,9 +110,19 @@ class ConvNhwcKernel : public CpuKernel {
            ": only one group or depthwise (group == channels) are supported");
     const int64_t oh = (xs[1] + p_[0] + p_[2] - k_[0]) / s_[0] + 1, ow = (xs[2] + p_[1] + p_[3] - k_[1]) / s_[1] + 1;
     expect_shape(out[0], {xs[0], oh, ow, ws[3]}, "output");
+    if (attrs_.q_scale > 0.f) {
+      if (group_ == 1) fail("a quantized output (q_scale) needs a depthwise convolution");
+      const TensorView& q = out[codes_only() ? 0 : 1];
+      if (q.dtype != attrs_.q_dtype) fail(std::string("quantized output is ") + dtype_name(q.dtype) + ", " + dtype_name(attrs_.q_dtype) + " expected");
+      expect_shape(q, out[0].shape, "quantized output");
+      if (!codes_only()) expect_float(out[0], "output");
+    } else {
+      expect_float(out[0], "output");
+    }
     if (present(in, 2) && in[2].numel() != ws[3]) fail("bias must hold one value per output channel");
     if (present(in, 3)) expect_shape(in[3], out[0].shape, "residual");
   }
+  bool codes_only() const { return attrs_.q_scale > 0.f && node_.outputs.size() == 1; }
   std::vector<int64_t> nhwc(const std::vector<int64_t>& s) const {
     if (!nchw_ || s.size() != 4) return s;
     return {s[0], s[2], s[3], s[1]};
@@ -110,7 +132,9 @@ class ConvNhwcKernel : public CpuKernel {
   const int64_t group_;
   const bool nchw_;
 };
-UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel, "float32", "channels-last X [N, H, W, C] 4-D, W [kh, kw, C/group, Cout]; NCHW input accepted with input_layout=NCHW (group 1 only)");
+UNIRT_REGISTER_KERNEL(cpu, unirt.ConvNHWC, ConvNhwcKernel, "float32 int8 float8e4m3fn",
+                      "channels-last X [N, H, W, C] 4-D, W [kh, kw, C/group, Cout]; NCHW input accepted with input_layout=NCHW (group 1 "
+                      "only); depthwise: int8 / float8e4m3fn codes of Y (q_scale)");
 
 }  // namespace
 }  // namespace cpu

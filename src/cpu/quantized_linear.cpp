@@ -1,12 +1,14 @@
 // unirt.QuantizedLinear (passes/lower_quantized_layers.cpp) on the CPU: the reference for the CUDA
 // 8-bit GEMMs. int8 products accumulate exactly in int32 (float8 E4M3FN ones in float32), then
 // Z = alpha[n] acc + bias[n], and either Z (+ residual) as float32 or act(Z) / out_scale rounded
-// to nearest even and saturated to the 8-bit type. GELU is the tanh form the GPU epilogue uses.
+// to nearest even and saturated to the 8-bit type (and, with q_scale, also the float output's codes).
+// GELU is the tanh form the GPU epilogue uses.
 // CPU engines do not lower to this op (they run the Q/DQ graph in float32); it exists so that
 // every backend runs every op, and the CUDA kernel has an independent check.
 #include <cmath>
 
 #include "backend/float8_rule.h"
+#include "backend/quantize_rule.h"
 #include "cpu/cpu_util.h"
 #include "ir/fused_attrs.h"
 
@@ -45,6 +47,12 @@ class QuantizedLinearKernel : public CpuKernel {
     const float* res = has_res ? in[4].as<float>() : nullptr;
     const bool fp8 = t == DType::Float8E4M3FN;
     const float inv = eight ? 1.f / attrs_.out_scale : 1.f;
+    uint8_t* codes = nullptr;  // q_scale: the output's codes, by QuantizeLinear's arithmetic
+    if (attrs_.q_scale > 0.f) {
+      if (out[1].dtype != t) fail(std::string("the codes output is ") + dtype_name(out[1].dtype) + ", X is " + dtype_name(t));
+      expect_shape(out[1], ys, "codes output");
+      codes = out[1].as<uint8_t>();
+    }
 #pragma omp parallel for num_threads(ctx.threads) if (M * N * K > (1 << 20))
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t n = 0; n < N; ++n) {
@@ -64,7 +72,11 @@ class QuantizedLinearKernel : public CpuKernel {
         const int64_t i = m * N + n;
         if (!eight) {
           if (attrs_.gelu) z = gelu_tanh(z);
-          out[0].as<float>()[i] = z + (res ? res[i] : 0.f);
+          const float y = z + (res ? res[i] : 0.f);
+          out[0].as<float>()[i] = y;
+          if (codes)
+            codes[i] = fp8 ? quantize_e4m3fn(y, attrs_.q_scale, 0, true)
+                           : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(y, attrs_.q_scale, 0, -128, 127)));
           continue;
         }
         const float v = (attrs_.gelu ? gelu_tanh(z) : z) * inv;

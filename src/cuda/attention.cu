@@ -11,6 +11,7 @@
 // Other head sizes (<= 128) and float32 run a scalar online-softmax kernel: one thread per query.
 #include <cfloat>
 
+#include "backend/quantize_rule.h"
 #include "cuda/cuda_context.h"
 #include "cuda/half_io.cuh"
 #include "cuda/mma.cuh"
@@ -44,11 +45,32 @@ __device__ __forceinline__ void load_tile_async(__half* dst, const __half* src, 
   }
 }
 
+// Where the output goes: float16 (QK 0), or the int8 (1) / float8 E4M3FN (2) codes of the float16
+// value (q_scale), as the QuantizeLinear it replaces computes them (backend/quantize_rule.h).
+template <int QK>
+__device__ __forceinline__ void store_pair(void* out, int64_t at, float a, float b, float q_scale) {
+  const __half2 h = __floats2half2_rn(a, b);
+  if constexpr (QK == 0) {
+    *reinterpret_cast<__half2*>(static_cast<__half*>(out) + at) = h;
+  } else {
+    const float2 f = __half22float2(h);
+    uint8_t c[2];
+    if constexpr (QK == 1) {
+      c[0] = static_cast<uint8_t>(static_cast<int8_t>(quantize_value(f.x, q_scale, 0, -128, 127)));
+      c[1] = static_cast<uint8_t>(static_cast<int8_t>(quantize_value(f.y, q_scale, 0, -128, 127)));
+    } else {
+      c[0] = quantize_e4m3fn(f.x, q_scale, 0, true);
+      c[1] = quantize_e4m3fn(f.y, q_scale, 0, true);
+    }
+    *reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(out) + at) = static_cast<uint16_t>(c[0] | (c[1] << 8));
+  }
+}
+
 // WARPS warps per block, 16 queries each: the host picks fewer warps when batch x heads is small
 // (batch 1) so that more blocks fill the GPU. K/V tiles are double-buffered.
-template <int D, int WARPS>
-__global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* __restrict__ qkv, __half* __restrict__ out,
-                                                                   int N, int heads, float scale_log2) {
+template <int D, int WARPS, int QK>
+__global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* __restrict__ qkv, void* __restrict__ out,
+                                                                   int N, int heads, float scale_log2, float q_scale) {
   constexpr int LD = D + 8;  // padded rows: the 8 rows a quad reads fall in different banks
   constexpr int Q = 16 * WARPS, T = 32 * WARPS;
   __shared__ __align__(16) __half sq[Q * LD];
@@ -166,18 +188,19 @@ __global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* 
   }
   const float inv0 = 1.f / l0, inv1 = 1.f / l1;
   const int r0 = q0 + warp * 16 + g, r1 = r0 + 8;
-  __half* ob = out + int64_t(b) * N * C + h * D + 2 * t;
+  const int64_t ob = int64_t(b) * N * C + h * D + 2 * t;
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) {
-    if (r0 < N) *reinterpret_cast<__half2*>(ob + int64_t(r0) * C + j * 8) = __floats2half2_rn(o[0][j][0] * inv0, o[0][j][1] * inv0);
-    if (r1 < N) *reinterpret_cast<__half2*>(ob + int64_t(r1) * C + j * 8) = __floats2half2_rn(o[0][j][2] * inv1, o[0][j][3] * inv1);
+    if (r0 < N) store_pair<QK>(out, ob + int64_t(r0) * C + j * 8, o[0][j][0] * inv0, o[0][j][1] * inv0, q_scale);
+    if (r1 < N) store_pair<QK>(out, ob + int64_t(r1) * C + j * 8, o[0][j][2] * inv1, o[0][j][3] * inv1, q_scale);
   }
 }
 
 // Scalar path: one thread per query, K/V tiles staged in shared memory as float.
+// q_kind 1 / 2: out holds the int8 / float8 E4M3FN codes (at q_scale) of the value rounded to T.
 template <typename T, int DMAX>
-__global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict__ qkv, T* __restrict__ out, int N, int heads,
-                                                             int D, float scale_log2) {
+__global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict__ qkv, void* __restrict__ out, int N, int heads,
+                                                             int D, float scale_log2, int q_kind, float q_scale) {
   __shared__ float sk[kScalarKeys * DMAX];
   __shared__ float sv[kScalarKeys * DMAX];
   const int C = heads * D;
@@ -216,10 +239,23 @@ __global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict
   }
   if (q >= N) return;
   const float inv = 1.f / l;
-  T* orow = out + (int64_t(b) * N + q) * C + h * D;
+  const int64_t at = (int64_t(b) * N + q) * C + h * D;
+  if (q_kind == 0) {
 #pragma unroll
-  for (int d = 0; d < DMAX; ++d)
-    if (d < D) st(orow, d, acc[d] * inv);
+    for (int d = 0; d < DMAX; ++d)
+      if (d < D) st(static_cast<T*>(out) + at, d, acc[d] * inv);
+    return;
+  }
+  uint8_t* orow = static_cast<uint8_t*>(out) + at;
+#pragma unroll
+  for (int d = 0; d < DMAX; ++d) {
+    if (d >= D) continue;
+    T v;
+    st(&v, 0, acc[d] * inv);  // the value as a T tensor would hold it
+    const float f = ld(&v, 0);
+    orow[d] = q_kind == 1 ? static_cast<uint8_t>(static_cast<int8_t>(quantize_value(f, q_scale, 0, -128, 127)))
+                          : quantize_e4m3fn(f, q_scale, 0, true);
+  }
 }
 
 class AttentionKernel : public CudaKernel {
@@ -237,6 +273,8 @@ class AttentionKernel : public CudaKernel {
       fail("qkv has " + std::to_string(s.size() == 3 ? s[2] : -1) + " channels, expected [batch, tokens, " +
            std::to_string(3 * heads_ * hd_) + "]");
     if (out[0].shape != std::vector<int64_t>{s[0], s[1], heads_ * hd_}) fail("output shape does not match qkv");
+    const DType want = attrs_.q_scale > 0.f ? attrs_.q_dtype : in[0].dtype;
+    if (out[0].dtype != want) fail(std::string("output is ") + dtype_name(out[0].dtype) + ", " + dtype_name(want) + " expected");
     if (s[1] > INT32_MAX || s[0] * heads_ > 65535) fail("more than 65535 batch x heads or 2^31 tokens");
     return 0;
   }
@@ -247,14 +285,20 @@ class AttentionKernel : public CudaKernel {
     const float sl2 = scale_ * kLog2e;
     const int n = static_cast<int>(N), h = static_cast<int>(heads_), d = static_cast<int>(hd_);
     cudaStream_t s = stream_of(ctx);
+    const int qk = attrs_.q_scale > 0.f ? (attrs_.q_dtype == DType::Int8 ? 1 : 2) : 0;
+    void* y = out[0].data;
     if (in[0].dtype == DType::Float16) {
       const auto* x = in[0].as<__half>();
-      auto* y = out[0].as<__half>();
       const bool vec = aligned16(x) && aligned16(y);
-      if (vec && (d == 32 || d == 64)) launch_flash(x, y, B, n, h, d, sl2, s);
-      else launch_scalar(x, y, grid, n, h, d, sl2, s);
+      if (vec && (d == 32 || d == 64)) {
+        if (qk == 0) launch_flash<0>(x, y, B, n, h, d, sl2, s);
+        else if (qk == 1) launch_flash<1>(x, y, B, n, h, d, sl2, s);
+        else launch_flash<2>(x, y, B, n, h, d, sl2, s);
+      } else {
+        launch_scalar(x, y, grid, n, h, d, sl2, qk, s);
+      }
     } else {
-      launch_scalar(in[0].as<float>(), out[0].as<float>(), grid, n, h, d, sl2, s);
+      launch_scalar(in[0].as<float>(), y, grid, n, h, d, sl2, qk, s);
     }
     check_launch(node_);
   }
@@ -262,32 +306,36 @@ class AttentionKernel : public CudaKernel {
  private:
   // Four warps (64 queries) per block when that still gives every SM two blocks, else fewer: at
   // batch 1 a 196-token stage has only 5 heads, and 64-query blocks would leave most SMs idle.
-  void launch_flash(const __half* x, __half* y, int64_t B, int n, int h, int d, float sl2, cudaStream_t s) {
+  template <int QK>
+  void launch_flash(const __half* x, void* y, int64_t B, int n, int h, int d, float sl2, cudaStream_t s) {
     const int64_t want = 2 * int64_t(context().props.multiProcessorCount);
     int warps = 4;
     while (warps > 1 && (n + 16 * warps - 1) / (16 * warps) * B * h < want) warps /= 2;
     const dim3 grid(static_cast<unsigned>((n + 16 * warps - 1) / (16 * warps)), static_cast<unsigned>(B * h));
+    const float qs = attrs_.q_scale;
     if (d == 32) {
-      if (warps == 4) flash_attention_f16<32, 4><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
-      else if (warps == 2) flash_attention_f16<32, 2><<<grid, 64, 0, s>>>(x, y, n, h, sl2);
-      else flash_attention_f16<32, 1><<<grid, 32, 0, s>>>(x, y, n, h, sl2);
+      if (warps == 4) flash_attention_f16<32, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, qs);
+      else if (warps == 2) flash_attention_f16<32, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, qs);
+      else flash_attention_f16<32, 1, QK><<<grid, 32, 0, s>>>(x, y, n, h, sl2, qs);
     } else {
-      if (warps == 4) flash_attention_f16<64, 4><<<grid, 128, 0, s>>>(x, y, n, h, sl2);
-      else if (warps == 2) flash_attention_f16<64, 2><<<grid, 64, 0, s>>>(x, y, n, h, sl2);
-      else flash_attention_f16<64, 1><<<grid, 32, 0, s>>>(x, y, n, h, sl2);
+      if (warps == 4) flash_attention_f16<64, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, qs);
+      else if (warps == 2) flash_attention_f16<64, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, qs);
+      else flash_attention_f16<64, 1, QK><<<grid, 32, 0, s>>>(x, y, n, h, sl2, qs);
     }
   }
   template <typename T>
-  void launch_scalar(const T* x, T* y, dim3 grid, int n, int h, int d, float sl2, cudaStream_t s) {
-    if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
-    else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
-    else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2);
+  void launch_scalar(const T* x, void* y, dim3 grid, int n, int h, int d, float sl2, int qk, cudaStream_t s) {
+    const float qs = attrs_.q_scale;
+    if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
+    else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
+    else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
   }
   const AttentionAttrs attrs_;
   const int64_t heads_, hd_;
   const float scale_;
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel, "float32 float16", "qkv 3-D [batch, tokens, 3*heads*head_dim]");
+UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel, "float32 float16 int8 float8e4m3fn",
+                      "qkv 3-D [batch, tokens, 3*heads*head_dim]; int8 / float8e4m3fn output codes (q_scale)");
 
 }  // namespace
 }  // namespace cuda

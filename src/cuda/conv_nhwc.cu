@@ -15,6 +15,7 @@
 #include <memory>
 #include <type_traits>
 
+#include "backend/quantize_rule.h"
 #include "cuda/gemm.h"
 #include "cuda/half_io.cuh"
 #include "ir/fused_attrs.h"
@@ -25,6 +26,11 @@ namespace {
 
 struct ConvGeom {
   int N, H, W, C, OH, OW, KH, KW, SH, SW, PT, PL;
+  // Depthwise with q_scale: the 8-bit codes of Y (q_kind 1 int8, 2 float8 E4M3FN) into q; y may
+  // then be null (codes only).
+  uint8_t* q = nullptr;
+  float q_scale = 1.f;
+  int q_kind = 0;
 };
 
 template <typename T, int V>
@@ -76,15 +82,31 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
 }
 
 // y[o] = acc (+ res[o]): the residual (UniFormer's x + pos_embed(x)) joins before the one store.
+// With g.q_kind, the codes of y as stored (rounded to T first, so they equal what a QuantizeLinear
+// reading y computes: backend/quantize_rule.h) go to g.q as well, or instead when y is null.
 template <typename T, int V>
-__device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t o, float (&acc)[V]) {
+__device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t o, float (&acc)[V], const ConvGeom& g) {
   if (res) {
     float rv[V];
     load_vec<T, V>(res + o, rv);
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] += rv[v];
   }
-  store_vec<T, V>(y + o, acc);
+  if (g.q_kind) {
+    uint8_t c[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const float t = std::is_same<T, __half>::value ? __half2float(__float2half_rn(acc[v])) : acc[v];
+      c[v] = g.q_kind == 1 ? static_cast<uint8_t>(static_cast<int8_t>(quantize_value(t, g.q_scale, 0, -128, 127)))
+                           : quantize_e4m3fn(t, g.q_scale, 0, true);
+    }
+    if constexpr (V == 8) *reinterpret_cast<uint2*>(g.q + o) = *reinterpret_cast<const uint2*>(c);
+    else if constexpr (V == 4) *reinterpret_cast<uint32_t*>(g.q + o) = *reinterpret_cast<const uint32_t*>(c);
+    else
+#pragma unroll
+      for (int v = 0; v < V; ++v) g.q[o + v] = c[v];
+  }
+  if (y) store_vec<T, V>(y + o, acc);
 }
 
 // Every one of TW accumulator vectors starts at the bias (or zero).
@@ -133,7 +155,7 @@ __global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w,
         for (int v = 0; v < V; ++v) acc[v] = fmaf(xv[v], wv[v], acc[v]);
       }
     }
-    store_with_residual<T, V>(y, res, i * V, acc);  // output [N, OH, OW, C]: flat index times the vector width
+    store_with_residual<T, V>(y, res, i * V, acc, g);  // output [N, OH, OW, C]: flat index times the vector width
   }
 }
 
@@ -179,7 +201,7 @@ __global__ void depthwise_nhwc_s1(const T* __restrict__ x, const T* __restrict__
 #pragma unroll
     for (int j = 0; j < TW; ++j) {
       if (ow0 + j >= g.OW) break;
-      store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c, acc[j]);
+      store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c, acc[j], g);
     }
   }
 }
@@ -269,7 +291,7 @@ __global__ void __launch_bounds__(256) depthwise_nhwc_tiled(const T* __restrict_
   for (int t = 0; t < TW; ++t) {
     const int ow = ow_t + cg + t;
     if (ow >= g.OW) break;
-    store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow) * g.C + c0 + cv * V, acc[t]);
+    store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow) * g.C + c0 + cv * V, acc[t], g);
   }
 }
 
@@ -380,9 +402,17 @@ class ConvNhwcKernel : public CudaKernel {
     const auto xs = nhwc_shape(in[0].shape);
     const auto& ws = in[1].shape;
     if (xs.size() != 4 || ws.size() != 4 || ws[0] != k_[0] || ws[1] != k_[1]) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
-    if (in[1].dtype != in[0].dtype || out[0].dtype != in[0].dtype) fail("X, W and the output must share one float type");
+    const TensorView& y = codes_only() ? in[0] : out[0];  // the float output, when there is one
+    if (in[1].dtype != in[0].dtype || y.dtype != in[0].dtype) fail("X, W and the output must share one float type");
+    if (attrs_.q_scale > 0.f) {
+      const TensorView& q = out[codes_only() ? 0 : 1];
+      if (q.dtype != attrs_.q_dtype)
+        fail(std::string("quantized output is ") + dtype_name(q.dtype) + ", " + dtype_name(attrs_.q_dtype) + " expected");
+      if (!codes_only() && q.shape != out[0].shape) fail("quantized output shape differs from the output");
+    }
     const bool dw = group_ == xs[3] && ws[2] == 1 && ws[3] == xs[3];
     if (group_ != 1 && !dw) fail("only one group or depthwise (group == channels) are supported");
+    if (attrs_.q_scale > 0.f && (!dw || group_ == 1)) fail("a quantized output (q_scale) needs a depthwise convolution");
     if (group_ == 1 && ws[2] != xs[3]) fail("W expects " + std::to_string(ws[2]) + " input channels, X has " + std::to_string(xs[3]));
     const int64_t oh = (xs[1] + p_[0] + p_[2] - k_[0]) / s_[0] + 1, ow = (xs[2] + p_[1] + p_[3] - k_[1]) / s_[1] + 1;
     if (out[0].shape != std::vector<int64_t>{xs[0], oh, ow, ws[3]}) fail("output shape does not follow from X and W");
@@ -409,9 +439,16 @@ class ConvNhwcKernel : public CudaKernel {
     const bool f16 = in[0].dtype == DType::Float16;
     const void* bias = has(2) ? in[2].data : nullptr;
     const void* res = has(3) ? in[3].data : nullptr;
+    void* yp = codes_only() ? nullptr : out[0].data;
+    if (attrs_.q_scale > 0.f) {
+      g.q = out[codes_only() ? 0 : 1].as<uint8_t>();
+      g.q_scale = attrs_.q_scale;
+      g.q_kind = attrs_.q_dtype == DType::Int8 ? 1 : 2;
+    }
     if (group_ != 1) {
-      bool vec = g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(in[1].data) && aligned16(out[0].data) &&
-                 (!bias || aligned16(bias)) && (!res || aligned16(res));
+      const uintptr_t qa = reinterpret_cast<uintptr_t>(g.q);
+      bool vec = g.C % (f16 ? 8 : 4) == 0 && aligned16(in[0].data) && aligned16(in[1].data) && (!yp || aligned16(yp)) &&
+                 (!bias || aligned16(bias)) && (!res || aligned16(res)) && qa % (f16 ? 8 : 4) == 0;
       const int64_t work = int64_t(g.N) * g.OH * g.OW * g.C / (vec ? (f16 ? 8 : 4) : 1);
       const bool s1 = vec && g.SH == 1 && g.SW == 1 && g.KH == g.KW && (g.KH == 3 || g.KH == 5 || g.KH == 7);
       if (f16) {
@@ -419,7 +456,7 @@ class ConvNhwcKernel : public CudaKernel {
         auto w = in[1].as<__half>();
         auto b = static_cast<const __half*>(bias);
         auto r = static_cast<const __half*>(res);
-        auto y = out[0].as<__half>();
+        auto y = static_cast<__half*>(yp);
         if (s1) launch_s1<__half, 8>(x, w, b, r, y, g, s);
         else if (vec) depthwise_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
         else depthwise_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
@@ -428,7 +465,7 @@ class ConvNhwcKernel : public CudaKernel {
         auto w = in[1].as<float>();
         auto b = static_cast<const float*>(bias);
         auto r = static_cast<const float*>(res);
-        auto y = out[0].as<float>();
+        auto y = static_cast<float*>(yp);
         if (s1) launch_s1<float, 4>(x, w, b, r, y, g, s);
         else if (vec) depthwise_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
         else depthwise_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
@@ -493,6 +530,7 @@ class ConvNhwcKernel : public CudaKernel {
       else depthwise_nhwc_s1<T, V, 7, 1><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
     }
   }
+  bool codes_only() const { return attrs_.q_scale > 0.f && node_.outputs.size() == 1; }
   bool use_cudnn() const {
     const bool overlapping = k_[0] * k_[1] > 1 && (k_[0] != s_[0] || k_[1] != s_[1] || p_[0] || p_[1] || p_[2] || p_[3]);
     // Measured at stride 1 only (the detector's 3x3 convs); strided stems keep the GEMM path.
@@ -590,7 +628,9 @@ class ConvNhwcKernel : public CudaKernel {
   std::string tactic() const override { return plans_.tactic; }
   void use_tactic(const std::string& t) override { plans_.recorded = t; }
 };
-UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel, "float32 float16", "channels-last X [N, H, W, C] 4-D, W [kh, kw, C/group, Cout]; NCHW input accepted with input_layout=NCHW (group 1 only)");
+UNIRT_REGISTER_KERNEL(cuda, unirt.ConvNHWC, ConvNhwcKernel, "float32 float16 int8 float8e4m3fn",
+                      "channels-last X [N, H, W, C] 4-D, W [kh, kw, C/group, Cout]; NCHW input accepted with input_layout=NCHW (group 1 "
+                      "only); depthwise: int8 / float8e4m3fn codes of Y (q_scale)");
 
 }  // namespace
 }  // namespace cuda

@@ -15,6 +15,7 @@ std::string qgemm_unsupported(const QGemmArgs& a) {
   if (a.out8 && !a.gelu) return "an 8-bit output is only built with the GELU epilogue";
   if (a.out8 && a.residual) return "an 8-bit output takes no residual";
   if (!a.out8 && a.gelu) return "GELU is only built with an 8-bit output";
+  if (a.aux && (a.out8 || !a.residual)) return "an 8-bit copy of the output is only built for a float16 output with a residual";
   return "";
 }
 
@@ -36,11 +37,11 @@ void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s) {
 int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
   const size_t ab = static_cast<size_t>(a.M * a.K), bb = static_cast<size_t>(a.N * a.K);
   const size_t db = static_cast<size_t>(a.M * a.N) * (a.out8 ? 1 : 2);
-  void *A = nullptr, *B = nullptr, *D = nullptr, *R = nullptr, *V = nullptr;
+  void *A = nullptr, *B = nullptr, *D = nullptr, *R = nullptr, *V = nullptr, *X = nullptr;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   float ms[kQGemmTiles];
   auto release = [&] {
-    for (void* p : {A, B, D, R, V})
+    for (void* p : {A, B, D, R, V, X})
       if (p) cudaFree(p);
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
@@ -54,6 +55,7 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
     check(cudaMalloc(&D, db), "cudaMalloc");
     check(cudaMalloc(&V, static_cast<size_t>(a.N) * 8), "cudaMalloc");
     if (a.residual) check(cudaMalloc(&R, db), "cudaMalloc");
+    if (a.aux) check(cudaMalloc(&X, static_cast<size_t>(a.M * a.N)), "cudaMalloc");
     // Zeros: no NaN or overflow path is timed instead of the real one.
     check(cudaMemset(A, 0, ab), "cudaMemset");
     check(cudaMemset(B, 0, bb), "cudaMemset");
@@ -66,6 +68,7 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
     s.alpha = static_cast<const float*>(V);
     s.bias = a.bias ? static_cast<const float*>(V) + a.N : nullptr;
     s.residual = static_cast<const __half*>(R);
+    s.aux = X;
     for (int i = 0; i < kQGemmTiles; ++i) {
       ms[i] = -1.f;
       try {

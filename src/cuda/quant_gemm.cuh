@@ -20,25 +20,136 @@ namespace qgemm {
 using namespace cute;
 namespace fusion = cutlass::epilogue::fusion;
 
-// Z = alpha[n] * acc + bias[n]; then act(Z) * inv_scale rounded (saturating) to the 8-bit type.
-template <class Tile, class ElementD, template <class> class Act>
-using QuantizedOut = fusion::Sm90EVT<
-    fusion::Sm90Compute<cutlass::multiplies, ElementD, float, cutlass::FloatRoundStyle::round_to_nearest>,
-    fusion::Sm90ScalarBroadcast<float>,
-    fusion::Sm90EVT<fusion::Sm90Compute<Act, float, float, cutlass::FloatRoundStyle::round_to_nearest>,
-                    fusion::Sm90EVT<fusion::Sm90Compute<cutlass::homogeneous_multiply_add, float, float,
-                                                        cutlass::FloatRoundStyle::round_to_nearest>,
-                                    fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>,
-                                    fusion::Sm90AccFetch,
-                                    fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>>>>;
+// The 8-bit output epilogue as one visitor node: Z = alpha[n] * acc + bias[n], then
+// GELU(Z) * inv_scale rounded (to nearest even) and saturated to the 8-bit type. Written out
+// rather than composed from Sm90Compute nodes because those convert every int32 accumulator with
+// I2F and every int8 result with F2I, which run on the quarter-rate conversion pipe next to the
+// GELU's tanh: three quarter-rate operations per output left the short-K fc1 layers
+// epilogue-bound (stage 1 of UniFormer-S at batch 128: 117 us for 26 MB in, 103 MB out). Here:
+//  - int32 -> float through the float bit pattern (exact for |acc| < 2^22, which the host
+//    guarantees by K: see small_acc);
+//  - float -> int8 by clamping and adding 1.5 * 2^23, whose low byte is the rounded integer;
+//  - float8 E4M3: CUTLASS's converter (cvt.rn.satfinite.e4m3x2, two outputs an instruction).
+// Children: alpha [N] and bias [N] (row broadcasts), inv_scale and small_acc (scalars; small_acc
+// is 1 when K * 128 * 127 < 2^22).
+template <class ElementD>
+struct GeluQuantizeNode : fusion::Sm90VisitorImpl<> {
+  using fusion::Sm90VisitorImpl<>::Sm90VisitorImpl;
 
-// ElementAB: int8_t or cutlass::float_e4m3_t. Out8: D of ElementAB with GELU, else float16 D
-// with the residual as C (beta 1, or 0 when absent: C is then never read).
+  struct ConsumerStoreCallbacks : fusion::EmptyConsumerStoreCallbacks {
+    template <class ElementAcc, int N>
+    CUTLASS_DEVICE cutlass::Array<ElementD, N> visit(cutlass::Array<ElementAcc, N> const& acc, int, int, int,
+                                                     cutlass::Array<float, N> const& alpha, cutlass::Array<float, N> const& bias,
+                                                     cutlass::Array<float, N> const& inv_scale,
+                                                     cutlass::Array<float, N> const& small_acc) {
+      cutlass::Array<float, N> z;
+      const bool small = small_acc[0] != 0.f;
+      const cutlass::epilogue::thread::GELU_taylor<float> gelu{};
+      CUTLASS_PRAGMA_UNROLL
+      for (int i = 0; i < N; ++i) {
+        float a;
+        if constexpr (std::is_same_v<ElementAcc, int32_t>) a = small ? __int_as_float(acc[i] + 0x4B400000) - 12582912.f : static_cast<float>(acc[i]);
+        else a = static_cast<float>(acc[i]);
+        z[i] = gelu(fmaf(alpha[i], a, bias[i])) * inv_scale[i];
+      }
+      if constexpr (std::is_same_v<ElementD, int8_t> && N % 4 == 0) {
+        cutlass::Array<ElementD, N> out;
+        uint32_t* o = reinterpret_cast<uint32_t*>(&out);
+        CUTLASS_PRAGMA_UNROLL
+        for (int i = 0; i < N; i += 4) {
+          int b[4];
+          CUTLASS_PRAGMA_UNROLL
+          for (int j = 0; j < 4; ++j) b[j] = __float_as_int(fminf(fmaxf(z[i + j], -128.f), 127.f) + 12582912.f);
+          o[i / 4] = __byte_perm(__byte_perm(b[0], b[1], 0x40), __byte_perm(b[2], b[3], 0x40), 0x5410);
+        }
+        return out;
+      } else {
+        return cutlass::NumericArrayConverter<ElementD, float, N, cutlass::FloatRoundStyle::round_to_nearest>{}(z);
+      }
+    }
+  };
+
+  template <bool ReferenceSrc, class... Args>
+  CUTLASS_DEVICE auto get_consumer_store_callbacks(fusion::ConsumerStoreArgs<Args...> const&) {
+    return ConsumerStoreCallbacks();
+  }
+};
+
+template <class Tile, class ElementD>
+using QuantizedOut = fusion::Sm90EVT<GeluQuantizeNode<ElementD>,
+                                     fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>,
+                                     fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>,
+                                     fusion::Sm90ScalarBroadcast<float>, fusion::Sm90ScalarBroadcast<float>>;
+
+// Float16 output with the residual and an 8-bit copy (a CBlock's conv2: x + conv2(...) is both
+// the residual stream and, quantized, the next fc1's input). Z = alpha[n] * acc + bias[n] + C,
+// rounded to float16 (D), and its codes at inv_scale (the auxiliary output, stored by TMA like D):
+// the codes of D as stored, as the QuantizeLinear they replace would compute them.
+struct ResidualNode : fusion::Sm90VisitorImpl<> {
+  using fusion::Sm90VisitorImpl<>::Sm90VisitorImpl;
+  struct ConsumerStoreCallbacks : fusion::EmptyConsumerStoreCallbacks {
+    template <class ElementAcc, int N>
+    CUTLASS_DEVICE cutlass::Array<float, N> visit(cutlass::Array<ElementAcc, N> const& acc, int, int, int,
+                                                  cutlass::Array<float, N> const& alpha, cutlass::Array<float, N> const& bias,
+                                                  cutlass::Array<float, N> const& c) {
+      cutlass::Array<float, N> z;
+      CUTLASS_PRAGMA_UNROLL
+      for (int i = 0; i < N; ++i) z[i] = __half2float(__float2half_rn(fmaf(alpha[i], static_cast<float>(acc[i]), bias[i]) + c[i]));
+      return z;
+    }
+  };
+  template <bool ReferenceSrc, class... Args>
+  CUTLASS_DEVICE auto get_consumer_store_callbacks(fusion::ConsumerStoreArgs<Args...> const&) {
+    return ConsumerStoreCallbacks();
+  }
+};
+
+// The DAG's last node: D is its first input (the second, the auxiliary store's pass-through, only
+// orders the store before it).
+struct FirstAsHalfNode : fusion::Sm90VisitorImpl<> {
+  using fusion::Sm90VisitorImpl<>::Sm90VisitorImpl;
+  struct ConsumerStoreCallbacks : fusion::EmptyConsumerStoreCallbacks {
+    template <class ElementAcc, int N>
+    CUTLASS_DEVICE cutlass::Array<cutlass::half_t, N> visit(cutlass::Array<ElementAcc, N> const&, int, int, int,
+                                                            cutlass::Array<float, N> const& z, cutlass::Array<float, N> const&) {
+      return cutlass::NumericArrayConverter<cutlass::half_t, float, N, cutlass::FloatRoundStyle::round_to_nearest>{}(z);
+    }
+  };
+  template <bool ReferenceSrc, class... Args>
+  CUTLASS_DEVICE auto get_consumer_store_callbacks(fusion::ConsumerStoreArgs<Args...> const&) {
+    return ConsumerStoreCallbacks();
+  }
+};
+
+template <class Tile, class ElementAux, class EpiSchedule>
+struct ResidualWithCodes {
+  using Desc = cutlass::epilogue::collective::detail::EpilogueDescriptor<Tile, cutlass::epilogue::collective::EpilogueTileAuto,
+                                                                         cutlass::half_t, cutlass::half_t, EpiSchedule>;
+  using AuxDesc = cutlass::epilogue::collective::detail::AuxStoreDescriptor<Desc, cutlass::layout::RowMajor, ElementAux>;
+  using Row = fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>;
+  using Store = fusion::Sm90AuxStore<AuxDesc::Stages, typename Desc::EpilogueTile, ElementAux, cutlass::FloatRoundStyle::round_to_nearest,
+                                     typename AuxDesc::Stride, typename AuxDesc::SmemLayoutAtom, typename AuxDesc::CopyOpR2S>;
+  using Scale = fusion::Sm90Compute<cutlass::multiplies, float, float, cutlass::FloatRoundStyle::round_to_nearest>;
+  // 0 alpha, 1 bias, 2 C, 3 Z(0, 1, 2), 4 inv_scale, 5 Z * inv_scale, 6 store(5), 7 D(3, 6)
+  using Edges = cute::tuple<cute::seq<>, cute::seq<>, cute::seq<>, cute::seq<0, 1, 2>, cute::seq<>, cute::seq<3, 4>, cute::seq<5>,
+                            cute::seq<3, 6>>;
+  using Tree = fusion::Sm90TopologicalVisitor<float, Edges, Row, Row, fusion::Sm90SrcFetch<cutlass::half_t>, ResidualNode,
+                                              fusion::Sm90ScalarBroadcast<float>, Scale, Store, FirstAsHalfNode>;
+};
+
+// The epilogue kinds: float16 D (+ residual), 8-bit D (GELU + requantize), float16 D + residual
+// with an 8-bit copy.
+enum class Epi { Half, Codes, HalfAndCodes };
+
+// ElementAB: int8_t or cutlass::float_e4m3_t. Epi::Codes: D of ElementAB with GELU; Epi::Half:
+// float16 D with the residual as C (beta 1, or 0 when absent: C is then never read);
+// Epi::HalfAndCodes: float16 D with the residual and the 8-bit copy.
 // Schedule: KernelTmaWarpSpecializedCooperative (two consumer warpgroups share a 128-row tile) or
 // ...Pingpong (each warpgroup its own tile, one's epilogue overlapping the other's MMAs: what
 // short-K layers with heavy epilogues want). The epilogue schedule follows.
-template <class ElementAB, class Tile, bool Out8, bool Pingpong>
+template <class ElementAB, class Tile, Epi E, bool Pingpong>
 struct Kernel {
+  static constexpr bool Out8 = E == Epi::Codes;
   using MainSchedule = std::conditional_t<Pingpong, cutlass::gemm::KernelTmaWarpSpecializedPingpong,
                                           cutlass::gemm::KernelTmaWarpSpecializedCooperative>;
   using EpiSchedule = std::conditional_t<Pingpong, cutlass::epilogue::TmaWarpSpecialized, cutlass::epilogue::TmaWarpSpecializedCooperative>;
@@ -46,9 +157,10 @@ struct Kernel {
   using ElementD = std::conditional_t<Out8, ElementAB, cutlass::half_t>;
   using ElementC = std::conditional_t<Out8, void, cutlass::half_t>;
   using Fusion = std::conditional_t<
-      Out8, QuantizedOut<Tile, ElementD, cutlass::epilogue::thread::GELU_taylor>,
-      fusion::PerColLinCombPerColBiasEltAct<cutlass::epilogue::thread::Identity, cutlass::half_t, float, float,
-                                            cutlass::half_t, float>>;
+      Out8, QuantizedOut<Tile, ElementD>,
+      std::conditional_t<E == Epi::HalfAndCodes, typename ResidualWithCodes<Tile, ElementAB, EpiSchedule>::Tree,
+                         fusion::PerColLinCombPerColBiasEltAct<cutlass::epilogue::thread::Identity, cutlass::half_t, float, float,
+                                                               cutlass::half_t, float>>>;
   static constexpr int kAlignD = 16 / sizeof(ElementD);
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, Tile, cute::Shape<_1, _1, _1>, cutlass::epilogue::collective::EpilogueTileAuto,
@@ -84,10 +196,14 @@ struct Kernel {
     auto& f = args.epilogue.thread;
     if constexpr (Out8) {
       args.epilogue.ptr_C = nullptr;
-      // {inv_scale, {{alpha, acc, bias, fma}, act}, multiply}
-      f = {{{q.inv_out_scale}, {}, {}},
-           {{{q.alpha, 0.f, {}}, {}, {q.bias, 0.f, {}}, {}}, {}},
-           {}};
+      // {alpha, bias, inv_scale, small_acc, node}; |acc| <= K * 128 * 127 (int8 codes)
+      const float small = static_cast<double>(q.K) * 128 * 127 < double(1 << 22) ? 1.f : 0.f;
+      f = {{q.alpha, 0.f, {}}, {q.bias, 0.f, {}}, {{q.inv_out_scale}}, {{small}}, {}};
+    } else if constexpr (E == Epi::HalfAndCodes) {
+      args.epilogue.ptr_C = reinterpret_cast<const cutlass::half_t*>(q.residual);
+      // {alpha, bias, C, Z, inv_scale, multiply, store, D}
+      using SAux = typename ResidualWithCodes<Tile, ElementAB, EpiSchedule>::AuxDesc::Stride;
+      f = {{q.alpha, 0.f, {}}, {q.bias, 0.f, {}}, {}, {}, {{q.aux_inv_scale}}, {}, {static_cast<ElementAB*>(q.aux), SAux{int64_t(N), _1{}, int64_t(M) * N}}, {}};
     } else {
       // No residual: beta = 0 and C is never loaded (D stands in for its descriptor).
       args.epilogue.ptr_C = q.residual ? reinterpret_cast<const cutlass::half_t*>(q.residual) : reinterpret_cast<const cutlass::half_t*>(d);
@@ -124,28 +240,30 @@ struct Kernel {
 // The candidates a layer's prepare() times (quant_gemm.cpp names them, kQGemmTiles): cooperative
 // 128x128x128, pingpong 64x128x128, pingpong 64x64x128 (64-channel layers), pingpong 64x128x64
 // (K = 64 layers: no half-empty K tile).
-template <class ElementAB, bool Out8, class F>
+template <class ElementAB, Epi E, class F>
 void with_tile(int tile, F&& f) {
   using namespace cute;
   switch (tile) {
-    case 0: f(Kernel<ElementAB, cute::Shape<_128, _128, _128>, Out8, false>{}); break;
-    case 1: f(Kernel<ElementAB, cute::Shape<_64, _128, _128>, Out8, true>{}); break;
-    case 2: f(Kernel<ElementAB, cute::Shape<_64, _64, _128>, Out8, true>{}); break;
-    case 3: f(Kernel<ElementAB, cute::Shape<_64, _128, _64>, Out8, true>{}); break;
+    case 0: f(Kernel<ElementAB, cute::Shape<_128, _128, _128>, E, false>{}); break;
+    case 1: f(Kernel<ElementAB, cute::Shape<_64, _128, _128>, E, true>{}); break;
+    case 2: f(Kernel<ElementAB, cute::Shape<_64, _64, _128>, E, true>{}); break;
+    case 3: f(Kernel<ElementAB, cute::Shape<_64, _128, _64>, E, true>{}); break;
     default: throw Error("8-bit GEMM: no tile " + std::to_string(tile));
   }
 }
+template <class ElementAB, class F>
+void with_kernel(const QGemmArgs& q, int tile, F&& f) {
+  if (q.out8) with_tile<ElementAB, Epi::Codes>(tile, f);
+  else if (q.aux) with_tile<ElementAB, Epi::HalfAndCodes>(tile, f);
+  else with_tile<ElementAB, Epi::Half>(tile, f);
+}
 template <class ElementAB>
 void prepare_for(const QGemmArgs& q, int tile) {
-  auto f = [&](auto k) { decltype(k)::prepare(q); };
-  if (q.out8) with_tile<ElementAB, true>(tile, f);
-  else with_tile<ElementAB, false>(tile, f);
+  with_kernel<ElementAB>(q, tile, [&](auto k) { decltype(k)::prepare(q); });
 }
 template <class ElementAB>
 void run_for(const QGemmArgs& q, int tile, cudaStream_t s) {
-  auto f = [&](auto k) { decltype(k)::run(q, s); };
-  if (q.out8) with_tile<ElementAB, true>(tile, f);
-  else with_tile<ElementAB, false>(tile, f);
+  with_kernel<ElementAB>(q, tile, [&](auto k) { decltype(k)::run(q, s); });
 }
 
 }  // namespace qgemm

@@ -2,6 +2,7 @@
 // in quant_gemm_int8.cu and quant_gemm_fp8.cu) for unirt.QuantizedLinear:
 //   Z[m, n] = alpha[n] * sum_k A[m, k] B[n, k] + bias[n]      (int32 or float32 accumulation)
 //   D = Z + R (float16, R optional)          or          D = quantize(act(Z) * inv_out_scale)
+//   and, with a residual, optionally also Aux = quantize(D * aux_inv_scale) (A's 8-bit type)
 // A int8 or float8 E4M3FN row-major [M, K]; B the same type [N, K] (K-major: what WGMMA needs for
 // 8-bit operands); alpha = activation scale x per-output-channel weight scale. cuBLASLt has no
 // 8-bit kernel with a per-channel alpha and a float16 output (docs/kernels.md), hence these.
@@ -29,6 +30,8 @@ struct QGemmArgs {
   bool out8 = false;              // D is the 8-bit type of A (else float16)
   bool gelu = false;              // act = GELU (tanh form); 8-bit output only
   float inv_out_scale = 1.f;      // 8-bit output: D = quantize(act(Z) * inv_out_scale)
+  void* aux = nullptr;            // float16 output with a residual: also quantize(D * aux_inv_scale), A's type [M, N]
+  float aux_inv_scale = 1.f;
 };
 
 // Why these operands cannot run (empty when they can): alignment, shape, variant.

@@ -1,7 +1,8 @@
 // unirt.QuantizedLinear (passes/lower_quantized_layers.cpp) on the GPU: one CUTLASS 8-bit GEMM
 // (quant_gemm.h) with the dequantize (alpha[n] = X scale x W channel scale), the bias, and either
-// the residual (float16 out) or GELU and the requantize to the next layer's scale (8-bit out) in
-// its epilogue. The activations stay 8-bit between an fc1 and its fc2; nothing is simulated.
+// the residual (float16 out, optionally with its 8-bit codes as a second output) or GELU and the
+// requantize to the next layer's scale (8-bit out) in its epilogue. The activations stay 8-bit
+// between an fc1 and its fc2; nothing is simulated.
 #include <cstdio>
 #include <map>
 
@@ -30,6 +31,8 @@ class QuantizedLinearKernel : public CudaKernel {
     if (eight ? out[0].dtype != t : out[0].dtype != DType::Float16)
       fail(std::string("output is ") + dtype_name(out[0].dtype) + ", expected " + (eight ? dtype_name(t) : "float16"));
     if (has(4) && (in[4].dtype != DType::Float16 || in[4].shape != out[0].shape)) fail("residual must be float16 of the output's shape");
+    if (attrs_.q_scale > 0.f && (out.size() < 2 || out[1].dtype != t || out[1].shape != out[0].shape))
+      fail(std::string("the codes output must be ") + dtype_name(t) + " of the output's shape");
     QGemmArgs q = args(in, out);
     if (q.M == 0 || N == 0) return 0;
     if (K == 0) fail("K == 0 is not supported by the 8-bit GEMM");
@@ -46,7 +49,11 @@ class QuantizedLinearKernel : public CudaKernel {
       qgemm_prepare(type(t), q, tile);
     });
     tiles_[q.M] = tile;
-    tactic_ = reuse ? recorded_ : report + (eight ? ", GELU + requantize epilogue" : has(4) ? ", residual epilogue" : "");
+    tactic_ = reuse ? recorded_
+                    : report + (eight                    ? ", GELU + requantize epilogue"
+                                : attrs_.q_scale > 0.f ? ", residual + 8-bit copy epilogue"
+                                : has(4)               ? ", residual epilogue"
+                                                       : "");
     return 0;
   }
 
@@ -55,7 +62,8 @@ class QuantizedLinearKernel : public CudaKernel {
     if (q.M == 0 || q.N == 0) return;
     for (size_t i = 0; i < in.size(); ++i)
       if (has(i) && !aligned16(in[i].data)) fail("input " + std::to_string(i) + " is not 16-byte aligned");
-    if (!aligned16(out[0].data)) fail("output is not 16-byte aligned");
+    for (size_t i = 0; i < out.size(); ++i)
+      if (!aligned16(out[i].data)) fail("output " + std::to_string(i) + " is not 16-byte aligned");
     auto it = tiles_.find(q.M);
     if (it == tiles_.end()) fail("run() for an input shape prepare() never saw");
     guarded("8-bit GEMM", [&] { qgemm_run(type(in[0].dtype), q, it->second, stream_of(ctx)); });
@@ -80,6 +88,10 @@ class QuantizedLinearKernel : public CudaKernel {
     q.out8 = attrs_.out_scale > 0.f;
     q.gelu = attrs_.gelu;
     q.inv_out_scale = q.out8 ? 1.f / attrs_.out_scale : 1.f;
+    if (attrs_.q_scale > 0.f && out.size() > 1) {
+      q.aux = out[1].data;
+      q.aux_inv_scale = 1.f / attrs_.q_scale;
+    }
     return q;
   }
   QuantizedLinearAttrs attrs_;

@@ -11,10 +11,17 @@ namespace unirt {
 
 // unirt.ConvNHWC: kernel_shape, strides (2 each), pads (top, left, bottom, right), group, and
 // input_layout "NHWC" (default) or "NCHW" (the first patch embedding reading the image directly).
+//
+// Depthwise only: with q_scale > 0 the conv also writes QuantizeLinear(Y, q_scale) (zero point 0,
+// saturating) as q_dtype codes (int8 or float8e4m3fn; passes/lower_quantized_layers.cpp): as its
+// second output when the node has two (Y is read elsewhere too), else in place of Y. The codes are
+// those of Y as stored (float16 in FP16 engines), so they equal the unfused QuantizeLinear's.
 struct ConvNhwcAttrs {
   std::vector<int64_t> kernel, strides, pads;
   int64_t group = 1;
   bool nchw_input = false;
+  float q_scale = 0.f;  // > 0: quantized output
+  DType q_dtype = DType::Int8;
   // Throws Error naming the node when a value is missing or out of range.
   static ConvNhwcAttrs of(const Node& n);
 };
@@ -31,10 +38,15 @@ struct LinearAttrs {
 // (float [..., N], optional). Z = alpha[n] * (X W^T)[m, n] + bias[n]; the output is Z + residual
 // (float: output_dtype float32 or float16) or, with out_scale > 0, act(Z) / out_scale rounded and
 // saturated to X's type; activation "" or "gelu" (tanh form), the latter only without a residual.
+//
+// With q_scale > 0 (a float output with a residual), a second output holds the codes of the output
+// as stored, QuantizeLinear(Y, q_scale) in X's type: the residual stream's quantized copy for the
+// next 8-bit layer.
 struct QuantizedLinearAttrs {
   bool gelu = false;
   float out_scale = 0.f;  // > 0: 8-bit output
   DType output_dtype = DType::Float32;
+  float q_scale = 0.f;  // > 0: the second output, the output's codes
   static QuantizedLinearAttrs of(const Node& n);
 };
 
@@ -53,9 +65,13 @@ struct MlpAttrs {
 };
 
 // unirt.Attention over packed qkv: num_heads and head_dim in 1..4096, scale on Q K^T.
+// With q_scale > 0 (passes/lower_quantized_layers.cpp) the output is QuantizeLinear(O, q_scale)
+// as q_dtype codes (int8 or float8e4m3fn): the projection's 8-bit input, written by the attention.
 struct AttentionAttrs {
   int64_t num_heads = 0, head_dim = 0;
   float scale = 1.f;
+  float q_scale = 0.f;
+  DType q_dtype = DType::Int8;
   static AttentionAttrs of(const Node& n);
 };
 

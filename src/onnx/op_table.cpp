@@ -103,13 +103,13 @@ const std::map<std::string, OpSpec>& op_table() {
 // Made by the passes (see docs/ARCHITECTURE.md): optional inputs are -1 where omitted.
 const std::map<std::string, OpSpec>& fused_op_table() {
   static const std::map<std::string, OpSpec> t = {
-      {"unirt.Attention", {1, 1, 1, 1, {"num_heads", "head_dim", "scale"}}},
+      {"unirt.Attention", {1, 1, 1, 1, {"num_heads", "head_dim", "scale", "q_scale", "q_dtype"}}},
       {"unirt.BoxDecode", {2, 3, 1, 1, {"stds", "max_ratio"}}},
       {"unirt.MultiLevelTopK", {4, 32, 3, 17, {}}},
-      {"unirt.ConvNHWC", {2, 4, 1, 1, {"kernel_shape", "strides", "pads", "group", "input_layout"}}},
+      {"unirt.ConvNHWC", {2, 4, 1, 2, {"kernel_shape", "strides", "pads", "group", "input_layout", "q_scale", "q_dtype"}}},
       {"unirt.Linear", {2, 4, 1, 1, {"activation"}}},
       {"unirt.Mlp", {2, 6, 1, 1, {"activation"}}},
-      {"unirt.QuantizedLinear", {3, 5, 1, 1, {"activation", "out_scale", "output_dtype"}}},  // X, W, alpha, bias, residual
+      {"unirt.QuantizedLinear", {3, 5, 1, 2, {"activation", "out_scale", "output_dtype", "q_scale"}}},  // X, W, alpha, bias, residual
       {"unirt.LayerNormQuantize", {2, 3, 1, 1, {"epsilon", "y_scale", "output_dtype"}}},
       {"unirt.MultiLevelRoiAlign", {4, 3 + 16, 1, 1, {"output_height", "output_width", "sampling_ratio", "coordinate_transformation_mode",
                                                      "spatial_scales", "levels", "feature_layout", "output_layout"}}},  // X, W1, b1, W2, b2, residual: W2 is checked by its shape function

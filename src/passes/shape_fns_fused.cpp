@@ -23,7 +23,7 @@ void attention(ShapeCtx& c) {
   const int64_t h = a.num_heads, d = a.head_dim;
   if (x.size() != 3) c.fail("qkv must be [batch, tokens, 3*heads*head_dim], got rank " + std::to_string(x.size()));
   c.require_equal(x[2], Dim(3 * h * d), "qkv channels vs 3*" + std::to_string(h) + "*" + std::to_string(d));
-  c.set(0, c.dtype(0), {x[0], x[1], Dim(h * d)});
+  c.set(0, a.q_scale > 0.f ? a.q_dtype : c.dtype(0), {x[0], x[1], Dim(h * d)});
 }
 
 // X [..., K] W [K, N] (+ bias [N]) (+ residual of the output shape).
@@ -63,6 +63,7 @@ void quantized_linear(ShapeCtx& c) {
   if (a.out_scale > 0.f && c.has(4)) c.fail("an 8-bit output takes no residual");
   if (a.gelu && c.has(4)) c.fail("GELU with a residual is not supported");
   c.set(0, a.output_dtype, y);
+  if (a.q_scale > 0.f) c.set(1, t, y);
 }
 
 // X [..., D] float, Scale and B float32 [D] -> the 8-bit codes of LayerNorm(X), X's shape.
@@ -117,6 +118,14 @@ void conv_nhwc(ShapeCtx& c) {
   Shape y = {x[0], Dim(0), Dim(0), w[3]};
   for (int d = 0; d < 2; ++d) y[1 + d] = floordiv(x[1 + d] + Dim(p[d] + p[d + 2] - k[d]), Dim(s[d])) + Dim(1);
   require_residual_shape(c, 3, y);
+  if (a.q_scale > 0.f) {
+    if (group < 2 || !x[3].is_const() || group != x[3].value() || !w[3].is_const(x[3].value()))
+      c.fail("a quantized output (q_scale) needs a depthwise convolution (group == channels)");
+    const bool both = c.node().outputs.size() > 1;
+    if (both) c.set(0, c.dtype(0), y);
+    c.set(both ? 1 : 0, a.q_dtype, y);
+    return;
+  }
   c.set(0, c.dtype(0), y);
 }
 

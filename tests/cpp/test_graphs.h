@@ -479,5 +479,72 @@ inline onnx::ModelProto quantized_norm_linear_model(int64_t c, int64_t n_out, bo
   return m;
 }
 
+// A quantized CBlock token mixer in NCHW (opset 19), as the placement pass quantizes one:
+// x [b, c, h, w] -> a float 2x2/2 patch conv p -> depthwise 3x3 + p = x1; x1 -> Q/DQ (sx) -> 1x1 conv -> depthwise 5x5 -> Q/DQ
+// (sd) -> 1x1 conv, + x1 = x2; x2 -> Q/DQ (sx) -> 1x1 conv, + x2 = y. The 1x1 weights lie on a
+// per-output-channel grid; x1 and x2 are read by their Q and by a residual Add, the 5x5's output
+// only by its Q.
+inline onnx::ModelProto quantized_token_mixer_model(int64_t c, bool fp8, float sx, float sd) {
+  onnx::ModelProto m;
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(19);
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"b", std::to_string(c), "h", "w"});
+  auto pointwise = [&](const std::string& name, uint32_t seed) {  // [cout, cin, 1, 1] = [N, K]: rows on the grid
+    std::vector<float> w = randn(c * c, 1.f / std::sqrt(float(c)), seed), t(c * c);
+    for (int64_t n = 0; n < c; ++n)
+      for (int64_t k = 0; k < c; ++k) t[k * c + n] = w[n * c + k];
+    t = on_column_grid(t, c, c, fp8);
+    for (int64_t n = 0; n < c; ++n)
+      for (int64_t k = 0; k < c; ++k) w[n * c + k] = t[k * c + n];
+    add_init(g, name + "_w", {c, c, 1, 1}, w);
+    add_init(g, name + "_b", {c}, randn(c, 0.1f, seed + 1));
+  };
+  add_conv(g, "x", "p", c, c, 2, 1, 2, 49);
+  add_conv(g, "p", "pos", c, c, 3, c, 1, 51);
+  add_node(g, "Add", {"p", "pos"}, {"x1"}, "pos_residual");
+  add_init(g, "sx", {}, {sx});
+  add_init(g, "sd", {}, {sd});
+  add_zero_point(g, "zx", fp8);
+  add_zero_point(g, "zd", fp8);
+  add_node(g, "QuantizeLinear", {"x1", "sx", "zx"}, {"x1q"}, "q_x1");
+  add_node(g, "DequantizeLinear", {"x1q", "sx", "zx"}, {"x1d"}, "dq_x1");
+  pointwise("conv1", 53);
+  add_node(g, "Conv", {"x1d", "conv1_w", "conv1_b"}, {"c1"}, "conv1");
+  add_conv(g, "c1", "dw", c, c, 5, c, 1, 55);
+  add_node(g, "QuantizeLinear", {"dw", "sd", "zd"}, {"dwq"}, "q_dw");
+  add_node(g, "DequantizeLinear", {"dwq", "sd", "zd"}, {"dwd"}, "dq_dw");
+  pointwise("conv2", 57);
+  add_node(g, "Conv", {"dwd", "conv2_w", "conv2_b"}, {"c2"}, "conv2");
+  add_node(g, "Add", {"x1", "c2"}, {"x2"}, "residual");
+  add_zero_point(g, "z2", fp8);
+  add_node(g, "QuantizeLinear", {"x2", "sx", "z2"}, {"x2q"}, "q_x2");
+  add_node(g, "DequantizeLinear", {"x2q", "sx", "z2"}, {"x2d"}, "dq_x2");
+  pointwise("conv3", 59);
+  add_node(g, "Conv", {"x2d", "conv3_w", "conv3_b"}, {"c3"}, "conv3");
+  add_node(g, "Add", {"x2", "c3"}, {"y"}, "residual2");
+  g->add_output()->set_name("y");
+  return m;
+}
+
+// attention_model's output -> Q/DQ (scale sy) -> MatMul(W [C, C] on a column grid) + bias: a
+// quantized attention projection (run at opset 19).
+inline onnx::ModelProto quantized_attention_model(int64_t heads, int64_t hd, bool fp8, float sy) {
+  onnx::ModelProto m = attention_model(heads, hd, "n");
+  auto* g = m.mutable_graph();
+  const int64_t c = heads * hd;
+  g->mutable_output(0)->set_name("out");
+  add_init(g, "sy", {}, {sy});
+  add_zero_point(g, "zy", fp8);
+  add_init(g, "wp", {c, c}, on_column_grid(randn(c * c, 1.f / std::sqrt(float(c)), 61), c, c, fp8));
+  add_init(g, "bp", {c}, randn(c, 0.1f, 62));
+  add_node(g, "QuantizeLinear", {"y", "sy", "zy"}, {"yq"}, "q_attn");
+  add_node(g, "DequantizeLinear", {"yq", "sy", "zy"}, {"yd"}, "dq_attn");
+  add_node(g, "MatMul", {"yd", "wp"}, {"p0"}, "proj");
+  add_node(g, "Add", {"p0", "bp"}, {"out"}, "proj_bias");
+  return m;
+}
+
 }  // namespace testing
 }  // namespace unirt

@@ -764,6 +764,65 @@ TEST_F(CudaOps, LayerNormQuantizeFeedsTheEightBitGemm) {
   }
 }
 
+// Depthwise ConvNHWC writing the 8-bit codes (q_scale) of its float16 output, as a second output
+// (the pos_embed conv, whose sum is also the residual) and in place of it (the 5x5), and the
+// residual 8-bit GEMM storing the codes of its output next to it (CUTLASS auxiliary store), against
+// the CPU's float32 Q/DQ graph: the per-thread, TW = 4 and shared-memory tiled conv kernels (batch
+// 32 at 64 channels), and the scalar path (20 channels, where the 1x1 convs stay float and the
+// last Q stays).
+TEST_F(CudaOps, ConvsAndResidualGemmsWriteTheCodesOfTheirQuantize) {
+  struct K {
+    int64_t c, b, h;
+    bool fp8;
+  };
+  for (const K& k : {K{64, 2, 18, false}, K{64, 2, 18, true}, K{64, 32, 112, false}, K{64, 32, 112, true}, K{20, 3, 14, false}}) {
+    SCOPED_TRACE((k.fp8 ? "fp8 c=" : "int8 c=") + std::to_string(k.c) + " b=" + std::to_string(k.b));
+    onnx::ModelProto m = quantized_token_mixer_model(k.c, k.fp8, k.fp8 ? 4.f / 448 : 4.f / 127, k.fp8 ? 3.f / 448 : 3.f / 127);
+    BuildOptions o;
+    o.backend = "cuda";
+    o.precision = Precision::FP16;
+    const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+    const bool gemms = k.c % 16 == 0;
+    EXPECT_EQ(count_ops(e.graph, "QuantizeLinear"), gemms ? 0 : 1);
+    int fused = 0, dual = 0;
+    for (const auto& n : e.graph.nodes) {
+      fused += n.op_type == "unirt.ConvNHWC" && n.has_attr("q_scale");
+      dual += n.op_type == "unirt.QuantizedLinear" && n.outputs.size() == 2;
+    }
+    EXPECT_EQ(fused, 2);
+    EXPECT_EQ(dual, gemms ? 1 : 0);
+    const double err = compare(m, {random_input("x", {k.b, k.c, k.h, k.h + 2}, 79)}, Precision::FP16);
+    std::printf("depthwise conv -> codes %s c=%lld b=%lld: max abs error / scale %.3e\n", k.fp8 ? "fp8" : "int8",
+                static_cast<long long>(k.c), static_cast<long long>(k.b), err);
+    // float16 rounding of the convs and the output, and codes moved by one step where the float16
+    // value lands across a rounding boundary of the float32 one.
+    EXPECT_LT(err, 0.03);
+  }
+}
+
+// unirt.Attention writing the projection's 8-bit input (q_scale) against the CPU's float32 Q/DQ
+// graph: the flash kernel (head_dim 32 and 64, token counts off the 16-query tiles) and the scalar
+// one (head_dim 40).
+TEST_F(CudaOps, AttentionWritesTheCodesOfItsQuantize) {
+  struct K {
+    int64_t heads, hd, n;
+    bool fp8;
+  };
+  for (const K& k : {K{5, 64, 196, false}, K{5, 64, 196, true}, K{4, 32, 49, false}, K{2, 40, 50, true}}) {
+    SCOPED_TRACE((k.fp8 ? "fp8 hd=" : "int8 hd=") + std::to_string(k.hd) + " n=" + std::to_string(k.n));
+    onnx::ModelProto m = quantized_attention_model(k.heads, k.hd, k.fp8, k.fp8 ? 1.f / 448 : 1.f / 127);
+    BuildOptions o;
+    o.backend = "cuda";
+    o.precision = Precision::FP16;
+    const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+    EXPECT_EQ(count_ops(e.graph, "QuantizeLinear"), 0);
+    const double err = compare(m, {random_input("x", {3, k.n, 3 * k.heads * k.hd}, 80)}, Precision::FP16);
+    std::printf("attention -> codes %s hd=%lld n=%lld: max abs error / scale %.3e\n", k.fp8 ? "fp8" : "int8",
+                static_cast<long long>(k.hd), static_cast<long long>(k.n), err);
+    EXPECT_LT(err, 0.03);
+  }
+}
+
 // float8 E4M3FN: QuantizeLinear per channel (saturating and not) -> DequantizeLinear, and Cast
 // to float8 and back, against the CPU bit for bit (backend/float8_rule.h on both sides): values
 // from subnormals to beyond 448, ties, infinities and NaN.

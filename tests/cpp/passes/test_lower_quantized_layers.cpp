@@ -18,12 +18,13 @@ using namespace unirt::testing;
 
 namespace {
 
-Engine lowered_engine(const std::string& bytes) {
+Engine lowered_engine(const std::string& bytes, bool nhwc = false) {
   Engine e;
   e.graph = import_onnx_bytes(bytes, "m");
   PipelineOptions po;
   po.evaluate = cpu_constant_evaluator();
   po.quantized_kernels = true;
+  po.nhwc = nhwc;
   e.passes = run_passes(e.graph, po);
   e.graph.compact();
   return e;
@@ -44,6 +45,25 @@ const Node* find_node(const Graph& g, const std::string& name) {
   for (const auto& n : g.nodes)
     if (n.name == name) return &n;
   return nullptr;
+}
+
+const Node* find_op_with(const Graph& g, const std::string& op, const std::string& attr) {
+  for (const auto& n : g.nodes)
+    if (n.op_type == op && n.has_attr(attr)) return &n;
+  return nullptr;
+}
+
+struct Diff {
+  double worst = 0, mean = 0;
+};
+Diff difference(const std::vector<float>& a, const std::vector<float>& b) {
+  Diff d;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double e = std::fabs(double(a[i]) - b[i]);
+    d.worst = std::max(d.worst, e);
+    d.mean += e / a.size();
+  }
+  return d;
 }
 
 }  // namespace
@@ -152,4 +172,92 @@ TEST(LowerQuantizedLayers, TheKernelsRefuseWhatTheyCannotRun) {
         }
       },
       Error);
+}
+
+TEST(LowerQuantizedLayers, ConvsAndResidualGemmsWriteTheCodesTheirQuantizeWouldWrite) {
+  for (bool fp8 : {false, true}) {
+    SCOPED_TRACE(fp8 ? "float8 e4m3fn" : "int8");
+    onnx::ModelProto m = quantized_token_mixer_model(32, fp8, fp8 ? 4.f / 448 : 4.f / 127, fp8 ? 3.f / 448 : 3.f / 127);
+    const std::string bytes = model_bytes(m, 19);
+    const Engine lo = lowered_engine(bytes, true);
+    // The three quantizes fused: the pos conv (x1 also feeds the residual) writes float and codes,
+    // the 5x5 conv only codes, conv2's residual epilogue float and codes.
+    EXPECT_EQ(count_ops(lo.graph, "QuantizeLinear"), 0);
+    EXPECT_EQ(count_ops(lo.graph, "DequantizeLinear"), 0);
+    EXPECT_EQ(count_ops(lo.graph, "unirt.QuantizedLinear"), 3);
+    const Node* conv2 = find_node(lo.graph, "conv2");
+    ASSERT_TRUE(conv2);
+    EXPECT_EQ(conv2->outputs.size(), 2u);
+    int dual = 0, codes_only = 0;
+    const DType t = fp8 ? DType::Float8E4M3FN : DType::Int8;
+    for (const auto& n : lo.graph.nodes) {
+      if (n.op_type != "unirt.ConvNHWC" || !n.has_attr("q_scale")) continue;
+      if (n.outputs.size() == 2) {
+        ++dual;
+        EXPECT_EQ(lo.graph.value(n.outputs[0]).dtype, DType::Float32);
+        EXPECT_EQ(lo.graph.value(n.outputs[1]).dtype, t);
+      } else {
+        ++codes_only;
+        EXPECT_EQ(lo.graph.value(n.outputs[0]).dtype, t);
+      }
+    }
+    EXPECT_EQ(dual, 1);
+    EXPECT_EQ(codes_only, 1);
+    const std::string path = ::testing::TempDir() + "/lowered_mixer.engine";
+    save_engine(lo, path);
+    const Engine back = load_engine(path);
+    EXPECT_EQ(count_ops(back.graph, "QuantizeLinear"), 0);
+
+    const Engine sim = build_engine(import_onnx_bytes(bytes, "m"), BuildOptions{});
+    const std::vector<int64_t> shape{2, 32, 18, 22};
+    const auto x = randn(2 * 32 * 18 * 22, 1.f, 11);
+    const auto a = run_on_cpu(lo, x, shape), b = run_on_cpu(sim, x, shape);
+    ASSERT_EQ(a.size(), b.size());
+    // The same codes but where the channels-last conv's float32 sum lands on the other side of a
+    // rounding boundary (one step of the scale times a weight row).
+    const Diff d = difference(a, b);
+    std::printf("token mixer %s, lowered vs Q/DQ graph: max abs %.3e, mean abs %.3e\n", fp8 ? "fp8" : "int8", d.worst, d.mean);
+    EXPECT_LT(d.worst, 0.05) << "mean " << d.mean;
+    EXPECT_LT(d.mean, 1e-3);
+  }
+}
+
+TEST(LowerQuantizedLayers, AQuantizedOutputNeedsADepthwiseConv) {
+  onnx::ModelProto m = quantized_token_mixer_model(16, false, 0.03f, 0.03f);
+  Engine lo = lowered_engine(model_bytes(m, 19), true);
+  const Node* dw = find_op_with(lo.graph, "unirt.ConvNHWC", "q_scale");
+  ASSERT_TRUE(dw);
+  for (auto& n : lo.graph.nodes)
+    if (&n == dw) n.attrs["q_scale"] = -1.f;  // a damaged engine file
+  EXPECT_THROW(
+      {
+        try {
+          run_on_cpu(lo, randn(16 * 8 * 8, 1.f, 3), {1, 16, 8, 8});
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("q_scale"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+}
+
+TEST(LowerQuantizedLayers, AttentionWritesTheProjectionsCodes) {
+  for (bool fp8 : {false, true}) {
+    SCOPED_TRACE(fp8 ? "float8 e4m3fn" : "int8");
+    onnx::ModelProto m = quantized_attention_model(2, 32, fp8, fp8 ? 1.f / 448 : 1.f / 127);
+    const std::string bytes = model_bytes(m, 19);
+    const Engine lo = lowered_engine(bytes);
+    EXPECT_EQ(count_ops(lo.graph, "QuantizeLinear"), 0);
+    EXPECT_EQ(count_ops(lo.graph, "unirt.QuantizedLinear"), 1);
+    const Node* attn = find_op_with(lo.graph, "unirt.Attention", "q_scale");
+    ASSERT_TRUE(attn);
+    EXPECT_EQ(lo.graph.value(attn->outputs[0]).dtype, fp8 ? DType::Float8E4M3FN : DType::Int8);
+    const Engine sim = build_engine(import_onnx_bytes(bytes, "m"), BuildOptions{});
+    const std::vector<int64_t> shape{2, 37, 3 * 64};
+    const auto x = randn(2 * 37 * 3 * 64, 1.f, 13);
+    const Diff d = difference(run_on_cpu(lo, x, shape), run_on_cpu(sim, x, shape));
+    std::printf("attention -> codes %s, lowered vs Q/DQ graph: max abs %.3e, mean abs %.3e\n", fp8 ? "fp8" : "int8", d.worst, d.mean);
+    EXPECT_LT(d.worst, 0.05) << "mean " << d.mean;
+    EXPECT_LT(d.mean, 1e-3);
+  }
 }
