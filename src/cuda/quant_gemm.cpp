@@ -13,9 +13,9 @@ std::string qgemm_unsupported(const QGemmArgs& a) {
   if (a.K % 16) return "K = " + std::to_string(a.K) + " is not a multiple of 16 (the 8-bit GEMM reads 16-byte rows)";
   if (a.N % 16) return "N = " + std::to_string(a.N) + " is not a multiple of 16";
   if (a.out8 && !a.gelu) return "an 8-bit output is only built with the GELU epilogue";
-  if (a.out8 && a.residual) return "an 8-bit output takes no residual";
+  if (a.out8 && a.has_residual) return "an 8-bit output takes no residual";
   if (!a.out8 && a.gelu) return "GELU is only built with an 8-bit output";
-  if (a.aux && (a.out8 || !a.residual)) return "an 8-bit copy of the output is only built for a float16 output with a residual";
+  if (a.has_aux && (a.out8 || !a.has_residual)) return "an 8-bit copy of the output is only built for a float16 output with a residual";
   return "";
 }
 
@@ -54,8 +54,8 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
     check(cudaMalloc(&B, bb), "cudaMalloc");
     check(cudaMalloc(&D, db), "cudaMalloc");
     check(cudaMalloc(&V, static_cast<size_t>(a.N) * 8), "cudaMalloc");
-    if (a.residual) check(cudaMalloc(&R, db), "cudaMalloc");
-    if (a.aux) check(cudaMalloc(&X, static_cast<size_t>(a.M * a.N)), "cudaMalloc");
+    if (a.has_residual) check(cudaMalloc(&R, db), "cudaMalloc");
+    if (a.has_aux) check(cudaMalloc(&X, static_cast<size_t>(a.M * a.N)), "cudaMalloc");
     // Zeros: no NaN or overflow path is timed instead of the real one.
     check(cudaMemset(A, 0, ab), "cudaMemset");
     check(cudaMemset(B, 0, bb), "cudaMemset");

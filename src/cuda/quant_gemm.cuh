@@ -1,6 +1,7 @@
 // The CUTLASS kernels behind quant_gemm.h, one template per (8-bit type, tile, epilogue). Included
 // only by quant_gemm_int8.cu and quant_gemm_fp8.cu, so each compiles its own instantiations.
 #pragma once
+#include <cstdio>
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
@@ -20,66 +21,20 @@ namespace qgemm {
 using namespace cute;
 namespace fusion = cutlass::epilogue::fusion;
 
-// The 8-bit output epilogue as one visitor node: Z = alpha[n] * acc + bias[n], then
-// GELU(Z) * inv_scale rounded (to nearest even) and saturated to the 8-bit type. Written out
-// rather than composed from Sm90Compute nodes because those convert every int32 accumulator with
-// I2F and every int8 result with F2I, which run on the quarter-rate conversion pipe next to the
-// GELU's tanh: three quarter-rate operations per output left the short-K fc1 layers
-// epilogue-bound (stage 1 of UniFormer-S at batch 128: 117 us for 26 MB in, 103 MB out). Here:
-//  - int32 -> float through the float bit pattern (exact for |acc| < 2^22, which the host
-//    guarantees by K: see small_acc);
-//  - float -> int8 by clamping and adding 1.5 * 2^23, whose low byte is the rounded integer;
-//  - float8 E4M3: CUTLASS's converter (cvt.rn.satfinite.e4m3x2, two outputs an instruction).
-// Children: alpha [N] and bias [N] (row broadcasts), inv_scale and small_acc (scalars; small_acc
-// is 1 when K * 128 * 127 < 2^22).
-template <class ElementD>
-struct GeluQuantizeNode : fusion::Sm90VisitorImpl<> {
-  using fusion::Sm90VisitorImpl<>::Sm90VisitorImpl;
-
-  struct ConsumerStoreCallbacks : fusion::EmptyConsumerStoreCallbacks {
-    template <class ElementAcc, int N>
-    CUTLASS_DEVICE cutlass::Array<ElementD, N> visit(cutlass::Array<ElementAcc, N> const& acc, int, int, int,
-                                                     cutlass::Array<float, N> const& alpha, cutlass::Array<float, N> const& bias,
-                                                     cutlass::Array<float, N> const& inv_scale,
-                                                     cutlass::Array<float, N> const& small_acc) {
-      cutlass::Array<float, N> z;
-      const bool small = small_acc[0] != 0.f;
-      const cutlass::epilogue::thread::GELU_taylor<float> gelu{};
-      CUTLASS_PRAGMA_UNROLL
-      for (int i = 0; i < N; ++i) {
-        float a;
-        if constexpr (std::is_same_v<ElementAcc, int32_t>) a = small ? __int_as_float(acc[i] + 0x4B400000) - 12582912.f : static_cast<float>(acc[i]);
-        else a = static_cast<float>(acc[i]);
-        z[i] = gelu(fmaf(alpha[i], a, bias[i])) * inv_scale[i];
-      }
-      if constexpr (std::is_same_v<ElementD, int8_t> && N % 4 == 0) {
-        cutlass::Array<ElementD, N> out;
-        uint32_t* o = reinterpret_cast<uint32_t*>(&out);
-        CUTLASS_PRAGMA_UNROLL
-        for (int i = 0; i < N; i += 4) {
-          int b[4];
-          CUTLASS_PRAGMA_UNROLL
-          for (int j = 0; j < 4; ++j) b[j] = __float_as_int(fminf(fmaxf(z[i + j], -128.f), 127.f) + 12582912.f);
-          o[i / 4] = __byte_perm(__byte_perm(b[0], b[1], 0x40), __byte_perm(b[2], b[3], 0x40), 0x5410);
-        }
-        return out;
-      } else {
-        return cutlass::NumericArrayConverter<ElementD, float, N, cutlass::FloatRoundStyle::round_to_nearest>{}(z);
-      }
-    }
-  };
-
-  template <bool ReferenceSrc, class... Args>
-  CUTLASS_DEVICE auto get_consumer_store_callbacks(fusion::ConsumerStoreArgs<Args...> const&) {
-    return ConsumerStoreCallbacks();
-  }
-};
-
-template <class Tile, class ElementD>
-using QuantizedOut = fusion::Sm90EVT<GeluQuantizeNode<ElementD>,
-                                     fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>,
-                                     fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>,
-                                     fusion::Sm90ScalarBroadcast<float>, fusion::Sm90ScalarBroadcast<float>>;
+// Z = alpha[n] * acc + bias[n]; then act(Z) * inv_scale rounded (saturating) to the 8-bit type.
+// (One hand-written visitor node doing the same with the int32 -> float and float -> int8
+// conversions through float bit patterns, to spare the quarter-rate I2F/F2I, ran 10-15% slower
+// on UniFormer-S's fc1 layers: this epilogue is issue-bound, not conversion-bound.)
+template <class Tile, class ElementD, template <class> class Act>
+using QuantizedOut = fusion::Sm90EVT<
+    fusion::Sm90Compute<cutlass::multiplies, ElementD, float, cutlass::FloatRoundStyle::round_to_nearest>,
+    fusion::Sm90ScalarBroadcast<float>,
+    fusion::Sm90EVT<fusion::Sm90Compute<Act, float, float, cutlass::FloatRoundStyle::round_to_nearest>,
+                    fusion::Sm90EVT<fusion::Sm90Compute<cutlass::homogeneous_multiply_add, float, float,
+                                                        cutlass::FloatRoundStyle::round_to_nearest>,
+                                    fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>,
+                                    fusion::Sm90AccFetch,
+                                    fusion::Sm90RowBroadcast<0, Tile, float, float, Stride<_0, _1, int64_t>>>>>;
 
 // Float16 output with the residual and an 8-bit copy (a CBlock's conv2: x + conv2(...) is both
 // the residual stream and, quantized, the next fc1's input). Z = alpha[n] * acc + bias[n] + C,
@@ -157,7 +112,7 @@ struct Kernel {
   using ElementD = std::conditional_t<Out8, ElementAB, cutlass::half_t>;
   using ElementC = std::conditional_t<Out8, void, cutlass::half_t>;
   using Fusion = std::conditional_t<
-      Out8, QuantizedOut<Tile, ElementD>,
+      Out8, QuantizedOut<Tile, ElementD, cutlass::epilogue::thread::GELU_taylor>,
       std::conditional_t<E == Epi::HalfAndCodes, typename ResidualWithCodes<Tile, ElementAB, EpiSchedule>::Tree,
                          fusion::PerColLinCombPerColBiasEltAct<cutlass::epilogue::thread::Identity, cutlass::half_t, float, float,
                                                                cutlass::half_t, float>>>;
@@ -196,9 +151,10 @@ struct Kernel {
     auto& f = args.epilogue.thread;
     if constexpr (Out8) {
       args.epilogue.ptr_C = nullptr;
-      // {alpha, bias, inv_scale, small_acc, node}; |acc| <= K * 128 * 127 (int8 codes)
-      const float small = static_cast<double>(q.K) * 128 * 127 < double(1 << 22) ? 1.f : 0.f;
-      f = {{q.alpha, 0.f, {}}, {q.bias, 0.f, {}}, {{q.inv_out_scale}}, {{small}}, {}};
+      // {inv_scale, {{alpha, acc, bias, fma}, act}, multiply}
+      f = {{{q.inv_out_scale}, {}, {}},
+           {{{q.alpha, 0.f, {}}, {}, {q.bias, 0.f, {}}, {}}, {}},
+           {}};
     } else if constexpr (E == Epi::HalfAndCodes) {
       args.epilogue.ptr_C = reinterpret_cast<const cutlass::half_t*>(q.residual);
       // {alpha, bias, C, Z, inv_scale, multiply, store, D}
@@ -206,10 +162,10 @@ struct Kernel {
       f = {{q.alpha, 0.f, {}}, {q.bias, 0.f, {}}, {}, {}, {{q.aux_inv_scale}}, {}, {static_cast<ElementAB*>(q.aux), SAux{int64_t(N), _1{}, int64_t(M) * N}}, {}};
     } else {
       // No residual: beta = 0 and C is never loaded (D stands in for its descriptor).
-      args.epilogue.ptr_C = q.residual ? reinterpret_cast<const cutlass::half_t*>(q.residual) : reinterpret_cast<const cutlass::half_t*>(d);
+      args.epilogue.ptr_C = q.has_residual ? reinterpret_cast<const cutlass::half_t*>(q.residual) : reinterpret_cast<const cutlass::half_t*>(d);
       f.alpha_ptr = q.alpha;
       f.dAlpha = {_0{}, true, 0};
-      f.beta = q.residual ? 1.f : 0.f;
+      f.beta = q.has_residual ? 1.f : 0.f;
       f.bias_ptr = q.bias;
     }
     return args;
@@ -233,7 +189,18 @@ struct Kernel {
     if (GemmKernel::get_workspace_size(args) != 0) throw Error("8-bit GEMM: unexpected workspace request");
     typename GemmKernel::Params params = GemmKernel::to_underlying_arguments(args, nullptr);
     const cutlass::Status st = Gemm::run(params, s);
-    if (st != cutlass::Status::kSuccess) throw Error(std::string("8-bit GEMM launch: ") + cutlassGetStatusString(st));
+    if (st != cutlass::Status::kSuccess) {
+      // What the launch asked for against what the function allows (CUTLASS reports only "Error
+      // Internal"; it has consumed the CUDA error).
+      cudaFuncAttributes fa{};
+      cudaFuncGetAttributes(&fa, cutlass::device_kernel<GemmKernel>);
+      const dim3 grid = GemmKernel::get_grid_shape(params), block = GemmKernel::get_block_shape();
+      char b[320];
+      std::snprintf(b, sizeof b, "8-bit GEMM launch: %s (grid %ux%ux%u, block %u, shared memory %d of %d bytes allowed, %zu bytes of parameters)",
+                    cutlassGetStatusString(st), grid.x, grid.y, grid.z, block.x, int(GemmKernel::SharedStorageSize),
+                    fa.maxDynamicSharedSizeBytes, sizeof(params));
+      throw Error(b);
+    }
   }
 };
 
@@ -254,7 +221,7 @@ void with_tile(int tile, F&& f) {
 template <class ElementAB, class F>
 void with_kernel(const QGemmArgs& q, int tile, F&& f) {
   if (q.out8) with_tile<ElementAB, Epi::Codes>(tile, f);
-  else if (q.aux) with_tile<ElementAB, Epi::HalfAndCodes>(tile, f);
+  else if (q.has_aux) with_tile<ElementAB, Epi::HalfAndCodes>(tile, f);
   else with_tile<ElementAB, Epi::Half>(tile, f);
 }
 template <class ElementAB>

@@ -25,13 +25,16 @@ struct QGemmArgs {
   const void* b = nullptr;
   const float* alpha = nullptr;   // [N]
   const float* bias = nullptr;    // [N] or null
-  const __half* residual = nullptr;  // [M, N] or null (float16 output only)
+  const __half* residual = nullptr;  // [M, N] (float16 output only) when has_residual
   void* d = nullptr;
   bool out8 = false;              // D is the 8-bit type of A (else float16)
   bool gelu = false;              // act = GELU (tanh form); 8-bit output only
   float inv_out_scale = 1.f;      // 8-bit output: D = quantize(act(Z) * inv_out_scale)
   void* aux = nullptr;            // float16 output with a residual: also quantize(D * aux_inv_scale), A's type [M, N]
   float aux_inv_scale = 1.f;
+  // Which kernel: set from the layer, not from the pointers above, which prepare() may not have yet.
+  bool has_residual = false;
+  bool has_aux = false;
 };
 
 // Why these operands cannot run (empty when they can): alignment, shape, variant.

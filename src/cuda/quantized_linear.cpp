@@ -84,11 +84,13 @@ class QuantizedLinearKernel : public CudaKernel {
     q.alpha = in[2].as<float>();
     q.bias = has(3) ? in[3].as<float>() : nullptr;
     q.residual = has(4) ? in[4].as<__half>() : nullptr;
+    q.has_residual = has(4);
     q.d = out[0].data;
     q.out8 = attrs_.out_scale > 0.f;
     q.gelu = attrs_.gelu;
     q.inv_out_scale = q.out8 ? 1.f / attrs_.out_scale : 1.f;
     if (attrs_.q_scale > 0.f && out.size() > 1) {
+      q.has_aux = true;
       q.aux = out[1].data;
       q.aux_inv_scale = 1.f / attrs_.q_scale;
     }
