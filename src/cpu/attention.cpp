@@ -52,9 +52,8 @@ class AttentionKernel : public CpuKernel {
     uint8_t* q = out[0].as<uint8_t>();
     const bool fp8 = attrs_.q_dtype == DType::Float8E4M3FN;
     const int64_t n = B * N * C;
-    for (int64_t i = 0; i < n; ++i)
-      q[i] = fp8 ? quantize_e4m3fn(y[i], attrs_.q_scale, 0, true)
-                 : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(y[i], attrs_.q_scale, 0, -128, 127)));
+    const float inv = 1.f / attrs_.q_scale;
+    for (int64_t i = 0; i < n; ++i) q[i] = fp8 ? fused_code_e4m3fn(y[i], inv) : fused_code_int8(y[i], inv);
   }
 
  private:

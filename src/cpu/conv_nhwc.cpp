@@ -1,7 +1,7 @@
 // unirt.ConvNHWC (passes/nhwc_wrap_convs.cpp): channels-last convolution, X [N, H, W, C], weights
 // [kh, kw, C/group, Cout], optional bias [Cout] and residual R [N, OH, OW, Cout].
 // group 1: per-image im2col rows (kh*kw*C columns) times the weight matrix; depthwise: direct,
-// optionally also quantized (q_scale: the codes of Y by QuantizeLinear's arithmetic).
+// optionally also quantized (q_scale: the codes of Y, backend/quantize_rule.h's fused rule).
 #include "backend/quantize_rule.h"
 #include "cpu/blas.h"
 #include "cpu/cpu_util.h"
@@ -88,12 +88,12 @@ class ConvNhwcKernel : public CpuKernel {
     }
     if (attrs_.q_scale > 0.f) {
       uint8_t* q = out[codes_only() ? 0 : 1].as<uint8_t>();
-      const float sc = attrs_.q_scale;
+      const float inv = 1.f / attrs_.q_scale;
       const bool fp8 = attrs_.q_dtype == DType::Float8E4M3FN;
       const int64_t n = total * CO;
 #pragma omp parallel for num_threads(ctx.threads) if (n > 65536)
       for (int64_t i = 0; i < n; ++i)
-        q[i] = fp8 ? quantize_e4m3fn(y[i], sc, 0, true) : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(y[i], sc, 0, -128, 127)));
+        q[i] = fp8 ? fused_code_e4m3fn(y[i], inv) : fused_code_int8(y[i], inv);
     }
   }
 

@@ -141,7 +141,7 @@ namespace cpu {
 namespace {
 
 // unirt.LayerNormQuantize: LayerNorm over the last axis (statistics in double, as above), each
-// value then quantized as QuantizeLinear(y, y_scale) does (backend/quantize_rule.h).
+// value then quantized by the fused producers' rule at y_scale (backend/quantize_rule.h).
 class LayerNormQuantizeKernel : public CpuKernel {
  public:
   explicit LayerNormQuantizeKernel(const KernelCreateArgs& a) : CpuKernel(a), attrs_(LayerNormQuantizeAttrs::of(a.node)) {}
@@ -158,7 +158,7 @@ class LayerNormQuantizeKernel : public CpuKernel {
     const float *x = in[0].as<float>(), *g = in[1].as<float>(), *b = has_b ? in[2].as<float>() : nullptr;
     uint8_t* y = out[0].as<uint8_t>();
     const bool fp8 = attrs_.output_dtype == DType::Float8E4M3FN;
-    const float scale = attrs_.y_scale;
+    const float inv = 1.f / attrs_.y_scale;
     const double eps = attrs_.epsilon;
 #pragma omp parallel for num_threads(ctx.threads) if (rows * D > 16384)
     for (int64_t r = 0; r < rows; ++r) {
@@ -170,7 +170,7 @@ class LayerNormQuantizeKernel : public CpuKernel {
       const float rstd = static_cast<float>(1.0 / std::sqrt(ss / D + eps)), mf = static_cast<float>(mean);
       for (int64_t i = 0; i < D; ++i) {
         const float v = (xr[i] - mf) * rstd * g[i] + (b ? b[i] : 0.f);
-        y[r * D + i] = fp8 ? quantize_e4m3fn(v, scale, 0, true) : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(v, scale, 0, -128, 127)));
+        y[r * D + i] = fp8 ? fused_code_e4m3fn(v, inv) : fused_code_int8(v, inv);
       }
     }
   }

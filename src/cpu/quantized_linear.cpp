@@ -47,7 +47,8 @@ class QuantizedLinearKernel : public CpuKernel {
     const float* res = has_res ? in[4].as<float>() : nullptr;
     const bool fp8 = t == DType::Float8E4M3FN;
     const float inv = eight ? 1.f / attrs_.out_scale : 1.f;
-    uint8_t* codes = nullptr;  // q_scale: the output's codes, by QuantizeLinear's arithmetic
+    uint8_t* codes = nullptr;  // q_scale: the output's codes (backend/quantize_rule.h's fused rule)
+    const float qinv = attrs_.q_scale > 0.f ? 1.f / attrs_.q_scale : 1.f;
     if (attrs_.q_scale > 0.f) {
       if (out[1].dtype != t) fail(std::string("the codes output is ") + dtype_name(out[1].dtype) + ", X is " + dtype_name(t));
       expect_shape(out[1], ys, "codes output");
@@ -75,8 +76,7 @@ class QuantizedLinearKernel : public CpuKernel {
           const float y = z + (res ? res[i] : 0.f);
           out[0].as<float>()[i] = y;
           if (codes)
-            codes[i] = fp8 ? quantize_e4m3fn(y, attrs_.q_scale, 0, true)
-                           : static_cast<uint8_t>(static_cast<int8_t>(quantize_value(y, attrs_.q_scale, 0, -128, 127)));
+            codes[i] = fp8 ? fused_code_e4m3fn(y, qinv) : fused_code_int8(y, qinv);
           continue;
         }
         const float v = (attrs_.gelu ? gelu_tanh(z) : z) * inv;

@@ -46,9 +46,9 @@ __device__ __forceinline__ void load_tile_async(__half* dst, const __half* src, 
 }
 
 // Where the output goes: float16 (QK 0), or the int8 (1) / float8 E4M3FN (2) codes of the float16
-// value (q_scale), as the QuantizeLinear it replaces computes them (backend/quantize_rule.h).
+// value at q_inv = 1 / q_scale (the fused producers' rule, backend/quantize_rule.h).
 template <int QK>
-__device__ __forceinline__ void store_pair(void* out, int64_t at, float a, float b, float q_scale) {
+__device__ __forceinline__ void store_pair(void* out, int64_t at, float a, float b, float q_inv) {
   const __half2 h = __floats2half2_rn(a, b);
   if constexpr (QK == 0) {
     *reinterpret_cast<__half2*>(static_cast<__half*>(out) + at) = h;
@@ -56,11 +56,11 @@ __device__ __forceinline__ void store_pair(void* out, int64_t at, float a, float
     const float2 f = __half22float2(h);
     uint8_t c[2];
     if constexpr (QK == 1) {
-      c[0] = static_cast<uint8_t>(static_cast<int8_t>(quantize_value(f.x, q_scale, 0, -128, 127)));
-      c[1] = static_cast<uint8_t>(static_cast<int8_t>(quantize_value(f.y, q_scale, 0, -128, 127)));
+      c[0] = fused_code_int8(f.x, q_inv);
+      c[1] = fused_code_int8(f.y, q_inv);
     } else {
-      c[0] = quantize_e4m3fn(f.x, q_scale, 0, true);
-      c[1] = quantize_e4m3fn(f.y, q_scale, 0, true);
+      c[0] = fused_code_e4m3fn(f.x, q_inv);
+      c[1] = fused_code_e4m3fn(f.y, q_inv);
     }
     *reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(out) + at) = static_cast<uint16_t>(c[0] | (c[1] << 8));
   }
@@ -70,7 +70,7 @@ __device__ __forceinline__ void store_pair(void* out, int64_t at, float a, float
 // (batch 1) so that more blocks fill the GPU. K/V tiles are double-buffered.
 template <int D, int WARPS, int QK>
 __global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* __restrict__ qkv, void* __restrict__ out,
-                                                                   int N, int heads, float scale_log2, float q_scale) {
+                                                                   int N, int heads, float scale_log2, float q_inv) {
   constexpr int LD = D + 8;  // padded rows: the 8 rows a quad reads fall in different banks
   constexpr int Q = 16 * WARPS, T = 32 * WARPS;
   __shared__ __align__(16) __half sq[Q * LD];
@@ -191,16 +191,16 @@ __global__ void __launch_bounds__(32 * WARPS) flash_attention_f16(const __half* 
   const int64_t ob = int64_t(b) * N * C + h * D + 2 * t;
 #pragma unroll
   for (int j = 0; j < D / 8; ++j) {
-    if (r0 < N) store_pair<QK>(out, ob + int64_t(r0) * C + j * 8, o[0][j][0] * inv0, o[0][j][1] * inv0, q_scale);
-    if (r1 < N) store_pair<QK>(out, ob + int64_t(r1) * C + j * 8, o[0][j][2] * inv1, o[0][j][3] * inv1, q_scale);
+    if (r0 < N) store_pair<QK>(out, ob + int64_t(r0) * C + j * 8, o[0][j][0] * inv0, o[0][j][1] * inv0, q_inv);
+    if (r1 < N) store_pair<QK>(out, ob + int64_t(r1) * C + j * 8, o[0][j][2] * inv1, o[0][j][3] * inv1, q_inv);
   }
 }
 
 // Scalar path: one thread per query, K/V tiles staged in shared memory as float.
-// q_kind 1 / 2: out holds the int8 / float8 E4M3FN codes (at q_scale) of the value rounded to T.
+// q_kind 1 / 2: out holds the int8 / float8 E4M3FN codes (q_inv = 1 / q_scale) of the value rounded to T.
 template <typename T, int DMAX>
 __global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict__ qkv, void* __restrict__ out, int N, int heads,
-                                                             int D, float scale_log2, int q_kind, float q_scale) {
+                                                             int D, float scale_log2, int q_kind, float q_inv) {
   __shared__ float sk[kScalarKeys * DMAX];
   __shared__ float sv[kScalarKeys * DMAX];
   const int C = heads * D;
@@ -253,8 +253,7 @@ __global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict
     T v;
     st(&v, 0, acc[d] * inv);  // the value as a T tensor would hold it
     const float f = ld(&v, 0);
-    orow[d] = q_kind == 1 ? static_cast<uint8_t>(static_cast<int8_t>(quantize_value(f, q_scale, 0, -128, 127)))
-                          : quantize_e4m3fn(f, q_scale, 0, true);
+    orow[d] = q_kind == 1 ? fused_code_int8(f, q_inv) : fused_code_e4m3fn(f, q_inv);
   }
 }
 
@@ -312,7 +311,7 @@ class AttentionKernel : public CudaKernel {
     int warps = 4;
     while (warps > 1 && (n + 16 * warps - 1) / (16 * warps) * B * h < want) warps /= 2;
     const dim3 grid(static_cast<unsigned>((n + 16 * warps - 1) / (16 * warps)), static_cast<unsigned>(B * h));
-    const float qs = attrs_.q_scale;
+    const float qs = attrs_.q_scale > 0.f ? 1.f / attrs_.q_scale : 1.f;
     if (d == 32) {
       if (warps == 4) flash_attention_f16<32, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, qs);
       else if (warps == 2) flash_attention_f16<32, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, qs);
@@ -325,7 +324,7 @@ class AttentionKernel : public CudaKernel {
   }
   template <typename T>
   void launch_scalar(const T* x, void* y, dim3 grid, int n, int h, int d, float sl2, int qk, cudaStream_t s) {
-    const float qs = attrs_.q_scale;
+    const float qs = attrs_.q_scale > 0.f ? 1.f / attrs_.q_scale : 1.f;
     if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
     else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
     else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);

@@ -29,7 +29,7 @@ struct ConvGeom {
   // Depthwise with q_scale: the 8-bit codes of Y (q_kind 1 int8, 2 float8 E4M3FN) into q; y may
   // then be null (codes only).
   uint8_t* q = nullptr;
-  float q_scale = 1.f;
+  float q_inv = 1.f;  // 1 / q_scale
   int q_kind = 0;
 };
 
@@ -82,8 +82,8 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
 }
 
 // y[o] = acc (+ res[o]): the residual (UniFormer's x + pos_embed(x)) joins before the one store.
-// With g.q_kind, the codes of y as stored (rounded to T first, so they equal what a QuantizeLinear
-// reading y computes: backend/quantize_rule.h) go to g.q as well, or instead when y is null.
+// With g.q_kind, the codes of y as stored (rounded to T first; the fused producers' rule of
+// backend/quantize_rule.h) go to g.q as well, or instead when y is null.
 template <typename T, int V>
 __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t o, float (&acc)[V], const ConvGeom& g) {
   if (res) {
@@ -97,8 +97,7 @@ __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t 
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       const float t = std::is_same<T, __half>::value ? __half2float(__float2half_rn(acc[v])) : acc[v];
-      c[v] = g.q_kind == 1 ? static_cast<uint8_t>(static_cast<int8_t>(quantize_value(t, g.q_scale, 0, -128, 127)))
-                           : quantize_e4m3fn(t, g.q_scale, 0, true);
+      c[v] = g.q_kind == 1 ? fused_code_int8(t, g.q_inv) : fused_code_e4m3fn(t, g.q_inv);
     }
     if constexpr (V == 8) *reinterpret_cast<uint2*>(g.q + o) = *reinterpret_cast<const uint2*>(c);
     else if constexpr (V == 4) *reinterpret_cast<uint32_t*>(g.q + o) = *reinterpret_cast<const uint32_t*>(c);
@@ -442,7 +441,7 @@ class ConvNhwcKernel : public CudaKernel {
     void* yp = codes_only() ? nullptr : out[0].data;
     if (attrs_.q_scale > 0.f) {
       g.q = out[codes_only() ? 0 : 1].as<uint8_t>();
-      g.q_scale = attrs_.q_scale;
+      g.q_inv = 1.f / attrs_.q_scale;
       g.q_kind = attrs_.q_dtype == DType::Int8 ? 1 : 2;
     }
     if (group_ != 1) {

@@ -12,8 +12,8 @@ namespace cuda {
 namespace {
 
 // Where LayerNorm writes: T as computed (QOUT 0), or the int8 (1) / float8 E4M3FN (2) codes of
-// unirt.LayerNormQuantize at `scale`, by the QuantizeLinear arithmetic it replaces
-// (backend/quantize_rule.h), so the fused and the unfused graph agree bit for bit.
+// unirt.LayerNormQuantize, `scale` being the reciprocal of y_scale (the fused producers' rule,
+// backend/quantize_rule.h, as the CPU kernel computes it).
 template <int QOUT, typename T, int VEC>
 __device__ __forceinline__ void store_out(void* y, int64_t at, const float* v, float scale) {
   if constexpr (QOUT == 0) {
@@ -22,8 +22,7 @@ __device__ __forceinline__ void store_out(void* y, int64_t at, const float* v, f
     uint8_t c[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k)
-      c[k] = QOUT == 1 ? static_cast<uint8_t>(static_cast<int8_t>(quantize_value(v[k], scale, 0, -128, 127)))
-                       : quantize_e4m3fn(v[k], scale, 0, true);
+      c[k] = QOUT == 1 ? fused_code_int8(v[k], scale) : fused_code_e4m3fn(v[k], scale);
     uint8_t* p = static_cast<uint8_t*>(y) + at;
     if constexpr (VEC == 8) {
       *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(c);
@@ -178,7 +177,7 @@ class LayerNormQuantizeKernel : public CudaKernel {
     if (in[1].dtype != DType::Float32 || (has(2) && in[2].dtype != DType::Float32)) fail("Scale and B must be float32");
     const int64_t D = in[0].shape.empty() ? 0 : in[0].shape.back();
     if (in[1].numel() != D || (has(2) && in[2].numel() != D)) fail("Scale and B must hold " + std::to_string(D) + " values");
-    const float scale = LayerNormQuantizeAttrs::of(node_).y_scale;
+    const float scale = 1.f / LayerNormQuantizeAttrs::of(node_).y_scale;  // store_out multiplies
     const int64_t rows = D ? in[0].numel() / D : 0;
     if (rows == 0) return;
     const float eps = node_.attr_f("epsilon", 1e-5f);

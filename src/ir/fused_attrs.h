@@ -15,7 +15,8 @@ namespace unirt {
 // Depthwise only: with q_scale > 0 the conv also writes QuantizeLinear(Y, q_scale) (zero point 0,
 // saturating) as q_dtype codes (int8 or float8e4m3fn; passes/lower_quantized_layers.cpp): as its
 // second output when the node has two (Y is read elsewhere too), else in place of Y. The codes are
-// those of Y as stored (float16 in FP16 engines), so they equal the unfused QuantizeLinear's.
+// those of Y as stored (float16 in FP16 engines), by the fused producers' rule
+// (backend/quantize_rule.h: times 1 / q_scale, where QuantizeLinear divides).
 struct ConvNhwcAttrs {
   std::vector<int64_t> kernel, strides, pads;
   int64_t group = 1;
@@ -51,8 +52,9 @@ struct QuantizedLinearAttrs {
 };
 
 // unirt.LayerNormQuantize (passes/lower_quantized_layers.cpp): inputs X (float [..., D]), Scale and
-// B (float32 [D]); LayerNormalization over the last axis (epsilon), written as
-// QuantizeLinear(y, y_scale) would: int8 or float8e4m3fn (output_dtype), zero point 0, saturating.
+// B (float32 [D]); LayerNormalization over the last axis (epsilon), written as QuantizeLinear(y,
+// y_scale) codes by the fused producers' rule (backend/quantize_rule.h): int8 or float8e4m3fn
+// (output_dtype), zero point 0, saturating.
 struct LayerNormQuantizeAttrs {
   float epsilon = 1e-5f, y_scale = 0.f;
   DType output_dtype = DType::Int8;
