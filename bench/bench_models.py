@@ -84,7 +84,9 @@ def bench_model(args, name, shapes, workdir, rows):
         # Speed only: two random batches set the ranges (accuracy: scripts/classifier_accuracy.py).
         for k in range(2):
             calib.append(os.path.join(workdir, f"{name}.calib{k}.npy"))
-            np.save(calib[-1], np.random.default_rng(k).standard_normal((8, 3, shapes[0][2], shapes[0][3])).astype(np.float32))
+            # Batches of at most the profile's largest batch (the detector's is 2).
+            cb = min(8, max(bs))
+            np.save(calib[-1], np.random.default_rng(k).standard_normal((cb, 3, shapes[0][2], shapes[0][3])).astype(np.float32))
     for prec in args.precisions:
         eng = os.path.join(workdir, f"{name}.{prec}.engine")
         t0 = time.time()
