@@ -82,9 +82,9 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
 }
 
 // y[o] = acc (+ res[o]): the residual (UniFormer's x + pos_embed(x)) joins before the one store.
-// With g.q_kind, the codes of y as stored (rounded to T first; the fused producers' rule of
+// With QK (= g.q_kind, a template parameter so the float kernels stay as they were), the codes of y as stored (rounded to T first; the fused producers' rule of
 // backend/quantize_rule.h) go to g.q as well, or instead when y is null.
-template <typename T, int V>
+template <typename T, int V, int QK>
 __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t o, float (&acc)[V], const ConvGeom& g) {
   if (res) {
     float rv[V];
@@ -92,12 +92,12 @@ __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t 
 #pragma unroll
     for (int v = 0; v < V; ++v) acc[v] += rv[v];
   }
-  if (g.q_kind) {
+  if constexpr (QK != 0) {
     uint8_t c[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       const float t = std::is_same<T, __half>::value ? __half2float(__float2half_rn(acc[v])) : acc[v];
-      c[v] = g.q_kind == 1 ? fused_code_int8(t, g.q_inv) : fused_code_e4m3fn(t, g.q_inv);
+      c[v] = QK == 1 ? fused_code_int8(t, g.q_inv) : fused_code_e4m3fn(t, g.q_inv);
     }
     if constexpr (V == 8) *reinterpret_cast<uint2*>(g.q + o) = *reinterpret_cast<const uint2*>(c);
     else if constexpr (V == 4) *reinterpret_cast<uint32_t*>(g.q + o) = *reinterpret_cast<const uint32_t*>(c);
@@ -105,7 +105,7 @@ __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t 
 #pragma unroll
       for (int v = 0; v < V; ++v) g.q[o + v] = c[v];
   }
-  if (y) store_vec<T, V>(y + o, acc);
+  if (QK == 0 || y) store_vec<T, V>(y + o, acc);
 }
 
 // Every one of TW accumulator vectors starts at the bias (or zero).
@@ -122,7 +122,7 @@ __device__ __forceinline__ void init_from_bias(float (&acc)[TW][V], const T* bia
     for (int v = 0; v < V; ++v) acc[j][v] = b[v];
 }
 
-template <typename T, int V>
+template <typename T, int V, int QK = 0>
 __global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                const T* __restrict__ res, T* __restrict__ y, ConvGeom g) {
   const int cv = g.C / V;
@@ -154,14 +154,14 @@ __global__ void depthwise_nhwc(const T* __restrict__ x, const T* __restrict__ w,
         for (int v = 0; v < V; ++v) acc[v] = fmaf(xv[v], wv[v], acc[v]);
       }
     }
-    store_with_residual<T, V>(y, res, i * V, acc, g);  // output [N, OH, OW, C]: flat index times the vector width
+    store_with_residual<T, V, QK>(y, res, i * V, acc, g);  // output [N, OH, OW, C]: flat index times the vector width
   }
 }
 
 // Stride 1, k x k (3, 5, 7): each thread computes TW neighbouring outputs along W for one channel
 // vector, so a row of TW + k - 1 input vectors serves TW * k taps (the 5x5 reads 8 vectors per row
 // instead of 20) and the row's k weight vectors are loaded once.
-template <typename T, int V, int K, int TW>
+template <typename T, int V, int K, int TW, int QK = 0>
 __global__ void depthwise_nhwc_s1(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                   const T* __restrict__ res, T* __restrict__ y, ConvGeom g) {
   const int cv = g.C / V, owb = (g.OW + TW - 1) / TW;
@@ -200,7 +200,7 @@ __global__ void depthwise_nhwc_s1(const T* __restrict__ x, const T* __restrict__
 #pragma unroll
     for (int j = 0; j < TW; ++j) {
       if (ow0 + j >= g.OW) break;
-      store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c, acc[j], g);
+      store_with_residual<T, V, QK>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow0 + j) * g.C + c, acc[j], g);
     }
   }
 }
@@ -218,7 +218,7 @@ constexpr size_t tiled_smem_bytes() {
   return sizeof(float) * size_t(kSlab * V) * ((kTileH + K - 1) * (kTileW + K - 1) + K * K);
 }
 
-template <typename T, int V, int K>
+template <typename T, int V, int K, int QK = 0>
 __global__ void __launch_bounds__(256) depthwise_nhwc_tiled(const T* __restrict__ x, const T* __restrict__ w,
                                                             const T* __restrict__ bias, const T* __restrict__ res,
                                                             T* __restrict__ y, ConvGeom g) {
@@ -290,7 +290,7 @@ __global__ void __launch_bounds__(256) depthwise_nhwc_tiled(const T* __restrict_
   for (int t = 0; t < TW; ++t) {
     const int ow = ow_t + cg + t;
     if (ow >= g.OW) break;
-    store_with_residual<T, V>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow) * g.C + c0 + cv * V, acc[t], g);
+    store_with_residual<T, V, QK>(y, res, ((int64_t(n) * g.OH + oh) * g.OW + ow) * g.C + c0 + cv * V, acc[t], g);
   }
 }
 
@@ -374,14 +374,20 @@ unsigned blocks_for(int64_t n) { return static_cast<unsigned>(std::min<int64_t>(
 class ConvNhwcKernel : public CudaKernel {
  public:
   // The tiled depthwise kernels need more than the default 48 KiB of dynamic shared memory.
+  template <typename T, int V, int QK>
+  static void allow_tiled_smem_for() {
+    UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<T, V, 3, QK>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<3, V>())));
+    UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<T, V, 5, QK>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<5, V>())));
+    UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<T, V, 7, QK>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<7, V>())));
+  }
   static void allow_tiled_smem() {
     static const bool done = [] {
-      UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<__half, 8, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<3, 8>())));
-      UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<__half, 8, 5>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<5, 8>())));
-      UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<__half, 8, 7>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<7, 8>())));
-      UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<float, 4, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<3, 4>())));
-      UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<float, 4, 5>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<5, 4>())));
-      UNIRT_CUDA(cudaFuncSetAttribute(depthwise_nhwc_tiled<float, 4, 7>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(tiled_smem_bytes<7, 4>())));
+      allow_tiled_smem_for<__half, 8, 0>();
+      allow_tiled_smem_for<__half, 8, 1>();
+      allow_tiled_smem_for<__half, 8, 2>();
+      allow_tiled_smem_for<float, 4, 0>();
+      allow_tiled_smem_for<float, 4, 1>();
+      allow_tiled_smem_for<float, 4, 2>();
       return true;
     }();
     (void)done;
@@ -450,25 +456,31 @@ class ConvNhwcKernel : public CudaKernel {
                  (!bias || aligned16(bias)) && (!res || aligned16(res)) && qa % (f16 ? 8 : 4) == 0;
       const int64_t work = int64_t(g.N) * g.OH * g.OW * g.C / (vec ? (f16 ? 8 : 4) : 1);
       const bool s1 = vec && g.SH == 1 && g.SW == 1 && g.KH == g.KW && (g.KH == 3 || g.KH == 5 || g.KH == 7);
-      if (f16) {
-        auto x = in[0].as<__half>();
-        auto w = in[1].as<__half>();
-        auto b = static_cast<const __half*>(bias);
-        auto r = static_cast<const __half*>(res);
-        auto y = static_cast<__half*>(yp);
-        if (s1) launch_s1<__half, 8>(x, w, b, r, y, g, s);
-        else if (vec) depthwise_nhwc<__half, 8><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
-        else depthwise_nhwc<__half, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
-      } else {
-        auto x = in[0].as<float>();
-        auto w = in[1].as<float>();
-        auto b = static_cast<const float*>(bias);
-        auto r = static_cast<const float*>(res);
-        auto y = static_cast<float*>(yp);
-        if (s1) launch_s1<float, 4>(x, w, b, r, y, g, s);
-        else if (vec) depthwise_nhwc<float, 4><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
-        else depthwise_nhwc<float, 1><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
-      }
+      auto launch = [&](auto qk) {
+        constexpr int QK = decltype(qk)::value;
+        if (f16) {
+          auto x = in[0].as<__half>();
+          auto w = in[1].as<__half>();
+          auto b = static_cast<const __half*>(bias);
+          auto r = static_cast<const __half*>(res);
+          auto y = static_cast<__half*>(yp);
+          if (s1) launch_s1<__half, 8, QK>(x, w, b, r, y, g, s);
+          else if (vec) depthwise_nhwc<__half, 8, QK><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
+          else depthwise_nhwc<__half, 1, QK><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
+        } else {
+          auto x = in[0].as<float>();
+          auto w = in[1].as<float>();
+          auto b = static_cast<const float*>(bias);
+          auto r = static_cast<const float*>(res);
+          auto y = static_cast<float*>(yp);
+          if (s1) launch_s1<float, 4, QK>(x, w, b, r, y, g, s);
+          else if (vec) depthwise_nhwc<float, 4, QK><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
+          else depthwise_nhwc<float, 1, QK><<<blocks_for(work), 256, 0, s>>>(x, w, b, r, y, g);
+        }
+      };
+      if (g.q_kind == 0) launch(std::integral_constant<int, 0>{});
+      else if (g.q_kind == 1) launch(std::integral_constant<int, 1>{});
+      else launch(std::integral_constant<int, 2>{});
       check_launch(node_);
       return;
     }
@@ -506,27 +518,27 @@ class ConvNhwcKernel : public CudaKernel {
  private:
   // Four outputs per thread (TW) share input loads; when that leaves fewer than ~4 blocks per SM
   // (batch 1: 56x56x64 is 6272 threads) one output per thread in 128-thread blocks spreads wider.
-  template <typename T, int V>
+  template <typename T, int V, int QK>
   static void launch_s1(const T* x, const T* w, const T* b, const T* r, T* y, const ConvGeom& g, cudaStream_t s) {
     const int64_t tiled = int64_t(g.N) * g.OH * ((g.OW + 3) / 4) * (g.C / V);
     const bool large = tiled >= int64_t(4) * 256 * context().props.multiProcessorCount;
     if (large && g.C % (kSlab * V) == 0 && g.OH >= kTileH && g.OW >= kTileW && g.N <= 65535) {
       const dim3 grid(static_cast<unsigned>(((g.OH + kTileH - 1) / kTileH) * ((g.OW + kTileW - 1) / kTileW)),
                       static_cast<unsigned>(g.C / (kSlab * V)), static_cast<unsigned>(g.N));
-      if (g.KH == 3) depthwise_nhwc_tiled<T, V, 3><<<grid, 256, tiled_smem_bytes<3, V>(), s>>>(x, w, b, r, y, g);
-      else if (g.KH == 5) depthwise_nhwc_tiled<T, V, 5><<<grid, 256, tiled_smem_bytes<5, V>(), s>>>(x, w, b, r, y, g);
-      else depthwise_nhwc_tiled<T, V, 7><<<grid, 256, tiled_smem_bytes<7, V>(), s>>>(x, w, b, r, y, g);
+      if (g.KH == 3) depthwise_nhwc_tiled<T, V, 3, QK><<<grid, 256, tiled_smem_bytes<3, V>(), s>>>(x, w, b, r, y, g);
+      else if (g.KH == 5) depthwise_nhwc_tiled<T, V, 5, QK><<<grid, 256, tiled_smem_bytes<5, V>(), s>>>(x, w, b, r, y, g);
+      else depthwise_nhwc_tiled<T, V, 7, QK><<<grid, 256, tiled_smem_bytes<7, V>(), s>>>(x, w, b, r, y, g);
     } else if (large) {
       const unsigned grid = blocks_for(tiled);
-      if (g.KH == 3) depthwise_nhwc_s1<T, V, 3, 4><<<grid, 256, 0, s>>>(x, w, b, r, y, g);
-      else if (g.KH == 5) depthwise_nhwc_s1<T, V, 5, 4><<<grid, 256, 0, s>>>(x, w, b, r, y, g);
-      else depthwise_nhwc_s1<T, V, 7, 4><<<grid, 256, 0, s>>>(x, w, b, r, y, g);
+      if (g.KH == 3) depthwise_nhwc_s1<T, V, 3, 4, QK><<<grid, 256, 0, s>>>(x, w, b, r, y, g);
+      else if (g.KH == 5) depthwise_nhwc_s1<T, V, 5, 4, QK><<<grid, 256, 0, s>>>(x, w, b, r, y, g);
+      else depthwise_nhwc_s1<T, V, 7, 4, QK><<<grid, 256, 0, s>>>(x, w, b, r, y, g);
     } else {
       const int64_t work = int64_t(g.N) * g.OH * g.OW * (g.C / V);
       const unsigned grid = static_cast<unsigned>((work + 127) / 128);
-      if (g.KH == 3) depthwise_nhwc_s1<T, V, 3, 1><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
-      else if (g.KH == 5) depthwise_nhwc_s1<T, V, 5, 1><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
-      else depthwise_nhwc_s1<T, V, 7, 1><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
+      if (g.KH == 3) depthwise_nhwc_s1<T, V, 3, 1, QK><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
+      else if (g.KH == 5) depthwise_nhwc_s1<T, V, 5, 1, QK><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
+      else depthwise_nhwc_s1<T, V, 7, 1, QK><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
     }
   }
   bool codes_only() const { return attrs_.q_scale > 0.f && node_.outputs.size() == 1; }
