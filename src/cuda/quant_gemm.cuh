@@ -39,7 +39,8 @@ using QuantizedOut = fusion::Sm90EVT<
 // Float16 output with the residual and an 8-bit copy (a CBlock's conv2: x + conv2(...) is both
 // the residual stream and, quantized, the next fc1's input). Z = alpha[n] * acc + bias[n] + C,
 // rounded to float16 (D), and its codes at inv_scale (the auxiliary output, stored by TMA like D):
-// the codes of D as stored, as the QuantizeLinear they replace would compute them.
+// the codes of D as stored, by the fused producers' rule (backend/quantize_rule.h: times the
+// reciprocal scale, rounded to nearest even and saturated by the converter).
 struct ResidualNode : fusion::Sm90VisitorImpl<> {
   using fusion::Sm90VisitorImpl<>::Sm90VisitorImpl;
   struct ConsumerStoreCallbacks : fusion::EmptyConsumerStoreCallbacks {

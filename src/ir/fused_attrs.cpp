@@ -14,6 +14,17 @@ std::string ints_text(const std::vector<int64_t>& v) {
   return s + "]";
 }
 
+// A producer's q_scale / q_dtype (the codes it writes for an 8-bit consumer), when present.
+void quantized_output(const Node& n, float& scale, DType& type) {
+  if (!n.has_attr("q_scale")) return;
+  scale = n.attr_f("q_scale", 0.f);
+  if (!(scale > 0.f) || !std::isfinite(scale)) refuse(n, "q_scale must be a finite value > 0");
+  const int64_t t = n.attr_i("q_dtype", static_cast<int64_t>(DType::Int8));
+  if (t != static_cast<int64_t>(DType::Int8) && t != static_cast<int64_t>(DType::Float8E4M3FN))
+    refuse(n, "q_dtype " + std::to_string(t) + ": int8 or float8e4m3fn expected");
+  type = static_cast<DType>(t);
+}
+
 }  // namespace
 
 ConvNhwcAttrs ConvNhwcAttrs::of(const Node& n) {
@@ -36,14 +47,7 @@ ConvNhwcAttrs ConvNhwcAttrs::of(const Node& n) {
     if (p < 0 || p > resource_limits().max_dim) refuse(n, "pads " + ints_text(a.pads) + " must be in 0.." + std::to_string(resource_limits().max_dim));
   if (a.group < 1) refuse(n, "group " + std::to_string(a.group) + " must be positive");
   if (a.nchw_input && a.group != 1) refuse(n, "an NCHW input is only supported with one group");
-  if (n.has_attr("q_scale")) {
-    a.q_scale = n.attr_f("q_scale", 0.f);
-    if (!(a.q_scale > 0.f) || !std::isfinite(a.q_scale)) refuse(n, "q_scale must be a finite value > 0");
-    const int64_t t = n.attr_i("q_dtype", static_cast<int64_t>(DType::Int8));
-    if (t != static_cast<int64_t>(DType::Int8) && t != static_cast<int64_t>(DType::Float8E4M3FN))
-      refuse(n, "q_dtype " + std::to_string(t) + ": int8 or float8e4m3fn expected");
-    a.q_dtype = static_cast<DType>(t);
-  }
+  quantized_output(n, a.q_scale, a.q_dtype);
   if (n.outputs.size() > 1 && !(a.q_scale > 0.f)) refuse(n, "a second output needs q_scale (the quantized copy of Y)");
   return a;
 }
@@ -102,14 +106,7 @@ AttentionAttrs AttentionAttrs::of(const Node& n) {
   a.scale = n.attr_f("scale", 1.f);
   if (a.num_heads < 1 || a.head_dim < 1 || a.num_heads > 4096 || a.head_dim > 4096)
     refuse(n, "num_heads " + std::to_string(a.num_heads) + " and head_dim " + std::to_string(a.head_dim) + " must be in 1..4096");
-  if (n.has_attr("q_scale")) {
-    a.q_scale = n.attr_f("q_scale", 0.f);
-    if (!(a.q_scale > 0.f) || !std::isfinite(a.q_scale)) refuse(n, "q_scale must be a finite value > 0");
-    const int64_t t = n.attr_i("q_dtype", static_cast<int64_t>(DType::Int8));
-    if (t != static_cast<int64_t>(DType::Int8) && t != static_cast<int64_t>(DType::Float8E4M3FN))
-      refuse(n, "q_dtype " + std::to_string(t) + ": int8 or float8e4m3fn expected");
-    a.q_dtype = static_cast<DType>(t);
-  }
+  quantized_output(n, a.q_scale, a.q_dtype);
   return a;
 }
 

@@ -4,8 +4,8 @@
 // Linear's GELU output is read only by a QuantizeLinear of the same 8-bit type, that Q is folded
 // into the GEMM's epilogue too (fc1 writes fc2's 8-bit input directly), a LayerNormalization
 // read only by a QuantizeLinear becomes unirt.LayerNormQuantize (the norm writes the codes), and a
-// depthwise unirt.ConvNHWC or a residual QuantizedLinear read by a QuantizeLinear writes the codes
-// too (q_scale).
+// depthwise unirt.ConvNHWC, a residual QuantizedLinear or a unirt.Attention read by a
+// QuantizeLinear writes the codes too (q_scale).
 //
 // Works on what the placement pass writes and on explicit QDQ graphs alike (onnxruntime's
 // quantize_static): the conditions are only what the kernel computes exactly —
@@ -204,62 +204,47 @@ int lower_quantized_layers(Graph& g) {
   // whose output a symmetric per-tensor QuantizeLinear reads: the conv writes the codes as well
   // (q_scale), in place of its float output when the Q is its only reader, as a second output
   // otherwise (the residual stream is also read by a later Add). Likewise a float16
-  // unirt.QuantizedLinear with a residual (conv2 + x, read by the next fc1's Q and its residual),
-  // and a unirt.Attention read only by the projection's Q.
+  // unirt.QuantizedLinear with a residual (conv2 + x, read by the next fc1's Q and its residual:
+  // a second output only), and a unirt.Attention read only by the projection's Q (in place only).
   cons = g.consumers();
-  int convs = 0;
+  int producers = 0;
   for (auto& q : g.nodes) {
     if (q.op_type != "QuantizeLinear" || q.attr_i("saturate", 1) == 0) continue;
     const auto s = symmetric_scale(g, q);
     const DType t = g.value(q.outputs[0]).dtype;
     const Value& xv = g.value(q.inputs[0]);
     if (!s || !is_8bit(t) || xv.producer < 0) continue;
-    Node& conv = g.nodes[xv.producer];
-    if (conv.has_attr("q_scale") || conv.outputs.size() != 1) continue;
+    Node& p = g.nodes[xv.producer];
+    if (p.has_attr("q_scale") || p.outputs.size() != 1) continue;
     const bool only_reader = sole_consumer(g, cons, q.inputs[0]) >= 0;
-    if (conv.op_type == "unirt.QuantizedLinear") {
-      // A float output with a residual, read by more than the Q (the Q is the next block's input):
-      // the epilogue stores the codes next to it. The codes are of X's type.
-      if (only_reader || conv.attr_f("out_scale", 0.f) > 0.f || !conv.has_input(4) || g.value(conv.inputs[0]).dtype != t) continue;
-      conv.attrs["q_scale"] = *s;
-      conv.outputs.push_back(q.outputs[0]);
-      char note[200];
-      std::snprintf(note, sizeof note, "QuantizeLinear '%s' (scale %.6g) in its epilogue: also writes the %s codes", q.name.c_str(), *s,
-                    dtype_name(t));
-      conv.notes.push_back(note);
-      q.op_type.clear();
-      ++convs;
-      continue;
-    }
-    if (conv.op_type == "unirt.Attention") {  // the projection's input, read only by its Q
+    bool in_place = false;
+    if (p.op_type == "unirt.QuantizedLinear") {
+      // The codes are of X's type (the epilogue stores A's element type).
+      if (only_reader || p.attr_f("out_scale", 0.f) > 0.f || !p.has_input(4) || g.value(p.inputs[0]).dtype != t) continue;
+    } else if (p.op_type == "unirt.Attention") {
       if (!only_reader) continue;
-      conv.attrs["q_scale"] = *s;
-      conv.attrs["q_dtype"] = static_cast<int64_t>(t);
-      conv.outputs = q.outputs;
-      char note[200];
-      std::snprintf(note, sizeof note, "QuantizeLinear '%s' (scale %.6g) fused: writes %s", q.name.c_str(), *s, dtype_name(t));
-      conv.notes.push_back(note);
-      q.op_type.clear();
-      ++convs;
+      in_place = true;
+    } else if (p.op_type == "unirt.ConvNHWC") {
+      const Value& w = g.value(p.inputs[1]);
+      const int64_t group = p.attr_i("group", 1);
+      if (group < 2 || !w.has_shape || w.shape.size() != 4 || !w.shape[2].is_const(1) || !w.shape[3].is_const(group)) continue;
+      in_place = only_reader;
+    } else {
       continue;
     }
-    if (conv.op_type != "unirt.ConvNHWC") continue;
-    const Value& w = g.value(conv.inputs[1]);
-    const int64_t group = conv.attr_i("group", 1);
-    if (group < 2 || !w.has_shape || w.shape.size() != 4 || !w.shape[2].is_const(1) || !w.shape[3].is_const(group)) continue;
-    conv.attrs["q_scale"] = *s;
-    conv.attrs["q_dtype"] = static_cast<int64_t>(t);
-    if (only_reader) conv.outputs = q.outputs;
-    else conv.outputs.push_back(q.outputs[0]);
+    p.attrs["q_scale"] = *s;
+    if (p.op_type != "unirt.QuantizedLinear") p.attrs["q_dtype"] = static_cast<int64_t>(t);
+    if (in_place) p.outputs = q.outputs;
+    else p.outputs.push_back(q.outputs[0]);
     char note[200];
     std::snprintf(note, sizeof note, "QuantizeLinear '%s' (scale %.6g) fused: writes %s%s", q.name.c_str(), *s, dtype_name(t),
-                  only_reader ? "" : " as a second output");
-    conv.notes.push_back(note);
+                  in_place ? "" : " as a second output");
+    p.notes.push_back(note);
     q.op_type.clear();
-    ++convs;
+    ++producers;
   }
-  if (convs) g.relink();
-  return lowered + norms + convs;
+  if (producers) g.relink();
+  return lowered + norms + producers;
 }
 
 }  // namespace unirt
