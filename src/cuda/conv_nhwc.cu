@@ -82,8 +82,9 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[V]) {
 }
 
 // y[o] = acc (+ res[o]): the residual (UniFormer's x + pos_embed(x)) joins before the one store.
-// With QK (= g.q_kind, a template parameter so the float kernels stay as they were), the codes of y as stored (rounded to T first; the fused producers' rule of
-// backend/quantize_rule.h) go to g.q as well, or instead when y is null.
+// With QK (= g.q_kind; a template parameter, so the float kernels stay as they were) the codes of
+// y as stored (rounded to T first; the fused producers' rule of backend/quantize_rule.h) go to g.q
+// as well, or instead when y is null.
 template <typename T, int V, int QK>
 __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t o, float (&acc)[V], const ConvGeom& g) {
   if (res) {
