@@ -22,7 +22,8 @@ bool is_compute_layer(const std::string& op) {
 }
 
 // Each compute layer: INT8/FP8 with its scales (the note quantize_layers wrote), or the precision its
-// output has. Depthwise convolutions and attention stay float in a quantized engine.
+// output has. Depthwise convolutions and attention stay float in a quantized engine (they may write
+// the next layer's 8-bit codes: q_scale, listed as such).
 void print_layer_precision(const Engine& e) {
   const Graph& g = e.graph;
   const std::string mode = quant_mode_name(e.options.quantization.mode);
@@ -34,7 +35,15 @@ void print_layer_precision(const Engine& e) {
     for (const std::string& note : n.notes)
       if (e.options.quantization.mode != QuantMode::None && note.rfind(mode + ":", 0) == 0) precision = mode, scales = note.substr(mode.size() + 2);
     if (precision.empty() && n.op_type == "unirt.QuantizedLinear") precision = dtype_name(g.value(n.inputs[0]).dtype);  // explicit QDQ
+    // A float layer that also writes the next 8-bit layer's codes computes in its input's type.
+    if (precision.empty() && n.has_attr("q_scale") && !n.inputs.empty()) precision = dtype_name(g.value(n.inputs[0]).dtype);
     if (precision.empty()) precision = n.outputs.empty() ? "-" : dtype_name(g.value(n.outputs[0]).dtype);
+    if (n.has_attr("q_scale") && !n.outputs.empty()) {
+      char b[96];
+      std::snprintf(b, sizeof b, "%swrites %s codes at scale %g", scales.empty() ? "" : "; ", dtype_name(g.value(n.outputs.back()).dtype),
+                    n.attr_f("q_scale", 0.f));
+      scales += b;
+    }
     ++count[precision];
     std::printf("%-60s %-18s %-9s %s\n", n.name.substr(0, 60).c_str(), n.op_type.c_str(), precision.c_str(), scales.c_str());
   }
