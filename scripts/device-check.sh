@@ -4,14 +4,22 @@
 # synccheck, racecheck) on one inference per model, and the
 # benchmark. Build here (cmake -S . -B build-gpu -DUNIRT_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a),
 # copy build-gpu/unirt and build-gpu/unirt_tests_cuda into build-dev/ (strip them), carry build-dev,
-# and run from the repo root on the device:
-#   bash scripts/device-check.sh [tests|sanitize|bench|detector|all]     (logs go to $OUT or artifacts/)
+# and run from the repo root on the device (or pack them with scripts/device-pack.sh and carry
+# build-dx: they are unpacked into build-dev/ here):
+#   bash scripts/device-check.sh [tests|sanitize|bench|detector|quant|all]     (logs go to $OUT or artifacts/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 OUT=${OUT:-artifacts}
 mkdir -p "$OUT" artifacts
 BIN_DIR=${UNIRT_BUILD:-build-dev}
+if [ ! -x "$BIN_DIR/unirt" ] && [ -f build-dx/unirt.xz ]; then
+  mkdir -p "$BIN_DIR"
+  for f in unirt unirt_tests_cuda; do
+    python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" "build-dx/$f.xz" "$BIN_DIR/$f"
+    chmod +x "$BIN_DIR/$f"
+  done
+fi
 export UNIRT_BIN="$PWD/$BIN_DIR/unirt"
 export PYTHONPATH="$PWD/python:$PWD/artifacts/pylib${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
@@ -134,6 +142,30 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
       [ $rc = 0 ] || { status=1; cp "$OUT/racecheck_test.log" "$OUT/racecheck_$t.log"; }
     done
   fi
+fi
+if [ "$what" = quant ]; then
+  # INT8/FP8 in one call: the quantized-kernel unit tests, UniFormer-S FP16/INT8/FP8 engines
+  # (calibrated on two random batches: speed only), unirt bench at batch 1/8/32/128, and the
+  # per-layer profiles and tactics at batch 128, in two files (a call returns at most eight).
+  echo "== quantized kernels: CUDA unit tests"
+  "./$BIN_DIR/unirt_tests_cuda" --gtest_brief=1 --gtest_filter='*Quantiz*:*Codes*:*Float8*:*EightBit*' 2>&1 | tail -n 5 || status=1
+  python3 -m unirt_models.export uniformer_small -o artifacts/uniformer_small.onnx --no-verify >/dev/null 2>&1 || status=1
+  python3 -c "import numpy as np; [np.save(f'artifacts/calib_s_{k}.npy', np.random.default_rng(k).standard_normal((8, 3, 224, 224)).astype(np.float32)) for k in range(2)]"
+  q="$OUT/quant_bench.txt"; : > "$q"
+  for p in fp16 int8 fp8; do
+    extra="--fp16"; [ $p != fp16 ] && extra="--fp16 --$p --calib artifacts/calib_s_0.npy artifacts/calib_s_1.npy"
+    "$UNIRT_BIN" build artifacts/uniformer_small.onnx -o artifacts/uniformer_small.$p.engine --backend cuda $extra \
+      --min-shapes input:1x3x224x224 --opt-shapes input:128x3x224x224 --max-shapes input:128x3x224x224 >> "$q" 2>&1 || status=1
+  done
+  for b in 1 8 32 128; do
+    for p in fp16 int8 fp8; do
+      echo "UniFormer-S $p batch $b: $("$UNIRT_BIN" bench artifacts/uniformer_small.$p.engine --shapes input:${b}x3x224x224 2>&1 | grep -E '^latency')"
+    done
+  done | tee -a "$q"
+  for p in int8 fp8; do
+    "$UNIRT_BIN" bench artifacts/uniformer_small.$p.engine --shapes input:128x3x224x224 --profile >> "$OUT/quant_profiles.txt" 2>&1 || status=1
+    "$UNIRT_BIN" inspect artifacts/uniformer_small.$p.engine | sed -n '/^tactics:/,$p' >> "$OUT/quant_profiles.txt"
+  done
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
   echo "== benchmark"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Packs this machine's CUDA build for the device: the stripped unirt and unirt_tests_cuda binaries
+# (about 44 MB each, over the 64 MiB a call may carry together) xz-compressed into build-dx/
+# (about 7 MB each). Carry build-dx; scripts/device-check.sh unpacks them into build-dev/ there
+# (python's lzma: the device has no xz binary).
+#   bash scripts/device-pack.sh [build-dir]          then run: bash scripts/device-check.sh quant
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src=${1:-build}
+mkdir -p build-dx
+for f in unirt unirt_tests_cuda; do
+  [ -x "$src/$f" ] || { echo "device-pack: $src/$f is missing (build with CUDA first)" >&2; exit 1; }
+  strip -o "build-dx/$f.stripped" "$src/$f"
+  xz -T2 -6 -c "build-dx/$f.stripped" > "build-dx/$f.xz"
+  rm "build-dx/$f.stripped"
+done
+ls -l build-dx/*.xz
