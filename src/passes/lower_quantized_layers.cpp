@@ -11,13 +11,15 @@
 // quantize_static): the conditions are only what the kernel computes exactly —
 //   - the DQ has a constant per-tensor scale > 0 and a zero point of 0 (symmetric);
 //   - the weight is a float32 constant [K, N] whose every column lies on a symmetric per-channel
-//     grid (scale = max |w| / qmax): fake-quantized weights, or a folded weight DequantizeLinear;
+//     grid (max |w| a code times the scale: weight_codes below): fake-quantized weights, or a
+//     folded weight DequantizeLinear;
 //     a float weight off the grid keeps the layer in float (quantizing it would change the model);
 //   - K and N are multiples of 16 (16-byte rows for the tensor-memory copies);
 //   - a GELU Linear is lowered only together with its output QuantizeLinear (the GEMM with a
 //     float16 output has no GELU epilogue).
 // Runs for FP16 CUDA engines (PipelineOptions::quantized_kernels), after the float fusions and
 // before assign_precision, so alpha and bias are computed from float32 values.
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -51,39 +53,58 @@ std::optional<float> symmetric_scale(const Graph& g, const Node& n) {
   return scale;
 }
 
-// W [K, N] float32 on a per-column symmetric grid -> codes [N, K] and the column scales.
+// Column n of W [K, N] (stride N) as codes at scale s, when every value lies on that grid.
+bool column_on_grid(const float* v, int64_t K, int64_t N, int64_t n, float s, float amax, DType t, uint8_t* codes) {
+  for (int64_t k = 0; k < K; ++k) {
+    const float x = v[k * N + n];
+    float back;
+    uint8_t c;
+    if (t == DType::Int8) {
+      const float q = std::nearbyint(x / s);
+      if (std::fabs(q) > 127.f) return false;
+      c = static_cast<uint8_t>(static_cast<int8_t>(q));
+      back = q * s;
+    } else {
+      c = float_to_e4m3fn(x / s, true);
+      back = e4m3fn_to_float(c) * s;
+    }
+    if (std::fabs(back - x) > 1e-5f * amax) return false;  // not on the grid
+    codes[k] = c;
+  }
+  return true;
+}
+
+// W [K, N] float32 on a per-column symmetric grid -> codes [N, K] and the column scales. The
+// column's largest |w| is its largest code times the scale: the full range (max |w| / 127 or
+// / 448, what unirt's placement and onnxruntime write) is tried first, then every smaller code
+// (modelopt's FP8 weights, for one, use a fraction of E4M3's range), so the scale the graph gave
+// is honoured whichever it was.
 bool weight_codes(const TensorData& w, DType t, TensorData& codes, std::vector<float>& scale) {
   if (w.dtype != DType::Float32 || w.shape.size() != 2) return false;
   const int64_t K = w.shape[0], N = w.shape[1];
-  const float qmax = t == DType::Int8 ? 127.f : 448.f;
   const float* v = w.as<float>();
   codes.dtype = t;
   codes.shape = {N, K};
   codes.bytes.assign(static_cast<size_t>(N * K), 0);
   scale.assign(static_cast<size_t>(N), 1.f);
+  std::vector<uint8_t> col(static_cast<size_t>(K));
   for (int64_t n = 0; n < N; ++n) {
     float amax = 0.f;
     for (int64_t k = 0; k < K; ++k) amax = std::max(amax, std::fabs(v[k * N + n]));
     if (!std::isfinite(amax)) return false;
     if (amax == 0.f) continue;  // an all-zero column: codes 0
-    const float s = amax / qmax;
-    scale[n] = s;
-    for (int64_t k = 0; k < K; ++k) {
-      const float x = v[k * N + n];
-      float back;
-      uint8_t c;
-      if (t == DType::Int8) {
-        const float q = std::nearbyint(x / s);
-        if (std::fabs(q) > 127.f) return false;
-        c = static_cast<uint8_t>(static_cast<int8_t>(q));
-        back = q * s;
-      } else {
-        c = float_to_e4m3fn(x / s, true);
-        back = e4m3fn_to_float(c) * s;
+    bool found = false;
+    // int8: largest code 127 down to 1; E4M3FN: the positive finite codes 0x7E (448) down to 0x01.
+    for (int top = t == DType::Int8 ? 127 : 0x7E; top >= 1 && !found; --top) {
+      const float cmax = t == DType::Int8 ? static_cast<float>(top) : e4m3fn_to_float(static_cast<uint8_t>(top));
+      const float s = amax / cmax;
+      if (column_on_grid(v, K, N, n, s, amax, t, col.data())) {
+        scale[n] = s;
+        std::copy(col.begin(), col.end(), codes.bytes.begin() + n * K);
+        found = true;
       }
-      if (std::fabs(back - x) > 1e-5f * amax) return false;  // not on the grid
-      codes.bytes[static_cast<size_t>(n * K + k)] = c;
     }
+    if (!found) return false;
   }
   return true;
 }

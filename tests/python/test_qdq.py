@@ -8,7 +8,11 @@
    nodes run as written, in float) within 1e-5 of the output scale, and against ONNX Runtime's
    own int8 kernels (optimisations on), which requantize in integer arithmetic: within two output
    quantization steps. Both comparisons print max/mean/median abs error.
+3. Two MLP blocks quantized by NVIDIA modelopt's ONNX quantizer, INT8 and FP8
+   (tests/data/modelopt, written by scripts/make_modelopt_fixtures.py): unirt against ONNX Runtime
+   running the Q/DQ graph as written, within 1e-5 of the output scale.
 """
+import os
 import subprocess
 
 import numpy as np
@@ -211,3 +215,17 @@ def test_onnx_runtime_quantized_cnn(unirt_bin, tmp_path):
         print(f"QDQ CNN vs {what}: max abs {d.max():.2e} mean {d.mean():.2e} median {np.median(d):.2e} "
               f"(bound {bound:.2e}; output step {step:.2e})")
         assert d.max() <= bound, f"{what}: max abs {d.max():.2e} > {bound:.2e}"
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp8"])
+def test_modelopt_quantized_mlp(mode, unirt_bin, tmp_path):
+    model = os.path.join(os.path.dirname(__file__), "..", "data", "modelopt", f"mlp_{mode}.onnx")
+    ops = {n.op_type for n in onnx.load(model).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear", "LayerNormalization", "MatMul"} <= ops, ops
+    x = np.random.default_rng(3).normal(0, 1, (3, 49, 64)).astype(np.float32)
+    got = np.load(run_unirt(unirt_bin, model, {"x": x}, tmp_path) / "y.npy")
+    ref = run_ort(model, {"x": x})["y"]
+    scale = max(1.0, float(np.abs(ref).max()))
+    d = np.abs(got.astype(np.float64) - ref)
+    print(f"modelopt {mode} MLP vs ORT (Q/DQ as written): max abs {d.max():.2e} mean {d.mean():.2e} median {np.median(d):.2e}")
+    assert d.max() <= 1e-5 * scale
