@@ -49,14 +49,23 @@ void add_build_command(CLI::App& app, Registry& r) {
       if (v.data) weights += v.data->bytes.size();
     int fired = 0;
     for (const auto& p : e.passes) fired += p.changes;
-    int quantized = 0, kernels = 0;
+    int quantized = 0, kernels = 0, standalone_q = 0;
     for (const auto& p : e.passes) quantized += p.pass == "quantize_layers" ? p.changes : 0;
-    for (const auto& n : e.graph.nodes) kernels += n.op_type == "unirt.QuantizedLinear";
+    for (const auto& n : e.graph.nodes) {
+      kernels += n.op_type == "unirt.QuantizedLinear";
+      standalone_q += n.op_type == "QuantizeLinear";
+    }
     std::printf("built %s: %zu nodes, %s weights, %s, backend %s, %d pass changes, %.1f ms\n", o->out.c_str(), e.graph.nodes.size(),
                 human_bytes(static_cast<double>(weights)).c_str(), precision_name(b.precision), b.backend.c_str(), fired, e.build_ms);
     if (b.quantization.mode != QuantMode::None)
       std::printf("  %s: %d layers quantized, %d of them on 8-bit GEMM kernels%s\n", quant_mode_name(b.quantization.mode), quantized, kernels,
                   kernels < quantized ? " (the rest simulated: Q/DQ pairs and quantized weights run in float)" : "");
+    else if (b.backend == "cpu" && standalone_q)  // an explicitly quantized (QDQ) graph
+      std::printf("  QDQ graph: the Q/DQ pairs run as written in float32 (the CPU backend has no 8-bit kernels)\n");
+    else if (kernels || standalone_q)
+      std::printf("  QDQ graph: %d GEMMs on 8-bit kernels\n", kernels);
+    if (standalone_q && b.backend != "cpu" && (kernels || b.quantization.mode != QuantMode::None))
+      std::printf("  %d QuantizeLinear left as passes of their own (their producers write float: no fused 8-bit output)\n", standalone_q);
     for (int id : e.graph.inputs) std::printf("  input %s: %s\n", e.graph.value(id).name.c_str(), b.profile.describe(e.graph.value(id).name).c_str());
     return 0;
   };

@@ -229,3 +229,7 @@ def test_modelopt_quantized_mlp(mode, unirt_bin, tmp_path):
     d = np.abs(got.astype(np.float64) - ref)
     print(f"modelopt {mode} MLP vs ORT (Q/DQ as written): max abs {d.max():.2e} mean {d.mean():.2e} median {np.median(d):.2e}")
     assert d.max() <= 1e-5 * scale
+    # The build says how it runs the pairs.
+    p = subprocess.run([unirt_bin, "build", model, "-o", str(tmp_path / "m.engine"), "--backend", "cpu"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "QDQ graph: the Q/DQ pairs run as written in float32" in p.stdout, p.stdout
