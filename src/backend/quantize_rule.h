@@ -68,6 +68,10 @@ UNIRT_HOST_DEVICE inline uint8_t fused_code_int8(float x, float inv_scale) {
 #endif
 }
 UNIRT_HOST_DEVICE inline uint8_t fused_code_e4m3fn(float x, float inv_scale) { return float_to_e4m3fn(x * inv_scale, true); }
+// The code of x as int8 or (fp8) float8 E4M3FN: the kernels' one call for either type.
+UNIRT_HOST_DEVICE inline uint8_t fused_code(bool fp8, float x, float inv_scale) {
+  return fp8 ? fused_code_e4m3fn(x, inv_scale) : fused_code_int8(x, inv_scale);
+}
 
 // float8 E4M3FN: q = e4m3fn(x / scale + zero_point), rounded to nearest even, saturating to
 // +-448 unless `saturate` is off (then NaN); dequantize: (x - zero_point) * scale in float32.

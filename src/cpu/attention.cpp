@@ -53,7 +53,7 @@ class AttentionKernel : public CpuKernel {
     const bool fp8 = attrs_.q_dtype == DType::Float8E4M3FN;
     const int64_t n = B * N * C;
     const float inv = 1.f / attrs_.q_scale;
-    for (int64_t i = 0; i < n; ++i) q[i] = fp8 ? fused_code_e4m3fn(y[i], inv) : fused_code_int8(y[i], inv);
+    for (int64_t i = 0; i < n; ++i) q[i] = fused_code(fp8, y[i], inv);
   }
 
  private:

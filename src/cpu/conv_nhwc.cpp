@@ -24,7 +24,7 @@ class ConvNhwcKernel : public CpuKernel {
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     check(in, out);
-    if (group_ != 1) return codes_only() ? static_cast<size_t>(out[0].numel()) * sizeof(float) : 0;
+    if (group_ != 1) return attrs_.codes_only ? static_cast<size_t>(out[0].numel()) * sizeof(float) : 0;
     return static_cast<size_t>(out[0].shape[1] * out[0].shape[2] * k_[0] * k_[1] * nhwc(in[0].shape)[3]) * sizeof(float);
   }
 
@@ -38,7 +38,7 @@ class ConvNhwcKernel : public CpuKernel {
     const float* b = present(in, 2) ? in[2].as<float>() : nullptr;
     const float* r = present(in, 3) ? in[3].as<float>() : nullptr;
     // Codes only: Y in float32 in the workspace first.
-    float* y = codes_only() ? static_cast<float*>(ctx.workspace) : out[0].as<float>();
+    float* y = attrs_.codes_only ? static_cast<float*>(ctx.workspace) : out[0].as<float>();
     if (group_ == 1) {
       const int64_t K = k_[0] * k_[1] * C, rows = OH * OW;
       float* col = static_cast<float*>(ctx.workspace);
@@ -87,13 +87,13 @@ class ConvNhwcKernel : public CpuKernel {
         for (int64_t c = 0; c < CO; ++c) y[m * CO + c] += (b ? b[c] : 0.f) + (r ? r[m * CO + c] : 0.f);
     }
     if (attrs_.q_scale > 0.f) {
-      uint8_t* q = out[codes_only() ? 0 : 1].as<uint8_t>();
+      uint8_t* q = out[attrs_.codes_only ? 0 : 1].as<uint8_t>();
       const float inv = 1.f / attrs_.q_scale;
       const bool fp8 = attrs_.q_dtype == DType::Float8E4M3FN;
       const int64_t n = total * CO;
 #pragma omp parallel for num_threads(ctx.threads) if (n > 65536)
       for (int64_t i = 0; i < n; ++i)
-        q[i] = fp8 ? fused_code_e4m3fn(y[i], inv) : fused_code_int8(y[i], inv);
+        q[i] = fused_code(fp8, y[i], inv);
     }
   }
 
@@ -112,17 +112,16 @@ class ConvNhwcKernel : public CpuKernel {
     expect_shape(out[0], {xs[0], oh, ow, ws[3]}, "output");
     if (attrs_.q_scale > 0.f) {
       if (group_ == 1) fail("a quantized output (q_scale) needs a depthwise convolution");
-      const TensorView& q = out[codes_only() ? 0 : 1];
+      const TensorView& q = out[attrs_.codes_only ? 0 : 1];
       if (q.dtype != attrs_.q_dtype) fail(std::string("quantized output is ") + dtype_name(q.dtype) + ", " + dtype_name(attrs_.q_dtype) + " expected");
       expect_shape(q, out[0].shape, "quantized output");
-      if (!codes_only()) expect_float(out[0], "output");
+      if (!attrs_.codes_only) expect_float(out[0], "output");
     } else {
       expect_float(out[0], "output");
     }
     if (present(in, 2) && in[2].numel() != ws[3]) fail("bias must hold one value per output channel");
     if (present(in, 3)) expect_shape(in[3], out[0].shape, "residual");
   }
-  bool codes_only() const { return attrs_.q_scale > 0.f && node_.outputs.size() == 1; }
   std::vector<int64_t> nhwc(const std::vector<int64_t>& s) const {
     if (!nchw_ || s.size() != 4) return s;
     return {s[0], s[2], s[3], s[1]};

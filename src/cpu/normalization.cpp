@@ -170,7 +170,7 @@ class LayerNormQuantizeKernel : public CpuKernel {
       const float rstd = static_cast<float>(1.0 / std::sqrt(ss / D + eps)), mf = static_cast<float>(mean);
       for (int64_t i = 0; i < D; ++i) {
         const float v = (xr[i] - mf) * rstd * g[i] + (b ? b[i] : 0.f);
-        y[r * D + i] = fp8 ? fused_code_e4m3fn(v, inv) : fused_code_int8(v, inv);
+        y[r * D + i] = fused_code(fp8, v, inv);
       }
     }
   }

@@ -76,7 +76,7 @@ class QuantizedLinearKernel : public CpuKernel {
           const float y = z + (res ? res[i] : 0.f);
           out[0].as<float>()[i] = y;
           if (codes)
-            codes[i] = fp8 ? fused_code_e4m3fn(y, qinv) : fused_code_int8(y, qinv);
+            codes[i] = fused_code(fp8, y, qinv);
           continue;
         }
         const float v = (attrs_.gelu ? gelu_tanh(z) : z) * inv;

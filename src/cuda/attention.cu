@@ -54,15 +54,8 @@ __device__ __forceinline__ void store_pair(void* out, int64_t at, float a, float
     *reinterpret_cast<__half2*>(static_cast<__half*>(out) + at) = h;
   } else {
     const float2 f = __half22float2(h);
-    uint8_t c[2];
-    if constexpr (QK == 1) {
-      c[0] = fused_code_int8(f.x, q_inv);
-      c[1] = fused_code_int8(f.y, q_inv);
-    } else {
-      c[0] = fused_code_e4m3fn(f.x, q_inv);
-      c[1] = fused_code_e4m3fn(f.y, q_inv);
-    }
-    *reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(out) + at) = static_cast<uint16_t>(c[0] | (c[1] << 8));
+    const uint8_t c0 = fused_code(QK == 2, f.x, q_inv), c1 = fused_code(QK == 2, f.y, q_inv);
+    *reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(out) + at) = static_cast<uint16_t>(c0 | (c1 << 8));
   }
 }
 
@@ -253,7 +246,7 @@ __global__ void __launch_bounds__(kQueries) attention_scalar(const T* __restrict
     T v;
     st(&v, 0, acc[d] * inv);  // the value as a T tensor would hold it
     const float f = ld(&v, 0);
-    orow[d] = q_kind == 1 ? fused_code_int8(f, q_inv) : fused_code_e4m3fn(f, q_inv);
+    orow[d] = fused_code(q_kind == 2, f, q_inv);
   }
 }
 
@@ -311,27 +304,26 @@ class AttentionKernel : public CudaKernel {
     int warps = 4;
     while (warps > 1 && (n + 16 * warps - 1) / (16 * warps) * B * h < want) warps /= 2;
     const dim3 grid(static_cast<unsigned>((n + 16 * warps - 1) / (16 * warps)), static_cast<unsigned>(B * h));
-    const float qs = attrs_.q_scale > 0.f ? 1.f / attrs_.q_scale : 1.f;
     if (d == 32) {
-      if (warps == 4) flash_attention_f16<32, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, qs);
-      else if (warps == 2) flash_attention_f16<32, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, qs);
-      else flash_attention_f16<32, 1, QK><<<grid, 32, 0, s>>>(x, y, n, h, sl2, qs);
+      if (warps == 4) flash_attention_f16<32, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, q_inv_);
+      else if (warps == 2) flash_attention_f16<32, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, q_inv_);
+      else flash_attention_f16<32, 1, QK><<<grid, 32, 0, s>>>(x, y, n, h, sl2, q_inv_);
     } else {
-      if (warps == 4) flash_attention_f16<64, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, qs);
-      else if (warps == 2) flash_attention_f16<64, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, qs);
-      else flash_attention_f16<64, 1, QK><<<grid, 32, 0, s>>>(x, y, n, h, sl2, qs);
+      if (warps == 4) flash_attention_f16<64, 4, QK><<<grid, 128, 0, s>>>(x, y, n, h, sl2, q_inv_);
+      else if (warps == 2) flash_attention_f16<64, 2, QK><<<grid, 64, 0, s>>>(x, y, n, h, sl2, q_inv_);
+      else flash_attention_f16<64, 1, QK><<<grid, 32, 0, s>>>(x, y, n, h, sl2, q_inv_);
     }
   }
   template <typename T>
   void launch_scalar(const T* x, void* y, dim3 grid, int n, int h, int d, float sl2, int qk, cudaStream_t s) {
-    const float qs = attrs_.q_scale > 0.f ? 1.f / attrs_.q_scale : 1.f;
-    if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
-    else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
-    else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, qs);
+    if (d <= 32) attention_scalar<T, 32><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, q_inv_);
+    else if (d <= 64) attention_scalar<T, 64><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, q_inv_);
+    else attention_scalar<T, 128><<<grid, kQueries, 0, s>>>(x, y, n, h, d, sl2, qk, q_inv_);
   }
   const AttentionAttrs attrs_;
   const int64_t heads_, hd_;
   const float scale_;
+  const float q_inv_ = attrs_.q_scale > 0.f ? 1.f / attrs_.q_scale : 1.f;  // the codes' multiplier (q_scale)
 };
 UNIRT_REGISTER_KERNEL(cuda, unirt.Attention, AttentionKernel, "float32 float16 int8 float8e4m3fn",
                       "qkv 3-D [batch, tokens, 3*heads*head_dim]; int8 / float8e4m3fn output codes (q_scale)");

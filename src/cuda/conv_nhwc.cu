@@ -98,7 +98,7 @@ __device__ __forceinline__ void store_with_residual(T* y, const T* res, int64_t 
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       const float t = std::is_same<T, __half>::value ? __half2float(__float2half_rn(acc[v])) : acc[v];
-      c[v] = QK == 1 ? fused_code_int8(t, g.q_inv) : fused_code_e4m3fn(t, g.q_inv);
+      c[v] = fused_code(QK == 2, t, g.q_inv);
     }
     if constexpr (V == 8) *reinterpret_cast<uint2*>(g.q + o) = *reinterpret_cast<const uint2*>(c);
     else if constexpr (V == 4) *reinterpret_cast<uint32_t*>(g.q + o) = *reinterpret_cast<const uint32_t*>(c);
@@ -408,13 +408,13 @@ class ConvNhwcKernel : public CudaKernel {
     const auto xs = nhwc_shape(in[0].shape);
     const auto& ws = in[1].shape;
     if (xs.size() != 4 || ws.size() != 4 || ws[0] != k_[0] || ws[1] != k_[1]) fail("expects X [N, H, W, C] and W [kh, kw, C/group, Cout]");
-    const TensorView& y = codes_only() ? in[0] : out[0];  // the float output, when there is one
+    const TensorView& y = attrs_.codes_only ? in[0] : out[0];  // the float output, when there is one
     if (in[1].dtype != in[0].dtype || y.dtype != in[0].dtype) fail("X, W and the output must share one float type");
     if (attrs_.q_scale > 0.f) {
-      const TensorView& q = out[codes_only() ? 0 : 1];
+      const TensorView& q = out[attrs_.codes_only ? 0 : 1];
       if (q.dtype != attrs_.q_dtype)
         fail(std::string("quantized output is ") + dtype_name(q.dtype) + ", " + dtype_name(attrs_.q_dtype) + " expected");
-      if (!codes_only() && q.shape != out[0].shape) fail("quantized output shape differs from the output");
+      if (!attrs_.codes_only && q.shape != out[0].shape) fail("quantized output shape differs from the output");
     }
     const bool dw = group_ == xs[3] && ws[2] == 1 && ws[3] == xs[3];
     if (group_ != 1 && !dw) fail("only one group or depthwise (group == channels) are supported");
@@ -445,9 +445,9 @@ class ConvNhwcKernel : public CudaKernel {
     const bool f16 = in[0].dtype == DType::Float16;
     const void* bias = has(2) ? in[2].data : nullptr;
     const void* res = has(3) ? in[3].data : nullptr;
-    void* yp = codes_only() ? nullptr : out[0].data;
+    void* yp = attrs_.codes_only ? nullptr : out[0].data;
     if (attrs_.q_scale > 0.f) {
-      g.q = out[codes_only() ? 0 : 1].as<uint8_t>();
+      g.q = out[attrs_.codes_only ? 0 : 1].as<uint8_t>();
       g.q_inv = 1.f / attrs_.q_scale;
       g.q_kind = attrs_.q_dtype == DType::Int8 ? 1 : 2;
     }
@@ -542,7 +542,6 @@ class ConvNhwcKernel : public CudaKernel {
       else depthwise_nhwc_s1<T, V, 7, 1, QK><<<grid, 128, 0, s>>>(x, w, b, r, y, g);
     }
   }
-  bool codes_only() const { return attrs_.q_scale > 0.f && node_.outputs.size() == 1; }
   bool use_cudnn() const {
     const bool overlapping = k_[0] * k_[1] > 1 && (k_[0] != s_[0] || k_[1] != s_[1] || p_[0] || p_[1] || p_[2] || p_[3]);
     // Measured at stride 1 only (the detector's 3x3 convs); strided stems keep the GEMM path.

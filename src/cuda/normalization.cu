@@ -22,7 +22,7 @@ __device__ __forceinline__ void store_out(void* y, int64_t at, const float* v, f
     uint8_t c[VEC];
 #pragma unroll
     for (int k = 0; k < VEC; ++k)
-      c[k] = QOUT == 1 ? fused_code_int8(v[k], scale) : fused_code_e4m3fn(v[k], scale);
+      c[k] = fused_code(QOUT == 2, v[k], scale);
     uint8_t* p = static_cast<uint8_t*>(y) + at;
     if constexpr (VEC == 8) {
       *reinterpret_cast<uint2*>(p) = *reinterpret_cast<const uint2*>(c);

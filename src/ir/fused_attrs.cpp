@@ -49,6 +49,7 @@ ConvNhwcAttrs ConvNhwcAttrs::of(const Node& n) {
   if (a.nchw_input && a.group != 1) refuse(n, "an NCHW input is only supported with one group");
   quantized_output(n, a.q_scale, a.q_dtype);
   if (n.outputs.size() > 1 && !(a.q_scale > 0.f)) refuse(n, "a second output needs q_scale (the quantized copy of Y)");
+  a.codes_only = a.q_scale > 0.f && n.outputs.size() == 1;
   return a;
 }
 

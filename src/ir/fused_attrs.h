@@ -23,6 +23,7 @@ struct ConvNhwcAttrs {
   bool nchw_input = false;
   float q_scale = 0.f;  // > 0: quantized output
   DType q_dtype = DType::Int8;
+  bool codes_only = false;  // q_scale with one output: the codes replace Y
   // Throws Error naming the node when a value is missing or out of range.
   static ConvNhwcAttrs of(const Node& n);
 };

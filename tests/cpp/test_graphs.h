@@ -393,6 +393,15 @@ inline onnx::ModelProto qdq_chain_model() {
 namespace unirt {
 namespace testing {
 
+// An empty model importing the default domain at opset 19 (float8 and int8 Q/DQ zero points).
+inline onnx::ModelProto opset19_model() {
+  onnx::ModelProto m;
+  auto* op = m.add_opset_import();
+  op->set_domain("");
+  op->set_version(19);
+  return m;
+}
+
 // Random [K, N] weights moved onto a symmetric per-column grid (int8: max |w| / 127; float8 E4M3FN:
 // max |w| / 448), as a calibrated build or onnxruntime's quantizer leaves them.
 inline std::vector<float> on_column_grid(std::vector<float> w, int64_t K, int64_t N, bool fp8) {
@@ -420,10 +429,7 @@ inline void add_zero_point(onnx::GraphProto* g, const std::string& name, bool fp
 // x [b, n, c] -> Q/DQ (scale sx) -> MatMul(W1 on a column grid) + b1 -> GELU (erf form) -> Q/DQ
 // (scale sh) -> MatMul(W2 on a column grid) + b2 -> + x. int8, or float8 E4M3FN with fp8.
 inline onnx::ModelProto quantized_mlp_model(int64_t c, int64_t hidden, bool fp8, float sx, float sh) {
-  onnx::ModelProto m;
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(19);
+  onnx::ModelProto m = opset19_model();
   auto* g = m.mutable_graph();
   add_input(g, "x", {"b", "n", std::to_string(c)});
   add_init(g, "w1", {c, hidden}, on_column_grid(randn(c * hidden, 1.f / std::sqrt(float(c)), 31), c, hidden, fp8));
@@ -458,10 +464,7 @@ inline onnx::ModelProto quantized_mlp_model(int64_t c, int64_t hidden, bool fp8,
 // x [b, n, c] -> LayerNormalization (last axis) -> Q/DQ (scale sx) -> MatMul(W [c, n_out] on a
 // column grid) + bias: an attention block's norm and qkv projection, quantized (opset 19).
 inline onnx::ModelProto quantized_norm_linear_model(int64_t c, int64_t n_out, bool fp8, float sx) {
-  onnx::ModelProto m;
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(19);
+  onnx::ModelProto m = opset19_model();
   auto* g = m.mutable_graph();
   add_input(g, "x", {"b", "n", std::to_string(c)});
   add_init(g, "gamma", {c}, randn(c, 0.3f, 41));
@@ -485,10 +488,7 @@ inline onnx::ModelProto quantized_norm_linear_model(int64_t c, int64_t n_out, bo
 // per-output-channel grid; x1 and x2 are read by their Q and by a residual Add, the 5x5's output
 // only by its Q.
 inline onnx::ModelProto quantized_token_mixer_model(int64_t c, bool fp8, float sx, float sd) {
-  onnx::ModelProto m;
-  auto* op = m.add_opset_import();
-  op->set_domain("");
-  op->set_version(19);
+  onnx::ModelProto m = opset19_model();
   auto* g = m.mutable_graph();
   add_input(g, "x", {"b", std::to_string(c), "h", "w"});
   auto pointwise = [&](const std::string& name, uint32_t seed) {  // [cout, cin, 1, 1] = [N, K]: rows on the grid
