@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A trained detector to test with: generate the shapes dataset, train UniFormer-S Mask R-CNN on
 the GPU (seeded, a fixed number of iterations), then COCO box/mask mAP on held-out images of PyTorch FP32,
-unirt FP32 and unirt FP16 (`unirt detect --json`, the same preprocessing), and one drawn image.
+unirt FP32, FP16, INT8 and FP8 (`unirt detect --json`, the same preprocessing; INT8/FP8 calibrated on
+training images with detect's preprocessing), and one drawn image.
 
     python3 scripts/detector_accuracy.py --unirt build-dev/unirt --iters 600 --out $OUT
 
@@ -54,6 +55,9 @@ def main():
     ap.add_argument("--long-edge", type=int, default=512)
     ap.add_argument("--short-edge", type=int, default=384)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8", "fp8"], choices=["fp32", "fp16", "int8", "fp8"],
+                    help="unirt engines to evaluate (the CPU backend runs fp32 only)")
+    ap.add_argument("--calib-images", type=int, default=128, help="training images to calibrate INT8/FP8 on")
     ap.add_argument("--workdir", default="artifacts/det_accuracy")
     ap.add_argument("--out", default="artifacts/det_accuracy")
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="cpu: a smoke run of the whole pipeline")
@@ -104,11 +108,25 @@ def main():
     cats = ",".join(str(i + 1) for i in range(80))
     paths = [os.path.join(val_dir, im["file_name"]) for im in val_coco["images"]]
     backend = "cuda" if a.device == "cuda" else "cpu"
-    for prec in ("fp32", "fp16") if backend == "cuda" else ("fp32",):
+    calib_dir = os.path.join(a.workdir, "calib")
+    if any(p in ("int8", "fp8") for p in a.precisions):
+        os.makedirs(calib_dir, exist_ok=True)
+        for k, (img, _) in enumerate(train[:a.calib_images]):
+            Image.fromarray(img).save(os.path.join(calib_dir, f"train_{k:05d}.png"))
+    notes = []
+    for prec in a.precisions if backend == "cuda" else ("fp32",):
         engine = os.path.join(a.workdir, f"shapes.{prec}.engine")
-        log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *(["--fp16"] if prec == "fp16" else []), "--min-shapes",
+        flags = {"fp32": [], "fp16": ["--fp16"], "int8": ["--fp16", "--int8"], "fp8": ["--fp16", "--fp8"]}[prec]
+        if prec in ("int8", "fp8"):  # entropy for INT8, minmax for FP8: unirt's defaults
+            flags += ["--calib", calib_dir, "--calib-preprocess", "detect", "--calib-long-edge", str(a.long_edge), "--calib-short-edge",
+                      str(a.short_edge), "--calib-batch-size", str(a.batch), "--calib-cache", os.path.join(a.workdir, f"shapes.{prec}.cache")]
+        out, took = log.run([a.unirt, "build", onnx_path, "-o", engine, "--backend", backend, *flags, "--min-shapes",
              "input:1x3x64x64", "--opt-shapes", f"input:{a.batch}x3x{pad32(a.short_edge)}x{pad32(a.long_edge)}", "--max-shapes",
              f"input:{a.batch}x3x{pad32(a.long_edge)}x{pad32(a.long_edge)}"])
+        if prec in ("int8", "fp8"):
+            said = " ".join(line.strip() for line in out.splitlines() if "quantized" in line or line.startswith("calibrated"))
+            notes.append(f"unirt {prec.upper()}: built in {took:.0f} s, calibrated on {min(a.calib_images, len(train))} training "
+                         f"images; {said}")
         out_json = os.path.join(a.workdir, f"dets_{prec}.json")
         log.run([a.unirt, "detect", engine, *paths, "--batch", str(a.batch), "--score-thr", "0", "--json", out_json, "--labels", labels,
              "--category-ids", cats, "--image-ids", *map(str, ids), "--long-edge", str(a.long_edge), "--short-edge", str(a.short_edge)])
@@ -129,6 +147,7 @@ def main():
     for k, v in rows.items():
         lines.append(f"| {k} | {100 * v['bbox']:.1f} | {100 * v['bbox50']:.1f} | {100 * v['segm']:.1f} | {100 * v['segm50']:.1f} | "
                      f"{100 * (v['bbox'] - ref['bbox']):+.2f} | {100 * (v['segm'] - ref['segm']):+.2f} |")
+    lines += [""] + [f"- {n}" for n in notes]
     open(os.path.join(a.out, "detector_accuracy.md"), "w").write("\n".join(lines) + "\n")
     say("\n".join(lines))
     say(f"total {time.time() - t0:.0f} s")

@@ -53,23 +53,31 @@ fi
 if [ "$what" = detector ] || [ "$what" = all ]; then
   # The whole Mask R-CNN: parity with PyTorch (FP32/FP16, several sizes and batches), then the
   # benchmark; with DET_TRAIN_ITERS, the trained detector's mAP. DET_SHAPES / DET_BENCH_SHAPES /
-  # DET_COMPILE narrow a run to fit one device call.
-  echo "== Mask R-CNN parity (CUDA FP32/FP16 vs PyTorch)"
-  python3 scripts/detector_parity.py --unirt "$UNIRT_BIN" --backend cuda --precisions fp32,fp16 --torch-device cuda \
-    --shapes "${DET_SHAPES:-1x3x800x1344,2x3x640x640,1x3x544x736}" --workdir artifacts/parity \
-    --out "$OUT/detector_parity.md" 2>&1 | tee "$OUT/detector_parity.log" | tail -n 12 || status=1
-  # pycocotools is not on the device: a wheel carried in build-dev/wheels (pip download pycocotools
-  # --python-version 3.12 --only-binary=:all: -d build-dev/wheels) is unpacked onto PYTHONPATH
-  # (the device's pip installs where its python3 does not look).
-  python3 -c "import pycocotools" 2>/dev/null || for w in "$BIN_DIR"/wheels/pycocotools-*.whl; do python3 -m zipfile -e "$w" artifacts/pylib; done || status=1
-  if [ -n "${DET_TRAIN_ITERS:-}" ]; then
-    echo "== Mask R-CNN trained on the generated shapes: COCO mAP of PyTorch FP32, unirt FP32/FP16"
-    python3 scripts/detector_accuracy.py --unirt "$UNIRT_BIN" --iters "$DET_TRAIN_ITERS" --out "$OUT" 2>&1 | tail -n 12 || status=1
+  # DET_COMPILE narrow a run to fit one device call; DET_PARITY=0 / DET_BENCH=0 leave those parts out.
+  if [ "${DET_PARITY:-1}" = 1 ]; then
+    echo "== Mask R-CNN parity (CUDA FP32/FP16 vs PyTorch)"
+    python3 scripts/detector_parity.py --unirt "$UNIRT_BIN" --backend cuda --precisions fp32,fp16 --torch-device cuda \
+      --shapes "${DET_SHAPES:-1x3x800x1344,2x3x640x640,1x3x544x736}" --workdir artifacts/parity \
+      --out "$OUT/detector_parity.md" 2>&1 | tee "$OUT/detector_parity.log" | tail -n 12 || status=1
   fi
-  echo "== Mask R-CNN benchmark"
-  python3 bench/bench_detector.py --unirt "$UNIRT_BIN" --shapes "${DET_BENCH_SHAPES:-1x3x800x1344,2x3x800x1344,4x3x800x1344,1x3x640x640}" \
-    --compile-modes "${DET_COMPILE-default,max-autotune-no-cudagraphs}" --workdir artifacts/bench_det \
-    --out "$OUT/bench_detector.md" 2>&1 | tee "$OUT/bench_detector.log" | tail -n 40 || status=1
+  # pycocotools is not on the device: a wheel carried in build-dx/wheels (scripts/device-pack.sh
+  # downloads it) or build-dev/wheels is unpacked onto PYTHONPATH (the device's pip installs where
+  # its python3 does not look).
+  if ! python3 -c "import pycocotools" 2>/dev/null; then
+    w=$(ls "$BIN_DIR"/wheels/pycocotools-*.whl build-dx/wheels/pycocotools-*.whl 2>/dev/null | head -n 1)
+    if [ -n "$w" ]; then python3 -m zipfile -e "$w" artifacts/pylib; else echo "no pycocotools wheel carried"; status=1; fi
+  fi
+  if [ -n "${DET_TRAIN_ITERS:-}" ]; then
+    echo "== Mask R-CNN trained on the generated shapes: COCO mAP of PyTorch FP32, unirt FP32/FP16/INT8/FP8"
+    # DET_ACCURACY_ARGS: more flags (e.g. --precisions fp16 int8 fp8 --calib-images 64).
+    python3 scripts/detector_accuracy.py --unirt "$UNIRT_BIN" --iters "$DET_TRAIN_ITERS" --out "$OUT" ${DET_ACCURACY_ARGS:-} 2>&1 | tail -n 12 || status=1
+  fi
+  if [ "${DET_BENCH:-1}" = 1 ]; then
+    echo "== Mask R-CNN benchmark"
+    python3 bench/bench_detector.py --unirt "$UNIRT_BIN" --shapes "${DET_BENCH_SHAPES:-1x3x800x1344,2x3x800x1344,4x3x800x1344,1x3x640x640}" \
+      --compile-modes "${DET_COMPILE-default,max-autotune-no-cudagraphs}" --workdir artifacts/bench_det \
+      --out "$OUT/bench_detector.md" 2>&1 | tee "$OUT/bench_detector.log" | tail -n 40 || status=1
+  fi
 fi
 if [ "$what" = sanitize ] || [ "$what" = all ]; then
   # All four compute-sanitizer tools, one FP32 and one FP16 inference of S, B and the hybrid

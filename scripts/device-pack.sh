@@ -14,4 +14,9 @@ for f in unirt unirt_tests_cuda; do
   xz -T2 -6 -c "build-dx/$f.stripped" > "build-dx/$f.xz"
   rm "build-dx/$f.stripped"
 done
-ls -l build-dx/*.xz
+# pycocotools for the detector's mAP (the device has no package index): a wheel for its Python 3.12.
+if [ ! -f build-dx/wheels/pycocotools-*.whl ] 2>/dev/null; then
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 -d build-dx/wheels pycocotools ||
+    echo "device-pack: no pycocotools wheel (the detector's mAP will not run there)" >&2
+fi
+ls -l build-dx/*.xz build-dx/wheels 2>/dev/null

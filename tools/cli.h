@@ -45,6 +45,10 @@ struct CalibOpts {
   std::vector<std::string> calib;
   std::string cache, calibrator;  // empty: entropy (minmax for an FP8 build)
   int batches = 0, batch = 8, size = 224;
+  // Image folders: "classify" (ImageNet resize + centre crop to `size`) or "detect" (the keep-ratio
+  // resize of `unirt detect` to long_edge x short_edge, padded to 32, each batch to its largest).
+  std::string preprocess = "classify";
+  int long_edge = 1333, short_edge = 800;
   double percentile = 99.99;
   bool verbose = false;  // print every tensor's range
 };

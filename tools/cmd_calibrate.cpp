@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "detection.h"
 #include "image.h"
+#include "ir/file.h"
 #include "npy.h"
 #include "onnx/importer.h"
 #include "runtime/calibration.h"
@@ -48,11 +50,16 @@ void show_progress(const CalibrationProgress& p) {
 }  // namespace
 
 void add_calib_options(CLI::App* c, CalibOpts& o) {
-  c->add_option("--calib", o.calib, "calibration data: a folder of images (ImageNet preprocessing, --calib-size) or .npy batches of the first input");
+  c->add_option("--calib", o.calib, "calibration data: a folder of images (preprocessed as --calib-preprocess says) or .npy batches of the first input");
   c->add_option("--calib-cache", o.cache, "calibration cache: written after calibrating (read instead by build when --calib is absent)");
   c->add_option("--calib-batches", o.batches, "use at most this many batches (0: all)")->check(CLI::Range(0, 1 << 30));
   c->add_option("--calib-batch-size", o.batch, "images per batch (image folders)")->check(CLI::Range(1, 4096));
-  c->add_option("--calib-size", o.size, "image crop size")->check(CLI::Range(1, 8192));
+  c->add_option("--calib-preprocess", o.preprocess, "image folders: classify (ImageNet resize and centre crop, --calib-size) or detect "
+                "(unirt detect's keep-ratio resize, --calib-long-edge x --calib-short-edge, padded to 32)")
+      ->check(CLI::IsMember({"classify", "detect"}));
+  c->add_option("--calib-size", o.size, "image crop size (classify)")->check(CLI::Range(1, 8192));
+  c->add_option("--calib-long-edge", o.long_edge, "detect: the long edge at most this")->check(CLI::Range(1, 8192));
+  c->add_option("--calib-short-edge", o.short_edge, "detect: the short edge at most this")->check(CLI::Range(1, 8192));
   c->add_option("--calibrator", o.calibrator, "entropy (default; minmax for --fp8), percentile or minmax")->check(CLI::IsMember({"entropy", "percentile", "minmax"}));
   c->add_option("--percentile", o.percentile, "the percentile calibrator's percentile of |x|")->check(CLI::Range(1e-9, 100.0));
 }
@@ -87,12 +94,22 @@ CalibrationCache calibrate_now(const CalibOpts& o, const std::string& model, con
       return true;
     }
     const size_t first = static_cast<size_t>(i - static_cast<int>(npys.size())) * o.batch;
+    const size_t last = std::min(images.size(), first + o.batch);
+    if (o.preprocess == "detect") {
+      std::vector<RgbImage> decoded;
+      for (size_t k = first; k < last; ++k) decoded.push_back(decode_rgb(read_file(images[k], "image"), images[k]));
+      DetPreprocessOptions po;
+      po.long_edge = o.long_edge;
+      po.short_edge = o.short_edge;
+      in.push_back(preprocess_detection(decoded, input, po, nullptr));
+      return true;
+    }
     std::vector<HostTensor> items;
-    for (size_t k = first; k < std::min(images.size(), first + o.batch); ++k) items.push_back(load_image(images[k], input, o.size));
+    for (size_t k = first; k < last; ++k) items.push_back(load_image(images[k], input, o.size));
     in.push_back(stack(items));
     return true;
   };
-  const auto hist = collect_histograms(g, opts, make_backend(opts.backend, threads), next, batches, show_progress);
+  const auto hist = collect_histograms(g, opts, make_backend(opts.backend, threads), next, batches, show_progress, threads);
   const CalibrationCache cache = make_calibration_cache(hist, calibrator, o.percentile);
   if (!o.cache.empty()) cache.save(o.cache);
   std::printf("calibrated %zu tensors of %s over %d batches on %s: %s", hist.size(), model.c_str(), batches, opts.backend.c_str(),

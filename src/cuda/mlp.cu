@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "cuda/gemm.h"
+#include "cuda/gelu.cuh"
 #include "cuda/mma.cuh"
 #include "ir/fused_attrs.h"
 
@@ -30,17 +31,6 @@ constexpr int kWarpRows = 16 * kMT;  // rows per warp
 template <int C, int WARPS>
 constexpr size_t mlp_smem_bytes() {
   return sizeof(__half) * (size_t(kWarpRows * WARPS) * (C + 8) + 2 * size_t(C) * (kChunk + 8) + 2 * size_t(kChunk) * (C + 8));
-}
-
-// GELU in its tanh form, v/2 (1 + tanh(u)) with u = sqrt(2/pi) (v + 0.044715 v^3), written as
-// v / (1 + e^(-2u)): one exp and one reciprocal on the special function unit, float32-accurate.
-// This is the function cuBLASLt's GELU epilogue computes for the unfused float16 path (within 1e-3
-// of the erf form; float16 spacing at 2 is 2e-3). CUDA's erff (~30 instructions, 4C per row) left
-// the fused kernel issue-bound in Nsight Compute; tanh.approx.f32 (relative error 2^-11) cost
-// top-1 agreement on UniFormer-S+.
-__device__ __forceinline__ float gelu(float v) {
-  const float u2 = v * fmaf(0.0713548162f, v * v, 1.5957691216f);  // 2u
-  return __fdividef(v, 1.f + __expf(-u2));
 }
 
 template <int C, int WARPS>
@@ -120,10 +110,10 @@ __global__ void __launch_bounds__(32 * WARPS) mlp_gelu_f16(const __half* __restr
       if (b1) bb = __half22float2(*reinterpret_cast<const __half2*>(b1 + h0 + nt * 8 + 2 * t));
 #pragma unroll
       for (int m = 0; m < kMT; ++m) {
-        s[m][nt][0] = gelu(s[m][nt][0] + bb.x);
-        s[m][nt][1] = gelu(s[m][nt][1] + bb.y);
-        s[m][nt][2] = gelu(s[m][nt][2] + bb.x);
-        s[m][nt][3] = gelu(s[m][nt][3] + bb.y);
+        s[m][nt][0] = gelu_tanh_form(s[m][nt][0] + bb.x);
+        s[m][nt][1] = gelu_tanh_form(s[m][nt][1] + bb.y);
+        s[m][nt][2] = gelu_tanh_form(s[m][nt][2] + bb.x);
+        s[m][nt][3] = gelu_tanh_form(s[m][nt][3] + bb.y);
       }
     }
 #pragma unroll

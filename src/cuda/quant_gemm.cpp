@@ -2,6 +2,7 @@
 #include "cuda/quant_gemm.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "ir/graph.h"
 
@@ -20,17 +21,20 @@ std::string qgemm_unsupported(const QGemmArgs& a) {
 }
 
 const char* qgemm_tile_name(int tile) {
-  static const char* names[kQGemmTiles] = {"cooperative 128x128x128", "pingpong 64x128x128", "pingpong 64x64x128", "pingpong 64x128x64"};
+  static const char* names[kQGemmTiles] = {"cooperative 128x128x128", "pingpong 64x128x128", "pingpong 64x64x128", "pingpong 64x128x64",
+                                           "short-K mma.sync 128x64"};
   return tile >= 0 && tile < kQGemmTiles ? names[tile] : "?";
 }
 
 void qgemm_prepare(QGemmType t, const QGemmArgs& a, int tile) {
-  if (t == QGemmType::Int8) qgemm_prepare_int8(a, tile);
+  if (tile == kQGemmShortKTile) qgemm_prepare_short_k(t, a);
+  else if (t == QGemmType::Int8) qgemm_prepare_int8(a, tile);
   else qgemm_prepare_fp8(a, tile);
 }
 
 void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s) {
-  if (t == QGemmType::Int8) qgemm_run_int8(a, tile, s);
+  if (tile == kQGemmShortKTile) qgemm_run_short_k(t, a, s);
+  else if (t == QGemmType::Int8) qgemm_run_int8(a, tile, s);
   else qgemm_run_fp8(a, tile, s);
 }
 
@@ -69,8 +73,12 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
     s.bias = a.bias ? static_cast<const float*>(V) + a.N : nullptr;
     s.residual = static_cast<const __half*>(R);
     s.aux = X;
+    // UNIRT_QGEMM_SHORT_K=0 leaves the hand-written kernel out (to compare against CUTLASS alone).
+    const char* short_k = std::getenv("UNIRT_QGEMM_SHORT_K");
+    const bool no_short_k = short_k && std::string(short_k) == "0";
     for (int i = 0; i < kQGemmTiles; ++i) {
       ms[i] = -1.f;
+      if (i == kQGemmShortKTile && no_short_k) continue;
       try {
         qgemm_prepare(t, s, i);
         qgemm_run(t, s, i, nullptr);
@@ -94,7 +102,18 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
   for (int i = 0; i < kQGemmTiles; ++i)
     if (ms[i] >= 0 && (best < 0 || ms[i] < ms[best])) best = i;
   if (best < 0) throw Error("no 8-bit GEMM tile runs a " + std::to_string(a.M) + "x" + std::to_string(a.N) + "x" + std::to_string(a.K) + " GEMM");
-  std::string r = "M=" + std::to_string(a.M) + " qgemm tile " + std::to_string(best) + " (" + qgemm_tile_name(best) + "; timed";
+  // UNIRT_QGEMM_TILE=i takes tile i wherever it runs (tests and kernel comparisons), as
+  // UNIRT_CONV_NHWC picks the convolution path.
+  const char* forced = std::getenv("UNIRT_QGEMM_TILE");
+  bool chosen = false;
+  if (forced && *forced) {
+    char* end = nullptr;
+    const long f = std::strtol(forced, &end, 10);
+    if (*end || f < 0 || f >= kQGemmTiles) throw Error(std::string("UNIRT_QGEMM_TILE='") + forced + "': expected 0 to " + std::to_string(kQGemmTiles - 1));
+    if (ms[f] >= 0) best = static_cast<int>(f), chosen = true;
+  }
+  std::string r = "M=" + std::to_string(a.M) + " qgemm tile " + std::to_string(best) + " (" + qgemm_tile_name(best) +
+                  (chosen ? ", set by UNIRT_QGEMM_TILE" : "") + "; timed";
   for (int i = 0; i < kQGemmTiles; ++i) {
     char b[48];
     std::snprintf(b, sizeof b, " %s%.1f us", i ? "/ " : "", ms[i] * 1000.f);

@@ -1,5 +1,6 @@
 // 8-bit GEMMs on Hopper tensor cores (CUTLASS 3 warp-specialised TMA/WGMMA kernels, instantiated
-// in quant_gemm_int8.cu and quant_gemm_fp8.cu) for unirt.QuantizedLinear:
+// in quant_gemm_int8.cu and quant_gemm_fp8.cu, and a hand-written mma.sync kernel for short K in
+// quant_gemm_short_k.cu) for unirt.QuantizedLinear:
 //   Z[m, n] = alpha[n] * sum_k A[m, k] B[n, k] + bias[n]      (int32 or float32 accumulation)
 //   D = Z + R (float16, R optional)          or          D = quantize(act(Z) * inv_out_scale)
 //   and, with a residual, optionally also Aux = quantize(D * aux_inv_scale) (A's 8-bit type)
@@ -39,8 +40,10 @@ struct QGemmArgs {
 
 // Why these operands cannot run (empty when they can): alignment, shape, variant.
 std::string qgemm_unsupported(const QGemmArgs& a);
-// The kernels (tile shape and schedule) a layer chooses from, by index.
-constexpr int kQGemmTiles = 4;
+// The kernels (tile shape and schedule) a layer chooses from, by index: four CUTLASS tiles, then
+// the hand-written short-K kernel (quant_gemm_short_k.cu; K <= 256).
+constexpr int kQGemmTiles = 5;
+constexpr int kQGemmShortKTile = 4;
 const char* qgemm_tile_name(int tile);
 // One-time host set-up (kernel attributes) of one tile; from prepare(), never during capture.
 void qgemm_prepare(QGemmType t, const QGemmArgs& a, int tile);
@@ -55,6 +58,10 @@ void qgemm_prepare_int8(const QGemmArgs& a, int tile);
 void qgemm_run_int8(const QGemmArgs& a, int tile, cudaStream_t s);
 void qgemm_prepare_fp8(const QGemmArgs& a, int tile);
 void qgemm_run_fp8(const QGemmArgs& a, int tile, cudaStream_t s);
+// The short-K kernel (quant_gemm_short_k.cu): why it cannot run these operands (empty if it can).
+std::string qgemm_short_k_unsupported(const QGemmArgs& a);
+void qgemm_prepare_short_k(QGemmType t, const QGemmArgs& a);
+void qgemm_run_short_k(QGemmType t, const QGemmArgs& a, cudaStream_t s);
 
 }  // namespace cuda
 }  // namespace unirt

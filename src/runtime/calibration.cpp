@@ -1,6 +1,7 @@
 #include "runtime/calibration.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
 
 #include "ir/graph.h"
 #include "ir/half.h"
@@ -245,7 +247,8 @@ std::vector<std::string> calibration_tensors(const Graph& g) {
 
 std::map<std::string, AbsHistogram> collect_histograms(const Graph& imported, BuildOptions opts, std::unique_ptr<Backend> backend,
                                                        const std::function<bool(int, std::vector<HostTensor>&)>& next_batch,
-                                                       int batches, const std::function<void(const CalibrationProgress&)>& progress) {
+                                                       int batches, const std::function<void(const CalibrationProgress&)>& progress,
+                                                       int threads) {
   // The graph a quantized build places its layers in: BatchNorms folded (so a conv after a BN
   // reads the BN's input), nothing fused; its quantizable inputs become extra outputs.
   opts.fuse = false;
@@ -265,24 +268,39 @@ std::map<std::string, AbsHistogram> collect_histograms(const Graph& imported, Bu
   for (const std::string& name : names) hist.emplace(name, AbsHistogram());
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<HostTensor> inputs;
-  std::vector<float> widened;
+  // Each tensor's histogram is its own: a batch's are filled on several threads (a detector has
+  // hundreds of calibration tensors, some of millions of values).
+  const int workers = std::max(1, threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency()));
   int done = 0;
   for (; batches <= 0 || done < batches; ++done) {
     inputs.clear();
     if (!next_batch(done, inputs)) break;
     const std::vector<HostTensor> outs = session.run(inputs);
+    std::vector<std::pair<const HostTensor*, AbsHistogram*>> work;
     for (const HostTensor& t : outs) {
       auto it = hist.find(t.name);
       if (it == hist.end()) continue;
       if (t.dtype != DType::Float32 && t.dtype != DType::Float16) throw Error("calibration tensor '" + t.name + "' is " + dtype_name(t.dtype) + ", not float");
-      if (t.dtype == DType::Float16) {
-        widened.resize(static_cast<size_t>(t.numel()));
-        for (int64_t i = 0; i < t.numel(); ++i) widened[i] = half_to_float(t.as<uint16_t>()[i]);
-        it->second.add(widened.data(), t.numel());
-      } else {
-        it->second.add(t.as<float>(), t.numel());
-      }
+      work.emplace_back(&t, &it->second);
     }
+    std::atomic<size_t> next{0};
+    auto fill = [&] {
+      std::vector<float> widened;
+      for (size_t i; (i = next.fetch_add(1)) < work.size();) {
+        const HostTensor& t = *work[i].first;
+        if (t.dtype == DType::Float16) {
+          widened.resize(static_cast<size_t>(t.numel()));
+          for (int64_t k = 0; k < t.numel(); ++k) widened[k] = half_to_float(t.as<uint16_t>()[k]);
+          work[i].second->add(widened.data(), t.numel());
+        } else {
+          work[i].second->add(t.as<float>(), t.numel());
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int k = 1; k < std::min<int>(workers, static_cast<int>(work.size())); ++k) pool.emplace_back(fill);
+    fill();
+    for (std::thread& th : pool) th.join();
     if (progress)
       progress({done + 1, batches, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()});
   }

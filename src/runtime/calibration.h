@@ -82,10 +82,11 @@ struct CalibrationProgress {
 // folded, nothing else fused, the calibration tensors as extra outputs) on `backend`, and returns the histogram of each
 // calibration tensor. next_batch(i, inputs) fills batch i's inputs (by input name) and returns
 // false when there are no more; `batches` is how many are expected (0: unknown); progress is
-// called after each batch.
+// called after each batch. The histograms are filled on `threads` host threads (0: one per core).
 std::map<std::string, AbsHistogram> collect_histograms(const Graph& imported, BuildOptions opts, std::unique_ptr<Backend> backend,
                                                        const std::function<bool(int, std::vector<HostTensor>&)>& next_batch,
-                                                       int batches, const std::function<void(const CalibrationProgress&)>& progress);
+                                                       int batches, const std::function<void(const CalibrationProgress&)>& progress,
+                                                       int threads = 0);
 
 // The cache of those histograms: one amax per tensor by the calibrator.
 CalibrationCache make_calibration_cache(const std::map<std::string, AbsHistogram>& histograms, Calibrator c, double percentile);

@@ -123,6 +123,35 @@ def test_images_as_calibration_data(unirt_bin, tmp_path):
     assert head[2] == "entropy" and set(amax) == {"x", "r1", "f"}
 
 
+def test_detection_preprocessing_of_calibration_images(unirt_bin, tmp_path):
+    """--calib-preprocess detect: unirt detect's keep-ratio resize, normalise and pad, each batch
+    padded to its largest image. One colour per image keeps every resized pixel at that colour, so
+    the minmax range of the input is known exactly: the largest |(colour - mean) / std|."""
+    PIL = pytest.importorskip("PIL.Image")
+    model = tmp_path / "cnn.onnx"
+    small_cnn(model)
+    m = onnx.load(model)
+    dims = m.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    onnx.save(m, model)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    colours = [(250, 3, 90), (0, 128, 255), (17, 200, 40)]
+    for k, (c, size) in enumerate(zip(colours, [(60, 40), (30, 50), (45, 45)])):
+        PIL.fromarray(np.full((size[1], size[0], 3), c, np.uint8)).save(folder / f"{k}.png")
+    mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
+    want = max(np.abs((np.array(c) - mean) / std).max() for c in colours)
+    cache = tmp_path / "det.cache"
+    p = calibrate(unirt_bin, model, [folder], cache, "--calib-preprocess", "detect", "--calib-long-edge", "40",
+                  "--calib-short-edge", "24", "--calib-batch-size", "2", "--calibrator", "minmax")
+    assert p.returncode == 0, p.stderr
+    assert "over 2 batches" in p.stdout, p.stdout  # 3 images, 2 per batch, shapes differing within a batch
+    _, amax = read_cache(cache)
+    assert abs(amax["x"] - want) <= 1e-5 * want, (amax["x"], want)
+    p = calibrate(unirt_bin, model, [folder], cache, "--calib-preprocess", "segment")
+    assert p.returncode != 0 and "--calib-preprocess" in p.stderr, p.stderr
+
+
 def test_bad_calibration_data_is_a_clear_error(unirt_bin, calib_setup, tmp_path):
     model, _, files = calib_setup
     empty = tmp_path / "empty"

@@ -35,7 +35,9 @@ HostTensor random_input(const std::string& name, std::vector<int64_t> shape, uin
 }
 
 // Runs the model on CPU fp32 and CUDA at `p`; returns max |diff| / max(1, |ref|).
-double compare(onnx::ModelProto& m, const std::vector<HostTensor>& inputs, Precision p) {
+// *tactics (when given): the kernels the CUDA session chose, by node.
+double compare(onnx::ModelProto& m, const std::vector<HostTensor>& inputs, Precision p,
+               std::map<std::string, std::string>* tactics = nullptr) {
   const std::string bytes = model_bytes(m);
   BuildOptions cpu_o;
   auto ce = std::make_shared<Engine>(build_engine(import_onnx_bytes(bytes, "m"), cpu_o));
@@ -56,6 +58,7 @@ double compare(onnx::ModelProto& m, const std::vector<HostTensor>& inputs, Preci
         worst = std::max(worst, std::fabs(double(a[o].as<float>()[i]) - b[o].as<float>()[i]) / scale);
     }
   }
+  if (tactics) *tactics = gs.tactics();
   return worst;
 }
 
@@ -713,6 +716,49 @@ TEST_F(CudaOps, QuantizedLinearMatchesTheFloatSimulation) {
     // step across a rounding boundary.
     EXPECT_LT(err, 0.03);
   }
+}
+
+// The short-K mma.sync 8-bit GEMM (quant_gemm_short_k.cu) on every epilogue, taken wherever it
+// runs (UNIRT_QGEMM_TILE): the MLP block (GELU + requantize for fc1; the residual for fc2 at K =
+// hidden <= 256) and the token mixer (float16 conv1; the residual + 8-bit copy of conv2), INT8 and
+// FP8, row counts off the 128-row block, against the CPU's float32 Q/DQ graph as above.
+TEST_F(CudaOps, ShortKEightBitGemmMatchesTheFloatSimulation) {
+  setenv("UNIRT_QGEMM_TILE", "4", 1);
+  BuildOptions o;
+  o.backend = "cuda";
+  o.precision = Precision::FP16;
+  auto short_k_layers = [](const std::map<std::string, std::string>& tactics) {
+    int n = 0;
+    for (const auto& [name, t] : tactics) n += t.find("short-K") != std::string::npos;
+    return n;
+  };
+  std::map<std::string, std::string> tactics;
+  for (bool fp8 : {false, true}) {
+    struct Case {
+      int64_t c, hidden, b, n;
+    };
+    for (const Case& k : {Case{64, 256, 2, 1000}, Case{128, 256, 1, 77}, Case{32, 64, 3, 301}}) {
+      SCOPED_TRACE((fp8 ? "mlp fp8 c=" : "mlp int8 c=") + std::to_string(k.c) + " hidden=" + std::to_string(k.hidden));
+      const float sx = fp8 ? 4.f / 448 : 4.f / 127, sh = fp8 ? 3.f / 448 : 3.f / 127;
+      onnx::ModelProto m = quantized_mlp_model(k.c, k.hidden, fp8, sx, sh);
+      const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+      EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear"), 2);
+      const double err = compare(m, {random_input("x", {k.b, k.n, k.c}, 77)}, Precision::FP16, &tactics);
+      EXPECT_EQ(short_k_layers(tactics), k.c % 64 == 0 ? 2 : 1);  // N = c must be a multiple of 64 for fc2
+      std::printf("short-K QuantizedLinear %s c=%lld hidden=%lld M=%lld: max abs error / scale %.3e\n", fp8 ? "fp8" : "int8",
+                  static_cast<long long>(k.c), static_cast<long long>(k.hidden), static_cast<long long>(k.b * k.n), err);
+      EXPECT_LT(err, 0.03);
+    }
+    SCOPED_TRACE(fp8 ? "token mixer fp8" : "token mixer int8");
+    onnx::ModelProto m = quantized_token_mixer_model(64, fp8, fp8 ? 4.f / 448 : 4.f / 127, fp8 ? 3.f / 448 : 3.f / 127);
+    const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+    EXPECT_GE(count_ops(e.graph, "unirt.QuantizedLinear"), 2);
+    const double err = compare(m, {random_input("x", {3, 64, 18, 20}, 79)}, Precision::FP16, &tactics);
+    EXPECT_EQ(short_k_layers(tactics), count_ops(e.graph, "unirt.QuantizedLinear"));
+    std::printf("short-K token mixer %s: max abs error / scale %.3e\n", fp8 ? "fp8" : "int8", err);
+    EXPECT_LT(err, 0.03);
+  }
+  unsetenv("UNIRT_QGEMM_TILE");
 }
 
 // The vectorised per-tensor QuantizeLinear of FP16 engines (float16 in, eight elements a thread)
