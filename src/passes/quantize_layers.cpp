@@ -51,12 +51,14 @@ std::vector<char> after_roi_align(const Graph& g) {
 }
 
 // A layer an 8-bit kernel runs once lowered (lower_quantized_layers.cpp): a MatMul by a constant
-// 2-D weight, or a 1x1 stride-1 unpadded one-group Conv (a channels-last GEMM).
+// 2-D weight, or a 1x1 stride-1 unpadded one-group Conv (a channels-last GEMM), with K and N
+// multiples of 16 (the GEMM reads and writes 16-byte rows).
 bool has_8bit_kernel(const Graph& g, const Node& n) {
   if (n.inputs.size() < 2 || !g.value(n.inputs[1]).data) return false;
   const auto& w = g.value(n.inputs[1]).data->shape;
-  if (n.op_type == "MatMul") return w.size() == 2;
-  if (n.op_type != "Conv" || w.size() != 4 || w[2] != 1 || w[3] != 1 || n.attr_i("group", 1) != 1) return false;
+  auto gemm_sized = [](int64_t k, int64_t nn) { return k > 0 && nn > 0 && k % 16 == 0 && nn % 16 == 0; };
+  if (n.op_type == "MatMul") return w.size() == 2 && gemm_sized(w[0], w[1]);
+  if (n.op_type != "Conv" || w.size() != 4 || w[2] != 1 || w[3] != 1 || n.attr_i("group", 1) != 1 || !gemm_sized(w[1], w[0])) return false;
   const auto pads = n.attr_ints("pads", {0, 0, 0, 0});
   const auto strides = n.attr_ints("strides", {1, 1});
   const std::string ap = n.attr_s("auto_pad", "NOTSET");

@@ -132,3 +132,27 @@ TEST(QuantizeLayers, Fp8ScalesBy448) {
     EXPECT_FLOAT_EQ(g.value(n.inputs[1]).data->as<float>()[0], amax / 448.f);
   }
 }
+
+// With kernel_layers_only (CUDA FP16 engines) a 1x1 conv is taken only where the 8-bit GEMM runs
+// it: K and N multiples of 16. The detector's RPN convs (3 and 12 outputs per level) stay float
+// instead of running as Q/DQ pairs in float.
+TEST(QuantizeLayers, KernelLayersOnlyTakesWhatTheEightBitGemmRuns) {
+  onnx::ModelProto m;
+  auto* g = m.mutable_graph();
+  add_input(g, "x", {"1", "16", "4", "4"});
+  add_init(g, "w16", {16, 16, 1, 1}, std::vector<float>(256, 0.05f));
+  add_init(g, "w3", {3, 16, 1, 1}, std::vector<float>(48, 0.05f));
+  add_node(g, "Conv", {"x", "w16"}, {"a"}, "wide");
+  add_node(g, "Conv", {"a", "w3"}, {"b"}, "narrow");
+  add_node(g, "Relu", {"b"}, {"y"}, "relu");
+  g->add_output()->set_name("y");
+  Graph gr = import_onnx_bytes(model_bytes(m), "q");
+  infer_shapes(gr);
+  QuantizationOptions q;
+  q.mode = QuantMode::Int8;
+  q.kernel_layers_only = true;
+  q.amax = {{"x", 1.f}, {"a", 2.f}};
+  EXPECT_EQ(quantize_layers(gr, q), 1);
+  EXPECT_EQ(gr.value(node(gr, "narrow").inputs[0]).name, "a");
+  EXPECT_NE(gr.value(node(gr, "wide").inputs[0]).name, "x");
+}
