@@ -52,7 +52,7 @@ void add_build_command(CLI::App& app, Registry& r) {
     int quantized = 0, kernels = 0, standalone_q = 0;
     for (const auto& p : e.passes) quantized += p.pass == "quantize_layers" ? p.changes : 0;
     for (const auto& n : e.graph.nodes) {
-      kernels += n.op_type == "unirt.QuantizedLinear";
+      kernels += n.op_type == "unirt.QuantizedLinear" ? 1 : n.op_type == "unirt.QuantizedMlp" ? 2 : 0;
       standalone_q += n.op_type == "QuantizeLinear";
     }
     std::printf("built %s: %zu nodes, %s weights, %s, backend %s, %d pass changes, %.1f ms\n", o->out.c_str(), e.graph.nodes.size(),

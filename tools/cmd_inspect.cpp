@@ -15,7 +15,7 @@ namespace {
 // Layers with tensor-core work: where a precision choice matters.
 bool is_compute_layer(const std::string& op) {
   static const char* ops[] = {"Conv", "ConvTranspose", "MatMul", "Gemm", "unirt.Linear", "unirt.ConvNHWC", "unirt.Mlp", "unirt.Attention",
-                              "unirt.QuantizedLinear"};
+                              "unirt.QuantizedLinear", "unirt.QuantizedMlp"};
   for (const char* x : ops)
     if (op == x) return true;
   return false;
@@ -32,9 +32,12 @@ void print_layer_precision(const Engine& e) {
   for (const Node& n : g.nodes) {
     if (!is_compute_layer(n.op_type)) continue;
     std::string precision, scales;
+    // A unirt.QuantizedMlp carries both layers' notes: fc1's scales, then fc2's.
     for (const std::string& note : n.notes)
-      if (e.options.quantization.mode != QuantMode::None && note.rfind(mode + ":", 0) == 0) precision = mode, scales = note.substr(mode.size() + 2);
-    if (precision.empty() && n.op_type == "unirt.QuantizedLinear") precision = dtype_name(g.value(n.inputs[0]).dtype);  // explicit QDQ
+      if (e.options.quantization.mode != QuantMode::None && note.rfind(mode + ":", 0) == 0)
+        precision = mode, scales += (scales.empty() ? "" : " | ") + note.substr(mode.size() + 2);
+    if (precision.empty() && (n.op_type == "unirt.QuantizedLinear" || n.op_type == "unirt.QuantizedMlp"))
+      precision = dtype_name(g.value(n.inputs[0]).dtype);  // explicit QDQ
     // A float layer that also writes the next 8-bit layer's codes computes in its input's type.
     if (precision.empty() && n.has_attr("q_scale") && !n.inputs.empty()) precision = dtype_name(g.value(n.inputs[0]).dtype);
     if (precision.empty()) precision = n.outputs.empty() ? "-" : dtype_name(g.value(n.outputs[0]).dtype);

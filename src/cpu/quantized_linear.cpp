@@ -10,13 +10,12 @@
 #include "backend/float8_rule.h"
 #include "backend/quantize_rule.h"
 #include "cpu/cpu_util.h"
+#include "cpu/quantized_gemm.h"
 #include "ir/fused_attrs.h"
 
 namespace unirt {
 namespace cpu {
 namespace {
-
-float gelu_tanh(float v) { return 0.5f * v * (1.f + std::tanh(0.7978845608f * (v + 0.044715f * v * v * v))); }
 
 class QuantizedLinearKernel : public CpuKernel {
  public:
@@ -57,18 +56,7 @@ class QuantizedLinearKernel : public CpuKernel {
 #pragma omp parallel for num_threads(ctx.threads) if (M * N * K > (1 << 20))
     for (int64_t m = 0; m < M; ++m) {
       for (int64_t n = 0; n < N; ++n) {
-        float acc = 0.f;
-        if (fp8) {
-          const uint8_t* x = in[0].as<uint8_t>() + m * K;
-          const uint8_t* w = in[1].as<uint8_t>() + n * K;
-          for (int64_t k = 0; k < K; ++k) acc += e4m3fn_to_float(x[k]) * e4m3fn_to_float(w[k]);
-        } else {
-          const int8_t* x = in[0].as<int8_t>() + m * K;
-          const int8_t* w = in[1].as<int8_t>() + n * K;
-          int32_t a = 0;
-          for (int64_t k = 0; k < K; ++k) a += int32_t(x[k]) * int32_t(w[k]);
-          acc = static_cast<float>(a);
-        }
+        const float acc = quantized_dot(fp8, in[0].as<uint8_t>() + m * K, in[1].as<uint8_t>() + n * K, K);
         float z = alpha[n] * acc + (bias ? bias[n] : 0.f);
         const int64_t i = m * N + n;
         if (!eight) {
@@ -80,8 +68,7 @@ class QuantizedLinearKernel : public CpuKernel {
           continue;
         }
         const float v = (attrs_.gelu ? gelu_tanh(z) : z) * inv;
-        if (fp8) out[0].as<uint8_t>()[i] = float_to_e4m3fn(v, true);
-        else out[0].as<int8_t>()[i] = static_cast<int8_t>(std::isnan(v) ? 0.f : std::fmin(127.f, std::fmax(-128.f, std::nearbyint(v))));
+        out[0].as<uint8_t>()[i] = requantize(fp8, v);
       }
     }
   }

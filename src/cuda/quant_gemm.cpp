@@ -1,5 +1,6 @@
 // The dispatch half of quant_gemm.h (no CUTLASS here: the instantiations live in the .cu files).
 #include "cuda/quant_gemm.h"
+#include "cuda/quant_gemm_tuning.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -38,7 +39,7 @@ void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s) {
   else qgemm_run_fp8(a, tile, s);
 }
 
-int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
+int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report, float* best_us) {
   const size_t ab = static_cast<size_t>(a.M * a.K), bb = static_cast<size_t>(a.N * a.K);
   const size_t db = static_cast<size_t>(a.M * a.N) * (a.out8 ? 1 : 2);
   void *A = nullptr, *B = nullptr, *D = nullptr, *R = nullptr, *V = nullptr, *X = nullptr;
@@ -120,8 +121,11 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) {
     r += ms[i] >= 0 ? b : " / -";
   }
   *report = r + ")";
+  if (best_us) *best_us = ms[best] * 1000.f;
   return best;
 }
+
+int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report) { return qgemm_autotune(t, a, report, nullptr); }
 
 }  // namespace cuda
 }  // namespace unirt

@@ -16,6 +16,7 @@
 #include "backend/quantize_rule.h"
 #include "cuda/gelu.cuh"
 #include "cuda/mma.cuh"
+#include "cuda/mma8.cuh"
 #include "cuda/quant_gemm.h"
 #include "ir/graph.h"
 
@@ -31,42 +32,12 @@ constexpr int kStageBytes = kWarpRows * kHalfLd * 2 + kWarpRows * kCodeLd;
 
 enum class Out { Half, HalfResidual, HalfResidualCodes, GeluCodes };
 
-template <bool FP8>
-struct Mma8;
-template <>
-struct Mma8<false> {
-  using Acc = int;
-  static __device__ __forceinline__ void run(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-};
-template <>
-struct Mma8<true> {
-  using Acc = float;
-  static __device__ __forceinline__ void run(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-};
-
 // B, alpha and bias once per block, two buffers of A's rows (the next tile's load overlaps this
 // one's work), and each warp's staging tile.
 size_t smem_bytes(int64_t N, int64_t K) {
   const size_t ld = static_cast<size_t>(K) + 16;
   return (2 * kRows + static_cast<size_t>(N)) * ld + 2 * sizeof(float) * static_cast<size_t>(N) + kWarps * size_t(kStageBytes);
 }
-
-__device__ __forceinline__ uint16_t two_codes(bool fp8, float a, float b, float inv) {
-  return static_cast<uint16_t>(fused_code(fp8, a, inv) | (fused_code(fp8, b, inv) << 8));
-}
-
-// int32 -> float32 without the quarter-rate I2F: 1.5 * 2^23 + x has x in its low mantissa bits for
-// |x| <= 2^22, which holds for K <= 256 (|acc| <= 128 * 128 * 256 = 2^22).
-__device__ __forceinline__ float acc_to_float(int x) { return __int_as_float(x + 0x4B400000) - 12582912.f; }
-__device__ __forceinline__ float acc_to_float(float x) { return x; }
 
 template <bool FP8, Out OUT>
 __global__ void __launch_bounds__(kWarps * 32) qgemm_short_k(const uint8_t* __restrict__ A, const uint8_t* __restrict__ B,

@@ -81,6 +81,17 @@ QuantizedLinearAttrs QuantizedLinearAttrs::of(const Node& n) {
   return a;
 }
 
+QuantizedMlpAttrs QuantizedMlpAttrs::of(const Node& n) {
+  QuantizedMlpAttrs a;
+  a.hidden_scale = n.attr_f("hidden_scale", 0.f);
+  if (!(a.hidden_scale > 0.f) || !std::isfinite(a.hidden_scale)) refuse(n, "hidden_scale must be a finite value > 0");
+  const int64_t t = n.attr_i("output_dtype", static_cast<int64_t>(DType::Float32));
+  a.output_dtype = t >= 0 && t < 64 && dtype_supported(static_cast<int32_t>(t)) ? static_cast<DType>(t) : DType::Undefined;
+  if (a.output_dtype != DType::Float32 && a.output_dtype != DType::Float16)
+    refuse(n, "output_dtype " + std::to_string(t) + ": float32 or float16 expected");
+  return a;
+}
+
 LayerNormQuantizeAttrs LayerNormQuantizeAttrs::of(const Node& n) {
   LayerNormQuantizeAttrs a;
   a.epsilon = n.attr_f("epsilon", 1e-5f);

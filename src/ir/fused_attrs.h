@@ -52,6 +52,19 @@ struct QuantizedLinearAttrs {
   static QuantizedLinearAttrs of(const Node& n);
 };
 
+// unirt.QuantizedMlp (passes/fuse_quantized_mlp.cpp): a GELU unirt.QuantizedLinear with an 8-bit
+// output (fc1) and the residual one that reads it (fc2) as one op. Inputs X (int8 or float8e4m3fn
+// [..., C]), W1 [H, C], alpha1 and bias1 (float32 [H]), W2 [C, H], alpha2 and bias2 (float32 [C]),
+// residual (float [..., C]); biases and residual optional. Exactly the two layers' arithmetic:
+// the hidden codes are quantize(GELU(alpha1 (X W1^T) + bias1) / hidden_scale) in X's type, and
+// the output alpha2 (codes W2^T) + bias2 + residual in output_dtype (float32 or float16). The CUDA
+// kernel keeps the H-wide hidden codes on chip.
+struct QuantizedMlpAttrs {
+  float hidden_scale = 0.f;
+  DType output_dtype = DType::Float32;
+  static QuantizedMlpAttrs of(const Node& n);
+};
+
 // unirt.LayerNormQuantize (passes/lower_quantized_layers.cpp): inputs X (float [..., D]), Scale and
 // B (float32 [D]); LayerNormalization over the last axis (epsilon), written as QuantizeLinear(y,
 // y_scale) codes by the fused producers' rule (backend/quantize_rule.h): int8 or float8e4m3fn

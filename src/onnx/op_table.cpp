@@ -110,6 +110,7 @@ const std::map<std::string, OpSpec>& fused_op_table() {
       {"unirt.Linear", {2, 4, 1, 1, {"activation"}}},
       {"unirt.Mlp", {2, 6, 1, 1, {"activation"}}},
       {"unirt.QuantizedLinear", {3, 5, 1, 2, {"activation", "out_scale", "output_dtype", "q_scale"}}},  // X, W, alpha, bias, residual
+      {"unirt.QuantizedMlp", {6, 8, 1, 1, {"hidden_scale", "output_dtype"}}},  // X, W1, alpha1, bias1, W2, alpha2, bias2, residual
       {"unirt.LayerNormQuantize", {2, 3, 1, 1, {"epsilon", "y_scale", "output_dtype"}}},
       {"unirt.MultiLevelRoiAlign", {4, 3 + 16, 1, 1, {"output_height", "output_width", "sampling_ratio", "coordinate_transformation_mode",
                                                      "spatial_scales", "levels", "feature_layout", "output_layout"}}},  // X, W1, b1, W2, b2, residual: W2 is checked by its shape function

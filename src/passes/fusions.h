@@ -47,4 +47,10 @@ int fuse_mlp(Graph& g);
 // (lower_quantized_layers.cpp). Returns the layers lowered.
 int lower_quantized_layers(Graph& g);
 
+// unirt.QuantizedLinear(gelu, 8-bit out) -> unirt.QuantizedLinear (+ residual) with C channels
+// back to C through H -> unirt.QuantizedMlp (fuse_quantized_mlp.cpp; after assign_precision).
+constexpr int64_t kMaxQuantizedMlpChannels = 128;
+constexpr int64_t kMaxQuantizedMlpHidden = 512;
+int fuse_quantized_mlp(Graph& g);
+
 }  // namespace unirt

@@ -51,6 +51,7 @@ std::vector<PassReport> run_passes(Graph& g, const PipelineOptions& o) {
     // After precision assignment: the fused MLP kernel is a float16 tensor-core kernel.
     if (o.fuse) {
       run("fuse_mlp", [&] { return fuse_mlp(g); });
+      if (o.quantized_kernels) run("fuse_quantized_mlp", [&] { return fuse_quantized_mlp(g); });
       run("eliminate_dead_code", [&] { return eliminate_dead_code(g); });
     }
   }

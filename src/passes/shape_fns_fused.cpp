@@ -66,6 +66,31 @@ void quantized_linear(ShapeCtx& c) {
   if (a.q_scale > 0.f) c.set(1, t, y);
 }
 
+// X [..., C] 8-bit, W1 [H, C] and W2 [C, H] of X's type, alpha1 / bias1 float32 [H], alpha2 /
+// bias2 float32 [C], residual of X's shape -> output_dtype, X's shape.
+void quantized_mlp(ShapeCtx& c) {
+  const Shape& x = c.shape(0);
+  const Shape& w1 = c.shape(1);
+  const Shape& w2 = c.shape(4);
+  const QuantizedMlpAttrs a = QuantizedMlpAttrs::of(c.node());
+  const DType t = c.dtype(0);
+  if (t != DType::Int8 && t != DType::Float8E4M3FN) c.fail(std::string("X is ") + dtype_name(t) + ": int8 or float8e4m3fn expected");
+  for (int i : {1, 4})
+    if (c.dtype(i) != t) c.fail(std::string(i == 1 ? "W1" : "W2") + " is " + dtype_name(c.dtype(i)) + ", X is " + dtype_name(t));
+  if (x.empty() || w1.size() != 2 || w2.size() != 2) c.fail("expects X [..., C], W1 [H, C] and W2 [C, H]");
+  c.require_equal(x.back(), w1[1], "features of X " + shape_str(x) + " vs W1 " + shape_str(w1));
+  c.require_equal(x.back(), w2[0], "features of X " + shape_str(x) + " vs W2 " + shape_str(w2));
+  c.require_equal(w1[0], w2[1], "hidden width of W1 " + shape_str(w1) + " vs W2 " + shape_str(w2));
+  for (int i : {2, 5})
+    if (!c.has(i)) c.fail(std::string(i == 2 ? "alpha1 (input 2)" : "alpha2 (input 5)") + " is required");
+  for (int i : {2, 3, 5, 6}) {
+    if (c.has(i) && c.dtype(i) != DType::Float32) c.fail("input " + std::to_string(i) + " (an epilogue vector) must be float32");
+    require_bias(c, i, i < 4 ? w1[0] : x.back(), i == 2 ? "alpha1" : i == 3 ? "bias1" : i == 5 ? "alpha2" : "bias2");
+  }
+  require_residual_shape(c, 7, x);
+  c.set(0, a.output_dtype, x);
+}
+
 // X [..., D] float, Scale and B float32 [D] -> the 8-bit codes of LayerNorm(X), X's shape.
 void layernorm_quantize(ShapeCtx& c) {
   const Shape& x = c.shape(0);
@@ -240,6 +265,7 @@ void register_shape_fns_fused(std::map<std::string, ShapeFn>& m) {
   m["unirt.ConvNHWC"] = conv_nhwc;
   m["unirt.Linear"] = linear;
   m["unirt.Mlp"] = mlp;
+  m["unirt.QuantizedMlp"] = quantized_mlp;
   m["unirt.QuantizedLinear"] = quantized_linear;
   m["unirt.LayerNormQuantize"] = layernorm_quantize;
 }

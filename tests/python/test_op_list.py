@@ -28,4 +28,4 @@ def test_readme_op_list_matches_unirt_ops(unirt_bin):
     assert no_cpu == [], f"ops without a CPU kernel: {no_cpu}"
     fused = {o["op"] for o in ops if o["kind"] == "fused"}
     assert fused == {"unirt.Attention", "unirt.BoxDecode", "unirt.ConvNHWC", "unirt.LayerNormQuantize", "unirt.Linear", "unirt.Mlp",
-                     "unirt.MultiLevelRoiAlign", "unirt.MultiLevelTopK", "unirt.QuantizedLinear"}, fused
+                     "unirt.MultiLevelRoiAlign", "unirt.MultiLevelTopK", "unirt.QuantizedLinear", "unirt.QuantizedMlp"}, fused

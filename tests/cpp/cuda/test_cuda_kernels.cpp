@@ -707,7 +707,9 @@ TEST_F(CudaOps, QuantizedLinearMatchesTheFloatSimulation) {
     o.backend = "cuda";
     o.precision = Precision::FP16;
     const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
-    EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear"), 2);
+    // Up to 128 channels the pair is one unirt.QuantizedMlp (timed against the two GEMMs it holds).
+    EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear") + 2 * count_ops(e.graph, "unirt.QuantizedMlp"), 2);
+    EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedMlp"), k.c <= 128 ? 1 : 0);
     EXPECT_EQ(count_ops(e.graph, "DequantizeLinear"), 0);
     const double err = compare(m, {random_input("x", {k.b, k.n, k.c}, 77)}, Precision::FP16);
     std::printf("QuantizedLinear %s c=%lld hidden=%lld M=%lld: max abs error / scale %.3e\n", k.fp8 ? "fp8" : "int8",
@@ -724,12 +726,14 @@ TEST_F(CudaOps, QuantizedLinearMatchesTheFloatSimulation) {
 // FP8, row counts off the 128-row block, against the CPU's float32 Q/DQ graph as above.
 TEST_F(CudaOps, ShortKEightBitGemmMatchesTheFloatSimulation) {
   setenv("UNIRT_QGEMM_TILE", "4", 1);
+  setenv("UNIRT_QMLP", "pair", 1);  // the MLP's two GEMMs, not the fused kernel
   BuildOptions o;
   o.backend = "cuda";
   o.precision = Precision::FP16;
-  auto short_k_layers = [](const std::map<std::string, std::string>& tactics) {
+  auto short_k_layers = [](const std::map<std::string, std::string>& tactics) {  // GEMMs, two a unirt.QuantizedMlp
     int n = 0;
-    for (const auto& [name, t] : tactics) n += t.find("short-K") != std::string::npos;
+    for (const auto& [name, t] : tactics)
+      for (size_t at = t.find("short-K"); at != std::string::npos; at = t.find("short-K", at + 1)) ++n;
     return n;
   };
   std::map<std::string, std::string> tactics;
@@ -742,7 +746,7 @@ TEST_F(CudaOps, ShortKEightBitGemmMatchesTheFloatSimulation) {
       const float sx = fp8 ? 4.f / 448 : 4.f / 127, sh = fp8 ? 3.f / 448 : 3.f / 127;
       onnx::ModelProto m = quantized_mlp_model(k.c, k.hidden, fp8, sx, sh);
       const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
-      EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear"), 2);
+      EXPECT_EQ(count_ops(e.graph, "unirt.QuantizedLinear") + 2 * count_ops(e.graph, "unirt.QuantizedMlp"), 2);
       const double err = compare(m, {random_input("x", {k.b, k.n, k.c}, 77)}, Precision::FP16, &tactics);
       EXPECT_EQ(short_k_layers(tactics), k.c % 64 == 0 ? 2 : 1);  // N = c must be a multiple of 64 for fc2
       std::printf("short-K QuantizedLinear %s c=%lld hidden=%lld M=%lld: max abs error / scale %.3e\n", fp8 ? "fp8" : "int8",
@@ -759,6 +763,41 @@ TEST_F(CudaOps, ShortKEightBitGemmMatchesTheFloatSimulation) {
     EXPECT_LT(err, 0.03);
   }
   unsetenv("UNIRT_QGEMM_TILE");
+  unsetenv("UNIRT_QMLP");
+}
+
+// The fused 8-bit MLP kernel (quantized_mlp.cu), taken wherever it runs (UNIRT_QMLP=fused): 32 to
+// 128 channels, hidden widths of 3 to 16 chunks, row counts off the 128-row tile and enough rows
+// for every persistent block to walk several tiles, INT8 and FP8, against the CPU's float32 Q/DQ
+// graph. The hidden codes come from the hardware tanh (the CPU uses std::tanh), so a code may sit
+// one step away where GELU lands near a rounding boundary.
+TEST_F(CudaOps, FusedEightBitMlpMatchesTheFloatSimulation) {
+  setenv("UNIRT_QMLP", "fused", 1);
+  BuildOptions o;
+  o.backend = "cuda";
+  o.precision = Precision::FP16;
+  struct Case {
+    int64_t c, hidden, b, n;
+  };
+  for (bool fp8 : {false, true})
+    for (const Case& k : {Case{64, 256, 2, 1000}, Case{128, 512, 2, 333}, Case{32, 96, 3, 301}, Case{96, 384, 1, 77},
+                          Case{64, 256, 16, 3136}}) {
+      SCOPED_TRACE((fp8 ? "fp8 c=" : "int8 c=") + std::to_string(k.c) + " hidden=" + std::to_string(k.hidden) + " rows=" +
+                   std::to_string(k.b * k.n));
+      const float sx = fp8 ? 4.f / 448 : 4.f / 127, sh = fp8 ? 3.f / 448 : 3.f / 127;
+      onnx::ModelProto m = quantized_mlp_model(k.c, k.hidden, fp8, sx, sh);
+      const Engine e = build_engine(import_onnx_bytes(model_bytes(m, 19), "m"), o);
+      ASSERT_EQ(count_ops(e.graph, "unirt.QuantizedMlp"), 1);
+      std::map<std::string, std::string> tactics;
+      const double err = compare(m, {random_input("x", {k.b, k.n, k.c}, 78)}, Precision::FP16, &tactics);
+      int fused = 0;
+      for (const auto& [name, t] : tactics) fused += t.find("qmlp fused") != std::string::npos;
+      EXPECT_EQ(fused, 1);
+      std::printf("fused QuantizedMlp %s c=%lld hidden=%lld M=%lld: max abs error / scale %.3e\n", fp8 ? "fp8" : "int8",
+                  static_cast<long long>(k.c), static_cast<long long>(k.hidden), static_cast<long long>(k.b * k.n), err);
+      EXPECT_LT(err, 0.03);
+    }
+  unsetenv("UNIRT_QMLP");
 }
 
 // The vectorised per-tensor QuantizeLinear of FP16 engines (float16 in, eight elements a thread)
