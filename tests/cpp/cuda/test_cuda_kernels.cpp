@@ -140,6 +140,9 @@ TEST_F(CudaOps, ConvDepthwiseStrided) {
 }
 TEST_F(CudaOps, ConvDenseAndGrouped) {
   check_convs({{64, 256, 1, 1, 1, 0, 56}, {3, 64, 4, 1, 4, 0, 224}, {64, 128, 2, 1, 2, 0, 56}, {3, 32, 3, 1, 2, 1, 33}, {64, 64, 3, 4, 1, 1, 20}});
+  // The tensor-core stem (patch_embed_nchw): rows of more than one 64-pixel segment, a height and
+  // width that leave pixels over (and a width off the 16-byte vectors), 32 outputs.
+  check_convs({{3, 64, 4, 1, 4, 0, 262}, {3, 32, 4, 1, 4, 0, 61}, {3, 64, 4, 1, 4, 0, 45}});
 }
 
 // Batch sizes where the stride-1 depthwise kernels switch to shared-memory tiles (8 x 16 outputs,
