@@ -14,18 +14,6 @@
 #include "passes/shape_inference.h"
 
 namespace unirt {
-namespace {
-
-
-bool const_shape2(const Graph& g, int v, int64_t* rows, int64_t* cols) {
-  const Value& w = g.value(v);
-  if (!w.data || w.data->shape.size() != 2) return false;
-  *rows = w.data->shape[0];
-  *cols = w.data->shape[1];
-  return true;
-}
-
-}  // namespace
 
 int fuse_mlp(Graph& g) {
   int fired = 0;

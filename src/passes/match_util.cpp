@@ -16,6 +16,14 @@ void add_fused_node(Graph& g, Node f, std::vector<std::vector<int>>& consumers) 
   consumers = g.consumers();
 }
 
+bool const_shape2(const Graph& g, int value, int64_t* rows, int64_t* cols) {
+  const Value& w = g.value(value);
+  if (!w.data || w.data->shape.size() != 2) return false;
+  *rows = w.data->shape[0];
+  *cols = w.data->shape[1];
+  return true;
+}
+
 bool is_scalar_const(const Graph& g, int value, float x, float tol) {
   if (value < 0) return false;
   const Value& v = g.value(value);

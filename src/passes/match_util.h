@@ -13,6 +13,8 @@ int sole_consumer(const Graph& g, const std::vector<std::vector<int>>& consumers
 // Adds the fused node `f` in place of the nodes a matcher has cleared (op_type empty): relinks the
 // graph and refreshes `consumers` for the next match.
 void add_fused_node(Graph& g, Node f, std::vector<std::vector<int>>& consumers);
+// The [rows, cols] of `value` when it is a constant matrix (a weight); false otherwise.
+bool const_shape2(const Graph& g, int value, int64_t* rows, int64_t* cols);
 // True when `value` is a constant float scalar (any rank with one element) equal to `x` within tol.
 bool is_scalar_const(const Graph& g, int value, float x, float tol = 1e-4f);
 
