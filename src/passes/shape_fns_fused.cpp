@@ -1,5 +1,5 @@
 // Shape functions: the fused ops the passes create (unirt.Attention, unirt.ConvNHWC, unirt.Linear,
-// unirt.Mlp, unirt.QuantizedLinear). They run again when an engine file is loaded, so besides the shapes they check
+// unirt.Mlp, unirt.QuantizedLinear, unirt.QuantizedMlp). They run again when an engine file is loaded, so besides the shapes they check
 // everything the kernels rely on (operand ranks, channel counts, bias lengths, attribute ranges):
 // a damaged engine gets an error naming the node, never a kernel reading past a buffer.
 #include "ir/fused_attrs.h"
