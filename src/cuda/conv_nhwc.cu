@@ -445,10 +445,14 @@ struct CudnnNhwc {
 // Measured on the detector's 3x3 convs (H200, 800x1344, docs/results/bench_detector_h200.md):
 // cuDNN's implicit GEMM beats im2col + cuBLASLt in float16 (8.8 vs 9.3 ms for the whole detector)
 // and loses in float32 (35.6 vs 32.6 ms). UNIRT_CONV_NHWC=cudnn|gemm overrides.
+bool conv_nhwc_forced_gemm() {
+  const char* e = std::getenv("UNIRT_CONV_NHWC");
+  return e && std::string(e) == "gemm";
+}
 bool conv_nhwc_via_cudnn(Precision p) {
   const char* e = std::getenv("UNIRT_CONV_NHWC");
   if (e && std::string(e) == "cudnn") return true;
-  if (e && std::string(e) == "gemm") return false;
+  if (conv_nhwc_forced_gemm()) return false;
   return p == Precision::FP16;
 }
 
@@ -483,7 +487,8 @@ class ConvNhwcKernel : public CudaKernel {
         p_(attrs_.pads),
         group_(attrs_.group),
         nchw_(attrs_.nchw_input),
-        cudnn_(conv_nhwc_via_cudnn(a.precision)) {}
+        cudnn_(conv_nhwc_via_cudnn(a.precision)),
+        patch_kernel_(!conv_nhwc_forced_gemm()) {}
 
   size_t prepare(const std::vector<TensorView>& in, const std::vector<TensorView>& out) override {
     expect_floatish(in[0], "X");
@@ -644,9 +649,7 @@ class ConvNhwcKernel : public CudaKernel {
   // at stride 4 without padding, 32 or 64 output channels, no residual. UNIRT_CONV_NHWC=gemm keeps
   // im2col + cuBLASLt (to compare).
   bool patch_path(DType t, int64_t c, int64_t cout) const {
-    const char* e = std::getenv("UNIRT_CONV_NHWC");
-    if (e && std::string(e) == "gemm") return false;
-    return t == DType::Float16 && nchw_ && group_ == 1 && c == 3 && k_[0] == 4 && k_[1] == 4 && s_[0] == 4 && s_[1] == 4 && !p_[0] &&
+    return patch_kernel_ && t == DType::Float16 && nchw_ && group_ == 1 && c == 3 && k_[0] == 4 && k_[1] == 4 && s_[0] == 4 && s_[1] == 4 && !p_[0] &&
            !p_[1] && !p_[2] && !p_[3] && (cout == 32 || cout == 64) && !has(3);
   }
   bool use_cudnn() const {
@@ -739,6 +742,7 @@ class ConvNhwcKernel : public CudaKernel {
   const int64_t group_;
   const bool nchw_;
   const bool cudnn_;
+  const bool patch_kernel_;  // the tensor-core stem unless UNIRT_CONV_NHWC=gemm
   GemmPlans plans_;
   std::map<std::vector<int64_t>, std::unique_ptr<CudnnNhwc>> cudnn_plans_;
 

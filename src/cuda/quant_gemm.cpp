@@ -39,17 +39,35 @@ void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s) {
   else qgemm_run_fp8(a, tile, s);
 }
 
+float time_launches_us(const std::function<void()>& launch, int reps) {
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  float ms = 0.f;
+  auto check = [&](cudaError_t e, const char* what) {
+    if (e == cudaSuccess) return;
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    throw Error(std::string("kernel timing: ") + what + ": " + cudaGetErrorString(e));
+  };
+  check(cudaEventCreate(&e0), "cudaEventCreate");
+  check(cudaEventCreate(&e1), "cudaEventCreate");
+  check(cudaEventRecord(e0), "cudaEventRecord");
+  for (int r = 0; r < reps; ++r) launch();
+  check(cudaEventRecord(e1), "cudaEventRecord");
+  check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+  check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  return ms * 1000.f / reps;
+}
+
 int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report, float* best_us) {
   const size_t ab = static_cast<size_t>(a.M * a.K), bb = static_cast<size_t>(a.N * a.K);
   const size_t db = static_cast<size_t>(a.M * a.N) * (a.out8 ? 1 : 2);
   void *A = nullptr, *B = nullptr, *D = nullptr, *R = nullptr, *V = nullptr, *X = nullptr;
-  cudaEvent_t e0 = nullptr, e1 = nullptr;
   float ms[kQGemmTiles];
   auto release = [&] {
     for (void* p : {A, B, D, R, V, X})
       if (p) cudaFree(p);
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
   };
   auto check = [](cudaError_t e, const char* what) {
     if (e != cudaSuccess) throw Error(std::string("8-bit GEMM tuning: ") + what + ": " + cudaGetErrorString(e));
@@ -66,8 +84,6 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report, float* 
     check(cudaMemset(B, 0, bb), "cudaMemset");
     check(cudaMemset(V, 0, static_cast<size_t>(a.N) * 8), "cudaMemset");
     if (R) check(cudaMemset(R, 0, db), "cudaMemset");
-    check(cudaEventCreate(&e0), "cudaEventCreate");
-    check(cudaEventCreate(&e1), "cudaEventCreate");
     QGemmArgs s = a;
     s.a = A, s.b = B, s.d = D;
     s.alpha = static_cast<const float*>(V);
@@ -86,13 +102,7 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report, float* 
       } catch (const Error&) {
         continue;  // a tile CUTLASS cannot run on this shape is skipped
       }
-      const int reps = 5;
-      check(cudaEventRecord(e0), "cudaEventRecord");
-      for (int r = 0; r < reps; ++r) qgemm_run(t, s, i, nullptr);
-      check(cudaEventRecord(e1), "cudaEventRecord");
-      check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-      check(cudaEventElapsedTime(&ms[i], e0, e1), "cudaEventElapsedTime");
-      ms[i] /= reps;
+      ms[i] = time_launches_us([&] { qgemm_run(t, s, i, nullptr); }, 5) / 1000.f;
     }
   } catch (...) {
     release();

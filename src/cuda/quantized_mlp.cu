@@ -284,6 +284,7 @@ struct FusedArgs {
   __half* y;
   float inv_h;
   int64_t M, C, H;
+  int64_t resident;  // blocks the device holds at once (fused_resident_blocks)
 };
 
 template <bool FP8, int C>
@@ -296,11 +297,9 @@ void launch_fused(const FusedArgs& a, cudaStream_t s, bool set_up) {
     if (e != cudaSuccess) throw Error(std::string("fused 8-bit MLP set-up: ") + cudaGetErrorString(e));
     return;
   }
-  int per_sm = 0;
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kThreads, smem);
+  // Persistent: as many blocks as the device holds at once, each walking every grid-th row tile.
   const int64_t tiles = (a.M + kRows - 1) / kRows;
-  const int64_t resident = int64_t(std::max(1, per_sm)) * context().props.multiProcessorCount;
-  const unsigned grid = static_cast<unsigned>(std::max<int64_t>(1, std::min(tiles, resident)));
+  const unsigned grid = static_cast<unsigned>(std::max<int64_t>(1, std::min(tiles, a.resident)));
   k<<<grid, kThreads, smem, s>>>(static_cast<const uint8_t*>(a.x), static_cast<const uint8_t*>(a.w1), a.alpha1, a.bias1,
                                  static_cast<const uint8_t*>(a.w2), a.alpha2, a.bias2, a.r, a.y, a.inv_h, static_cast<int>(a.M),
                                  static_cast<int>(a.H));
@@ -324,6 +323,23 @@ void dispatch_fused(const FusedArgs& a, cudaStream_t s, bool set_up) {
 void run_fused(bool fp8, const FusedArgs& a, cudaStream_t s, bool set_up = false) {
   if (fp8) dispatch_fused<true>(a, s, set_up);
   else dispatch_fused<false>(a, s, set_up);
+}
+
+template <bool FP8, int C>
+int64_t resident_blocks(int64_t H) {
+  int per_sm = 0;
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, qmlp_fused<FP8, C>, Geometry<C>::kWarps * 32, smem_bytes(C, H, kBlockRows));
+  return int64_t(std::max(1, per_sm)) * context().props.multiProcessorCount;
+}
+
+// Blocks of the fused kernel the device holds at once (after its set-up: the shared-memory limit).
+int64_t fused_resident_blocks(bool fp8, int64_t C, int64_t H) {
+  switch (C) {
+    case 32: return fp8 ? resident_blocks<true, 32>(H) : resident_blocks<false, 32>(H);
+    case 64: return fp8 ? resident_blocks<true, 64>(H) : resident_blocks<false, 64>(H);
+    case 96: return fp8 ? resident_blocks<true, 96>(H) : resident_blocks<false, 96>(H);
+    default: return fp8 ? resident_blocks<true, 128>(H) : resident_blocks<false, 128>(H);
+  }
 }
 
 // 0.5 / hidden_scale must stay below 2048 so that h = z / (2 hidden_scale) fits float16 for z >= -16.
@@ -367,16 +383,17 @@ class QuantizedMlpKernel : public CudaKernel {
     const std::string fused_why = fused_unsupported(C, H, attrs_.hidden_scale);
     // The plan: the engine's recorded one for this M (no re-timing on load), else timed now.
     long long m = -1;
-    char form[16] = "";
+    char form_text[16] = "";
     int t1 = -1, t2 = -1;
-    const bool recorded = std::sscanf(recorded_.c_str(), "M=%lld qmlp %15s", &m, form) == 2 && m == M &&
-                          (std::string(form) == "fused" ||
-                           (std::string(form) == "pair" && std::sscanf(recorded_.c_str(), "M=%*lld qmlp pair tiles %d %d", &t1, &t2) == 2 &&
-                            t1 >= 0 && t1 < kQGemmTiles && t2 >= 0 && t2 < kQGemmTiles));
+    const bool parsed = std::sscanf(recorded_.c_str(), "M=%lld qmlp %15s", &m, form_text) == 2 && m == M;
+    const std::string form = parsed ? form_text : "";
+    const bool recorded = form == "fused" || (form == "pair" && std::sscanf(recorded_.c_str(), "M=%*lld qmlp pair tiles %d %d", &t1, &t2) == 2 &&
+                                              t1 >= 0 && t1 < kQGemmTiles && t2 >= 0 && t2 < kQGemmTiles);
+    const QGemmType qt = fp8 ? QGemmType::Fp8 : QGemmType::Int8;
     QGemmArgs g1 = fc1_args(in, nullptr), g2 = fc2_args(in, out, nullptr);
     g1.M = g2.M = M;
     const std::string pair_why = qgemm_unsupported(g1).empty() ? qgemm_unsupported(g2) : qgemm_unsupported(g1);
-    if (recorded && ((std::string(form) == "fused" && !fused_why.empty()) || (std::string(form) == "pair" && !pair_why.empty())))
+    if (recorded && ((form == "fused" && !fused_why.empty()) || (form == "pair" && !pair_why.empty())))
       fail("the engine's recorded plan '" + recorded_ + "' cannot run here");
     if (!fused_why.empty() && !pair_why.empty()) fail(fused_why + "; " + pair_why);
     const char* force = std::getenv("UNIRT_QMLP");  // "fused" or "pair": tests and kernel comparisons
@@ -384,7 +401,7 @@ class QuantizedMlpKernel : public CudaKernel {
     if (!forced.empty() && forced != "fused" && forced != "pair") fail("UNIRT_QMLP='" + forced + "': expected fused or pair");
     guarded("fused 8-bit MLP tuning", [&] {
       if (recorded) {
-        p.fused = std::string(form) == "fused";
+        p.fused = form == "fused";
         p.tile1 = t1, p.tile2 = t2;
         tactic_ = recorded_;
       } else {
@@ -396,8 +413,8 @@ class QuantizedMlpKernel : public CudaKernel {
         std::string r1, r2;
         if (want_fused) fused_us = time_fused(fp8, C, H, M, has(7));
         if (want_pair) {
-          p.tile1 = qgemm_autotune(fp8 ? QGemmType::Fp8 : QGemmType::Int8, g1, &r1, &us1);
-          p.tile2 = qgemm_autotune(fp8 ? QGemmType::Fp8 : QGemmType::Int8, g2, &r2, &us2);
+          p.tile1 = qgemm_autotune(qt, g1, &r1, &us1);
+          p.tile2 = qgemm_autotune(qt, g2, &r2, &us2);
         }
         p.fused = want_fused && (!want_pair || fused_us <= us1 + us2);
         char b[96];
@@ -416,11 +433,12 @@ class QuantizedMlpKernel : public CudaKernel {
         tactic_ += p.fused ? "fused (" : "pair tiles " + std::to_string(p.tile1) + " " + std::to_string(p.tile2) + " (";
         tactic_ += fused_text + "; " + pair_text + ")";
       }
-      if (p.fused) run_fused(fp8, FusedArgs{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1.f, M, C, H},
-                             nullptr, true);
-      else {
-        qgemm_prepare(fp8 ? QGemmType::Fp8 : QGemmType::Int8, g1, p.tile1);
-        qgemm_prepare(fp8 ? QGemmType::Fp8 : QGemmType::Int8, g2, p.tile2);
+      if (p.fused) {
+        run_fused(fp8, FusedArgs{nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1.f, M, C, H, 0}, nullptr, true);
+        p.resident = fused_resident_blocks(fp8, C, H);
+      } else {
+        qgemm_prepare(qt, g1, p.tile1);
+        qgemm_prepare(qt, g2, p.tile2);
       }
     });
     p.hidden_bytes = p.fused ? 0 : static_cast<size_t>((M * H + 255) / 256 * 256);
@@ -443,15 +461,16 @@ class QuantizedMlpKernel : public CudaKernel {
       guarded("fused 8-bit MLP", [&] {
         run_fused(fp8, FusedArgs{in[0].data, in[1].data, in[4].data, in[2].as<float>(), has(3) ? in[3].as<float>() : nullptr, in[5].as<float>(),
                                  has(6) ? in[6].as<float>() : nullptr, has(7) ? in[7].as<__half>() : nullptr, out[0].as<__half>(),
-                                 1.f / attrs_.hidden_scale, M, C, H},
+                                 1.f / attrs_.hidden_scale, M, C, H, p.resident},
                   s);
       });
     } else {
       if (ctx.workspace_bytes < p.hidden_bytes) fail("workspace smaller than prepare() asked for");
       QGemmArgs g1 = fc1_args(in, ctx.workspace), g2 = fc2_args(in, out, ctx.workspace);
+      const QGemmType qt = fp8 ? QGemmType::Fp8 : QGemmType::Int8;
       guarded("8-bit MLP as two GEMMs", [&] {
-        qgemm_run(fp8 ? QGemmType::Fp8 : QGemmType::Int8, g1, p.tile1, s);
-        qgemm_run(fp8 ? QGemmType::Fp8 : QGemmType::Int8, g2, p.tile2, s);
+        qgemm_run(qt, g1, p.tile1, s);
+        qgemm_run(qt, g2, p.tile2, s);
       });
     }
     check_launch(node_);
@@ -464,6 +483,7 @@ class QuantizedMlpKernel : public CudaKernel {
     bool fused = true;
     int tile1 = -1, tile2 = -1;
     size_t hidden_bytes = 0;
+    int64_t resident = 0;  // the fused kernel's persistent grid limit
   };
   // fc1: X [M, C] x W1 [H, C] -> GELU codes [M, H] in `hidden`; fc2: codes x W2 [C, H] + residual.
   QGemmArgs fc1_args(const std::vector<TensorView>& in, void* hidden) const {
@@ -497,48 +517,39 @@ class QuantizedMlpKernel : public CudaKernel {
   }
   // The fused kernel on scratch operands of this shape (zeros: no NaN path is timed), microseconds.
   static float time_fused(bool fp8, int64_t C, int64_t H, int64_t M, bool residual) {
-    const size_t xb = static_cast<size_t>(M * C), wb = static_cast<size_t>(H * C);
+    const size_t xb = static_cast<size_t>(M * C), wb = static_cast<size_t>(H * C), vb = static_cast<size_t>(2 * (H + C)) * sizeof(float);
     void *X = nullptr, *W = nullptr, *V = nullptr, *R = nullptr, *Y = nullptr;
-    cudaEvent_t e0 = nullptr, e1 = nullptr;
     auto release = [&] {
       for (void* p : {X, W, V, R, Y})
         if (p) cudaFree(p);
-      if (e0) cudaEventDestroy(e0);
-      if (e1) cudaEventDestroy(e1);
     };
     auto check = [](cudaError_t e, const char* what) {
       if (e != cudaSuccess) throw Error(std::string(what) + ": " + cudaGetErrorString(e));
     };
-    float ms = 0.f;
+    float us = 0.f;
     try {
       check(cudaMalloc(&X, xb), "cudaMalloc");
       check(cudaMalloc(&W, 2 * wb), "cudaMalloc");
-      check(cudaMalloc(&V, static_cast<size_t>(2 * (H + C)) * sizeof(float)), "cudaMalloc");
+      check(cudaMalloc(&V, vb), "cudaMalloc");
       check(cudaMalloc(&Y, 2 * xb), "cudaMalloc");
       if (residual) check(cudaMalloc(&R, 2 * xb), "cudaMalloc");
       check(cudaMemset(X, 0, xb), "cudaMemset");
       check(cudaMemset(W, 0, 2 * wb), "cudaMemset");
-      check(cudaMemset(V, 0, static_cast<size_t>(2 * (H + C)) * sizeof(float)), "cudaMemset");
+      check(cudaMemset(V, 0, vb), "cudaMemset");
       if (R) check(cudaMemset(R, 0, 2 * xb), "cudaMemset");
-      check(cudaEventCreate(&e0), "cudaEventCreate");
-      check(cudaEventCreate(&e1), "cudaEventCreate");
       const float* v = static_cast<const float*>(V);
-      const FusedArgs a{X, W, static_cast<uint8_t*>(W) + wb, v, v + H, v + 2 * H, v + 2 * H + C, static_cast<const __half*>(R),
-                        static_cast<__half*>(Y), 1.f, M, C, H};
+      FusedArgs a{X, W, static_cast<uint8_t*>(W) + wb, v, v + H, v + 2 * H, v + 2 * H + C, static_cast<const __half*>(R),
+                  static_cast<__half*>(Y), 1.f, M, C, H, 0};
       run_fused(fp8, a, nullptr, true);
+      a.resident = fused_resident_blocks(fp8, C, H);
       run_fused(fp8, a, nullptr);
-      const int reps = 5;
-      check(cudaEventRecord(e0), "cudaEventRecord");
-      for (int r = 0; r < reps; ++r) run_fused(fp8, a, nullptr);
-      check(cudaEventRecord(e1), "cudaEventRecord");
-      check(cudaEventSynchronize(e1), "cudaEventSynchronize");
-      check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+      us = time_launches_us([&] { run_fused(fp8, a, nullptr); }, 5);
     } catch (...) {
       release();
       throw;
     }
     release();
-    return ms * 1000.f / 5;
+    return us;
   }
   QuantizedMlpAttrs attrs_;
   std::string tactic_, recorded_;
