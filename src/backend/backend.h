@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backend/kernel.h"
 
@@ -35,6 +36,14 @@ class Backend {
   virtual void replay(const std::shared_ptr<void>& graph) { (void)graph; }
   // Device-side timing for `unirt bench --profile`: an opaque event recorded on the stream.
   virtual double elapsed_ms(const std::function<void()>& fn);
+  // Each step's device time when the steps run back to back as they do in an inference (on CUDA:
+  // one captured graph with an event between steps, so a step sees the caches and the launch
+  // pipeline its predecessor leaves), averaged over `iterations` runs of the whole sequence.
+  // Empty where a step alone already runs as it would in sequence (the CPU backend).
+  virtual std::vector<double> sequence_ms(const std::vector<std::function<void()>>& steps, int iterations) {
+    (void)steps, (void)iterations;
+    return {};
+  }
   RunContext& context() { return ctx_; }
 
  protected:

@@ -39,24 +39,45 @@ void qgemm_run(QGemmType t, const QGemmArgs& a, int tile, cudaStream_t s) {
   else qgemm_run_fp8(a, tile, s);
 }
 
-float time_launches_us(const std::function<void()>& launch, int reps) {
+float time_launches_us(const std::function<void(cudaStream_t)>& launch, int reps) {
+  cudaStream_t stream = nullptr;
   cudaEvent_t e0 = nullptr, e1 = nullptr;
-  float ms = 0.f;
-  auto check = [&](cudaError_t e, const char* what) {
-    if (e == cudaSuccess) return;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  auto release = [&] {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (graph) cudaGraphDestroy(graph);
     if (e0) cudaEventDestroy(e0);
     if (e1) cudaEventDestroy(e1);
+    if (stream) cudaStreamDestroy(stream);
+  };
+  auto check = [&](cudaError_t e, const char* what) {
+    if (e == cudaSuccess) return;
+    release();
     throw Error(std::string("kernel timing: ") + what + ": " + cudaGetErrorString(e));
   };
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
   check(cudaEventCreate(&e0), "cudaEventCreate");
   check(cudaEventCreate(&e1), "cudaEventCreate");
-  check(cudaEventRecord(e0), "cudaEventRecord");
-  for (int r = 0; r < reps; ++r) launch();
-  check(cudaEventRecord(e1), "cudaEventRecord");
+  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  try {
+    for (int r = 0; r < reps; ++r) launch(stream);
+  } catch (...) {
+    cudaStreamEndCapture(stream, &graph);
+    cudaGetLastError();
+    release();
+    throw;
+  }
+  check(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+  check(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+  check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");  // the first replay uploads the graph
+  check(cudaEventRecord(e0, stream), "cudaEventRecord");
+  check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+  check(cudaEventRecord(e1, stream), "cudaEventRecord");
   check(cudaEventSynchronize(e1), "cudaEventSynchronize");
+  float ms = 0.f;
   check(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
+  release();
   return ms * 1000.f / reps;
 }
 
@@ -102,7 +123,7 @@ int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report, float* 
       } catch (const Error&) {
         continue;  // a tile CUTLASS cannot run on this shape is skipped
       }
-      ms[i] = time_launches_us([&] { qgemm_run(t, s, i, nullptr); }, 5) / 1000.f;
+      ms[i] = time_launches_us([&](cudaStream_t st) { qgemm_run(t, s, i, st); }, 10) / 1000.f;
     }
   } catch (...) {
     release();

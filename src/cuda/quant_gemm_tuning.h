@@ -9,9 +9,11 @@ namespace unirt {
 namespace cuda {
 
 int qgemm_autotune(QGemmType t, const QGemmArgs& a, std::string* report, float* best_us);
-// Mean microseconds of `reps` calls of `launch` on the default stream (CUDA events; the caller has
-// run it once already). Throws Error on a CUDA failure.
-float time_launches_us(const std::function<void()>& launch, int reps);
+// Mean microseconds of device time of `reps` back-to-back calls of `launch(stream)`, captured into
+// one CUDA graph and replayed (the caller has run it once already), so the host's launch cost (a
+// CUTLASS launch encodes its TMA descriptors) is not timed in place of a small GEMM: in an
+// engine's graph it is not paid either. Throws Error on a CUDA failure.
+float time_launches_us(const std::function<void(cudaStream_t)>& launch, int reps);
 
 }  // namespace cuda
 }  // namespace unirt

@@ -618,15 +618,22 @@ std::vector<LayerTiming> Session::profile_layers(const std::vector<HostTensor>& 
   ctx.workspace = workspace_.get();
   ctx.workspace_bytes = workspace_.bytes();
   std::vector<LayerTiming> t;
+  std::vector<std::function<void()>> steps;
   for (Segment* seg : last_segments_)
     for (int s = seg->begin; s < seg->end; ++s) {
       const int idx = plan.steps[s];
       const Node& n = g.nodes[idx];
+      auto step = [this, idx, seg, s, &ctx] { kernels_[idx]->run(seg->ins[s - seg->begin], seg->outs[s - seg->begin], ctx); };
       double ms = backend_->elapsed_ms([&] {
-        for (int it = 0; it < iterations; ++it) kernels_[idx]->run(seg->ins[s - seg->begin], seg->outs[s - seg->begin], ctx);
+        for (int it = 0; it < iterations; ++it) step();
       });
-      t.push_back({n.name, n.op_type, ms / std::max(1, iterations)});
+      t.push_back({n.name, n.op_type, ms / std::max(1, iterations), -1, kernels_[idx]->tactic()});
+      steps.push_back(step);
     }
+  // A layer alone finds its weights in the L2 cache and its launches overlapping; in the network
+  // it does not, which is where a kernel that wins alone can lose.
+  const std::vector<double> seq = capture_supported_ ? backend_->sequence_ms(steps, iterations) : std::vector<double>{};
+  for (size_t i = 0; i < seq.size() && i < t.size(); ++i) t[i].in_sequence_ms = seq[i];
   backend_->synchronize();
   return t;
 }

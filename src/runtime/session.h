@@ -35,7 +35,9 @@ struct SessionOptions {
 
 struct LayerTiming {
   std::string node, op;
-  double ms = 0;
+  double ms = 0;              // the layer alone, launched `iterations` times in a row
+  double in_sequence_ms = -1; // its share of one run of the whole network (-1: not measured)
+  std::string tactic;         // the implementation it runs at this shape, where it chose one
 };
 
 class Session;
