@@ -2,6 +2,8 @@
 // only by quant_gemm_int8.cu and quant_gemm_fp8.cu, so each compiles its own instantiations.
 #pragma once
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 #include "cute/tensor.hpp"
 #include "cutlass/cutlass.h"
 #include "cutlass/epilogue/collective/collective_builder.hpp"
@@ -189,7 +191,14 @@ struct Kernel {
     typename Gemm::Arguments args = arguments(q);
     if (GemmKernel::get_workspace_size(args) != 0) throw Error("8-bit GEMM: unexpected workspace request");
     typename GemmKernel::Params params = GemmKernel::to_underlying_arguments(args, nullptr);
-    const cutlass::Status st = Gemm::run(params, s);
+    // A programmatic dependent launch: the GEMM's blocks become resident and set up (barriers,
+    // TMA descriptor prefetch) while the kernel before it drains; its loads wait on that grid
+    // (CUTLASS_ENABLE_GDC_FOR_SM90). UNIRT_QGEMM_PDL=0 launches it plainly.
+    static const bool pdl = [] {
+      const char* e = std::getenv("UNIRT_QGEMM_PDL");
+      return !(e && std::string(e) == "0");
+    }();
+    const cutlass::Status st = Gemm::run(params, s, nullptr, pdl);
     if (st != cutlass::Status::kSuccess) {
       // What the launch asked for against what the function allows (CUTLASS reports only "Error
       // Internal"; it has consumed the CUDA error).
