@@ -6,7 +6,7 @@
 # copy build-gpu/unirt and build-gpu/unirt_tests_cuda into build-dev/ (strip them), carry build-dev,
 # and run from the repo root on the device (or pack them with scripts/device-pack.sh and carry
 # build-dx: they are unpacked into build-dev/ here):
-#   bash scripts/device-check.sh [tests|sanitize|bench|detector|quant|all]     (logs go to $OUT or artifacts/)
+#   bash scripts/device-check.sh [tests|sanitize|bench|detector|quant|python|all]     (logs go to $OUT or artifacts/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -20,7 +20,14 @@ if [ ! -x "$BIN_DIR/unirt" ] && [ -f build-dx/unirt.xz ]; then
     chmod +x "$BIN_DIR/$f"
   done
 fi
+if [ -d build-dx/python ] && [ ! -f "$BIN_DIR/python/unirt/libunirt_core.so" ]; then
+  mkdir -p "$BIN_DIR/python/unirt"
+  python3 -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" build-dx/python/libunirt_core.so.xz \
+    "$BIN_DIR/python/unirt/libunirt_core.so"
+  cp build-dx/python/*.so* build-dx/python/*.pyi "$BIN_DIR/python/unirt/" && rm -f "$BIN_DIR/python/unirt/libunirt_core.so.xz"
+fi
 export UNIRT_BIN="$PWD/$BIN_DIR/unirt"
+export UNIRT_BUILD_DIR="$PWD/$BIN_DIR"  # python/unirt loads its native module from $BIN_DIR/python/unirt
 export PYTHONPATH="$PWD/python:$PWD/artifacts/pylib${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 status=0
@@ -150,6 +157,12 @@ if [ "$what" = sanitize ] || [ "$what" = all ]; then
       [ $rc = 0 ] || { status=1; cp "$OUT/racecheck_test.log" "$OUT/racecheck_$t.log"; }
     done
   fi
+fi
+if [ "$what" = python ] || [ "$what" = all ]; then
+  # The Python package on the GPU: its whole pytest file, the GPU tests (zero-copy torch tensors on
+  # the caller's stream) included.
+  echo "== Python package (pytest, GPU)"
+  python3 -m pytest -q -rs tests/python/test_python_api.py 2>&1 | tee "$OUT/python_api.log" | tail -n 15 || status=1
 fi
 if [ "$what" = quant ]; then
   # INT8/FP8 in one call: the quantized-kernel unit tests, UniFormer-S FP16/INT8/FP8 engines

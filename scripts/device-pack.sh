@@ -14,9 +14,23 @@ for f in unirt unirt_tests_cuda; do
   xz -T2 -6 -c "build-dx/$f.stripped" > "build-dx/$f.xz"
   rm "build-dx/$f.stripped"
 done
+# The Python package's native half for the device's Python (3.12): the core library (stripped,
+# xz), the module built against it (scripts/build-python-module.sh) and libprotobuf, which the core
+# links as a shared library; scripts/device-check.sh unpacks them into build-dev/python/unirt.
+py_build=${PY_BUILD:-build-py312}
+if [ -f "$src/python/unirt/libunirt_core.so" ] && ls "$py_build"/python/unirt/_unirt*.so >/dev/null 2>&1; then
+  mkdir -p build-dx/python
+  strip -o build-dx/python/libunirt_core.so "$src/python/unirt/libunirt_core.so"
+  xz -T2 -6 -f build-dx/python/libunirt_core.so
+  cp "$py_build"/python/unirt/_unirt*.so "$py_build"/python/unirt/_unirt.pyi build-dx/python/
+  pb=$(ldd "$src/python/unirt/libunirt_core.so" | awk '/libprotobuf.so/ {print $3}')
+  [ -n "$pb" ] && cp "$pb" build-dx/python/
+else
+  echo "device-pack: no Python module packed (build $src with nanobind, then scripts/build-python-module.sh PYTHON3.12)" >&2
+fi
 # pycocotools for the detector's mAP (the device has no package index): a wheel for its Python 3.12.
 if [ ! -f build-dx/wheels/pycocotools-*.whl ] 2>/dev/null; then
   python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 -d build-dx/wheels pycocotools ||
     echo "device-pack: no pycocotools wheel (the detector's mAP will not run there)" >&2
 fi
-ls -l build-dx/*.xz build-dx/wheels 2>/dev/null
+ls -l build-dx/*.xz build-dx/python build-dx/wheels 2>/dev/null

@@ -10,11 +10,10 @@ source scripts/apt_install.sh
 apt_install setup "${APT_PACKAGES[@]}"
 
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c "import torch, onnx, onnxruntime, numpy, pytest, PIL" 2>/dev/null; then
+if ! "$PYTHON" -c "import torch, onnx, onnxruntime, numpy, pytest, PIL, nanobind, scikit_build_core" 2>/dev/null; then
   echo "setup: installing Python packages (torch from PyPI is large: several minutes)"
   "$PYTHON" -m pip install -q --disable-pip-version-check -r requirements.txt
 fi
-"$PYTHON" -m pip install -q --disable-pip-version-check --no-deps -e . >/dev/null
 
 # CUTLASS headers for the CUDA backend's 8-bit GEMMs: the C++ include tree shipped inside PyPI's
 # nvidia-cutlass wheel (pinned), unpacked into third_party/cutlass/include (not committed).
@@ -52,3 +51,10 @@ BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release ${UNIRT_CMAKE_ARGS:-} >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)"
 echo "setup: built $BUILD_DIR/unirt"
+# The Python packages unirt and unirt_models, editable over this build tree (scikit-build-core
+# reuses it: nothing is compiled twice). A source checkout's unirt loads its native module from
+# $BUILD_DIR/python/unirt, so a later rebuild needs no reinstall.
+"$PYTHON" -m pip uninstall -q -y unirt-models >/dev/null 2>&1 || true  # the package's name before it held unirt
+"$PYTHON" -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps -e . \
+  -Cbuild-dir="$BUILD_DIR" -Ccmake.define.UNIRT_BUILD_TESTS=ON >/dev/null
+echo "setup: installed the Python packages unirt and unirt_models (editable)"

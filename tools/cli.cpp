@@ -152,26 +152,6 @@ std::vector<HostTensor> gather_inputs(const Engine& e, const std::vector<std::st
   return in;
 }
 
-
-std::vector<double> to_doubles(const HostTensor& t) {
-  const size_t n = static_cast<size_t>(t.numel());
-  if (t.bytes.size() < n * dtype_size(t.dtype)) throw Error("tensor '" + t.name + "' holds fewer bytes than its shape needs");
-  std::vector<double> v(n);
-  for (size_t i = 0; i < n; ++i) {
-    switch (t.dtype) {
-      case DType::Float32: v[i] = t.as<float>()[i]; break;
-      case DType::Float16: v[i] = half_to_float(t.as<uint16_t>()[i]); break;
-      case DType::Float64: v[i] = t.as<double>()[i]; break;
-      case DType::Int64: v[i] = static_cast<double>(t.as<int64_t>()[i]); break;
-      case DType::Int32: v[i] = t.as<int32_t>()[i]; break;
-      case DType::Int8: v[i] = t.as<int8_t>()[i]; break;
-      case DType::Uint8: case DType::Bool: v[i] = t.as<uint8_t>()[i]; break;
-      default: throw Error("tensor '" + t.name + "' has type " + dtype_name(t.dtype) + ", which cannot be compared");
-    }
-  }
-  return v;
-}
-
 std::string repo_file(const char* argv0, const std::string& rel) {
   std::vector<fs::path> bases;
   if (const char* d = std::getenv("UNIRT_HOME")) bases.push_back(d);
@@ -183,13 +163,6 @@ std::string repo_file(const char* argv0, const std::string& rel) {
   for (const auto& b : bases)
     if (fs::exists(b / rel)) return (b / rel).string();
   return rel;
-}
-
-std::string random_weights_note(const Engine& e, const char* what) {
-  auto it = e.graph.metadata.find("unirt.weights");
-  if (it == e.graph.metadata.end() || it->second.rfind("seeded random", 0) != 0) return "";
-  return std::string("NOTE: this model's weights are ") + it->second + " (unirt.weights): the " + what +
-         " below show the engine runs, they are not predictions\n";
 }
 
 }  // namespace unirt::cli

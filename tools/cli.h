@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "classification.h"
 #include "runtime/calibration.h"
 #include "runtime/session.h"
 
@@ -69,6 +70,11 @@ void add_quant_options(CLI::App* c, QuantCli& q);
 // TensorRT and modelopt do for FP8). Returns false when neither --int8 nor --fp8 is given.
 bool apply_quant_options(const QuantCli& q, const std::string& model, const Graph& imported, BuildOptions& b, int threads);
 
+// What `unirt build` does before it saves (also the Python package's unirt.build): import, the
+// quantization flags (calibrating now or reading the cache), the passes and, on CUDA with opt
+// shapes, the tactic timing.
+Engine build_model(const std::string& onnx, BuildOptions b, const QuantCli& q, int threads);
+
 // "auto" -> "cuda" when this binary has CUDA and a GPU is usable, else "cpu".
 std::string resolve_backend(const std::string& b);
 std::unique_ptr<Backend> make_backend(const std::string& b, int threads);
@@ -89,17 +95,8 @@ std::vector<HostTensor> random_inputs(const Engine& e, const std::map<std::strin
 std::vector<HostTensor> gather_inputs(const Engine& e, const std::vector<std::string>& specs, const std::string& image, int size,
                                       const std::string& shapes, uint32_t seed);
 
-// A note to print when the model says its weights are seeded random (ONNX metadata
-// unirt.weights, written by unirt_models.export): its outputs show the engine runs, nothing more.
-std::string random_weights_note(const Engine& e, const char* what);
-
 // A file of the source tree (python/..., assets/...): $UNIRT_HOME, then beside the binary and
 // its parents (the binary lives in <repo>/build*/), then the current directory.
 std::string repo_file(const char* argv0, const std::string& rel);
 
-}  // namespace unirt::cli
-
-namespace unirt::cli {
-// Elements widened to double (float32/float16/float64/int64/int32/int8/uint8/bool).
-std::vector<double> to_doubles(const HostTensor& t);
 }  // namespace unirt::cli

@@ -1,9 +1,6 @@
 // unirt classify MODEL IMAGE [--labels FILE] [--size N]: top-5 ImageNet classes and latency.
-#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "cli.h"
 
@@ -36,30 +33,11 @@ void add_classify_command(CLI::App& app, Registry& r) {
       out = sess.run(in);
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
-    const HostTensor& logits = out.at(0);
-    if (logits.shape.size() != 2 || logits.shape[0] != 1)
-      throw Error("classify needs a [1, classes] output; '" + logits.name + "' is " + dims_text(logits.shape));
-    const auto l = to_doubles(logits);
-    const size_t nc = l.size();
-    const double mx = *std::max_element(l.begin(), l.end());
-    std::vector<double> prob(nc);
-    double sum = 0;
-    for (size_t i = 0; i < nc; ++i) sum += prob[i] = std::exp(l[i] - mx);
-    std::vector<size_t> idx(nc);
-    for (size_t i = 0; i < nc; ++i) idx[i] = i;
-    const size_t k = std::min<size_t>(5, nc);
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](size_t a, size_t b) { return prob[a] > prob[b]; });
     const std::string label_path = o->labels.empty() ? repo_file(o->argv0, "assets/imagenet_labels.txt") : o->labels;
-    std::vector<std::string> labels;
-    std::ifstream f(label_path);
-    if (!f && !o->labels.empty()) throw Error("cannot open labels file '" + o->labels + "'");
-    for (std::string line; std::getline(f, line);) labels.push_back(line);
+    const auto top = top_classes(out.at(0), 5, read_labels(label_path, !o->labels.empty()));
     std::fputs(random_weights_note(*e, "classes").c_str(), stdout);
-    std::printf("top-%zu for %s (%s, %s):\n", k, o->image.c_str(), e->options.backend.c_str(), precision_name(e->options.precision));
-    for (size_t i = 0; i < k; ++i) {
-      const size_t cls = idx[i];
-      std::printf("  %6.2f%%  %4zu  %s\n", 100 * prob[cls] / sum, cls, cls < labels.size() ? labels[cls].c_str() : "");
-    }
+    std::printf("top-%zu for %s (%s, %s):\n", top.size(), o->image.c_str(), e->options.backend.c_str(), precision_name(e->options.precision));
+    for (const ClassScore& c : top) std::printf("  %6.2f%%  %4lld  %s\n", 100 * c.probability, static_cast<long long>(c.index), c.label.c_str());
     std::printf("latency: median %.3f ms over %d runs (1x3x%dx%d, host to host)\n", percentile(ms, 50), o->runs, o->size, o->size);
     return 0;
   };

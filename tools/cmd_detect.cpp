@@ -66,12 +66,7 @@ void add_detect_command(CLI::App& app, Registry& r) {
     const std::string input_name = e->graph.value(e->graph.inputs[0]).name;
     // Labels and category ids.
     const std::string label_path = o->labels.empty() ? repo_file(o->argv0, "assets/coco_labels.txt") : o->labels;
-    std::vector<std::string> names;
-    {
-      std::ifstream f(label_path);
-      if (!f && !o->labels.empty()) throw Error("cannot open labels file '" + o->labels + "'");
-      for (std::string line; std::getline(f, line);) names.push_back(line);
-    }
+    const std::vector<std::string> names = read_labels(label_path, !o->labels.empty());
     std::vector<int> cat_ids(kCocoIds, kCocoIds + 80);
     if (!o->category_ids.empty()) {
       cat_ids.clear();

@@ -54,6 +54,11 @@ std::unique_ptr<Backend> make_cpu_backend(int threads);
 // Defined only when built with CUDA; throws Error when no GPU is usable.
 std::unique_ptr<Backend> make_cuda_backend();
 bool cuda_backend_available(std::string* why_not);
+// Defined only when built with CUDA. Streams are cudaStream_t (nullptr: the legacy default stream).
+// Makes `waiter` wait for the work enqueued on `signaller` so far, through an event: no host
+// synchronisation (callers that run a session on their own stream, as the Python package does).
+void cuda_stream_wait(void* waiter, void* signaller);
+int cuda_current_device();  // the device a CUDA backend made now would use
 
 // One allocation of a backend, freed by it when the Buffer goes (the backend must outlive it).
 class Buffer {

@@ -146,4 +146,20 @@ std::unique_ptr<Backend> make_cuda_backend() {
   return std::make_unique<cuda::CudaBackend>();
 }
 
+void cuda_stream_wait(void* waiter, void* signaller) {
+  cudaEvent_t ev = nullptr;
+  UNIRT_CUDA(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+  // Destroying the event once the wait is enqueued is allowed: the wait keeps what it needs.
+  const cudaError_t rec = cudaEventRecord(ev, static_cast<cudaStream_t>(signaller));
+  const cudaError_t wait = rec == cudaSuccess ? cudaStreamWaitEvent(static_cast<cudaStream_t>(waiter), ev, 0) : rec;
+  cudaEventDestroy(ev);
+  UNIRT_CUDA(wait);
+}
+
+int cuda_current_device() {
+  int d = 0;
+  UNIRT_CUDA(cudaGetDevice(&d));
+  return d;
+}
+
 }  // namespace unirt
