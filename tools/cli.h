@@ -40,6 +40,7 @@ void add_classify_command(CLI::App& app, Registry& r);
 void add_detect_command(CLI::App& app, Registry& r);
 void add_calibrate_command(CLI::App& app, Registry& r);
 void add_debug_command(CLI::App& app, Registry& r);
+void add_serve_command(CLI::App& app, Registry& r);
 
 // Calibration data and calibrator options, shared by `calibrate` and `build --int8/--fp8`.
 struct CalibOpts {

@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   cli::add_calibrate_command(app, reg);
   cli::add_debug_command(app, reg);
   cli::add_ops_command(app, reg);
+  cli::add_serve_command(app, reg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
