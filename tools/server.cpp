@@ -8,9 +8,11 @@
 #include <cstring>
 #include <filesystem>
 #include <sstream>
+#include <tuple>
 
 #include "classification.h"
 #include "cli.h"
+#include "detection.h"
 #include "image.h"
 #include "ir/half.h"
 
@@ -85,12 +87,19 @@ const char* kIndexHtml = R"HTML(<!doctype html>
 #note{color:#a40}img{max-width:24em;display:block;margin:1em 0}</style></head>
 <body><h1>unirt serve</h1>
 <p>Models: <select id="model"></select></p>
-<p><input type="file" id="file" accept="image/*"> <button id="go">Classify</button></p>
-<img id="preview" alt=""><p id="note"></p><table id="result"></table>
+<p><input type="file" id="file" accept="image/*"> <button id="go">Run</button></p>
+<div style="position:relative;display:inline-block"><img id="preview" alt=""><canvas id="boxes" style="position:absolute;left:0;top:0"></canvas></div>
+<p id="note"></p><table id="result"></table>
 <script>
 const sel = document.getElementById('model');
-fetch('/v2/repository/index', {method: 'POST'}).then(r => r.json()).then(ms => {
-  for (const m of ms) { const o = document.createElement('option'); o.value = o.text = m.name; sel.add(o); }
+const kinds = {};
+fetch('/v2/repository/index', {method: 'POST'}).then(r => r.json()).then(async ms => {
+  for (const m of ms) {
+    if (m.name in kinds) continue;
+    const meta = await (await fetch('/v2/models/' + encodeURIComponent(m.name))).json();
+    kinds[m.name] = meta.outputs.some(o => o.name === 'dets') ? 'detect' : 'classify';
+    const o = document.createElement('option'); o.value = m.name; o.text = m.name + ' (' + kinds[m.name] + ')'; sel.add(o);
+  }
 });
 document.getElementById('file').onchange = e => {
   document.getElementById('preview').src = URL.createObjectURL(e.target.files[0]);
@@ -98,15 +107,32 @@ document.getElementById('file').onchange = e => {
 document.getElementById('go').onclick = async () => {
   const f = document.getElementById('file').files[0];
   if (!f) return;
-  const r = await fetch('/v1/models/' + encodeURIComponent(sel.value) + '/classify', {method: 'POST', body: f});
+  const kind = kinds[sel.value];
+  const r = await fetch('/v1/models/' + encodeURIComponent(sel.value) + '/' + kind, {method: 'POST', body: f});
   const j = await r.json();
   const t = document.getElementById('result');
+  const img = document.getElementById('preview'), cv = document.getElementById('boxes');
+  cv.width = img.width; cv.height = img.height;
+  const g = cv.getContext('2d');
   t.innerHTML = '';
   document.getElementById('note').textContent = j.error || j.note || '';
-  if (!j.classes) return;
-  t.insertAdjacentHTML('beforeend', '<tr><th>probability</th><th>class</th><th>label</th></tr>');
-  for (const c of j.classes)
-    t.insertAdjacentHTML('beforeend', `<tr><td>${(100 * c.probability).toFixed(2)}%</td><td>${c.index}</td><td>${c.label}</td></tr>`);
+  if (j.classes) {
+    t.insertAdjacentHTML('beforeend', '<tr><th>probability</th><th>class</th><th>label</th></tr>');
+    for (const c of j.classes)
+      t.insertAdjacentHTML('beforeend', `<tr><td>${(100 * c.probability).toFixed(2)}%</td><td>${c.index}</td><td>${c.label}</td></tr>`);
+  }
+  if (j.detections) {
+    const sx = img.width / j.width, sy = img.height / j.height;
+    g.lineWidth = 2; g.font = '12px sans-serif';
+    t.insertAdjacentHTML('beforeend', '<tr><th>score</th><th>class</th><th>box</th></tr>');
+    for (const d of j.detections) {
+      const [x0, y0, x1, y1] = d.box;
+      g.strokeStyle = g.fillStyle = '#e33';
+      g.strokeRect(x0 * sx, y0 * sy, (x1 - x0) * sx, (y1 - y0) * sy);
+      g.fillText(`${d.name || d.label} ${d.score.toFixed(2)}`, x0 * sx + 2, y0 * sy + 12);
+      t.insertAdjacentHTML('beforeend', `<tr><td>${d.score.toFixed(3)}</td><td>${d.name || d.label}</td><td>${d.box.map(v => v.toFixed(1)).join(', ')}</td></tr>`);
+    }
+  }
 };
 </script></body></html>
 )HTML";
@@ -367,7 +393,10 @@ void InferenceServer::routes() {
   s.new_task_queue = [nthreads] { return new httplib::ThreadPool(nthreads); };
   s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return;
-    if (res.status == 413)
+    if (res.status == 413 && req.get_header_value("Content-Type").rfind("application/x-www-form-urlencoded", 0) == 0)
+      reply_error(res, 413, "a form-urlencoded body is limited to 8192 bytes: send images and tensors as application/octet-stream, "
+                            "image/* or application/json");
+    else if (res.status == 413)
       reply_error(res, 413, "the request body is over --max-request-bytes (" + std::to_string(opts_.max_request_bytes) + " bytes)");
     else if (res.status == 404)
       reply_error(res, 404, "no such endpoint: " + req.method + " " + req.path);
@@ -480,6 +509,63 @@ void InferenceServer::routes() {
     for (const auto& c : top) classes.push_back({{"index", c.index}, {"probability", c.probability}, {"label", c.label}});
     json j{{"model_name", m->name}, {"model_version", m->version}, {"classes", classes}};
     const std::string note = random_weights_note(e, "classes");
+    if (!note.empty()) j["note"] = note.substr(0, note.size() - 1);
+    res.set_content(j.dump(), "application/json");
+  });
+  s.Post(R"(/v1/models/([^/]+)/detect)", [this](const httplib::Request& req, httplib::Response& res) {
+    std::string why;
+    ServedModel* m = find(req.matches[1], "", &why);
+    if (!m) return reply_error(res, 404, why);
+    const Engine& e = *m->engine;
+    std::vector<std::string> out_names;
+    for (int v : e.graph.outputs) out_names.push_back(e.graph.value(v).name);
+    if (e.graph.inputs.size() != 1 || std::find(out_names.begin(), out_names.end(), "dets") == out_names.end())
+      return reply_error(res, 400, "detect needs a detector (one input; outputs dets, labels[, masks], num_dets); '" + m->name + "' is not one");
+    std::string image = req.has_file("image") ? req.get_file_value("image").content : req.body;
+    if (image.empty()) return reply_error(res, 400, "the request body holds no image (send the file's bytes, or a form field 'image')");
+    // Query parameters as `unirt detect`'s flags: score_thr, long_edge, short_edge.
+    double score_thr = 0.3, long_edge = 1333, short_edge = 800;
+    for (auto [key, value, lo, hi] : {std::tuple<const char*, double*, double, double>{"score_thr", &score_thr, 0, 1},
+                                      {"long_edge", &long_edge, 1, 8192}, {"short_edge", &short_edge, 1, 8192}}) {
+      if (!req.has_param(key)) continue;
+      const std::string v = req.get_param_value(key);
+      try {
+        size_t pos = 0;
+        *value = std::stod(v, &pos);
+        if (pos != v.size() || !(*value >= lo && *value <= hi)) throw std::invalid_argument(v);
+      } catch (const std::exception&) {
+        return reply_error(res, 400, std::string(key) + " '" + v + "' is not a number in " + std::to_string(static_cast<int>(lo)) + ".." +
+                                         std::to_string(static_cast<int>(hi)));
+      }
+    }
+    DetPreprocessOptions po;
+    po.long_edge = static_cast<int>(long_edge);
+    po.short_edge = static_cast<int>(short_edge);
+    std::vector<DetImageMeta> metas;
+    HostTensor x;
+    try {
+      x = preprocess_detection({decode_rgb(image, "the uploaded image")}, e.graph.value(e.graph.inputs[0]).name, po, &metas);
+    } catch (const Error& ex) {
+      return reply_error(res, 400, ex.what());
+    }
+    InferResult r = m->batcher->infer({x});
+    if (r.status != 200) return reply_error(res, r.status, r.error);
+    static const std::vector<std::string> names = read_labels(cli::repo_file("unirt", "assets/coco_labels.txt"), false);
+    std::vector<std::vector<Detection>> dets;
+    try {
+      dets = decode_detections(r.outputs, out_names, metas, static_cast<float>(score_thr), 0.5f);
+    } catch (const Error& ex) {
+      return reply_error(res, 500, ex.what());
+    }
+    json list = json::array();
+    for (const Detection& d : dets.at(0)) {
+      json j{{"box", {d.x0, d.y0, d.x1, d.y1}}, {"score", d.score}, {"label", d.label},
+             {"name", d.label >= 0 && d.label < static_cast<int>(names.size()) ? names[d.label] : ""}};
+      if (!d.mask.empty()) j["mask"] = {{"size", {metas[0].ori_h, metas[0].ori_w}}, {"counts", coco_rle(d.mask)}};
+      list.push_back(std::move(j));
+    }
+    json j{{"model_name", m->name}, {"model_version", m->version}, {"width", metas[0].ori_w}, {"height", metas[0].ori_h}, {"detections", list}};
+    const std::string note = random_weights_note(e, "detections");
     if (!note.empty()) j["note"] = note.substr(0, note.size() - 1);
     res.set_content(j.dump(), "application/json");
   });

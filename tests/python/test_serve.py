@@ -286,3 +286,44 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(unirt_bin, repo):
         t.join()
     assert rc == 0 and "every accepted request answered" in out, out
     assert codes == [200] * 4, codes
+
+
+@pytest.mark.slow
+def test_detect_endpoint_python_and_cli_agree(unirt_bin, tmp_path):
+    """A Mask R-CNN engine (CPU, small resize limits): the server's detect, unirt.detect from
+    Python and `unirt detect --json` give the same boxes (the CLI's against PyTorch:
+    test_detect_cli.py)."""
+    from PIL import Image
+    from unirt_models.export import export_model
+    onnx_path = str(tmp_path / "det.onnx")
+    export_model("uniformer_small_mask_rcnn", onnx_path, verify_onnx=False, quiet=True)
+    e = unirt.build(onnx_path, backend="cpu")
+    e.save(tmp_path / "det.engine")
+    rng = np.random.default_rng(8)
+    img = tmp_path / "img.png"
+    Image.fromarray(rng.integers(0, 255, (200, 280, 3), dtype=np.uint8)).save(img)
+    py = unirt.detect(e, img, score_thr=0.05, long_edge=320, short_edge=224)
+    proc = subprocess.run([unirt_bin, "detect", str(tmp_path / "det.engine"), str(img), "--score-thr", "0.05", "--long-edge", "320",
+                           "--short-edge", "224", "--json", str(tmp_path / "d.json")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads((tmp_path / "d.json").read_text())
+    assert len(py) == 1 and len(py[0]) == len(cli)
+    for d, c in zip(py[0], cli):
+        x0, y0, x1, y1 = d.box
+        np.testing.assert_allclose([x0, y0, x1 - x0, y1 - y0], c["bbox"], rtol=1e-5, atol=1e-3)
+        assert abs(d.score - c["score"]) < 1e-6 and d.mask["counts"] == c["segmentation"]["counts"]
+    s = Server(unirt_bin, ["--model", f"det={tmp_path / 'det.engine'}"])
+    try:
+        code, text, _ = s.http("POST", "/v1/models/det/detect?score_thr=0.05&long_edge=320&short_edge=224", img.read_bytes(),
+                               {"Content-Type": "image/png"})
+        j = json.loads(text)
+        assert code == 200 and "not predictions" in j["note"] and (j["width"], j["height"]) == (280, 200)
+        assert len(j["detections"]) == len(py[0])
+        for got, want in zip(j["detections"], py[0]):
+            np.testing.assert_allclose(got["box"], want.box, rtol=1e-5, atol=1e-3)
+            assert got["mask"]["counts"] == want.mask["counts"]
+        code, text, _ = s.http("POST", "/v1/models/det/detect?score_thr=2", img.read_bytes(), {"Content-Type": "image/png"})
+        assert code == 400 and "score_thr '2'" in json.loads(text)["error"]
+    finally:
+        rc, out = s.stop()
+        assert rc == 0, out
