@@ -6,7 +6,7 @@
 # copy build-gpu/unirt and build-gpu/unirt_tests_cuda into build-dev/ (strip them), carry build-dev,
 # and run from the repo root on the device (or pack them with scripts/device-pack.sh and carry
 # build-dx: they are unpacked into build-dev/ here):
-#   bash scripts/device-check.sh [tests|sanitize|bench|detector|quant|python|all]     (logs go to $OUT or artifacts/)
+#   bash scripts/device-check.sh [tests|sanitize|bench|detector|quant|python|serve|all]     (logs go to $OUT or artifacts/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -26,6 +26,13 @@ if [ -d build-dx/python ] && [ ! -f "$BIN_DIR/python/unirt/libunirt_core.so" ]; 
     "$BIN_DIR/python/unirt/libunirt_core.so"
   cp build-dx/python/*.so* build-dx/python/*.pyi "$BIN_DIR/python/unirt/" && rm -f "$BIN_DIR/python/unirt/libunirt_core.so.xz"
 fi
+# Libraries the device lacks (cpp-httplib, brotli; OpenSSL only where it has none), carried by
+# scripts/device-pack.sh.
+if [ -d build-dx/lib ]; then
+  export LD_LIBRARY_PATH="$PWD/build-dx/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if ldd "$BIN_DIR/unirt" | grep -q "libssl.*not found"; then export LD_LIBRARY_PATH="$PWD/build-dx/lib/ssl:$LD_LIBRARY_PATH"; fi
+fi
+[ -f build-dx/unirt_bench_serve ] && cp build-dx/unirt_bench_serve "$BIN_DIR/" && chmod +x "$BIN_DIR/unirt_bench_serve"
 export UNIRT_BIN="$PWD/$BIN_DIR/unirt"
 export UNIRT_BUILD_DIR="$PWD/$BIN_DIR"  # python/unirt loads its native module from $BIN_DIR/python/unirt
 export PYTHONPATH="$PWD/python:$PWD/artifacts/pylib${PYTHONPATH:+:$PYTHONPATH}"
@@ -163,6 +170,13 @@ if [ "$what" = python ] || [ "$what" = all ]; then
   # the caller's stream) included.
   echo "== Python package (pytest, GPU)"
   python3 -m pytest -q -rs tests/python/test_python_api.py 2>&1 | tee "$OUT/python_api.log" | tail -n 15 || status=1
+fi
+if [ "$what" = serve ]; then
+  # unirt serve under load: UniFormer-S FP16, concurrency 1/8/32/128 with and without dynamic
+  # batching, against the same engine in-process; RSS over 10k requests; an overload burst.
+  echo "== unirt serve load benchmark"
+  python3 bench/bench_serve.py --unirt "$UNIRT_BIN" --load "$BIN_DIR/unirt_bench_serve" ${SERVE_BENCH_ARGS:-} --out "$OUT/serve_bench.md" \
+    2>&1 | tee "$OUT/serve_bench.log" | tail -n 30 || status=1
 fi
 if [ "$what" = quant ]; then
   # INT8/FP8 in one call: the quantized-kernel unit tests, UniFormer-S FP16/INT8/FP8 engines

@@ -14,6 +14,15 @@ for f in unirt unirt_tests_cuda; do
   xz -T2 -6 -c "build-dx/$f.stripped" > "build-dx/$f.xz"
   rm "build-dx/$f.stripped"
 done
+# unirt serve's load generator, and the shared libraries the device may lack: cpp-httplib (Debian
+# builds it as a shared library) and its brotli dependencies, and OpenSSL in lib/ssl (used only
+# where the device has none: scripts/device-check.sh).
+if [ -x "$src/unirt_bench_serve" ]; then
+  strip -o build-dx/unirt_bench_serve "$src/unirt_bench_serve"
+fi
+mkdir -p build-dx/lib/ssl
+for l in $(ldd "$src/unirt" | awk '/libcpp-httplib|libbrotli/ {print $3}'); do cp -L "$l" build-dx/lib/; done
+for l in $(ldd "$src/unirt" | awk '/libssl|libcrypto/ {print $3}'); do cp -L "$l" build-dx/lib/ssl/; done
 # The Python package's native half for the device's Python (3.12): the core library (stripped,
 # xz), the module built against it (scripts/build-python-module.sh) and libprotobuf, which the core
 # links as a shared library; scripts/device-check.sh unpacks them into build-dev/python/unirt.

@@ -5,12 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(cmake ninja-build g++ pkg-config libprotobuf-dev protobuf-compiler libopenblas-dev
-  libcli11-dev nlohmann-json3-dev libstb-dev libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata libcpp-httplib-dev)
+  libcli11-dev nlohmann-json3-dev libstb-dev libgtest-dev libgmock-dev libbenchmark-dev libonnx-testdata libcpp-httplib-dev
+  chromium)  # chromium: the web page test (tests/python/test_web_page.py, Playwright)
 source scripts/apt_install.sh
 apt_install setup "${APT_PACKAGES[@]}"
 
 PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c "import torch, onnx, onnxruntime, numpy, pytest, PIL, nanobind, scikit_build_core, tritonclient.http" 2>/dev/null; then
+if ! "$PYTHON" -c "import torch, onnx, onnxruntime, numpy, pytest, PIL, nanobind, scikit_build_core, tritonclient.http, playwright" 2>/dev/null; then
   echo "setup: installing Python packages (torch from PyPI is large: several minutes)"
   "$PYTHON" -m pip install -q --disable-pip-version-check -r requirements.txt
 fi
