@@ -3,6 +3,7 @@
 // connections, answers every request already accepted, and exits 0.
 #include <cerrno>
 #include <csignal>
+#include <malloc.h>
 #include <cstdio>
 #include <thread>
 #include <unistd.h>
@@ -71,6 +72,11 @@ void add_serve_command(CLI::App& app, Registry& r) {
       specs.push_back({name, {version, m.substr(eq + 1)}});
     }
     if (specs.empty()) throw Error("nothing to serve: give --model-repository DIR or --model NAME=ENGINE_FILE");
+    // Request bodies and batches are megabytes each: glibc would mmap and munmap every one, and
+    // each munmap interrupts every core the server's hundreds of threads run on (TLB shootdowns).
+    // Keep them on the heap instead.
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     // SIGTERM/SIGINT: the handler only writes a byte to a pipe (threads that OpenBLAS and OpenMP
     // started before main() may be the ones the signal lands on); a thread reading it stops the
     // server.

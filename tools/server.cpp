@@ -389,6 +389,9 @@ std::string InferenceServer::metrics_text() const {
 void InferenceServer::routes() {
   httplib::Server& s = *http_;
   s.set_payload_max_length(opts_.max_request_bytes);
+  // Without it Nagle's algorithm holds a response's last segment until the client's delayed ACK:
+  // 40 ms on every request.
+  s.set_tcp_nodelay(true);
   const size_t nthreads = static_cast<size_t>(std::max(1, opts_.http_threads));
   s.new_task_queue = [nthreads] { return new httplib::ThreadPool(nthreads); };
   s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {

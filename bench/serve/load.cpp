@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     threads.emplace_back([&] {
       httplib::Client cli(host, port);
       cli.set_keep_alive(true);
+      cli.set_tcp_nodelay(true);
       cli.set_read_timeout(120, 0);
       cli.set_write_timeout(120, 0);
       httplib::Headers h{{"Inference-Header-Content-Length", std::to_string(header.size())}};
