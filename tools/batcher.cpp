@@ -310,6 +310,41 @@ void DynamicBatcher::worker(size_t index) {
   }
 }
 
+int DynamicBatcher::warm_up() {
+  const Graph& g = engine_->graph;
+  const ShapeProfile& prof = engine_->options.profile;
+  std::vector<HostTensor> base;
+  for (int id : g.inputs) {
+    const Value& v = g.value(id);
+    HostTensor t;
+    t.name = v.name;
+    t.dtype = v.dtype;
+    auto opt = prof.opt.find(v.name), lo = prof.min.find(v.name);
+    for (size_t d = 0; d < v.shape.size(); ++d) {
+      if (v.shape[d].is_const()) t.shape.push_back(v.shape[d].value());
+      else if (opt != prof.opt.end() && d < opt->second.size()) t.shape.push_back(opt->second[d]);
+      else if (lo != prof.min.end() && d < lo->second.size()) t.shape.push_back(lo->second[d]);
+      else return 0;  // a free dimension with no profile: nothing sensible to prepare
+    }
+    base.push_back(std::move(t));
+  }
+  int shapes = 0;
+  const int64_t top = batchable_ ? max_batch_ : 0;
+  for (int64_t b = batchable_ ? 1 : 0; b <= top; ++b) {
+    std::vector<HostTensor> in = base;
+    for (auto& t : in) {
+      if (batchable_) t.shape[0] = b;
+      t.bytes.assign(static_cast<size_t>(t.numel()) * dtype_size(t.dtype), 0);
+    }
+    for (auto& inst : instances_) {
+      inst->run(in);
+      inst->run(in);  // the second run of a shape captures its CUDA graph
+    }
+    ++shapes;
+  }
+  return shapes;
+}
+
 void DynamicBatcher::shutdown() {
   {
     std::unique_lock<std::mutex> lock(mu_);

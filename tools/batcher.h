@@ -75,6 +75,10 @@ class DynamicBatcher {
   InferResult infer(std::vector<HostTensor> inputs);
   // Stops taking requests (they get 503) and waits until every accepted one is answered.
   void shutdown();
+  // Runs every batch size the batcher can form (1..max batch, zeros at the profile's opt shape
+  // otherwise) twice on every instance, so the plans and CUDA graphs exist before the first
+  // request (Triton's model warm-up). Returns how many shapes were prepared.
+  int warm_up();
 
   // Whether requests can be merged: every input and output has the same symbolic first dimension.
   bool batchable() const { return batchable_; }

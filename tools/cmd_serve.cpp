@@ -29,7 +29,7 @@ void add_serve_command(CLI::App& app, Registry& r) {
     int port = 8000, http_threads = 256, threads = 0;
     int64_t max_batch = 0, max_queue_delay_us = 1000, timeout_ms = 30000;
     size_t max_queue = 1024, max_request_bytes = size_t{256} << 20;
-    bool no_batching = false;
+    bool no_batching = false, no_warmup = false;
   };
   auto o = std::make_shared<Opts>();
   auto* c = app.add_subcommand("serve", "serve engines over HTTP: KServe v2 / Triton protocol, dynamic batching, /metrics, a web page");
@@ -45,6 +45,7 @@ void add_serve_command(CLI::App& app, Registry& r) {
   c->add_option("--http-threads", o->http_threads, "connections served at once")->check(CLI::Range(1, 65536));
   c->add_option("--threads", o->threads, "CPU backend threads per model instance (0: all cores)");
   c->add_flag("--no-dynamic-batching", o->no_batching, "run every request on its own");
+  c->add_flag("--no-warmup", o->no_warmup, "skip preparing every batch size (plans, CUDA graphs) before serving");
   r.actions[c] = [o] {
     ServerOptions so;
     so.host = o->host;
@@ -57,6 +58,7 @@ void add_serve_command(CLI::App& app, Registry& r) {
     so.batching.max_queue = o->max_queue;
     so.batching.timeout = std::chrono::milliseconds(o->timeout_ms);
     so.batching.dynamic_batching = !o->no_batching;
+    so.warmup = !o->no_warmup;
     std::vector<std::pair<std::string, std::pair<std::string, std::string>>> specs;
     if (!o->repository.empty()) specs = scan_model_repository(o->repository);
     for (const std::string& m : o->models) {

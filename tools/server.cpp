@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
@@ -202,6 +204,12 @@ void InferenceServer::add_model(const std::string& name, const std::string& vers
   so.max_cached_plans = 512;
   inst.push_back(std::make_shared<ModelInstance>(m->engine, cli::make_backend(backend, opts_.threads), backend + ":0", so));
   m->batcher = std::make_unique<DynamicBatcher>(m->engine, std::move(inst), opts_.batching);
+  if (opts_.warmup) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int shapes = m->batcher->warm_up();
+    std::printf("model %s version %s: %d input shapes prepared in %.1f s\n", name.c_str(), version.c_str(), shapes,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
   models_[name][version] = std::move(m);
 }
 

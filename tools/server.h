@@ -32,6 +32,7 @@ struct ServerOptions {
   BatcherOptions batching;
   std::string backend = "auto";
   int threads = 0;  // CPU backend threads per instance
+  bool warmup = true;  // prepare every batch size before serving (DynamicBatcher::warm_up)
 };
 
 // name/version/*.engine folders (Triton's layout: the highest version is the default), or
